@@ -1,0 +1,37 @@
+# Two commands are the whole set-up on a fresh machine with Python 3:
+#   make demo   installs, then trains on the embedded digits (no network needed)
+#   make test   installs, then runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/imgcls train --dataset digits --arch simplecnn --epochs 30
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check imgcls_cli tests benchmarks
+	$(BIN)/ruff check imgcls_cli tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format imgcls_cli tests benchmarks
+	$(BIN)/ruff check --fix imgcls_cli tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,247 @@
+"""The Typer app: one thin function per subcommand. Heavy modules are imported lazily."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from . import __version__
+from .config import Optimizer, Schedule
+from .errors import ImgclsError
+
+app = typer.Typer(
+    name="imgcls",
+    help="Image classification with TensorFlow and Keras: train, fine-tune, evaluate, predict.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+
+DATA_PANEL = "Data"
+TRAIN_PANEL = "Training"
+OUTPUT_PANEL = "Output"
+DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
+
+_state = {"debug": False}
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"imgcls {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=version_callback,
+        is_eager=True,
+        help="Show the version and exit.",
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks and TensorFlow's own log messages."
+    ),
+) -> None:
+    """Image classification with TensorFlow and Keras."""
+    _state["debug"] = debug
+    from .runtime import set_debug
+
+    set_debug(debug)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn library errors into one red line and an exit code (no traceback unless --debug)."""
+    from . import console
+
+    try:
+        yield
+    except ImgclsError as error:
+        if _state["debug"]:
+            raise
+        console.error(str(error))
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        console.error("Interrupted.")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:
+        if _state["debug"]:
+            raise
+        console.error(
+            f"Unexpected {type(error).__name__}: {error}. Run again with --debug for the traceback."
+        )
+        raise typer.Exit(1) from None
+
+
+def apply_config_file(
+    ctx: typer.Context, config_file: Path, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Options from a run's config.json, for every flag not given on the command line."""
+    from .config import TrainConfig, read_config_options
+
+    def given(name: str) -> bool:
+        # By name: Typer releases differ in where ParameterSource lives.
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    saved = TrainConfig.from_dict(read_config_options(config_file)).to_dict()
+    flat = {**{k: v for k, v in saved.items() if k != "data"}, **saved["data"]}
+    source_given = given("dataset") or given("data")
+    merged = dict(values)
+    for name, value in flat.items():
+        if source_given and name in ("dataset", "data"):
+            continue
+        if name in merged and not given(name):
+            merged[name] = value
+    return merged
+
+
+def arch_help() -> str:
+    from .models import ARCHITECTURES
+
+    return "Architecture: " + "; ".join(
+        f"[bold]{n}[/]: {d}" for n, (_, _, d) in ARCHITECTURES.items()
+    )
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    dataset: Optional[str] = typer.Option(
+        None,
+        help="TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' "
+        "(embedded, no network). Default: digits.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data: Optional[Path] = typer.Option(
+        None,
+        help="Folder with one sub-folder per class (optionally inside train/ val/ test/).",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL
+    ),
+    manual_dir: Optional[Path] = typer.Option(
+        None,
+        help="TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).",
+        rich_help_panel=DATA_PANEL,
+    ),
+    image_size: Optional[int] = typer.Option(
+        None,
+        help="Resize images to SIZE x SIZE. Default: the data's own size, or 64.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    val_split: float = typer.Option(
+        0.1,
+        help="Fraction of the training data held out for validation (seeded).",
+        rich_help_panel=DATA_PANEL,
+    ),
+    test_split: float = typer.Option(
+        0.1,
+        help="Fraction held out for the final test, when the data has no test split.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    arch: str = typer.Option("simplecnn", help=arch_help(), rich_help_panel=TRAIN_PANEL),
+    epochs: int = typer.Option(10, help="Training epochs.", rich_help_panel=TRAIN_PANEL),
+    batch_size: int = typer.Option(64, help="Batch size.", rich_help_panel=TRAIN_PANEL),
+    lr: float = typer.Option(1e-3, help="Learning rate.", rich_help_panel=TRAIN_PANEL),
+    optimizer: Optimizer = typer.Option(Optimizer.adam, rich_help_panel=TRAIN_PANEL),
+    weight_decay: float = typer.Option(
+        1e-4, help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL
+    ),
+    schedule: Schedule = typer.Option(
+        Schedule.constant, help="Learning-rate schedule.", rich_help_panel=TRAIN_PANEL
+    ),
+    warmup_epochs: int = typer.Option(
+        0, help="Epochs of linear learning-rate warmup from 0.", rich_help_panel=TRAIN_PANEL
+    ),
+    label_smoothing: float = typer.Option(
+        0.0, help="Label smoothing.", rich_help_panel=TRAIN_PANEL
+    ),
+    patience: Optional[int] = typer.Option(
+        None,
+        help="Stop when validation loss has not improved for N epochs; keep the best weights.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    seed: int = typer.Option(
+        42,
+        help="Random seed: the same seed gives the same run on CPU.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    config_file: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="Read options from a run's config.json; flags given here override it.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        help="Run directory. Default: runs/train-<data>-<arch>[-N].",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing --output directory.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="No progress output (for CI logs).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+) -> None:
+    """Train a CNN from scratch on a TFDS dataset, a folder of images, or the embedded digits."""
+    from . import console
+
+    with user_errors():
+        values = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("ctx", "config_file", "output", "force", "quiet", "console")
+        }
+        if config_file is not None:
+            values = apply_config_file(ctx, config_file, values)
+        config = build_train_config(values)
+        from .runs import prepare_run_dir
+
+        run_dir = prepare_run_dir(
+            output, "train", f"{config.data.source_name}-{config.arch}", force
+        )
+        from .train import run_train
+
+        reporter = console.RichReporter(quiet)
+        result = run_train(config, run_dir, reporter)
+        if not quiet:
+            console.out.print(console.metrics_table(result.metrics))
+        console.out.print(f"Run saved to [bold]{run_dir}[/]")
+
+
+def build_train_config(values: dict[str, Any]):
+    from .config import DataConfig, TrainConfig
+    from .models import check_architecture
+
+    values = dict(values)
+    data_values = {key: values.pop(key) for key in DATA_KEYS}
+    for key in ("data", "data_dir", "manual_dir"):
+        if data_values[key] is not None:
+            data_values[key] = str(data_values[key])
+    if data_values["dataset"] is None and data_values["data"] is None:
+        data_values["dataset"] = "digits"
+    check_architecture(values["arch"])
+    return TrainConfig(data=DataConfig(**data_values), **values)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,161 @@
+"""Options of each command as frozen dataclasses: pure Python, validated, JSON round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+
+class Optimizer(str, Enum):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are split; shared by every command."""
+
+    dataset: str | None = None  # a TFDS name, or "digits" (embedded)
+    data: str | None = None  # a folder with one sub-folder per class
+    data_dir: str | None = None  # TFDS data_dir
+    manual_dir: str | None = None  # TFDS manual_dir (datasets TFDS cannot download itself)
+    image_size: int | None = None  # None: the source's own size (or 64 for mixed sizes)
+    val_split: float = 0.1
+    test_split: float = 0.1  # only used when the source has no test split
+
+    def __post_init__(self) -> None:
+        if (self.dataset is None) == (self.data is None):
+            raise UsageError("Give exactly one of --dataset NAME or --data DIR.")
+        for name in ("val_split", "test_split"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 0.9:
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} must be in [0, 0.9); got {value}.")
+        if self.image_size is not None and not 4 <= self.image_size <= 1024:
+            raise UsageError(f"--image-size must be between 4 and 1024; got {self.image_size}.")
+
+    @property
+    def source_name(self) -> str:
+        """A short name for run directories: the dataset name or the folder's name."""
+        if self.dataset:
+            return self.dataset
+        return Path(self.data or "data").resolve().name or "data"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything `imgcls train` needs; saved as config.json so a run can be reproduced."""
+
+    data: DataConfig
+    arch: str = "simplecnn"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: Optimizer = Optimizer.adam
+    weight_decay: float = 1e-4  # used by adamw only
+    schedule: Schedule = Schedule.constant
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    patience: int | None = None  # early stopping on validation loss; None: off
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1; got {self.epochs}."),
+            (self.batch_size >= 1, f"--batch-size must be at least 1; got {self.batch_size}."),
+            (self.lr > 0, f"--lr must be positive; got {self.lr}."),
+            (self.weight_decay >= 0, f"--weight-decay must be >= 0; got {self.weight_decay}."),
+            (
+                0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
+                f"--warmup-epochs must be below --epochs ({self.epochs}); "
+                f"got {self.warmup_epochs}.",
+            ),
+            (
+                0.0 <= self.label_smoothing < 1.0,
+                f"--label-smoothing must be in [0, 1); got {self.label_smoothing}.",
+            ),
+            (
+                self.patience is None or self.patience >= 1,
+                f"--patience must be at least 1; got {self.patience}.",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        values = dict(values)
+        data = from_dict(DataConfig, values.pop("data", {}), where="data")
+        return from_dict(cls, {**values, "data": data}, where="options")
+
+
+def to_jsonable(config: Any) -> dict[str, Any]:
+    """asdict with Enums as their values, so json.dumps works and reads back."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Enum):
+            return value.value
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    return convert(dataclasses.asdict(config))
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build a config dataclass, refusing unknown keys so typos are not silently ignored."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UsageError(
+            f"Unknown key(s) {', '.join(unknown)} in config section '{where}'. "
+            f"Valid: {', '.join(fields)}."
+        )
+    converted = {}
+    for name, value in values.items():
+        field_type = fields[name].type
+        enum_type = {"Optimizer": Optimizer, "Schedule": Schedule}.get(str(field_type))
+        if enum_type is not None and value is not None:
+            try:
+                value = enum_type(value)
+            except ValueError:
+                valid = ", ".join(e.value for e in enum_type)
+                raise UsageError(f"Bad {name} '{value}' in config. Valid: {valid}.") from None
+        converted[name] = value
+    try:
+        return cls(**converted)
+    except TypeError as error:
+        raise UsageError(f"Bad config section '{where}': {error}.") from None
+
+
+def read_config_options(path: Path) -> dict[str, Any]:
+    """The 'options' section of a run's config.json (or a file holding only options)."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"Config file {path} does not exist.") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"Cannot read config file {path}: {error}. Give a run's config.json."
+        ) from None
+    if not isinstance(document, dict):
+        raise UsageError(f"Config file {path} must hold a JSON object.")
+    options = document.get("options", document)
+    if not isinstance(options, dict):
+        raise UsageError(f"Config file {path}: 'options' must be a JSON object.")
+    return options

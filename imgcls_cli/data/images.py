@@ -1,0 +1,90 @@
+"""The one image decoder (files → uint8 arrays) and the one resize every command uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def is_image_file(path: Path) -> bool:
+    """An image by extension (any case), not hidden."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
+    """Decode any image file to a uint8 HxWxC array (C = 1 or 3).
+
+    Handles EXIF rotation, palette and alpha images, CMYK JPEGs and 16-bit PNGs. With
+    channels=None, grayscale files stay single-channel and everything else becomes RGB.
+    Raises OSError (or ValueError) for files that are not readable images.
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        return image_to_array(image, channels)
+
+
+def image_to_array(image: Any, channels: int | None = None) -> np.ndarray:
+    """A PIL image as uint8 HxWxC, converted to the requested channel count."""
+    if channels is None:
+        channels = 1 if image.mode in GRAYSCALE_MODES else 3
+    if image.mode.startswith("I") or image.mode == "F":
+        # 16/32-bit grayscale: PIL's convert('L') clips at 255 instead of scaling.
+        values = np.asarray(image, dtype=np.float64)
+        scale = 257.0 if values.max(initial=0) > 255 else 1.0
+        gray = np.clip(np.round(values / scale), 0, 255).astype(np.uint8)
+        array = gray[..., None] if channels == 1 else np.repeat(gray[..., None], 3, axis=-1)
+        return array
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    image = image.convert("L" if channels == 1 else "RGB")
+    array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def read_image_header(path: Path) -> tuple[int, int, bool]:
+    """Fully decode a file once to check it; returns (width, height, is_grayscale).
+
+    JPEGs are decoded at reduced scale (draft mode), which still reads every byte, so
+    truncated files are caught at a fraction of the cost.
+    """
+    from PIL import Image
+
+    if path.stat().st_size == 0:
+        raise OSError("empty file")
+    with Image.open(path) as image:
+        width, height = image.size
+        grayscale = image.mode in GRAYSCALE_MODES
+        if image.format == "JPEG":
+            image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+        image.load()
+    return width, height, grayscale
+
+
+def prepare_images(images: Any, image_size: tuple[int, int], channels: int) -> Any:
+    """Resize to image_size and convert channels: the one resize that training, evaluation
+    and prediction share, so there is no training/serving skew.
+
+    Takes a uint8 tensor HxWxC or NxHxWxC; returns uint8 of the same rank.
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images)
+    have = images.shape[-1]
+    if have == 1 and channels == 3:
+        images = tf.image.grayscale_to_rgb(images)
+    elif have == 3 and channels == 1:
+        images = tf.image.rgb_to_grayscale(images)
+    elif have not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {have}")
+    height, width = images.shape[-3], images.shape[-2]
+    if (height, width) == tuple(image_size):
+        return tf.cast(images, tf.uint8)
+    resized = tf.image.resize(images, image_size, method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)

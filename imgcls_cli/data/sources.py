@@ -1,0 +1,106 @@
+"""Data sources behind one interface: TFDS datasets, image folders, and embedded digits.
+
+Every source returns a `Source`: class names, channel count, native image size, and
+train/val/test splits of (uint8 image HxWxC, int label) pairs, not yet resized.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import DataConfig
+from . import splits as carving
+
+EMBEDDED_DATASETS = ("digits",)
+
+
+@dataclasses.dataclass
+class Split:
+    dataset: Any  # tf.data.Dataset of (uint8 image HxWxC, int64 label)
+    num_examples: int
+    paths: list[str] | None = None  # file paths, in dataset order, for folder sources
+
+
+@dataclasses.dataclass
+class Source:
+    name: str
+    class_names: list[str]
+    channels: int
+    native_size: tuple[int, int] | None  # None when images differ in size
+    splits: dict[str, Split]  # "train", "val" (may be empty), "test" (may be empty)
+    description: dict[str, Any]  # what config.json records about the data
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_source(config: DataConfig, seed: int, report: Callable[[str], None] = print) -> Source:
+    """Open the source the options name; `report` receives progress messages."""
+    if config.data is not None:
+        from .folder import load_folder
+
+        return load_folder(Path(config.data), config, seed)
+    if config.dataset in EMBEDDED_DATASETS:
+        return load_digits(config, seed)
+    from .tfds_source import load_tfds
+
+    return load_tfds(config, seed, report)
+
+
+def split_arrays(
+    images: np.ndarray, labels: np.ndarray, config: DataConfig, seed: int, has_test: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Carve test (fixed seed) and validation (--seed) parts out of in-memory arrays.
+
+    --test-split is a fraction of all examples (only when the source has no test split);
+    --val-split a fraction of what remains for training.
+    """
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    rest = np.arange(len(labels))
+    if not has_test and config.test_split > 0:
+        kept, carved = carving.stratified_carve(labels, config.test_split, carving.TEST_CARVE_SEED)
+        parts["test"] = (images[carved], labels[carved])
+        rest = kept
+    kept, carved = carving.stratified_carve(labels[rest], config.val_split, seed)
+    parts["val"] = (images[rest[carved]], labels[rest[carved]])
+    parts["train"] = (images[rest[kept]], labels[rest[kept]])
+    return parts
+
+
+def arrays_to_split(images: np.ndarray, labels: np.ndarray) -> Split:
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
+    return Split(dataset, int(len(labels)))
+
+
+def load_digits(config: DataConfig, seed: int) -> Source:
+    """scikit-learn's bundled handwritten digits (1,797 8x8 images): real data, no network.
+
+    The canonical test split is a fixed, stratified 25% (450 images), so every run is
+    scored on the same images.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    # Pixel values are 0..16; scale to the 0..255 range every model expects as input.
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    train_idx, test_idx = carving.stratified_carve(labels, 0.25, carving.TEST_CARVE_SEED)
+    parts = split_arrays(images[train_idx], labels[train_idx], config, seed, has_test=True)
+    parts["test"] = (images[test_idx], labels[test_idx])
+    return Source(
+        name="digits",
+        class_names=[str(i) for i in range(10)],
+        channels=1,
+        native_size=(8, 8),
+        splits={name: arrays_to_split(*arrays) for name, arrays in parts.items()},
+        description={"kind": "embedded", "name": "digits", "origin": "scikit-learn load_digits"},
+    )

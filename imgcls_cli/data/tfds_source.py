@@ -1,0 +1,159 @@
+"""TensorFlow Datasets sources, failing fast (not after minutes of retries) when offline."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import DataConfig
+from ..errors import DataError, unknown_name_message
+from .sources import EMBEDDED_DATASETS, Source, Split
+from .splits import stream_carve
+
+# TFDS downloads prepared datasets from this bucket first; datasets it must build itself
+# fetch from their own hosts. Reaching it is the cheapest signal that downloads can work.
+DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
+
+
+def network_available(timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(DOWNLOAD_PROBE, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def import_tfds() -> Any:
+    from ..runtime import import_tensorflow
+
+    import_tensorflow()
+    import tensorflow_datasets as tfds
+
+    return tfds
+
+
+def default_data_dir() -> str:
+    return str(Path("~/tensorflow_datasets").expanduser())
+
+
+def create_builder(name: str, data_dir: str | None) -> Any:
+    tfds = import_tfds()
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        valid = sorted(set(tfds.list_builders()) | set(EMBEDDED_DATASETS))
+        raise DataError(unknown_name_message("dataset", name, valid)) from None
+
+
+def image_and_label_keys(builder: Any) -> tuple[str, str]:
+    """The image and ClassLabel feature names, or a clear error for other kinds of data."""
+    tfds = import_tfds()
+    features = builder.info.features
+    keys = builder.info.supervised_keys
+    if isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+        image_key, label_key = keys
+    else:
+        image_key = next(
+            (k for k, f in features.items() if isinstance(f, tfds.features.Image)), None
+        )
+        label_key = next(
+            (k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None
+        )
+    image_ok = image_key in features and isinstance(features[image_key], tfds.features.Image)
+    label_ok = label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)
+    if not (image_ok and label_ok):
+        raise DataError(
+            f"Dataset '{builder.name}' is not image classification (it needs an image and a "
+            "class label feature); pick one such as mnist, cifar10 or tf_flowers."
+        )
+    return image_key, label_key
+
+
+def ensure_prepared(builder: Any, config: DataConfig, report: Callable[[str], None]) -> None:
+    """Download and prepare the dataset if needed, or say at once how to provide it."""
+    if builder.is_prepared():
+        return
+    tfds = import_tfds()
+    data_dir = config.data_dir or default_data_dir()
+    manual_instructions = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+    manual_dir = Path(config.manual_dir or Path(data_dir) / "downloads" / "manual")
+    if manual_instructions and not (manual_dir.is_dir() and any(manual_dir.iterdir())):
+        raise DataError(
+            f"Dataset '{builder.name}' cannot be downloaded automatically: place its archives "
+            f"in {manual_dir} (or pass --manual-dir DIR), as its instructions say: "
+            f"{' '.join(manual_instructions.split())}"
+        )
+    if not network_available():
+        raise DataError(
+            f"Dataset '{builder.name}' is not in {data_dir} and the network is unreachable: "
+            "run the same command once on a machine with internet and copy that folder here, "
+            "then pass --data-dir."
+        )
+    report(f"Downloading and preparing '{builder.name}' into {data_dir} (first use only)…")
+    download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except Exception as error:  # network and archive problems come in many types
+        raise DataError(
+            f"Could not download '{builder.name}': {type(error).__name__}: {error}. "
+            "Check the network, or prepare it elsewhere and pass --data-dir."
+        ) from None
+
+
+def load_tfds(config: DataConfig, seed: int, report: Callable[[str], None]) -> Source:
+    name = config.dataset
+    builder = create_builder(name, config.data_dir)
+    image_key, label_key = image_and_label_keys(builder)
+    ensure_prepared(builder, config, report)
+    info = builder.info
+    # info.splits is empty only for builders that were never generated, as under
+    # tfds.testing.mock_data; the conventional train/test pair is then assumed.
+    available = dict(info.splits) or {"train": None, "test": None}
+    if "train" not in available:
+        raise DataError(f"Dataset '{name}' has no 'train' split (it has: {', '.join(available)}).")
+    has_test = "test" in available
+    val_name = next((s for s in ("validation", "val") if s in available), None)
+
+    def read(split: str) -> Any:
+        dataset = builder.as_dataset(split=split, shuffle_files=False)
+        return dataset.map(lambda ex: (ex[image_key], ex[label_key]))
+
+    def sized(dataset: Any, split: str, fraction: float = 1.0) -> Split:
+        split_info = available.get(split)
+        if split_info is None:  # mocked builder: count by reading
+            return Split(dataset, int(dataset.reduce(0, lambda n, _: n + 1)))
+        # Carved parts are drawn by hash, so their size is the expected one, not exact.
+        return Split(dataset, int(round(split_info.num_examples * fraction)))
+
+    test_fraction = 0.0 if has_test else config.test_split
+    val_fraction = 0.0 if val_name else config.val_split
+    train_stream = read("train")
+
+    def carve(part: str, fraction: float) -> Split:
+        dataset = stream_carve(train_stream, part, seed, test_fraction, val_fraction)
+        return sized(dataset, "train", fraction)
+
+    splits = {
+        "train": carve("train", (1 - test_fraction) * (1 - val_fraction)),
+        "val": sized(read(val_name), val_name)
+        if val_name
+        else carve("val", (1 - test_fraction) * val_fraction),
+        "test": sized(read("test"), "test") if has_test else carve("test", test_fraction),
+    }
+    shape = info.features[image_key].shape
+    native = (shape[0], shape[1]) if shape[0] and shape[1] else None
+    return Source(
+        name=name,
+        class_names=list(info.features[label_key].names),
+        channels=int(shape[2] or 3),
+        native_size=native,
+        splits=splits,
+        description={
+            "kind": "tfds",
+            "name": name,
+            "version": str(builder.version),
+            "data_dir": config.data_dir,
+        },
+    )

@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated Keras home, generated image folders, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Before anything imports Keras or matplotlib: keep their caches out of the user's home.
+_HOME = tempfile.mkdtemp(prefix="imgcls-tests-")
+os.environ.setdefault("KERAS_HOME", os.path.join(_HOME, "keras"))
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(_HOME, "mpl"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path)
+    return path
+
+
+def make_class_folder(root: Path, classes=("circle", "square"), per_class=12, size=16, seed=0):
+    """A folder of easily separable generated images: class k is bright in quadrant k."""
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        for i in range(per_class):
+            image = rng.integers(0, 40, size=(size, size, 3), dtype=np.uint8)
+            half = size // 2
+            row, col = divmod(index % 4, 2)
+            image[row * half : (row + 1) * half, col * half : (col + 1) * half] = 220
+            write_image(root / name / f"{name}_{i}.png", image)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_class_folder(tmp_path / "shapes")
+
+
+@pytest.fixture
+def runner():
+    from typer.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def cli_app():
+    from imgcls_cli.cli import app
+
+    return app

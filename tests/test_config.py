@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from imgcls_cli.config import DataConfig, Optimizer, TrainConfig, read_config_options
+from imgcls_cli.errors import UsageError
+
+
+def make(**overrides):
+    data = overrides.pop("data", DataConfig(dataset="digits"))
+    return TrainConfig(data=data, **overrides)
+
+
+def test_json_round_trip_preserves_every_option():
+    config = make(epochs=3, optimizer=Optimizer.sgd, patience=2, label_smoothing=0.1)
+    text = json.dumps(config.to_dict())
+    assert TrainConfig.from_dict(json.loads(text)) == config
+
+
+@pytest.mark.parametrize(
+    "overrides, flag",
+    [
+        ({"epochs": 0}, "--epochs"),
+        ({"batch_size": -1}, "--batch-size"),
+        ({"lr": 0}, "--lr"),
+        ({"label_smoothing": 1.0}, "--label-smoothing"),
+        ({"patience": 0}, "--patience"),
+        ({"epochs": 2, "warmup_epochs": 2}, "--warmup-epochs"),
+    ],
+)
+def test_bad_values_name_the_flag(overrides, flag):
+    with pytest.raises(UsageError, match=flag):
+        make(**overrides)
+
+
+def test_data_needs_exactly_one_source():
+    with pytest.raises(UsageError, match="exactly one"):
+        DataConfig()
+    with pytest.raises(UsageError, match="exactly one"):
+        DataConfig(dataset="mnist", data="folder")
+
+
+def test_bad_split_fraction_is_refused():
+    with pytest.raises(UsageError, match="--val-split"):
+        DataConfig(dataset="digits", val_split=0.95)
+
+
+def test_unknown_keys_are_refused():
+    values = make().to_dict()
+    values["epochz"] = 3
+    with pytest.raises(UsageError, match="epochz"):
+        TrainConfig.from_dict(values)
+
+
+def test_bad_enum_value_lists_valid_ones():
+    values = make().to_dict()
+    values["optimizer"] = "adagrad"
+    with pytest.raises(UsageError, match="adam, adamw, sgd"):
+        TrainConfig.from_dict(values)
+
+
+def test_read_config_options_takes_the_options_section(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"command": "train", "options": {"epochs": 7}, "versions": {}}))
+    assert read_config_options(path) == {"epochs": 7}
+
+
+def test_read_config_options_reports_bad_json(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(UsageError, match="Cannot read config file"):
+        read_config_options(path)

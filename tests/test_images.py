@@ -1,0 +1,105 @@
+"""The shared decoder and resize: every image mode ends up as uint8 HxWxC."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgcls_cli.data.images import is_image_file, load_image, read_image_header
+
+
+def save(tmp_path, name, image, **kwargs):
+    path = tmp_path / name
+    image.save(path, **kwargs)
+    return path
+
+
+def test_rgba_png_becomes_rgb(tmp_path):
+    rgba = np.zeros((5, 6, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = 255
+    array = load_image(save(tmp_path, "a.png", Image.fromarray(rgba, "RGBA")))
+    assert array.shape == (5, 6, 3) and array.dtype == np.uint8
+    assert (array[..., 0] == 200).all()
+
+
+def test_grayscale_stays_single_channel_unless_asked(tmp_path):
+    path = save(tmp_path, "g.png", Image.fromarray(np.full((4, 4), 77, np.uint8), "L"))
+    assert load_image(path).shape == (4, 4, 1)
+    rgb = load_image(path, channels=3)
+    assert rgb.shape == (4, 4, 3) and (rgb == 77).all()
+
+
+def test_rgb_to_one_channel(tmp_path):
+    path = save(tmp_path, "c.jpg", Image.new("RGB", (8, 8), (255, 255, 255)))
+    gray = load_image(path, channels=1)
+    assert gray.shape == (8, 8, 1) and gray.min() > 250
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 32896, 65535]], dtype=np.uint16)
+    path = save(tmp_path, "d.png", Image.fromarray(values))
+    array = load_image(path)
+    assert array[..., 0].tolist() == [[0, 128, 255]]
+
+
+def test_palette_and_cmyk_images_decode_to_rgb(tmp_path):
+    palette = Image.new("P", (3, 3), 1)
+    palette.putpalette([0, 0, 0, 10, 20, 30] + [0] * 762)
+    assert load_image(save(tmp_path, "p.gif", palette))[0, 0].tolist() == [10, 20, 30]
+    cmyk = save(tmp_path, "k.jpg", Image.new("CMYK", (4, 4), (0, 0, 0, 0)))
+    array = load_image(cmyk)
+    assert array.shape == (4, 4, 3) and array.min() > 240
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    image = Image.new("RGB", (6, 3))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    path = save(tmp_path, "r.jpg", image, exif=exif.tobytes())
+    assert load_image(path).shape == (6, 3, 3)
+
+
+def test_webp_and_bmp_decode(tmp_path):
+    for name in ("w.webp", "b.bmp"):
+        path = save(tmp_path, name, Image.new("RGB", (5, 5), (10, 200, 30)))
+        assert load_image(path).shape == (5, 5, 3)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty"), (b"this is not an image", "cannot identify")],
+)
+def test_unreadable_files_raise(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(Exception, match=reason):
+        read_image_header(path)
+
+
+def test_truncated_jpeg_is_caught(tmp_path):
+    rng = np.random.default_rng(0)
+    path = save(tmp_path, "t.jpg", Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError):
+        read_image_header(path)
+
+
+def test_is_image_file_by_extension_any_case(tmp_path):
+    from pathlib import Path
+
+    assert is_image_file(Path("a/B.JPG")) and is_image_file(Path("x.WebP"))
+    assert not is_image_file(Path("notes.txt")) and not is_image_file(Path(".hidden.png"))
+
+
+def test_prepare_images_resizes_and_converts_channels():
+    import tensorflow as tf
+
+    from imgcls_cli.data.images import prepare_images
+
+    gray = tf.fill([10, 20, 1], tf.constant(100, tf.uint8))
+    out = prepare_images(gray, (5, 5), 3)
+    assert out.shape == (5, 5, 3) and out.dtype == tf.uint8
+    assert int(tf.reduce_min(out)) == 100 and int(tf.reduce_max(out)) == 100
+    same = prepare_images(tf.constant(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)), (4, 4), 3)
+    assert same.numpy().tolist() == np.arange(48).reshape(4, 4, 3).tolist()

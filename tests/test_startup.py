@@ -1,0 +1,56 @@
+"""`imgcls --help` and `import imgcls_cli` must stay fast: no TensorFlow, Keras or TFDS."""
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["tensorflow", "keras", "tensorflow_datasets", "matplotlib", "sklearn"]
+
+
+def loaded_heavy_modules(code: str) -> list[str]:
+    probe = f"""
+import sys, json
+{code}
+print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_does_not_load_tensorflow():
+    assert loaded_heavy_modules("import imgcls_cli, imgcls_cli.cli") == []
+
+
+def test_help_does_not_load_tensorflow():
+    code = """
+from imgcls_cli.cli import app
+for args in (["--help"], ["train", "--help"]):
+    try:
+        app(args)
+    except SystemExit as exit:
+        assert exit.code == 0, exit.code
+"""
+    assert loaded_heavy_modules(code) == []
+
+
+def test_version_flag_prints_version():
+    from imgcls_cli import __version__
+
+    result = subprocess.run(
+        [sys.executable, "-m", "imgcls_cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"imgcls {__version__}"
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    path = shutil.which("imgcls") or str(
+        __import__("pathlib").Path(sys.executable).parent / "imgcls"
+    )
+    result = subprocess.run([path, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "train" in result.stdout

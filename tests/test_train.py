@@ -1,0 +1,238 @@
+"""`imgcls train` end to end on tiny real data: digits, generated folders, mocked TFDS."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from conftest import make_class_folder
+
+from imgcls_cli import runs
+
+
+def train(runner, app, *args):
+    return runner.invoke(app, ["train", "--quiet", *args])
+
+
+def test_train_on_digits_writes_a_complete_run_dir(runner, cli_app, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train(runner, cli_app, "--epochs", "2", "--output", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.json",
+        "history.csv",
+        "labels.json",
+        "metrics.json",
+        "model.keras",
+    ]
+    assert json.loads((run_dir / "labels.json").read_text()) == [str(i) for i in range(10)]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["options"]["data"]["dataset"] == "digits"
+    assert config["resolved"]["image_size"] == [8, 8] and config["resolved"]["channels"] == 1
+    assert set(config["versions"]) >= {"imgcls", "tensorflow", "keras"}
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 3
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["examples"] == 450 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert str(run_dir) in result.stdout
+
+
+def test_saved_model_reloads_and_predicts_the_same(tmp_path):
+    import keras
+
+    from imgcls_cli.config import DataConfig, TrainConfig
+    from imgcls_cli.train import run_train
+    from imgcls_cli.training import SilentReporter
+
+    config = TrainConfig(data=DataConfig(dataset="digits"), epochs=1, arch="resnet8")
+    result = run_train(config, tmp_path / "run", SilentReporter())
+    images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1)).astype("float32")
+    reloaded = keras.saving.load_model(tmp_path / "run" / runs.MODEL_FILE, safe_mode=True)
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0),
+        result.model.predict(images, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_same_seed_gives_the_same_history(runner, cli_app, tmp_path):
+    rows = []
+    for name in ("a", "b"):
+        result = train(runner, cli_app, "--epochs", "2", "--output", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        history = (tmp_path / name / "history.csv").read_text().splitlines()
+        rows.append([line.split(",")[:3] for line in history])  # epoch, loss, accuracy
+    assert rows[0] == rows[1]
+
+
+def test_train_on_messy_folder_warns_and_succeeds(runner, cli_app, tmp_path):
+    root = make_class_folder(tmp_path / "shapes", per_class=10)
+    (root / "circle" / "corrupt.jpg").write_bytes(b"\xff\xd8\xffnot really")
+    (root / "square" / "zero.png").write_bytes(b"")
+    (root / "square" / "readme.txt").write_text("ignored")
+    run_dir = tmp_path / "run"
+    result = train(
+        runner,
+        cli_app,
+        "--data",
+        str(root),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--output",
+        str(run_dir),
+    )
+    assert result.exit_code == 0, result.output
+    assert "Skipped 2 unreadable image(s)" in result.output
+    assert "corrupt.jpg" in result.output and "zero.png" in result.output
+    assert json.loads((run_dir / "labels.json").read_text()) == ["circle", "square"]
+    assert json.loads((run_dir / "config.json").read_text())["resolved"]["channels"] == 3
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Mocked TFDS never downloads, but the fail-fast offline check would still fire."""
+    from imgcls_cli.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "network_available", lambda timeout=3.0: True)
+
+
+def test_train_on_mocked_mnist(runner, cli_app, tmp_path, online):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=40):
+        result = train(
+            runner,
+            cli_app,
+            "--dataset",
+            "mnist",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(tmp_path / "tfds"),
+            "--output",
+            str(tmp_path / "run"),
+        )
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["resolved"]["image_size"] == [28, 28]
+    assert config["resolved"]["split_sizes"]["test"] == 40  # mnist's own test split
+
+
+def test_train_on_mocked_tf_flowers_resizes_mixed_sizes(runner, cli_app, tmp_path, online):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=30):
+        result = train(
+            runner,
+            cli_app,
+            "--dataset",
+            "tf_flowers",
+            "--image-size",
+            "16",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(tmp_path / "tfds"),
+            "--output",
+            str(tmp_path / "run"),
+        )
+    assert result.exit_code == 0, result.output
+    labels = json.loads((tmp_path / "run" / "labels.json").read_text())
+    assert labels == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+
+
+def test_offline_tfds_dataset_fails_fast_with_advice(runner, cli_app, tmp_path):
+    started = time.perf_counter()
+    result = train(runner, cli_app, "--dataset", "mnist", "--data-dir", str(tmp_path / "tfds"))
+    assert time.perf_counter() - started < 15
+    assert result.exit_code == 1
+    assert "network is unreachable" in result.output and "--data-dir" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "tfds" / "downloads").exists()
+
+
+def test_manual_dataset_says_where_to_put_archives(runner, cli_app, tmp_path):
+    result = train(
+        runner, cli_app, "--dataset", "imagenet2012", "--manual-dir", str(tmp_path / "m")
+    )
+    assert result.exit_code == 1
+    assert (
+        "cannot be downloaded automatically" in result.output
+        and str(tmp_path / "m") in result.output
+    )
+
+
+def test_config_file_reproduces_a_run_and_flags_override(runner, cli_app, tmp_path):
+    first = tmp_path / "first"
+    result = train(
+        runner,
+        cli_app,
+        "--epochs",
+        "1",
+        "--lr",
+        "0.002",
+        "--label-smoothing",
+        "0.1",
+        "--output",
+        str(first),
+    )
+    assert result.exit_code == 0, result.output
+    second = tmp_path / "second"
+    result = train(
+        runner,
+        cli_app,
+        "--config",
+        str(first / "config.json"),
+        "--epochs",
+        "2",
+        "--output",
+        str(second),
+    )
+    assert result.exit_code == 0, result.output
+    a = json.loads((first / "config.json").read_text())["options"]
+    b = json.loads((second / "config.json").read_text())["options"]
+    assert b["epochs"] == 2 and b["lr"] == 0.002 and b["label_smoothing"] == 0.1
+    assert {**a, "epochs": 2} == b
+
+
+def test_existing_output_is_refused_then_replaced_with_force(runner, cli_app, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "keep.txt").write_text("precious")
+    result = train(runner, cli_app, "--epochs", "1", "--output", str(run_dir))
+    assert result.exit_code == 1 and "--force" in result.output
+    assert (run_dir / "keep.txt").read_text() == "precious"
+    result = train(runner, cli_app, "--epochs", "1", "--output", str(run_dir), "--force")
+    assert result.exit_code == 0, result.output
+    assert not (run_dir / "keep.txt").exists() and (run_dir / "model.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--dataset", "mnsit"], 1, "Did you mean 'mnist'?"),
+        (["--arch", "simplcnn"], 2, "Did you mean 'simplecnn'?"),
+        (["--data", "/no/such/folder"], 1, "does not exist"),
+        (["--epochs", "0"], 2, "--epochs must be at least 1"),
+        (["--batch-size", "-3"], 2, "--batch-size must be at least 1"),
+        (["--dataset", "digits", "--data", "x"], 2, "exactly one"),
+        (["--config", "/no/such/config.json"], 2, "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code(runner, cli_app, tmp_path, args, code, message):
+    result = train(runner, cli_app, *args, "--output", str(tmp_path / "run"))
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    error_lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(error_lines) == 1 and error_lines[0].startswith("Error:")
+    assert not (tmp_path / "run").exists()
+
+
+def test_folder_errors_through_the_cli(runner, cli_app, tmp_path):
+    make_class_folder(tmp_path / "one", classes=("cats",))
+    (tmp_path / "empty" / "cats").mkdir(parents=True)
+    for folder, message in (("one", "only 1 class"), ("empty", "No readable images")):
+        result = train(runner, cli_app, "--data", str(tmp_path / folder))
+        assert result.exit_code == 1 and message in result.output
