@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from . import __version__
-from .config import Optimizer, Schedule
+from .config import Optimizer, Schedule, Strategy
 from .errors import ImgclsError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 
 DATA_PANEL = "Data"
 TRAIN_PANEL = "Training"
+SCALE_PANEL = "Devices and checkpoints"
 OUTPUT_PANEL = "Output"
 DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
 
@@ -152,8 +153,14 @@ def train(
     ),
     arch: str = typer.Option("simplecnn", help=arch_help(), rich_help_panel=TRAIN_PANEL),
     epochs: int = typer.Option(10, help="Training epochs.", rich_help_panel=TRAIN_PANEL),
-    batch_size: int = typer.Option(64, help="Batch size.", rich_help_panel=TRAIN_PANEL),
-    lr: float = typer.Option(1e-3, help="Learning rate.", rich_help_panel=TRAIN_PANEL),
+    batch_size: int = typer.Option(
+        64, help="Global batch size, split across all replicas.", rich_help_panel=TRAIN_PANEL
+    ),
+    lr: float = typer.Option(
+        1e-3,
+        help="Learning rate, used as given whatever the replica count (see --scale-lr).",
+        rich_help_panel=TRAIN_PANEL,
+    ),
     optimizer: Optimizer = typer.Option(Optimizer.adam, rich_help_panel=TRAIN_PANEL),
     weight_decay: float = typer.Option(
         1e-4, help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL
@@ -176,6 +183,41 @@ def train(
         42,
         help="Random seed: the same seed gives the same run on CPU.",
         rich_help_panel=TRAIN_PANEL,
+    ),
+    strategy: Strategy = typer.Option(
+        Strategy.auto,
+        help="tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
+        "multi-worker reads TF_CONFIG.",
+        rich_help_panel=SCALE_PANEL,
+    ),
+    scale_lr: bool = typer.Option(
+        False,
+        "--scale-lr",
+        help="Multiply --lr by the number of replicas.",
+        rich_help_panel=SCALE_PANEL,
+    ),
+    mixed_precision: bool = typer.Option(
+        False,
+        "--mixed-precision",
+        help="mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; the classifier stays float32.",
+        rich_help_panel=SCALE_PANEL,
+    ),
+    deterministic: bool = typer.Option(
+        False,
+        "--deterministic",
+        help="Deterministic kernels (with --seed: bit-identical runs).",
+        rich_help_panel=SCALE_PANEL,
+    ),
+    save_every: Optional[int] = typer.Option(
+        None,
+        help="Also checkpoint every N steps (a checkpoint follows every epoch anyway).",
+        rich_help_panel=SCALE_PANEL,
+    ),
+    resume: Optional[Path] = typer.Option(
+        None,
+        help="Continue RUN_DIR from its last checkpoint with its saved options "
+        "(--epochs, --strategy and --save-every may change).",
+        rich_help_panel=SCALE_PANEL,
     ),
     config_file: Optional[Path] = typer.Option(
         None,
@@ -206,26 +248,86 @@ def train(
     from . import console
 
     with user_errors():
-        values = {
-            k: v
-            for k, v in locals().items()
-            if k not in ("ctx", "config_file", "output", "force", "quiet", "console")
-        }
-        if config_file is not None:
-            values = apply_config_file(ctx, config_file, values)
-        config = build_train_config(values)
-        from .runs import prepare_run_dir
+        options = {k: v for k, v in locals().items() if k in TRAIN_OPTION_NAMES}
+        if resume is not None:
+            config, run_dir = resumed_config(ctx, resume, options), resume
+        else:
+            if config_file is not None:
+                options = apply_config_file(ctx, config_file, options)
+            config = build_train_config(options)
+            from .runs import prepare_run_dir
 
-        run_dir = prepare_run_dir(
-            output, "train", f"{config.data.source_name}-{config.arch}", force
-        )
+            name = f"{config.data.source_name}-{config.arch}"
+            run_dir = prepare_run_dir(output, "train", name, force)
         from .train import run_train
+        from .training import TrainingInterrupted
 
-        reporter = console.RichReporter(quiet)
-        result = run_train(config, run_dir, reporter)
+        try:
+            result = run_train(
+                config, run_dir, console.RichReporter(quiet), resume=resume is not None
+            )
+        except TrainingInterrupted as stop:
+            console.error(
+                f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
+                f"Resume with: imgcls train --resume {run_dir}"
+            )
+            raise typer.Exit(stop.exit_code) from None
+        fingerprint = result.metrics["weights_fingerprint"]
+        if not result.is_chief:
+            console.out.print(f"Worker done (weights {fingerprint}); the chief writes {run_dir}")
+            return
         if not quiet:
             console.out.print(console.metrics_table(result.metrics))
-        console.out.print(f"Run saved to [bold]{run_dir}[/]")
+        console.out.print(f"Run saved to [bold]{run_dir}[/] (weights {fingerprint})")
+
+
+TRAIN_OPTION_NAMES = (
+    *DATA_KEYS,
+    "arch",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "label_smoothing",
+    "patience",
+    "seed",
+    "strategy",
+    "scale_lr",
+    "mixed_precision",
+    "deterministic",
+    "save_every",
+)
+RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
+
+
+def resumed_config(ctx: typer.Context, run_dir: Path, options: dict[str, Any]):
+    """The run's saved options, with the few that may change between sessions."""
+    from .config import TrainConfig
+    from .errors import UsageError
+    from .runs import CONFIG_FILE, read_json
+
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    refused = [n for n in TRAIN_OPTION_NAMES if given(n) and n not in RESUME_OVERRIDES]
+    if refused:
+        flags = ", ".join("--" + n.replace("_", "-") for n in refused)
+        raise UsageError(
+            f"--resume continues a run with its saved options; drop {flags} "
+            "(only --epochs, --strategy and --save-every may change)."
+        )
+    document = read_json(run_dir / CONFIG_FILE, "--resume needs a run directory made by train")
+    if document.get("command") != "train":
+        raise UsageError(f"{run_dir} was not made by `imgcls train`; cannot resume it here.")
+    saved = TrainConfig.from_dict(document.get("options", {}))
+    changes = {n: options[n] for n in RESUME_OVERRIDES if given(n)}
+    import dataclasses
+
+    return dataclasses.replace(saved, **changes)
 
 
 def build_train_config(values: dict[str, Any]):

@@ -22,6 +22,15 @@ class Schedule(str, Enum):
     cosine = "cosine"
 
 
+class Strategy(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+    tpu = "tpu"
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where images come from and how they are split; shared by every command."""
@@ -69,6 +78,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     patience: int | None = None  # early stopping on validation loss; None: off
     seed: int = 42
+    strategy: Strategy = Strategy.auto
+    scale_lr: bool = False  # multiply lr by the number of replicas
+    mixed_precision: bool = False
+    deterministic: bool = False
+    save_every: int | None = None  # steps between mid-epoch checkpoints
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,6 +98,10 @@ class TrainConfig:
             (
                 0.0 <= self.label_smoothing < 1.0,
                 f"--label-smoothing must be in [0, 1); got {self.label_smoothing}.",
+            ),
+            (
+                self.save_every is None or self.save_every >= 1,
+                f"--save-every must be at least 1; got {self.save_every}.",
             ),
             (
                 self.patience is None or self.patience >= 1,
@@ -129,7 +147,8 @@ def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
     converted = {}
     for name, value in values.items():
         field_type = fields[name].type
-        enum_type = {"Optimizer": Optimizer, "Schedule": Schedule}.get(str(field_type))
+        enum_types = {"Optimizer": Optimizer, "Schedule": Schedule, "Strategy": Strategy}
+        enum_type = enum_types.get(str(field_type))
         if enum_type is not None and value is not None:
             try:
                 value = enum_type(value)

@@ -6,6 +6,7 @@ Layout (the contract every command shares):
     config.json   resolved options, data source, versions
     history.csv   one row per epoch
     metrics.json  final validation and test metrics
+    checkpoints/  model + optimizer + progress after every epoch, for --resume
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ LABELS_FILE = "labels.json"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+CHECKPOINTS_DIR = "checkpoints"
 
 
 def default_run_dir(task: str, name: str, root: Path = RUNS_ROOT) -> Path:

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from .errors import ImgclsError, UsageError
+
 _debug = False
 
 
@@ -62,14 +64,89 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def create_strategy(name: str = "auto") -> Any:
-    """A tf.distribute strategy; 'auto' picks all GPUs, one GPU, or the CPU."""
+CPU_REPLICAS_ENV = "IMGCLS_CPU_REPLICAS"  # split the CPU into N devices, to try mirrored
+
+
+def split_cpu(replicas: int) -> None:
+    """Present the CPU as `replicas` logical devices (before TensorFlow initializes)."""
     tf = import_tensorflow()
-    gpus = tf.config.list_logical_devices("GPU")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
+        )
+    except RuntimeError:
+        pass  # already initialized (a second run in the same process): keep what exists
+
+
+def create_strategy(name: str = "auto") -> Any:
+    """The tf.distribute strategy for --strategy. `auto`: MirroredStrategy over all GPUs
+    when there are several, the one GPU when there is one, the CPU otherwise."""
+    tf = import_tensorflow()
+    if os.environ.get(CPU_REPLICAS_ENV):
+        split_cpu(int(os.environ[CPU_REPLICAS_ENV]))
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
-        if len(gpus) > 1:
-            return tf.distribute.MirroredStrategy()
+        name = "mirrored" if len(gpus) > 1 else "gpu" if gpus else "cpu"
+    if name == "cpu":
+        return tf.distribute.OneDeviceStrategy("/cpu:0") if gpus else tf.distribute.get_strategy()
+    if name == "gpu":
+        if not gpus:
+            raise ImgclsError(
+                "--strategy gpu: TensorFlow sees no GPU. Install the GPU extra "
+                "(pip install 'imgcls[gpu]') and check nvidia-smi, or use --strategy cpu."
+            )
+        return tf.distribute.OneDeviceStrategy("/gpu:0")
+    if name == "mirrored":
         if gpus:
-            return tf.distribute.OneDeviceStrategy("/gpu:0")
-        return tf.distribute.get_strategy()  # the default strategy: plain CPU execution
-    raise ValueError(f"unknown strategy {name!r}")
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
+    if name == "multi-worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UsageError(
+                "--strategy multi-worker needs the TF_CONFIG environment variable on every "
+                "worker (cluster addresses and this worker's task); see the README."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            raise ImgclsError(f"--strategy tpu: no TPU found ({error}).") from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise UsageError(f"Unknown strategy '{name}'.")
+
+
+def is_chief(strategy: Any) -> bool:
+    """Only the chief writes the run directory; other workers write to a temporary one.
+    The chief is task 'chief', or worker 0 when the cluster has no chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def set_mixed_precision(enabled: bool) -> str:
+    """mixed_float16 on GPU, mixed_bfloat16 on CPU and TPU (float16 is slow there)."""
+    tf = import_tensorflow()
+    import keras
+
+    if not enabled:
+        policy = "float32"
+    else:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def set_determinism(enabled: bool) -> None:
+    """Deterministic kernels: identical results for identical inputs, a little slower."""
+    tf = import_tensorflow()
+    if enabled:
+        tf.config.experimental.enable_op_determinism()

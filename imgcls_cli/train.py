@@ -41,6 +41,7 @@ class TrainResult:
     history: list[dict[str, float]]
     metrics: dict[str, Any]
     model: Any
+    is_chief: bool = True
 
 
 def versions() -> dict[str, str]:
@@ -138,10 +139,23 @@ def start_run(
     runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {**document, "versions": versions()})
 
 
+def weights_fingerprint(model: Any) -> str:
+    """A short hash of all weights: equal runs (or workers) have equal fingerprints."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def finish_run(run_dir: Path, trainer: Any, data: PreparedData, epochs: int) -> dict[str, Any]:
     """Save the model, then score it on validation and test data into metrics.json."""
     runs.save_model_atomic(trainer.model, run_dir / runs.MODEL_FILE)
-    metrics: dict[str, Any] = {"epochs_trained": epochs}
+    metrics: dict[str, Any] = {
+        "epochs_trained": epochs,
+        "weights_fingerprint": weights_fingerprint(trainer.model),
+    }
     for name, dataset in (("val", data.val), ("test", data.test)):
         if dataset is not None:
             metrics[name] = trainer.evaluate(dataset)
@@ -149,36 +163,94 @@ def finish_run(run_dir: Path, trainer: Any, data: PreparedData, epochs: int) -> 
     return metrics
 
 
-def run_train(config: TrainConfig, run_dir: Path, reporter: Any) -> TrainResult:
-    import_tensorflow()
-    from .models import create_model
-    from .training import Trainer, create_learning_rate, create_optimizer, fit
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """history.csv rows as numbers (for resuming); an absent file is an empty history."""
+    import csv
 
+    path = run_dir / runs.HISTORY_FILE
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {key: (int(v) if key == "epoch" else float(v)) for key, v in row.items() if v != ""}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def set_up_runtime(config: TrainConfig) -> tuple[Any, str]:
+    """Strategy first (it may split the CPU into devices, which must precede any op),
+    then determinism, precision policy and seeds."""
+    from .runtime import set_determinism, set_mixed_precision
+
+    import_tensorflow()
+    strategy = create_strategy(config.strategy.value)
+    set_determinism(config.deterministic)
+    policy = set_mixed_precision(config.mixed_precision)
     seed_everything(config.seed)
+    return strategy, policy
+
+
+def worker_dir(run_dir: Path, strategy: Any) -> Path:
+    """The chief writes the run directory; other workers a throw-away one (they must
+    still save, because saving a distributed model is a collective operation)."""
+    import tempfile
+
+    from .runtime import is_chief
+
+    return run_dir if is_chief(strategy) else Path(tempfile.mkdtemp(prefix="imgcls-worker-"))
+
+
+def run_train(
+    config: TrainConfig, run_dir: Path, reporter: Any, resume: bool = False
+) -> TrainResult:
+    """Train `config` into run_dir; with resume, continue run_dir's last checkpoint."""
+    strategy, policy = set_up_runtime(config)
+    from .models import create_model
+    from .training import Checkpoints, Trainer, create_learning_rate, create_optimizer, fit
+
     data = prepare_data(
         config.data, seed=config.seed, batch_size=config.batch_size, reporter=reporter
     )
-    strategy = create_strategy("auto")
+    replicas = strategy.num_replicas_in_sync
+    lr = config.lr * replicas if config.scale_lr else config.lr
+    work_dir = worker_dir(run_dir, strategy)
     with strategy.scope():
         model = create_model(config.arch, data.input_shape, data.source.num_classes)
         learning_rate = create_learning_rate(
-            config.lr,
+            lr,
             config.schedule,
             total_steps=data.steps_per_epoch * config.epochs,
             warmup_steps=data.steps_per_epoch * config.warmup_epochs,
         )
-        optimizer = create_optimizer(config.optimizer, learning_rate, config.weight_decay)
-    trainer = Trainer(model, optimizer, strategy, config.label_smoothing)
-    strategy_info = {
+        optimizer = create_optimizer(
+            config.optimizer, learning_rate, config.weight_decay, policy == "mixed_float16"
+        )
+        trainer = Trainer(model, optimizer, strategy, config.label_smoothing)
+        checkpoints = Checkpoints(
+            work_dir / runs.CHECKPOINTS_DIR,
+            trainer,
+            config.save_every,
+            restore_from=run_dir / runs.CHECKPOINTS_DIR,
+        )
+    runtime_info = {
         "strategy": type(strategy).__name__,
-        "replicas": strategy.num_replicas_in_sync,
+        "replicas": replicas,
+        "global_batch_size": config.batch_size,
+        "learning_rate": lr,
+        "precision_policy": policy,
     }
     reporter.info(
         f"Model: {config.arch}, {model.count_params():,} parameters; strategy "
-        f"{strategy_info['strategy']} with {strategy_info['replicas']} replica(s)"
+        f"{runtime_info['strategy']} with {replicas} replica(s), global batch "
+        f"{config.batch_size}" + (f", {policy}" if config.mixed_precision else "")
     )
 
-    start_run(run_dir, "train", config.to_dict(), data, strategy_info)
+    history = read_history(run_dir) if resume else []
+    if work_dir == run_dir:
+        if resume:
+            update_options(run_dir, config.to_dict())
+        else:
+            start_run(run_dir, "train", config.to_dict(), data, runtime_info)
     history = fit(
         trainer,
         data.train,
@@ -187,7 +259,20 @@ def run_train(config: TrainConfig, run_dir: Path, reporter: Any) -> TrainResult:
         steps_per_epoch=data.steps_per_epoch,
         patience=config.patience,
         reporter=reporter,
-        on_epoch_end=lambda rows: runs.write_csv_atomic(run_dir / runs.HISTORY_FILE, rows),
+        on_epoch_end=lambda rows: runs.write_csv_atomic(work_dir / runs.HISTORY_FILE, rows),
+        checkpoints=checkpoints,
+        history=history,
     )
-    metrics = finish_run(run_dir, trainer, data, len(history))
-    return TrainResult(run_dir, history, metrics, model)
+    metrics = finish_run(work_dir, trainer, data, len(history))
+    if work_dir != run_dir:
+        import shutil
+
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return TrainResult(run_dir, history, metrics, model, is_chief=work_dir == run_dir)
+
+
+def update_options(run_dir: Path, options: dict[str, Any]) -> None:
+    """Record options changed on --resume (more epochs, another strategy) in config.json."""
+    path = run_dir / runs.CONFIG_FILE
+    document = runs.read_json(path, "the run's options")
+    runs.write_json_atomic(path, {**document, "options": options})

@@ -7,12 +7,16 @@ path on one CPU as on a cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .config import Optimizer, Schedule
@@ -64,13 +68,16 @@ def create_learning_rate(
 
 
 def create_optimizer(
-    name: Optimizer, learning_rate: Any, weight_decay: float
+    name: Optimizer, learning_rate: Any, weight_decay: float, loss_scaling: bool = False
 ) -> keras.optimizers.Optimizer:
+    """Adam, AdamW or SGD with Nesterov momentum; loss scaling for float16 training."""
     if name == Optimizer.sgd:
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
-    if name == Optimizer.adamw:
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-    return keras.optimizers.Adam(learning_rate)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    elif name == Optimizer.adamw:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling else optimizer
 
 
 class Trainer:
@@ -108,8 +115,10 @@ class Trainer:
             loss = tf.nn.compute_average_loss(per_example_loss)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+            # A no-op unless the optimizer is a LossScaleOptimizer (mixed_float16).
+            scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
-        gradients = tape.gradient(loss, variables)
+        gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._sums(labels, probabilities, per_example_loss)
 
@@ -117,28 +126,159 @@ class Trainer:
         probabilities = self.model(images, training=False)
         return self._sums(labels, probabilities, self.loss_fn(labels, probabilities))
 
-    def train_epoch(self, dataset: Any, reporter: Reporter) -> dict[str, float]:
-        totals, step = tf.zeros([3]), 0
+    def distribute(self, dataset: Any) -> Any:
+        """Split global batches across replicas (and workers). Done once per dataset: a
+        distributed dataset keeps its reshuffle state between epochs."""
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    def train_epoch(
+        self,
+        dataset: Any,
+        reporter: Reporter,
+        *,
+        start: EpochProgress | None = None,
+        after_step: Callable[[int, Callable[[], Any]], None] | None = None,
+    ) -> dict[str, float]:
+        """One pass over a distributed dataset. `start` resumes an epoch part-way: its
+        steps are skipped (read, not trained) and its sums carried on. `after_step(step,
+        totals)` may raise to stop between two steps; totals() syncs, so call it rarely."""
+        start = start or EpochProgress()
         started = last_report = time.perf_counter()
-        for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset), 1):
-            totals += tf.stack(self._train_step(batch))
+        seen, step = tf.zeros([3]), start.step
+        for step, batch in enumerate(dataset, 1):
+            if step <= start.step:
+                continue
+            seen += tf.stack(self._train_step(batch))
             now = time.perf_counter()
             if now - last_report >= REPORT_INTERVAL_S:
                 last_report = now
-                reporter.step(step, summarize(totals.numpy(), now - started))
-        logs = summarize(totals.numpy(), time.perf_counter() - started)
+                reporter.step(step, summarize(start.totals + seen.numpy(), now - started))
+            if after_step is not None:
+                after_step(step, lambda seen=seen: start.totals + seen.numpy())
+        elapsed = time.perf_counter() - started
+        logs = summarize(start.totals + seen.numpy(), elapsed)
+        # Throughput counts only the images trained in this call, not resumed ones.
+        logs["images_per_second"] = float(seen[2]) / elapsed if elapsed else 0.0
         reporter.step(step, logs)
         return logs
 
-    def evaluate(self, dataset: Any) -> dict[str, float]:
+    def evaluate(self, dataset: Any, distributed: bool = False) -> dict[str, float]:
         totals = tf.zeros([3])
-        for batch in self.strategy.experimental_distribute_dataset(dataset):
+        for batch in dataset if distributed else self.distribute(dataset):
             totals += tf.stack(self._eval_step(batch))
         logs = summarize(totals.numpy(), None)
         return {"loss": logs["loss"], "accuracy": logs["accuracy"], "examples": logs["examples"]}
 
     def current_learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochProgress:
+    """Steps done in the current epoch and their (loss sum, correct, count) sums."""
+
+    step: int = 0
+    totals: Any = dataclasses.field(default_factory=lambda: np.zeros(3))
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM arrived; when `saved`, a checkpoint holds `epoch`/`step`."""
+
+    def __init__(self, signal_number: int, epoch: int, step: int, checkpoints: Any = None):
+        super().__init__(f"interrupted by signal {signal_number} at epoch {epoch}, step {step}")
+        self.signal_number, self.epoch, self.step = signal_number, epoch, step
+        self.saved = checkpoints is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal_number  # 130 for SIGINT, 143 for SIGTERM
+
+
+class StopRequests:
+    """Turns SIGINT/SIGTERM into a flag that the loop checks between steps, so a step is
+    never cut in half and a checkpoint can be written before exiting."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequests:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._request)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _request(self, number: int, frame: Any) -> None:
+        if self.signal_number is not None:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.signal_number = number
+
+
+class Checkpoints:
+    """Model, optimizer, RNG and progress under `directory`, written after every epoch
+    (and every `save_every` steps). TensorFlow writes the files first and then points
+    the `checkpoint` index at them, so a kill mid-write leaves the previous one valid."""
+
+    def __init__(
+        self,
+        directory: os.PathLike,
+        trainer: Trainer,
+        save_every: int | None = None,
+        restore_from: os.PathLike | None = None,
+    ):
+        """Saves under `directory`; restores from `restore_from` (default: the same).
+        Non-chief workers save to a scratch directory but restore the chief's."""
+        model, optimizer = trainer.model, trainer.optimizer
+        self.save_every = save_every
+        self.restore_dir = os.path.join(restore_from or directory, "latest")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # epochs completed
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)  # steps into the next
+        self.totals = tf.Variable(tf.zeros([3], tf.float64), trainable=False)
+        optimizer.build(model.trainable_variables)  # create slots now, so restore fills them
+        weight_ids = {id(w) for w in model.weights}
+        # Dropout and other random layers keep RNG state outside model.weights.
+        rng_state = [v for v in model.variables if id(v) not in weight_ids]
+        latest = tf.train.Checkpoint(
+            model=model,
+            optimizer=optimizer,
+            rng=rng_state,
+            epoch=self.epoch,
+            step=self.step,
+            totals=self.totals,
+        )
+        self.latest = tf.train.CheckpointManager(latest, os.path.join(directory, "latest"), 1)
+        best = tf.train.Checkpoint(model=model)
+        self.best = tf.train.CheckpointManager(best, os.path.join(directory, "best"), 1)
+
+    def save(self, epoch: int, progress: EpochProgress | None = None) -> None:
+        progress = progress or EpochProgress()
+        self.epoch.assign(epoch)
+        self.step.assign(progress.step)
+        self.totals.assign(np.asarray(progress.totals, dtype=np.float64))
+        self.latest.save()
+
+    def restore(self) -> tuple[int, EpochProgress] | None:
+        """(epochs completed, progress into the next) from the last checkpoint, if any."""
+        path = tf.train.latest_checkpoint(self.restore_dir)
+        if path is None:
+            return None
+        self.latest.checkpoint.restore(path).assert_existing_objects_matched()
+        return int(self.epoch.numpy()), EpochProgress(int(self.step.numpy()), self.totals.numpy())
+
+    def save_best(self) -> None:
+        self.best.save()
+
+    def restore_best(self) -> bool:
+        if self.best.latest_checkpoint is None:
+            return False
+        self.best.checkpoint.restore(self.best.latest_checkpoint).expect_partial()
+        return True
 
 
 def summarize(totals: Any, seconds: float | None) -> dict[str, float]:
@@ -164,39 +304,82 @@ def fit(
     patience: int | None,
     reporter: Reporter,
     on_epoch_end: Callable[[list[dict[str, float]]], None] = lambda history: None,
+    checkpoints: Checkpoints | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> list[dict[str, float]]:
     """Train for `epochs`, validating after each; with `patience`, stop when validation
-    loss has not improved for that many epochs and restore the best weights."""
-    history: list[dict[str, float]] = []
-    best_loss, best_weights, best_epoch = math.inf, None, 0
-    for epoch in range(1, epochs + 1):
-        reporter.epoch_start(epoch, epochs, steps_per_epoch)
-        train_logs = trainer.train_epoch(train_ds, reporter)
-        row = {
-            "epoch": epoch,
-            "loss": train_logs["loss"],
-            "accuracy": train_logs["accuracy"],
-            "lr": trainer.current_learning_rate(),
-            "seconds": train_logs.get("seconds", 0.0),
-            "images_per_second": train_logs.get("images_per_second", 0.0),
-        }
-        if val_ds is not None:
-            val_logs = trainer.evaluate(val_ds)
-            row["val_loss"], row["val_accuracy"] = val_logs["loss"], val_logs["accuracy"]
-        history.append(row)
-        reporter.epoch_end(row)
-        on_epoch_end(history)
-        if patience is None or val_ds is None:
-            continue
-        if row["val_loss"] < best_loss:
-            best_loss, best_epoch = row["val_loss"], epoch
-            best_weights = trainer.model.get_weights()
-        elif epoch - best_epoch >= patience:
-            reporter.info(
-                f"Early stopping: validation loss has not improved for {patience} epochs; "
-                f"restoring the weights of epoch {best_epoch}."
+    loss has not improved for that many epochs and restore the best weights.
+
+    With `checkpoints`, training resumes from the last one (`history` holds the rows of
+    the epochs it covers) and SIGINT/SIGTERM save one and raise TrainingInterrupted.
+    """
+    history = list(history or [])
+    done, progress = 0, EpochProgress()
+    if checkpoints is not None and (restored := checkpoints.restore()) is not None:
+        done, progress = restored
+        history = history[:done]
+        reporter.info(
+            f"Resuming after epoch {done}" + (f", step {progress.step}" if progress.step else "")
+        )
+    train_batches = trainer.distribute(train_ds)
+    val_batches = trainer.distribute(val_ds) if val_ds is not None else None
+    for _ in range(done):
+        iter(train_batches)  # replay the reshuffles of the epochs already done (no data read)
+    best = min(history, key=lambda row: row["val_loss"], default=None) if val_ds else None
+    best_loss, best_epoch = (best["val_loss"], best["epoch"]) if best else (math.inf, 0)
+    best_weights = None
+
+    with StopRequests() as stop:
+        for epoch in range(done + 1, epochs + 1):
+            reporter.epoch_start(epoch, epochs, steps_per_epoch)
+
+            def after_step(step: int, totals: Callable[[], Any], epoch: int = epoch) -> None:
+                if stop.signal_number is not None:
+                    if checkpoints is not None:
+                        checkpoints.save(epoch - 1, EpochProgress(step, totals()))
+                    raise TrainingInterrupted(stop.signal_number, epoch, step, checkpoints)
+                if checkpoints and checkpoints.save_every and step % checkpoints.save_every == 0:
+                    checkpoints.save(epoch - 1, EpochProgress(step, totals()))
+
+            train_logs = trainer.train_epoch(
+                train_batches, reporter, start=progress, after_step=after_step
             )
-            break
-    if best_weights is not None and best_epoch != history[-1]["epoch"]:
-        trainer.model.set_weights(best_weights)
+            progress = EpochProgress()
+            row = {
+                "epoch": epoch,
+                "loss": train_logs["loss"],
+                "accuracy": train_logs["accuracy"],
+                "lr": trainer.current_learning_rate(),
+                "seconds": train_logs.get("seconds", 0.0),
+                "images_per_second": train_logs.get("images_per_second", 0.0),
+            }
+            if val_batches is not None:
+                val_logs = trainer.evaluate(val_batches, distributed=True)
+                row["val_loss"], row["val_accuracy"] = val_logs["loss"], val_logs["accuracy"]
+            history.append(row)
+            reporter.epoch_end(row)
+            on_epoch_end(history)  # history first: a checkpoint never runs ahead of it
+            improved = val_batches is not None and row["val_loss"] < best_loss
+            if improved:
+                best_loss, best_epoch = row["val_loss"], epoch
+            if checkpoints is not None:
+                if improved and patience is not None:
+                    checkpoints.save_best()
+                checkpoints.save(epoch)
+            elif improved and patience is not None:
+                best_weights = trainer.model.get_weights()
+            if stop.signal_number is not None:
+                raise TrainingInterrupted(stop.signal_number, epoch + 1, 0, checkpoints)
+            if patience is not None and val_batches is not None and epoch - best_epoch >= patience:
+                reporter.info(
+                    f"Early stopping: validation loss has not improved for {patience} epochs."
+                )
+                break
+
+    if patience is not None and best_epoch and best_epoch != history[-1]["epoch"]:
+        reporter.info(f"Restoring the weights of epoch {best_epoch} (best validation loss).")
+        if checkpoints is not None:
+            checkpoints.restore_best()
+        else:
+            trainer.model.set_weights(best_weights)
     return history

@@ -1,0 +1,172 @@
+"""Strategies, checkpoints and resume, run as real `imgcls train` processes."""
+
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Slow enough per epoch (about 1-2 s) that a test can kill the run between checkpoints.
+SLOW_RUN = ["--image-size", "32", "--batch-size", "4", "--deterministic", "--quiet"]
+
+
+def imgcls(*args, env=None, cwd=None, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "imgcls_cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        **kwargs,
+    )
+
+
+def finish(process, timeout=240):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out + err
+
+
+def history(run_dir: Path) -> list[dict]:
+    with (run_dir / "history.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def weights(run_dir: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.saving.load_model(run_dir / "model.keras", safe_mode=True).get_weights()
+
+
+def wait_for(predicate, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert process.poll() is None, finish(process)[1]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def checkpoint_epochs(run_dir: Path) -> int:
+    return (
+        len(history(run_dir)) if (run_dir / "checkpoints" / "latest" / "checkpoint").exists() else 0
+    )
+
+
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    code, output = finish(imgcls("train", *SLOW_RUN, "--epochs", "3", "--output", str(whole)))
+    assert code == 0, output
+
+    process = imgcls("train", *SLOW_RUN, "--epochs", "3", "--output", str(killed))
+    wait_for(lambda: checkpoint_epochs(killed) >= 1, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(history(killed)) < 3  # really killed before the end
+    assert not (killed / "model.keras").exists()
+
+    code, output = finish(imgcls("train", "--resume", str(killed), "--quiet"))
+    assert code == 0, output
+    drop_timing = lambda rows: [  # noqa: E731
+        {k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in rows
+    ]
+    assert drop_timing(history(killed)) == drop_timing(history(whole))
+    for a, b in zip(weights(killed), weights(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
+    run_dir = tmp_path / "run"
+    process = imgcls("train", *SLOW_RUN, "--epochs", "5", "--output", str(run_dir))
+    wait_for(lambda: checkpoint_epochs(run_dir) >= 1, process)
+    process.send_signal(signal.SIGINT)
+    code, output = finish(process)
+    assert code == 130, output
+    assert f"imgcls train --resume {run_dir}" in output
+    assert "Traceback" not in output
+    code, output = finish(imgcls("train", "--resume", str(run_dir), "--epochs", "2", "--quiet"))
+    assert code == 0, output
+    assert len(history(run_dir)) == 2 and (run_dir / "model.keras").exists()
+
+
+def test_mirrored_over_two_cpu_devices_matches_the_default_strategy(tmp_path):
+    results = {}
+    for name, extra, env in (
+        ("default", [], {}),
+        ("mirrored", ["--strategy", "mirrored"], {"IMGCLS_CPU_REPLICAS": "2"}),
+    ):
+        run_dir = tmp_path / name
+        args = ("train", "--epochs", "3", "--output", str(run_dir), *extra)
+        code, output = finish(imgcls(*args, env=env))
+        assert code == 0, output
+        results[name] = (output, [float(row["val_loss"]) for row in history(run_dir)])
+    assert "MirroredStrategy with 2 replica(s)" in results["mirrored"][0]
+    # Dropout masks differ per replica, so the curves agree closely, not bit for bit.
+    np.testing.assert_allclose(results["mirrored"][1], results["default"][1], rtol=0.15)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        cwd = tmp_path / f"worker{index}"
+        cwd.mkdir()
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        args = ("train", "--strategy", "multi-worker", "--epochs", "2", "--output", "run", "-q")
+        workers.append((cwd, imgcls(*args, env={"TF_CONFIG": config}, cwd=cwd)))
+    outputs = []
+    for _cwd, process in workers:
+        code, output = finish(process)
+        assert code == 0, output
+        outputs.append(output)
+    fingerprints = [re.search(r"weights ([0-9a-f]{16})", out).group(1) for out in outputs]
+    assert fingerprints[0] == fingerprints[1]
+    assert (tmp_path / "worker0" / "run" / "model.keras").exists()
+    assert list((tmp_path / "worker1").iterdir()) == []  # worker 1 wrote nothing here
+    assert (
+        json.loads((tmp_path / "worker0" / "run" / "metrics.json").read_text())[
+            "weights_fingerprint"
+        ]
+        == fingerprints[0]
+    )
+
+
+def test_multi_worker_without_tf_config_is_a_usage_error(runner, cli_app, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    result = runner.invoke(cli_app, ["train", "--strategy", "multi-worker", "-q"])
+    assert result.exit_code == 2 and "TF_CONFIG" in result.output
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--arch"])
+def test_resume_refuses_option_changes(runner, cli_app, tmp_path, flag):
+    value = "0.1" if flag == "--lr" else "resnet8"
+    result = runner.invoke(cli_app, ["train", "--resume", str(tmp_path), flag, value])
+    assert result.exit_code == 2 and f"drop {flag}" in result.output
+
+
+def test_mixed_precision_trains_on_cpu_with_bfloat16(runner, cli_app, tmp_path):
+    result = runner.invoke(
+        cli_app, ["train", "--mixed-precision", "--epochs", "1", "--output", str(tmp_path / "r")]
+    )
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")  # leave the process as we found it
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["resolved"]["precision_policy"] == "mixed_bfloat16"
+    model = keras.saving.load_model(tmp_path / "r" / "model.keras")
+    assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
