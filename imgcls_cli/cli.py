@@ -255,10 +255,14 @@ def train(
             if config_file is not None:
                 options = apply_config_file(ctx, config_file, options)
             config = build_train_config(options)
-            from .runs import prepare_run_dir
+            from .runs import is_same_run, prepare_run_dir
 
+            # A restarted multi-worker job reruns the same command: continue from the
+            # last checkpoint, as tf.keras' BackupAndRestore does, instead of refusing.
+            if config.strategy == Strategy.multi_worker and is_same_run(output, config.to_dict()):
+                resume = output
             name = f"{config.data.source_name}-{config.arch}"
-            run_dir = prepare_run_dir(output, "train", name, force)
+            run_dir = resume or prepare_run_dir(output, "train", name, force)
         from .train import run_train
         from .training import TrainingInterrupted
 
@@ -274,11 +278,15 @@ def train(
             raise typer.Exit(stop.exit_code) from None
         fingerprint = result.metrics["weights_fingerprint"]
         if not result.is_chief:
-            console.out.print(f"Worker done (weights {fingerprint}); the chief writes {run_dir}")
+            console.out.print(
+                f"Worker done (weights {fingerprint}); the chief writes {run_dir}", soft_wrap=True
+            )
             return
         if not quiet:
             console.out.print(console.metrics_table(result.metrics))
-        console.out.print(f"Run saved to [bold]{run_dir}[/] (weights {fingerprint})")
+        console.out.print(
+            f"Run saved to [bold]{run_dir}[/] (weights {fingerprint})", soft_wrap=True
+        )
 
 
 TRAIN_OPTION_NAMES = (

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__, runs
 from .config import DataConfig, TrainConfig
-from .errors import DataError
+from .errors import DataError, ImgclsError
 from .runtime import create_strategy, import_tensorflow, seed_everything
 
 
@@ -251,18 +251,26 @@ def run_train(
             update_options(run_dir, config.to_dict())
         else:
             start_run(run_dir, "train", config.to_dict(), data, runtime_info)
-    history = fit(
-        trainer,
-        data.train,
-        data.val,
-        epochs=config.epochs,
-        steps_per_epoch=data.steps_per_epoch,
-        patience=config.patience,
-        reporter=reporter,
-        on_epoch_end=lambda rows: runs.write_csv_atomic(work_dir / runs.HISTORY_FILE, rows),
-        checkpoints=checkpoints,
-        history=history,
-    )
+    tf = import_tensorflow()
+    try:
+        history = fit(
+            trainer,
+            data.train,
+            data.val,
+            epochs=config.epochs,
+            steps_per_epoch=data.steps_per_epoch,
+            patience=config.patience,
+            reporter=reporter,
+            on_epoch_end=lambda rows: runs.write_csv_atomic(work_dir / runs.HISTORY_FILE, rows),
+            checkpoints=checkpoints,
+            history=history,
+        )
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        first_line = str(error).strip().splitlines()[0][:200]
+        raise ImgclsError(
+            f"A worker of the cluster stopped answering ({first_line}). Restart every worker "
+            "with the same command: training continues from the last checkpoint."
+        ) from None
     metrics = finish_run(work_dir, trainer, data, len(history))
     if work_dir != run_dir:
         import shutil

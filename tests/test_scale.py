@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 # Slow enough per epoch (about 1-2 s) that a test can kill the run between checkpoints.
-SLOW_RUN = ["--image-size", "32", "--batch-size", "4", "--deterministic", "--quiet"]
+SLOW_RUN = ["--image-size", "32", "--batch-size", "4", "--deterministic"]
 
 
 def imgcls(*args, env=None, cwd=None, **kwargs):
@@ -170,3 +170,41 @@ def test_mixed_precision_trains_on_cpu_with_bfloat16(runner, cli_app, tmp_path):
     assert config["resolved"]["precision_policy"] == "mixed_bfloat16"
     model = keras.saving.load_model(tmp_path / "r" / "model.keras")
     assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
+
+
+def start_workers(tmp_path, run_dir, epochs, ports):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        args = ("train", "--strategy", "multi-worker", *SLOW_RUN, "--epochs", str(epochs))
+        processes.append(imgcls(*args, "--output", str(run_dir), env={"TF_CONFIG": config}))
+    return processes
+
+
+def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
+    run_dir = tmp_path / "shared" / "run"  # a folder every worker sees, as on a shared disk
+    ports = [free_port(), free_port()]
+    chief, worker = start_workers(tmp_path, run_dir, 3, ports)
+    wait_for(lambda: checkpoint_epochs(run_dir) >= 1, chief)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    try:  # the chief notices the lost peer and stops with a clear line, or is restarted
+        started = time.monotonic()
+        code, output = finish(chief, timeout=60)
+        print(f"chief stopped by itself after {time.monotonic() - started:.1f}s")
+        assert code == 1 and "Restart every worker" in output, output
+    except subprocess.TimeoutExpired:
+        print("chief still waiting for its peer after 60 s: restarted")
+        chief.kill()
+        chief.wait()
+    done_before = checkpoint_epochs(run_dir)
+    assert 1 <= done_before < 3
+
+    outputs = [finish(p) for p in start_workers(tmp_path, run_dir, 3, ports)]
+    for code, output in outputs:
+        assert code == 0, output
+        assert f"Resuming after epoch {done_before}" in output
+    assert [int(row["epoch"]) for row in history(run_dir)] == [1, 2, 3]
+    fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
+    assert len(fingerprints) == 1
