@@ -339,7 +339,8 @@ def resumed_config(ctx: typer.Context, run_dir: Path, options: dict[str, Any]):
 
 
 def build_train_config(values: dict[str, Any]):
-    from .config import DataConfig, TrainConfig
+    """Flat option values (from flags and maybe a config file) → a validated TrainConfig."""
+    from .config import TrainConfig
     from .models import check_architecture
 
     values = dict(values)
@@ -350,7 +351,7 @@ def build_train_config(values: dict[str, Any]):
     if data_values["dataset"] is None and data_values["data"] is None:
         data_values["dataset"] = "digits"
     check_architecture(values["arch"])
-    return TrainConfig(data=DataConfig(**data_values), **values)
+    return TrainConfig.from_dict({**values, "data": data_values})
 
 
 def main() -> None:

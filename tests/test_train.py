@@ -19,6 +19,7 @@ def test_train_on_digits_writes_a_complete_run_dir(runner, cli_app, tmp_path):
     result = train(runner, cli_app, "--epochs", "2", "--output", str(run_dir))
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoints",
         "config.json",
         "history.csv",
         "labels.json",
