@@ -1,0 +1,103 @@
+"""Training throughput of imgcls' loop vs plain Keras `model.fit` (same model, data, batch).
+
+MNIST-sized data: scikit-learn's digits upscaled to 28x28x1 and tiled to 10,780 images, so
+the figure needs no download. Each epoch after the first (tracing) one is timed.
+
+    python benchmarks/bench_train.py [--epochs 6] [--batch-size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from common import print_table, save, summary
+
+
+def mnist_sized_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    images = np.kron(images, np.ones((4, 4), np.uint8))[:, 2:30, 2:30, None]  # 32 → 28 px
+    return np.tile(images, (6, 1, 1, 1)), np.tile(digits.target, 6)
+
+
+def dataset(images, labels, batch_size):
+    from imgcls_cli.data.pipeline import create_batches
+    from imgcls_cli.data.sources import arrays_to_split
+
+    split = arrays_to_split(images, labels)
+    return create_batches(split, (28, 28), 1, 10, batch_size, shuffle_seed=0)
+
+
+def imgcls_epochs(data, epochs: int) -> list[float]:
+    import tensorflow as tf
+
+    from imgcls_cli.models import create_model
+    from imgcls_cli.training import SilentReporter, Trainer, create_optimizer
+
+    model = create_model("simplecnn", (28, 28, 1), 10)
+    trainer = Trainer(model, create_optimizer("adam", 1e-3, 0.0), tf.distribute.get_strategy())
+    batches = trainer.distribute(data)
+    return [trainer.train_epoch(batches, SilentReporter())["seconds"] for _ in range(epochs)]
+
+
+def keras_fit_epochs(data, epochs: int) -> list[float]:
+    import keras
+
+    from imgcls_cli.models import create_model
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    model = create_model("simplecnn", (28, 28, 1), 10)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    timer = EpochTimer()
+    model.fit(data, epochs=epochs, verbose=0, callbacks=[timer])
+    return timer.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+
+    from imgcls_cli.runtime import import_tensorflow, seed_everything
+
+    import_tensorflow()
+    seed_everything(0)
+    images, labels = mnist_sized_arrays()
+    data = dataset(images, labels, args.batch_size)
+    samples: dict[str, list[float]] = {"keras_fit": [], "imgcls": []}
+    # Alternate the two, round after round, so that machine noise hits both alike.
+    for _ in range(args.rounds):
+        for name, run in (("keras_fit", keras_fit_epochs), ("imgcls", imgcls_epochs)):
+            seconds = run(data, args.epochs)[1:]  # the first epoch traces (and fills the cache)
+            samples[name] += [len(images) / s for s in seconds]
+    rates = {name: summary(values) for name, values in samples.items()}
+    ratio = rates["imgcls"]["median"] / rates["keras_fit"]["median"]
+    print_table(
+        f"Training throughput, simplecnn 28x28x1, batch {args.batch_size}, {len(images)} images",
+        [
+            (name, f"{r['median']:,.0f} img/s (min {r['min']:,.0f}, max {r['max']:,.0f})")
+            for name, r in rates.items()
+        ]
+        + [("imgcls / keras fit", f"{ratio:.3f}x (target >= 0.95x)")],
+    )
+    save("train_throughput", {"images_per_second": rates, "ratio": ratio, "target": 0.95})
+
+
+if __name__ == "__main__":
+    main()
