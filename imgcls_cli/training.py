@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from .config import Optimizer, Schedule
+from .runtime import import_tensorflow
+
+tf = import_tensorflow()  # first, so TensorFlow's start-up log stays quiet
+import keras  # noqa: E402
 
 REPORT_INTERVAL_S = 0.25  # how often the progress bar is refreshed (each refresh syncs)
 

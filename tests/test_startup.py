@@ -54,3 +54,24 @@ def test_console_script_is_installed():
     result = subprocess.run([path, "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "train" in result.stdout
+
+
+def test_training_run_prints_no_tensorflow_start_up_noise(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imgcls_cli",
+            "train",
+            "--epochs",
+            "1",
+            "-q",
+            "--output",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    for noise in ("oneDNN", "cuda", "absl", "cpu_feature_guard", "WARNING"):
+        assert noise not in result.stderr, result.stderr

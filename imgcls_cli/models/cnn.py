@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import keras
+from ..runtime import import_tensorflow
+
+import_tensorflow()  # first, so TensorFlow's start-up log stays quiet
+import keras  # noqa: E402
 
 
 def classifier_head(x, num_classes: int, dropout: float):
