@@ -64,7 +64,7 @@ class RichReporter:
 
     def epoch_start(self, epoch: int, epochs: int, steps: int | None) -> None:
         self.epoch_label = f"Epoch {epoch}/{epochs}"
-        if self.quiet:
+        if self.quiet or not err.is_terminal:  # logs and pipes get the epoch lines only
             return
         self.progress = Progress(
             TextColumn("{task.description}"),

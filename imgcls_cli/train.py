@@ -233,7 +233,7 @@ def run_train(
             restore_from=run_dir / runs.CHECKPOINTS_DIR,
         )
     runtime_info = {
-        "strategy": type(strategy).__name__,
+        "strategy": type(strategy).__name__.lstrip("_").replace("DistributionStrategy", "Strategy"),
         "replicas": replicas,
         "global_batch_size": config.batch_size,
         "learning_rate": lr,
