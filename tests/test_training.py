@@ -86,3 +86,87 @@ def test_train_epoch_counts_every_example_and_learns():
     for _ in range(30):
         last = trainer.train_epoch(data, SilentReporter())
     assert last["loss"] < first["loss"]
+
+
+class CrashAtStep(SilentReporter):
+    """Raises (or sends a signal to this process) when training reaches a given step."""
+
+    def __init__(self, step, action):
+        self.at, self.action = step, action
+
+    def step(self, step, logs):
+        if step == self.at:
+            self.action()
+
+
+def checkpointed_trainer(tmp_path, save_every=None):
+    import tensorflow as tf
+
+    from imgcls_cli.training import Checkpoints
+
+    model, data = tiny_model_and_data()
+    trainer = Trainer(model, create_optimizer("adam", 1e-2, 0.0), tf.distribute.get_strategy())
+    return trainer, Checkpoints(tmp_path / "ckpt", trainer, save_every), data.unbatch().batch(4)
+
+
+def test_save_every_checkpoints_mid_epoch(tmp_path, monkeypatch):
+    from imgcls_cli import training
+
+    monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)  # report every step
+
+    def crash():
+        raise RuntimeError("power cut")
+
+    trainer, checkpoints, data = checkpointed_trainer(tmp_path, save_every=2)
+    with pytest.raises(RuntimeError):
+        fit(
+            trainer,
+            data,
+            None,
+            epochs=2,
+            steps_per_epoch=4,
+            patience=None,
+            reporter=CrashAtStep(3, crash),
+            checkpoints=checkpoints,
+        )
+    _, fresh, _ = checkpointed_trainer(tmp_path)
+    epochs_done, progress = fresh.restore()
+    assert (epochs_done, progress.step) == (0, 2)
+    assert progress.totals[2] == 8  # two batches of 4 examples counted
+
+
+def test_sigint_mid_epoch_saves_that_step_and_resume_finishes_the_epoch(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from imgcls_cli import training
+    from imgcls_cli.training import TrainingInterrupted
+
+    monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)
+    trainer, checkpoints, data = checkpointed_trainer(tmp_path)
+    with pytest.raises(TrainingInterrupted) as stop:
+        fit(
+            trainer,
+            data,
+            None,
+            epochs=2,
+            steps_per_epoch=4,
+            patience=None,
+            reporter=CrashAtStep(3, lambda: os.kill(os.getpid(), signal.SIGINT)),
+            checkpoints=checkpoints,
+        )
+    assert (stop.value.epoch, stop.value.step, stop.value.exit_code) == (1, 3, 130)
+
+    trainer2, checkpoints2, data = checkpointed_trainer(tmp_path)
+    history = fit(
+        trainer2,
+        data,
+        None,
+        epochs=2,
+        steps_per_epoch=4,
+        patience=None,
+        reporter=SilentReporter(),
+        checkpoints=checkpoints2,
+    )
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert int(trainer2.optimizer.iterations.numpy()) == 8  # 3 before the stop + 5 after
