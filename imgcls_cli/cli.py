@@ -11,7 +11,7 @@ import typer
 
 from . import __version__
 from .config import Optimizer, Schedule, Strategy
-from .errors import ImgclsError
+from .errors import ImgclsError, UsageError
 
 app = typer.Typer(
     name="imgcls",
@@ -74,6 +74,12 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except OSError as error:  # unwritable output, full disk, vanished files
+        if _state["debug"]:
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        console.error(f"{error.strerror or error}{where}. Check the path and free space.")
+        raise typer.Exit(1) from None
     except Exception as error:
         if _state["debug"]:
             raise
@@ -250,6 +256,8 @@ def train(
     with user_errors():
         options = {k: v for k, v in locals().items() if k in TRAIN_OPTION_NAMES}
         if resume is not None:
+            if output is not None or config_file is not None:
+                raise UsageError("--resume continues RUN_DIR itself; drop --output and --config.")
             config, run_dir = resumed_config(ctx, resume, options), resume
         else:
             if config_file is not None:
@@ -314,7 +322,6 @@ RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
 def resumed_config(ctx: typer.Context, run_dir: Path, options: dict[str, Any]):
     """The run's saved options, with the few that may change between sessions."""
     from .config import TrainConfig
-    from .errors import UsageError
     from .runs import CONFIG_FILE, read_json
 
     def given(name: str) -> bool:

@@ -211,6 +211,8 @@ def run_train(
     data = prepare_data(
         config.data, seed=config.seed, batch_size=config.batch_size, reporter=reporter
     )
+    if config.patience is not None and data.val is None:
+        reporter.warning("--patience has no effect without validation data (--val-split 0).")
     replicas = strategy.num_replicas_in_sync
     lr = config.lr * replicas if config.scale_lr else config.lr
     work_dir = worker_dir(run_dir, strategy)

@@ -237,3 +237,12 @@ def test_folder_errors_through_the_cli(runner, cli_app, tmp_path):
     for folder, message in (("one", "only 1 class"), ("empty", "No readable images")):
         result = train(runner, cli_app, "--data", str(tmp_path / folder))
         assert result.exit_code == 1 and message in result.output
+
+
+def test_unwritable_output_is_one_line_not_a_traceback(runner, cli_app, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    result = train(runner, cli_app, "--epochs", "1", "--output", str(blocker / "run"))
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and str(blocker) in lines[0]
