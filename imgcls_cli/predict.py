@@ -155,9 +155,15 @@ def build_image_dataset(paths: list[str], run: LoadedRun, batch_size: int) -> An
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def top_classes(probabilities: np.ndarray, class_names: list[str], k: int) -> list:
-    order = np.argsort(-probabilities, kind="stable")[: min(k, len(class_names))]
-    return [(class_names[i], float(probabilities[i])) for i in order]
+def top_classes(probabilities: np.ndarray, class_names: list[str], k: int) -> list[list]:
+    """[(class name, probability), …] of the k most probable classes, for each row."""
+    k = min(k, len(class_names))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(probabilities, order, axis=1).tolist()
+    return [
+        [(class_names[i], p) for i, p in zip(indices, values)]
+        for indices, values in zip(order.tolist(), chosen)
+    ]
 
 
 def predict_direct(paths: list[str], run: LoadedRun, options: PredictConfig) -> Iterator:
@@ -169,13 +175,15 @@ def predict_direct(paths: list[str], run: LoadedRun, options: PredictConfig) -> 
         except Exception as error:
             errors[path] = unreadable_reason(path, error)
     good = [path for path in paths if path not in errors]
-    probabilities = run.predict_batch(np.stack(images), options.tta, compiled=False) if good else []
-    results = dict(zip(good, probabilities))
+    results = {}
+    if good:
+        probabilities = run.predict_batch(np.stack(images), options.tta, compiled=False)
+        results = dict(zip(good, top_classes(probabilities, run.class_names, options.top_k)))
     for path in paths:
         if path in errors:
             yield Prediction(path, error=errors[path])
         else:
-            yield Prediction(path, top_classes(results[path], run.class_names, options.top_k))
+            yield Prediction(path, results[path])
 
 
 def predict_batched(paths: list[str], run: LoadedRun, options: PredictConfig) -> Iterator:
@@ -184,13 +192,14 @@ def predict_batched(paths: list[str], run: LoadedRun, options: PredictConfig) ->
     position = 0
     for images, errors in dataset:
         probabilities = run.predict_batch(images, options.tta)
-        for row, error in zip(probabilities, errors.numpy()):
+        top = top_classes(probabilities, run.class_names, options.top_k)
+        for classes, error in zip(top, errors.numpy()):
             path = paths[position]
             position += 1
             if error:
                 yield Prediction(path, error=error.decode())
             else:
-                yield Prediction(path, top_classes(row, run.class_names, options.top_k))
+                yield Prediction(path, classes)
 
 
 def predict_inputs(inputs: list[Input], run: LoadedRun, options: PredictConfig) -> Iterator:
