@@ -166,3 +166,34 @@ def test_folder_with_unknown_classes_is_refused(runner, cli_app, shapes_run, tmp
     result = evaluate(runner, cli_app, "--model", str(shapes_run), "--data", str(data))
     assert result.exit_code == 1
     assert "classes the model does not know: cat, dog" in result.output
+
+
+def test_dataset_option_scores_another_source_resized_to_the_model(
+    runner, cli_app, digits_run, tmp_path, monkeypatch
+):
+    import tensorflow_datasets as tfds
+
+    from imgcls_cli.data import tfds_source
+
+    # Mocked TFDS never downloads, but the fail-fast offline check would still fire.
+    monkeypatch.setattr(tfds_source, "network_available", lambda timeout=3.0: True)
+    with tfds.testing.mock_data(num_examples=20):
+        result = evaluate(
+            runner,
+            cli_app,
+            "--model",
+            str(digits_run),
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "tfds"),
+            "--output",
+            str(tmp_path / "out"),
+            "--json",
+        )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # 28x28 mnist mocks into an 8x8 digits model; class names '0'…'9' match by name.
+    assert report["data"]["kind"] == "tfds" and report["data"]["split"] == "test"
+    assert report["examples"] == 20
+    assert sum(sum(row) for row in report["confusion_matrix"]["matrix"]) == 20
