@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from . import __version__
-from .config import Optimizer, Schedule, Strategy
+from .config import EvalSplit, Optimizer, Schedule, Strategy
 from .errors import ImgclsError, UsageError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ DATA_PANEL = "Data"
 TRAIN_PANEL = "Training"
 SCALE_PANEL = "Devices and checkpoints"
 OUTPUT_PANEL = "Output"
+MODEL_PANEL = "Model"
 DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
 
 _state = {"debug": False}
@@ -359,6 +360,160 @@ def build_train_config(values: dict[str, Any]):
         data_values["dataset"] = "digits"
     check_architecture(values["arch"])
     return TrainConfig.from_dict({**values, "data": data_values})
+
+
+def model_option() -> Any:
+    return typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="A run directory or its model.keras. Default: the latest run under ./runs.",
+        rich_help_panel=MODEL_PANEL,
+    )
+
+
+@app.command()
+def evaluate(
+    model: Optional[Path] = model_option(),
+    dataset: Optional[str] = typer.Option(
+        None,
+        help="Evaluate on this TFDS dataset (or 'digits') instead of the run's own data.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data: Optional[Path] = typer.Option(
+        None,
+        help="Evaluate on a folder with one sub-folder per class (class names as in the run).",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="TFDS data_dir (default: the run's).", rich_help_panel=DATA_PANEL
+    ),
+    split: Optional[EvalSplit] = typer.Option(
+        None,
+        help="Which part of the data. Default: test (carved the same way as in training); "
+        "'all' for a --data folder without a test/ folder.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    top_k: Optional[int] = typer.Option(
+        None, help="Also report top-K accuracy. Default: 5 when there are more than 5 classes."
+    ),
+    batch_size: int = typer.Option(64, help="Images per batch."),
+    mistakes: int = typer.Option(
+        16, help="How many of the most confident mistakes to list (folder data)."
+    ),
+    min_accuracy: Optional[float] = typer.Option(
+        None,
+        help="CI gate: exit with code 1 when accuracy is below this fraction (e.g. 0.9).",
+    ),
+    output: Optional[Path] = typer.Option(
+        None,
+        help="Where to write the report files. Default: the run directory.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    json_output: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the JSON report on stdout and nothing else.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+) -> None:
+    """Score a trained model: loss, accuracy, per-class precision/recall/F1, confusion matrix,
+    calibration; writes evaluation.json, confusion_matrix.csv/.png (and mistakes for folders)."""
+    import json
+
+    from . import console
+    from .config import EvaluateConfig
+
+    with user_errors():
+        options = EvaluateConfig(
+            dataset=dataset,
+            data=str(data) if data is not None else None,
+            data_dir=str(data_dir) if data_dir is not None else None,
+            split=split,
+            top_k=top_k,
+            batch_size=batch_size,
+            mistakes=mistakes,
+            min_accuracy=min_accuracy,
+        )
+        from .evaluate import accuracy_shortfall, evaluate, open_data, write_evaluation
+        from .model_io import open_run
+
+        run = open_run(model, console.info)
+        evaluation_data = open_data(run, options, console.info)
+        with console.batch_progress("Evaluating") as progress:
+            evaluation = evaluate(run, evaluation_data, options, progress)
+        output_dir = output if output is not None else run.run_dir
+        written = write_evaluation(evaluation, output_dir, run.channels)
+        if json_output:
+            console.write_line(json.dumps(evaluation.report, indent=2))
+        else:
+            console.print_evaluation(evaluation.report)
+            console.info(f"Wrote {', '.join(p.name for p in written)} to {output_dir}")
+        shortfall = accuracy_shortfall(evaluation.report, options.min_accuracy)
+        if shortfall:
+            raise ImgclsError(shortfall)
+
+
+@app.command()
+def predict(
+    inputs: list[str] = typer.Argument(
+        ...,
+        help="Image files, folders (searched recursively), glob patterns in quotes, "
+        "or - to read paths from stdin.",
+        show_default=False,
+    ),
+    model: Optional[Path] = model_option(),
+    top_k: int = typer.Option(3, help="How many classes to show per image."),
+    tta: bool = typer.Option(
+        False,
+        "--tta",
+        help="Average over each image and its horizontal flip "
+        "(skipped for models trained without horizontal flips).",
+    ),
+    batch_size: int = typer.Option(64, help="Images per batch."),
+    json_output: bool = typer.Option(
+        False,
+        "--json",
+        help="One JSON object per line: path, label, confidence, top_k, error.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    csv_output: bool = typer.Option(
+        False, "--csv", help="CSV with a header row.", rich_help_panel=OUTPUT_PANEL
+    ),
+) -> None:
+    """Classify images with a trained model. Exit code 1 when any input could not be read."""
+    import dataclasses
+    import sys
+
+    from . import console
+    from .config import PredictConfig
+    from .errors import UsageError
+
+    with user_errors():
+        if json_output and csv_output:
+            raise UsageError("Give at most one of --json and --csv.")
+        options = PredictConfig(top_k=top_k, batch_size=batch_size, tta=tta)
+        from .model_io import open_run
+        from .predict import expand_inputs, predict_inputs, tta_skip_reason
+
+        items = expand_inputs(inputs, sys.stdin.read)
+        run = open_run(model, console.info)
+        skip = tta_skip_reason(run.config) if tta else None
+        if skip:
+            console.warning(f"--tta skipped: {skip}.")
+            options = dataclasses.replace(options, tta=False)
+        predictions = predict_inputs(items, run, options)
+        k = min(options.top_k, run.num_classes)
+        if json_output:
+            failed = console.write_json_lines(predictions)
+        elif csv_output:
+            failed = console.write_csv_rows(predictions, k)
+        else:
+            shown = list(predictions)
+            console.out.print(console.predictions_table(shown, k))
+            failed = sum(p.error is not None for p in shown)
+        if failed:
+            raise ImgclsError(f"{failed} of {len(items)} input(s) could not be read; see above.")
 
 
 def main() -> None:

@@ -178,3 +178,57 @@ def read_config_options(path: Path) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise UsageError(f"Config file {path}: 'options' must be a JSON object.")
     return options
+
+
+class EvalSplit(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+    all = "all"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """What `imgcls evaluate` scores and how; recorded in evaluation.json."""
+
+    dataset: str | None = None  # None with data None: the run's own data
+    data: str | None = None
+    data_dir: str | None = None
+    split: EvalSplit | None = None  # None: test, or all of a folder without a test split
+    top_k: int | None = None  # None: 5 when there are more than 5 classes
+    batch_size: int = 64
+    mistakes: int = 16  # most confident mistakes listed for folder data
+    min_accuracy: float | None = None  # CI gate
+
+    def __post_init__(self) -> None:
+        if self.dataset is not None and self.data is not None:
+            raise UsageError("Give at most one of --dataset NAME or --data DIR.")
+        check_positive("--top-k", self.top_k)
+        check_positive("--batch-size", self.batch_size)
+        if self.mistakes < 0:
+            raise UsageError(f"--mistakes must be 0 or more; got {self.mistakes}.")
+        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
+            raise UsageError(
+                f"--min-accuracy is a fraction in [0, 1] (0.9 for 90%); got {self.min_accuracy}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    """How `imgcls predict` runs the model."""
+
+    top_k: int = 3
+    batch_size: int = 64
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        check_positive("--top-k", self.top_k)
+        check_positive("--batch-size", self.batch_size)
+
+
+def check_positive(flag: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be at least 1; got {value}.")

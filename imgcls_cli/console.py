@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
@@ -104,3 +106,151 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
             m = metrics[split]
             table.add_row(split, f"{m['loss']:.4f}", f"{m['accuracy']:.2%}", str(m["examples"]))
     return table
+
+
+def write_line(text: str) -> None:
+    """A plain line on stdout for scripts: no markup, no wrapping."""
+    import sys
+
+    sys.stdout.write(text + "\n")
+
+
+@contextlib.contextmanager
+def batch_progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on stderr (only on a terminal); yields update(done, total)."""
+    if not (enabled and err.is_terminal):
+        yield lambda done, total: None
+        return
+    progress = Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = progress.add_task(description, total=None)
+    with progress:
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def percent(value: float) -> str:
+    return f"{value:.2%}"
+
+
+def evaluation_summary_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"Evaluation on {report['data'].get('split', '?')} data")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("images", f"{report['examples']:,}")
+    table.add_row("loss", f"{report['loss']:.4f}")
+    table.add_row("accuracy", percent(report["accuracy"]))
+    if "top_k" in report:
+        table.add_row(f"top-{report['top_k']['k']} accuracy", percent(report["top_k"]["accuracy"]))
+    table.add_row("expected calibration error", f"{report['expected_calibration_error']:.4f}")
+    return table
+
+
+def per_class_table(report: dict[str, Any]) -> Table:
+    table = Table(title="Per class")
+    for name in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(name, justify="left" if name == "class" else "right")
+
+    def add(name: str, row: dict[str, Any], style: str | None = None) -> None:
+        scores = [f"{row[key]:.3f}" for key in ("precision", "recall", "f1")]
+        table.add_row(escape(name), *scores, f"{row['support']:,}", style=style)
+
+    for row in report["per_class"]:
+        add(row["class"], row)
+    table.add_section()
+    add("macro average", report["macro_avg"], "bold")
+    add("weighted average", report["weighted_avg"], "bold")
+    return table
+
+
+def confusion_table(report: dict[str, Any]) -> Table:
+    names = report["confusion_matrix"]["labels"]
+    table = Table(title="Confusion matrix (rows: true class, columns: predicted)")
+    table.add_column("")
+    for name in names:
+        table.add_column(escape(name), justify="right")
+    for row, (name, counts) in enumerate(zip(names, report["confusion_matrix"]["matrix"])):
+        colour = ["green" if col == row else "red" for col in range(len(counts))]
+        cells = [f"[{c}]{n}[/]" if n else "·" for c, n in zip(colour, counts)]
+        table.add_row(escape(name), *cells)
+    return table
+
+
+def mistakes_table(mistakes: list[dict[str, Any]]) -> Table:
+    table = Table(title="Most confident mistakes")
+    for name in ("path", "true", "predicted", "confidence"):
+        table.add_column(name, justify="right" if name == "confidence" else "left")
+    for mistake in mistakes:
+        table.add_row(
+            escape(mistake["path"]),
+            escape(mistake["true"]),
+            escape(mistake["predicted"]),
+            percent(mistake["confidence"]),
+        )
+    return table
+
+
+def print_evaluation(report: dict[str, Any], table_limit: int = 50, matrix_limit: int = 12) -> None:
+    """The summary always; per-class scores and the matrix when they fit on a screen."""
+    out.print(evaluation_summary_table(report))
+    classes = len(report["per_class"])
+    if classes <= table_limit:
+        out.print(per_class_table(report))
+    if classes <= matrix_limit:
+        out.print(confusion_table(report))
+    if report.get("mistakes"):
+        out.print(mistakes_table(report["mistakes"][:10]))
+
+
+def predictions_table(predictions: list[Any], top_k: int) -> Table:
+    table = Table(title="Predictions")
+    table.add_column("path", overflow="fold")  # a path is only useful whole
+    table.add_column("label")
+    table.add_column("confidence", justify="right")
+    if top_k > 1:
+        table.add_column(f"top {top_k}")
+    for prediction in predictions:
+        if prediction.error is not None:
+            cells = [escape(prediction.path), f"[red]{escape(prediction.error)}[/]", ""]
+            table.add_row(*cells, *([""] if top_k > 1 else []))
+            continue
+        cells = [escape(prediction.path), escape(prediction.label), percent(prediction.confidence)]
+        if top_k > 1:
+            cells.append(", ".join(f"{escape(name)} {p:.1%}" for name, p in prediction.top_k))
+        table.add_row(*cells)
+    return table
+
+
+def write_json_lines(predictions: Iterator[Any]) -> int:
+    """One JSON object per prediction, flushed as it comes; returns how many failed."""
+    import json
+    import sys
+
+    failed = 0
+    for prediction in predictions:
+        failed += prediction.error is not None
+        sys.stdout.write(json.dumps(prediction.to_dict()) + "\n")
+        sys.stdout.flush()
+    return failed
+
+
+def write_csv_rows(predictions: Iterator[Any], top_k: int) -> int:
+    """CSV with a header, one row per prediction; returns how many failed."""
+    import csv
+    import sys
+
+    failed = 0
+    writer = None
+    for prediction in predictions:
+        failed += prediction.error is not None
+        row = prediction.to_row(top_k)
+        if writer is None:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+        writer.writerow(row)
+    return failed

@@ -54,3 +54,29 @@ def cli_app():
     from imgcls_cli.cli import app
 
     return app
+
+
+def train_run(run_dir: Path, data, **options) -> Path:
+    """Train a small run through the library (as `imgcls train` does) into run_dir."""
+    from imgcls_cli.config import DataConfig, TrainConfig
+    from imgcls_cli.train import run_train
+    from imgcls_cli.training import SilentReporter
+
+    config = TrainConfig(data=DataConfig(**data), **options)
+    run_train(config, run_dir, SilentReporter())
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def shapes_run(tmp_path_factory) -> Path:
+    """A simplecnn run on three easily separable classes of 16x16 RGB images."""
+    root = tmp_path_factory.mktemp("shapes-run")
+    folder = make_class_folder(root / "shapes", classes=("circle", "square", "tri"), per_class=20)
+    return train_run(root / "run", {"data": str(folder)}, epochs=6, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """A resnet8 run on the embedded digits (8x8 grayscale, 10 classes)."""
+    root = tmp_path_factory.mktemp("digits-run")
+    return train_run(root / "run", {"dataset": "digits"}, arch="resnet8", epochs=1)

@@ -30,6 +30,26 @@ def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
         return image_to_array(image, channels)
 
 
+def unreadable_reason(path: str | Path, error: Exception) -> str:
+    """Why a file could not be decoded, in a few words a user can act on."""
+    from PIL import UnidentifiedImageError
+
+    path = Path(path)
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "is a folder, not an image file"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if path.is_file() and path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image (format not recognised)"
+    if "truncated" in str(error):
+        return "truncated image (the file ends early)"
+    return f"unreadable image ({type(error).__name__}: {error})"
+
+
 def image_to_array(image: Any, channels: int | None = None) -> np.ndarray:
     """A PIL image as uint8 HxWxC, converted to the requested channel count."""
     if channels is None:

@@ -1,0 +1,254 @@
+"""`imgcls evaluate`: score a run's model on labelled data and write the report files.
+
+Default data: the test split of the source the run was trained on, re-opened with the
+run's options and seed, so it holds the very images `train` held out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics, runs
+from .config import DataConfig, EvalSplit, EvaluateConfig, from_dict
+from .errors import DataError, RunDirError
+from .model_io import LoadedRun
+
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_CSV = "confusion_matrix.csv"
+CONFUSION_PNG = "confusion_matrix.png"
+MISTAKES_CSV = "mistakes.csv"
+MISTAKES_PNG = "mistakes.png"
+
+
+@dataclasses.dataclass
+class EvaluationData:
+    """The labelled images to score, labels already in the model's class order."""
+
+    split: Any  # data.sources.Split
+    description: dict[str, Any]  # what evaluation.json records about the data
+
+
+@dataclasses.dataclass
+class Evaluation:
+    report: dict[str, Any]  # everything evaluation.json holds
+    labels: np.ndarray
+    probabilities: np.ndarray
+    paths: list[str] | None  # file paths in example order, for folder data
+
+
+# --- Which data -------------------------------------------------------------------------
+
+
+def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
+    """The run's data options (folder paths made absolute) and seed, from config.json."""
+    options = run.config.get("options", {})
+    seed = options.get("seed", 42) if isinstance(options.get("seed"), int) else 42
+    if not isinstance(options.get("data"), dict):
+        return None, seed
+    data = from_dict(DataConfig, options["data"], where="options.data")
+    source = run.config.get("resolved", {}).get("source", {})
+    if data.data is not None and source.get("kind") == "folder" and source.get("path"):
+        data = dataclasses.replace(data, data=source["path"])  # train may have run elsewhere
+    return data, seed
+
+
+def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, int, EvalSplit]:
+    """The data options, seed and split to evaluate on."""
+    saved, seed = trained_on(run)
+    if options.dataset is None and options.data is None:
+        if saved is None:
+            raise RunDirError(
+                f"{run.run_dir / runs.CONFIG_FILE} does not say what the model was trained on: "
+                "pass --dataset NAME or --data DIR."
+            )
+        return saved, seed, options.split or EvalSplit.test
+    base = saved or DataConfig(dataset="digits")
+    same_dataset = options.dataset is not None and options.dataset == base.dataset
+    config = DataConfig(
+        dataset=options.dataset,
+        data=options.data,
+        data_dir=options.data_dir or (base.data_dir if same_dataset else None),
+        manual_dir=base.manual_dir if same_dataset else None,
+        val_split=base.val_split,
+        test_split=base.test_split,
+    )
+    return config, seed, options.split or default_split(config, saved)
+
+
+def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:
+    """test for datasets and for the training folder; all images of any other folder
+    (unless it has its own test/ folder)."""
+    if config.data is None:
+        return EvalSplit.test
+    folder = Path(config.data).resolve()
+    if saved is not None and saved.data and Path(saved.data).resolve() == folder:
+        return EvalSplit.test
+    return EvalSplit.test if (folder / "test").is_dir() else EvalSplit.all
+
+
+def class_index_map(data_classes: list[str], model_classes: list[str]) -> np.ndarray:
+    """Index in the model's classes of each class of the data, by name."""
+    unknown = [name for name in data_classes if name not in model_classes]
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        raise DataError(
+            f"The data has classes the model does not know: {shown}. "
+            f"The model's classes: {', '.join(model_classes[:20])}."
+        )
+    return np.array([model_classes.index(name) for name in data_classes], dtype=np.int64)
+
+
+def open_data(
+    run: LoadedRun, options: EvaluateConfig, report: Callable[[str], None]
+) -> EvaluationData:
+    """Open the source and pick the split, with labels mapped to the model's classes."""
+    from .data.sources import load_source
+
+    config, seed, split_name = choose_data(run, options)
+    source = load_source(config, seed, report)
+    if source.skipped:
+        report(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
+    names = [name for name in ("train", "val", "test") if name in source.splits]
+    if split_name != EvalSplit.all:
+        names = [split_name.value] if split_name.value in source.splits else []
+    parts = [source.splits[name] for name in names if source.splits[name].num_examples > 0]
+    if not parts:
+        raise DataError(
+            f"The {split_name.value} split of {source.name} is empty (see --val-split / "
+            "--test-split of the run); choose another with --split, or pass --data DIR."
+        )
+    split = relabel(concatenate(parts), class_index_map(source.class_names, run.class_names))
+    description = {**source.description, "split": split_name.value}
+    description["examples"] = split.num_examples
+    return EvaluationData(split, description)
+
+
+def concatenate(parts: list[Any]) -> Any:
+    from .data.sources import Split
+
+    dataset = parts[0].dataset
+    for part in parts[1:]:
+        dataset = dataset.concatenate(part.dataset)
+    paths = None
+    if all(part.paths is not None for part in parts):
+        paths = [path for part in parts for path in part.paths]
+    return Split(dataset, sum(part.num_examples for part in parts), paths)
+
+
+def relabel(split: Any, index_map: np.ndarray) -> Any:
+    if np.array_equal(index_map, np.arange(len(index_map))):
+        return split
+    import tensorflow as tf
+
+    table = tf.constant(index_map)
+    dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
+    return dataclasses.replace(split, dataset=dataset)
+
+
+# --- Scoring ----------------------------------------------------------------------------
+
+
+def resolve_top_k(requested: int | None, num_classes: int) -> int | None:
+    """--top-k as given; by default 5, and only when there are more than 5 classes."""
+    if requested is not None:
+        return requested
+    return 5 if num_classes > 5 else None
+
+
+def predict_split(
+    run: LoadedRun,
+    data: EvaluationData,
+    batch_size: int,
+    progress: Callable[[int, int], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities for every example, through the training pipeline."""
+    from .data.pipeline import create_batches
+
+    batches = create_batches(data.split, run.image_size, run.channels, run.num_classes, batch_size)
+    labels, probabilities, done = [], [], 0
+    for images, one_hot in batches:
+        probabilities.append(run.predict_batch(images))
+        labels.append(np.argmax(one_hot.numpy(), axis=1))
+        done += len(labels[-1])
+        progress(done, data.split.num_examples)
+    if not labels:
+        raise DataError("The evaluation data yielded no images.")
+    return np.concatenate(labels), np.concatenate(probabilities)
+
+
+def evaluate(
+    run: LoadedRun,
+    data: EvaluationData,
+    options: EvaluateConfig,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> Evaluation:
+    labels, probabilities = predict_split(run, data, options.batch_size, progress)
+    top_k = resolve_top_k(options.top_k, run.num_classes)
+    report = metrics.classification_report(labels, probabilities, run.class_names, top_k)
+    paths = data.split.paths
+    report["mistakes"] = []
+    if paths is not None:
+        for index in metrics.most_confident_mistakes(labels, probabilities, options.mistakes):
+            predicted = int(probabilities[index].argmax())
+            report["mistakes"].append(
+                {
+                    "path": paths[index],
+                    "true": run.class_names[labels[index]],
+                    "predicted": run.class_names[predicted],
+                    "confidence": float(probabilities[index, predicted]),
+                }
+            )
+    header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}
+    return Evaluation({**header, **report}, labels, probabilities, paths)
+
+
+def accuracy_shortfall(report: dict[str, Any], min_accuracy: float | None) -> str | None:
+    """The CI gate's message when accuracy is below --min-accuracy, else None."""
+    if min_accuracy is None or report["accuracy"] >= min_accuracy:
+        return None
+    gap = min_accuracy - report["accuracy"]
+    return (
+        f"Accuracy {report['accuracy']:.4f} is below --min-accuracy {min_accuracy:.4f} "
+        f"by {gap:.4f} ({gap:.2%})."
+    )
+
+
+# --- Files ------------------------------------------------------------------------------
+
+
+def confusion_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One CSV row per true class: 'true \\ predicted', then a count per predicted class."""
+    names = report["confusion_matrix"]["labels"]
+    return [
+        {"true \\ predicted": name, **dict(zip(names, counts))}
+        for name, counts in zip(names, report["confusion_matrix"]["matrix"])
+    ]
+
+
+def write_evaluation(evaluation: Evaluation, output_dir: Path, channels: int) -> list[Path]:
+    """evaluation.json, the confusion matrix as CSV and PNG, and for folder data the most
+    confident mistakes as CSV and a PNG gallery. Returns the files written."""
+    from . import plots
+
+    report = evaluation.report
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = [output_dir / name for name in (EVALUATION_FILE, CONFUSION_CSV, CONFUSION_PNG)]
+    runs.write_json_atomic(written[0], report)
+    runs.write_csv_atomic(written[1], confusion_rows(report))
+    matrix = np.array(report["confusion_matrix"]["matrix"])
+    runs.write_bytes_atomic(
+        written[2], plots.confusion_matrix_png(matrix, report["confusion_matrix"]["labels"])
+    )
+    mistakes_files = (output_dir / MISTAKES_CSV, output_dir / MISTAKES_PNG)
+    if evaluation.paths is None or not report["mistakes"]:
+        for stale in mistakes_files:  # from an earlier evaluation; would now mislead
+            stale.unlink(missing_ok=True)
+        return written
+    runs.write_csv_atomic(mistakes_files[0], report["mistakes"])
+    runs.write_bytes_atomic(mistakes_files[1], plots.mistakes_png(report["mistakes"], channels))
+    return written + list(mistakes_files)

@@ -1,0 +1,186 @@
+"""Find a run directory, load its model safely, and run the model on batches of images.
+
+Works on any run that follows the run-directory contract (model.keras taking raw 0-255
+pixels and returning class probabilities, labels.json, config.json), whichever command or
+architecture wrote it: image size and channels are read from the model itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runs
+from .errors import RunDirError
+
+TRAIN_HINT = "train one with `imgcls train --dataset digits`, or pass --model RUN_DIR"
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A run's model, class names and config, ready to predict."""
+
+    run_dir: Path
+    model: Any
+    class_names: list[str]
+    config: dict[str, Any]  # config.json as written by the run ({} when absent)
+    image_size: tuple[int, int]
+    channels: int
+    _predict_fns: dict[bool, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def predict_batch(self, images: Any, tta: bool = False, compiled: bool = True) -> np.ndarray:
+        """Class probabilities for a float32 batch already at the model's input size.
+
+        With tta, the average over each image and its horizontal flip. compiled=False runs
+        eagerly: for a single call, tracing a graph would cost more than it saves.
+        """
+        if not compiled:
+            return np.asarray(predict_probabilities(self.model, images, tta))
+        if tta not in self._predict_fns:
+            import tensorflow as tf
+
+            step = functools.partial(predict_probabilities, self.model, tta=tta)
+            self._predict_fns[tta] = tf.function(step, reduce_retracing=True)
+        return self._predict_fns[tta](images).numpy()
+
+
+def predict_probabilities(model: Any, images: Any, tta: bool) -> Any:
+    import tensorflow as tf
+
+    probabilities = model(images, training=False)
+    if tta:
+        flipped = model(tf.image.flip_left_right(images), training=False)
+        probabilities = (probabilities + flipped) / 2.0
+    return probabilities
+
+
+def find_run_dir(model: Path | None, runs_root: Path = runs.RUNS_ROOT) -> tuple[Path, bool]:
+    """The run directory to use and whether it was picked automatically.
+
+    --model takes a run directory or its model.keras; without it, the run whose model was
+    written last under runs/ (runs still training have no model yet and are passed over).
+    """
+    if model is not None:
+        return run_dir_of(Path(model)), False
+    patterns = (f"*/{runs.MODEL_FILE}", f"*/*/{runs.MODEL_FILE}")  # runs/<name>, runs/<task>/<name>
+    candidates = [path for p in patterns for path in runs_root.glob(p) if path.is_file()]
+    if not candidates:
+        raise RunDirError(f"No trained model found under {runs_root}/: {TRAIN_HINT}.")
+    latest = max(candidates, key=lambda path: path.stat().st_mtime)
+    return latest.parent, True
+
+
+def run_dir_of(model: Path) -> Path:
+    if not model.exists():
+        raise RunDirError(
+            f"--model {model} does not exist; give a run directory (such as "
+            f"runs/train-digits-simplecnn) or its {runs.MODEL_FILE}."
+        )
+    if model.is_file():
+        return model.parent
+    if not (model / runs.MODEL_FILE).is_file():
+        raise RunDirError(
+            f"{model} has no {runs.MODEL_FILE}: give a run directory written by `imgcls train` "
+            "(a run still in progress has no model yet)."
+        )
+    return model
+
+
+def describe_run(run_dir: Path) -> str:
+    """'runs/x (written 2024-06-01 12:00)', for saying which run was picked."""
+    written = (run_dir / runs.MODEL_FILE).stat().st_mtime
+    return f"{run_dir} (written {time.strftime('%Y-%m-%d %H:%M', time.localtime(written))})"
+
+
+def model_file(run_dir: Path, model: Path | None) -> Path:
+    if model is not None and Path(model).is_file():
+        return Path(model)
+    return run_dir / runs.MODEL_FILE
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """config.json, or {} for a run directory without one (predict does not need it)."""
+    path = run_dir / runs.CONFIG_FILE
+    if not path.exists():
+        return {}
+    config = runs.read_json(path, "it records how the run was trained")
+    if not isinstance(config, dict):
+        raise RunDirError(f"{path} must hold a JSON object.")
+    return config
+
+
+def load_keras_model(path: Path) -> Any:
+    """keras.saving.load_model with safe mode on, its failures turned into one line."""
+    from .runtime import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    if not zipfile.is_zipfile(path):
+        raise RunDirError(f"{path} is not a Keras model file (.keras files are zip archives).")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError, KeyError… for bad files
+        reason = " ".join(str(error).split())
+        if "safe_mode" in reason:
+            raise RunDirError(
+                f"{path} holds Python code (such as a Lambda layer), which safe mode refuses to "
+                "load because a model file from elsewhere could run anything; rebuild the "
+                "model without it."
+            ) from None
+        raise RunDirError(f"Cannot load the model in {path}: {reason[:300]}") from None
+
+
+def input_size(model: Any, config: dict[str, Any], path: Path) -> tuple[tuple[int, int], int]:
+    """(height, width) and channels from the model's input shape; the size falls back to
+    config.json for models that accept any size."""
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] not in (1, 3):
+        raise RunDirError(
+            f"{path} expects inputs of shape {shape}; imgcls needs images "
+            "(batch, height, width, 1 or 3 channels)."
+        )
+    height, width = shape[1], shape[2]
+    if height is None or width is None:
+        saved = config.get("resolved", {}).get("image_size")
+        if not saved:
+            raise RunDirError(
+                f"{path} accepts any image size and {runs.CONFIG_FILE} does not record the "
+                "training size ('resolved' → 'image_size')."
+            )
+        height, width = saved
+    return (int(height), int(width)), int(shape[-1])
+
+
+def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
+    """Class names, config and model of a run, each checked with a clear error."""
+    class_names = runs.read_labels(run_dir)
+    config = read_run_config(run_dir)
+    path = model_file(run_dir, model)
+    keras_model = load_keras_model(path)
+    outputs = keras_model.outputs[0].shape[-1]
+    if outputs != len(class_names):
+        raise RunDirError(
+            f"{path} predicts {outputs} classes but {run_dir / runs.LABELS_FILE} lists "
+            f"{len(class_names)}: they come from different runs."
+        )
+    image_size, channels = input_size(keras_model, config, path)
+    return LoadedRun(run_dir, keras_model, class_names, config, image_size, channels)
+
+
+def open_run(model: Path | None, report: Any) -> LoadedRun:
+    """find_run_dir + load_run, saying which run was picked when none was given."""
+    run_dir, picked = find_run_dir(model)
+    if picked:
+        report(f"Using the latest run: {describe_run(run_dir)}")
+    return load_run(run_dir, model)

@@ -1,0 +1,199 @@
+"""`imgcls evaluate` on real runs: separable data, deliberately wrong labels, the CI gate."""
+
+import csv
+import json
+import shutil
+
+import pytest
+from conftest import make_class_folder
+
+from imgcls_cli import runs
+
+
+def evaluate(runner, app, *args):
+    return runner.invoke(app, ["evaluate", *args])
+
+
+def test_separable_run_scores_perfectly_on_its_own_test_split(runner, cli_app, shapes_run):
+    result = evaluate(runner, cli_app, "--model", str(shapes_run))
+    assert result.exit_code == 0, result.output
+    report = json.loads((shapes_run / "evaluation.json").read_text())
+    assert report["data"]["split"] == "test" and report["data"]["kind"] == "folder"
+    # The run's config carved 10% of 60 images, stratified: 2 per class.
+    assert report["examples"] == 6
+    assert report["accuracy"] == 1.0
+    assert report["confusion_matrix"]["matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+    assert "top_k" not in report  # 3 classes: top-5 would say nothing
+    for name in ("confusion_matrix.csv", "confusion_matrix.png"):
+        assert (shapes_run / name).stat().st_size > 0
+    assert "accuracy" in result.stdout and "100.00%" in result.stdout
+
+
+def write_mislabelled_folder(root):
+    """13 images whose folder (the true label) is wrong for 3 of them, counted by hand:
+    circle/ 4 circles; square/ 3 squares + 2 circles; tri/ 3 tris + 1 square."""
+    source = make_class_folder(root / "fresh", classes=("circle", "square", "tri"), seed=7)
+    placements = {
+        "circle": [("circle", i) for i in range(4)],
+        "square": [("square", i) for i in range(3)] + [("circle", 10), ("circle", 11)],
+        "tri": [("tri", i) for i in range(3)] + [("square", 10)],
+    }
+    target = root / "eval"
+    for folder, images in placements.items():
+        (target / folder).mkdir(parents=True)
+        for actual, index in images:
+            name = f"{actual}_{index}.png"
+            shutil.copy(source / actual / name, target / folder / name)
+    return target
+
+
+def test_deliberately_wrong_labels_match_a_hand_count(runner, cli_app, shapes_run, tmp_path):
+    data = write_mislabelled_folder(tmp_path)
+    output = tmp_path / "report"
+    result = evaluate(
+        runner,
+        cli_app,
+        "--model",
+        str(shapes_run / runs.MODEL_FILE),
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((output / "evaluation.json").read_text())
+    assert report["data"]["split"] == "all" and report["examples"] == 13
+    assert report["confusion_matrix"]["matrix"] == [[4, 0, 0], [2, 3, 0], [0, 1, 3]]
+    assert report["accuracy"] == pytest.approx(10 / 13)
+    per_class = {row["class"]: row for row in report["per_class"]}
+    assert per_class["circle"]["precision"] == pytest.approx(4 / 6)
+    assert per_class["square"]["recall"] == pytest.approx(3 / 5)
+    assert per_class["tri"]["precision"] == 1.0 and per_class["tri"]["recall"] == 0.75
+    assert [row["support"] for row in report["per_class"]] == [4, 5, 4]
+
+    with open(output / "mistakes.csv", newline="") as handle:
+        mistakes = list(csv.DictReader(handle))
+    assert sorted((row["true"], row["predicted"]) for row in mistakes) == [
+        ("square", "circle"),
+        ("square", "circle"),
+        ("tri", "square"),
+    ]
+    assert {row["path"].split("/")[-1] for row in mistakes} == {
+        "circle_10.png",
+        "circle_11.png",
+        "square_10.png",
+    }
+    assert (output / "mistakes.png").stat().st_size > 0
+    assert not (shapes_run / "mistakes.csv").exists()  # --output: the run dir is untouched
+
+
+@pytest.mark.parametrize("threshold, code", [("0.9", 1), ("0.75", 0)])
+def test_min_accuracy_gate(runner, cli_app, shapes_run, tmp_path, threshold, code):
+    data = write_mislabelled_folder(tmp_path)  # accuracy 10/13 = 0.769
+    result = evaluate(
+        runner,
+        cli_app,
+        "--model",
+        str(shapes_run),
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "out"),
+        "--min-accuracy",
+        threshold,
+        "--json",
+    )
+    assert result.exit_code == code, result.output
+    assert json.loads(result.stdout)["accuracy"] == pytest.approx(10 / 13)  # JSON only
+    if code:
+        assert "below --min-accuracy 0.9000 by 0.1308" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_digits_evaluation_reproduces_the_test_metrics_of_training(runner, cli_app, digits_run):
+    result = evaluate(runner, cli_app, "--model", str(digits_run), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    trained = json.loads((digits_run / runs.METRICS_FILE).read_text())["test"]
+    # The same 450 held-out images, so the same numbers as training's own test pass.
+    assert report["examples"] == trained["examples"] == 450
+    assert report["accuracy"] == pytest.approx(trained["accuracy"], abs=1e-6)
+    assert report["loss"] == pytest.approx(trained["loss"], rel=1e-4)
+    assert report["top_k"]["k"] == 5 and report["top_k"]["accuracy"] >= report["accuracy"]
+    assert sum(row["support"] for row in report["per_class"]) == 450
+    assert report["mistakes"] == []  # embedded data has no file paths
+
+
+def test_evaluate_other_split_and_top_k(runner, cli_app, digits_run, tmp_path):
+    result = evaluate(
+        runner,
+        cli_app,
+        "--model",
+        str(digits_run),
+        "--split",
+        "val",
+        "--top-k",
+        "2",
+        "--output",
+        str(tmp_path),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    config = json.loads((digits_run / runs.CONFIG_FILE).read_text())
+    assert report["examples"] == config["resolved"]["split_sizes"]["val"]
+    assert report["top_k"]["k"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--min-accuracy", "90"], 2, "--min-accuracy is a fraction"),
+        (["--top-k", "0"], 2, "--top-k must be at least 1"),
+        (["--dataset", "digits", "--data", "x"], 2, "at most one"),
+        (["--data", "/no/such/folder"], 1, "does not exist"),
+    ],
+)
+def test_bad_options_give_one_line(runner, cli_app, shapes_run, args, code, message):
+    result = evaluate(runner, cli_app, "--model", str(shapes_run), *args)
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_folder_with_unknown_classes_is_refused(runner, cli_app, shapes_run, tmp_path):
+    data = make_class_folder(tmp_path / "other", classes=("cat", "dog"), per_class=2)
+    result = evaluate(runner, cli_app, "--model", str(shapes_run), "--data", str(data))
+    assert result.exit_code == 1
+    assert "classes the model does not know: cat, dog" in result.output
+
+
+def test_dataset_option_scores_another_source_resized_to_the_model(
+    runner, cli_app, digits_run, tmp_path, monkeypatch
+):
+    import tensorflow_datasets as tfds
+
+    from imgcls_cli.data import tfds_source
+
+    # Mocked TFDS never downloads, but the fail-fast offline check would still fire.
+    monkeypatch.setattr(tfds_source, "network_available", lambda timeout=3.0: True)
+    with tfds.testing.mock_data(num_examples=20):
+        result = evaluate(
+            runner,
+            cli_app,
+            "--model",
+            str(digits_run),
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "tfds"),
+            "--output",
+            str(tmp_path / "out"),
+            "--json",
+        )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # 28x28 mnist mocks into an 8x8 digits model; class names '0'…'9' match by name.
+    assert report["data"]["kind"] == "tfds" and report["data"]["split"] == "test"
+    assert report["examples"] == 20
+    assert sum(sum(row) for row in report["confusion_matrix"]["matrix"]) == 20

@@ -1,0 +1,117 @@
+"""NumPy metrics against a hand count, and against scikit-learn on random data."""
+
+import math
+
+import numpy as np
+import pytest
+
+from imgcls_cli import metrics
+
+# 9 examples, 3 classes. Rows = true class, columns = predicted, counted by hand:
+#   true 0: predicted 0, 0, 1        -> [2, 1, 0]
+#   true 1: predicted 1, 2           -> [0, 1, 1]
+#   true 2: predicted 2, 2, 1, 2     -> [0, 1, 3]
+LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+PREDICTED = np.array([0, 0, 1, 1, 2, 2, 2, 1, 2])
+
+
+def one_hot_probabilities(predicted, num_classes, confidence):
+    """Probabilities whose argmax is `predicted`, with the rest spread evenly."""
+    rest = (1 - confidence) / (num_classes - 1)
+    probabilities = np.full((len(predicted), num_classes), rest)
+    probabilities[np.arange(len(predicted)), predicted] = confidence
+    return probabilities
+
+
+def test_confusion_matrix_matches_hand_count():
+    matrix = metrics.confusion_matrix(LABELS, PREDICTED, 3)
+    assert matrix.tolist() == [[2, 1, 0], [0, 1, 1], [0, 1, 3]]
+
+
+def test_per_class_scores_match_hand_count():
+    scores = metrics.per_class_scores(metrics.confusion_matrix(LABELS, PREDICTED, 3))
+    # precision = hits / column sum (2, 3, 4); recall = hits / row sum (3, 2, 4)
+    assert scores["precision"].tolist() == pytest.approx([1.0, 1 / 3, 3 / 4])
+    assert scores["recall"].tolist() == pytest.approx([2 / 3, 1 / 2, 3 / 4])
+    assert scores["f1"].tolist() == pytest.approx([0.8, 0.4, 0.75])
+    assert scores["support"].tolist() == [3, 2, 4]
+
+
+def test_report_matches_hand_count():
+    probabilities = one_hot_probabilities(PREDICTED, 3, 0.8)
+    report = metrics.classification_report(LABELS, probabilities, ["a", "b", "c"], top_k=None)
+    assert report["examples"] == 9
+    assert report["accuracy"] == pytest.approx(6 / 9)
+    assert report["macro_avg"]["precision"] == pytest.approx((1 + 1 / 3 + 3 / 4) / 3)
+    assert report["weighted_avg"]["precision"] == pytest.approx((3 * 1 + 2 / 3 + 4 * 3 / 4) / 9)
+    assert report["weighted_avg"]["recall"] == pytest.approx(6 / 9)  # = accuracy, always
+    assert report["macro_avg"]["f1"] == pytest.approx((0.8 + 0.4 + 0.75) / 3)
+    # 6 right at p=0.8 and 3 wrong, where the true class got (1 - 0.8) / 2 = 0.1.
+    assert report["loss"] == pytest.approx(-(6 * math.log(0.8) + 3 * math.log(0.1)) / 9)
+    # All 9 share confidence 0.8, so ECE = |accuracy - 0.8|.
+    assert report["expected_calibration_error"] == pytest.approx(abs(6 / 9 - 0.8))
+    assert "top_k" not in report
+    assert report["per_class"][1] == {
+        "class": "b",
+        "precision": pytest.approx(1 / 3),
+        "recall": pytest.approx(0.5),
+        "f1": pytest.approx(0.4),
+        "support": 2,
+    }
+
+
+def test_expected_calibration_error_over_two_bins():
+    labels = np.array([0, 1, 0, 1])
+    # Two correct at 0.9; at 0.6 one right (label 0) and one wrong (label 1).
+    probabilities = np.array([[0.9, 0.1], [0.1, 0.9], [0.6, 0.4], [0.6, 0.4]])
+    bins = metrics.calibration_bins(labels, probabilities)
+    assert sum(row["count"] for row in bins) == 4
+    assert metrics.expected_calibration_error(bins) == pytest.approx(
+        0.5 * abs(1.0 - 0.9) + 0.5 * abs(0.5 - 0.6)
+    )
+
+
+def test_top_k_counts_the_true_class_among_the_k_most_probable():
+    labels = np.array([0, 1, 2])
+    probabilities = np.array(
+        [
+            [0.6, 0.3, 0.1],  # rank 1
+            [0.5, 0.3, 0.2],  # rank 2
+            [0.5, 0.4, 0.1],  # rank 3
+        ]
+    )
+    assert metrics.top_k_accuracy(labels, probabilities, 1) == pytest.approx(1 / 3)
+    assert metrics.top_k_accuracy(labels, probabilities, 2) == pytest.approx(2 / 3)
+    assert metrics.top_k_accuracy(labels, probabilities, 5) == 1.0
+
+
+def test_classes_absent_from_data_and_predictions_are_left_out_of_macro_average():
+    labels, predicted = np.array([0, 0, 1]), np.array([0, 1, 1])
+    probabilities = one_hot_probabilities(predicted, 4, 0.7)
+    report = metrics.classification_report(labels, probabilities, list("abcd"), top_k=None)
+    # Classes c and d never occur: the macro average is over a and b only.
+    assert report["macro_avg"]["recall"] == pytest.approx((0.5 + 1.0) / 2)
+    assert report["per_class"][3]["support"] == 0 and report["per_class"][3]["f1"] == 0.0
+
+
+def test_most_confident_mistakes_come_first():
+    labels = np.array([0, 0, 1, 1])
+    probabilities = np.array([[0.2, 0.8], [0.9, 0.1], [0.95, 0.05], [0.6, 0.4]])
+    assert metrics.most_confident_mistakes(labels, probabilities, 5) == [2, 0, 3]
+    assert metrics.most_confident_mistakes(labels, probabilities, 1) == [2]
+
+
+def test_agrees_with_scikit_learn_on_random_data():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 6, 500)
+    probabilities = rng.dirichlet(np.ones(6), 500)
+    predicted = probabilities.argmax(axis=1)
+    report = metrics.classification_report(labels, probabilities, list("abcdef"), top_k=3)
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            labels, predicted, average=average, zero_division=0
+        )
+        ours = report[f"{average}_avg"]
+        assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx((p, r, f))

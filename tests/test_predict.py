@@ -1,0 +1,245 @@
+"""`imgcls predict`: inputs of every kind, output schemas, and equality with the model."""
+
+import csv
+import functools
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import make_class_folder, write_image
+
+from imgcls_cli import runs
+from imgcls_cli.predict import DIRECT_LIMIT
+
+
+def predict(runner, app, *args, **kwargs):
+    return runner.invoke(app, ["predict", *args], **kwargs)
+
+
+def json_records(result):
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def preprocessed(paths, image_size, channels):
+    """The batch the model should see: the shared decoder and resize, stacked."""
+    from imgcls_cli.data.images import load_image, prepare_images
+
+    return np.stack(
+        [prepare_images(load_image(p, channels), image_size, channels).numpy() for p in paths]
+    ).astype("float32")
+
+
+@functools.lru_cache
+def load_model(model_path):
+    import keras
+
+    return keras.saving.load_model(model_path, safe_mode=True)
+
+
+def model_probabilities(run_dir, paths, flip=False):
+    """The model called directly on the preprocessed batch (optionally flipped)."""
+    model = load_model(str(run_dir / runs.MODEL_FILE))
+    _, height, width, channels = model.inputs[0].shape
+    batch = preprocessed(paths, (height, width), channels)
+    if flip:
+        batch = batch[:, :, ::-1, :]
+    return model(batch, training=False).numpy()
+
+
+def probabilities_by_class(record, class_names):
+    found = {entry["label"]: entry["probability"] for entry in record["top_k"]}
+    return [found[name] for name in class_names]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Fresh images of the shapes classes, in nested folders."""
+    root = tmp_path_factory.mktemp("photos")
+    return make_class_folder(root / "photos", classes=("circle", "square", "tri"), seed=11)
+
+
+def test_json_records_have_one_schema_and_probabilities_sum_to_one(
+    runner, cli_app, shapes_run, photos
+):
+    paths = [str(photos / "circle" / "circle_0.png"), str(photos / "tri" / "tri_1.png")]
+    result = predict(runner, cli_app, *paths, "--model", str(shapes_run), "--json")
+    assert result.exit_code == 0, result.output
+    records = json_records(result)
+    assert [r["path"] for r in records] == paths
+    assert [r["label"] for r in records] == ["circle", "tri"]
+    for record in records:
+        assert set(record) == {"path", "label", "confidence", "top_k", "error"}
+        assert record["error"] is None and len(record["top_k"]) == 3
+        assert sum(entry["probability"] for entry in record["top_k"]) == pytest.approx(1.0)
+        assert record["top_k"][0] == {"label": record["label"], "probability": record["confidence"]}
+        probabilities = [entry["probability"] for entry in record["top_k"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+
+
+@pytest.mark.parametrize("count", [2, DIRECT_LIMIT + 5], ids=["direct", "batched"])
+def test_results_equal_the_model_called_directly(runner, cli_app, shapes_run, photos, count):
+    paths = sorted(str(p) for p in photos.rglob("*.png"))[:count]
+    result = predict(
+        runner, cli_app, *paths, "--model", str(shapes_run), "--json", "--batch-size", "4"
+    )
+    assert result.exit_code == 0, result.output
+    expected = model_probabilities(shapes_run, paths)
+    got = [probabilities_by_class(r, ["circle", "square", "tri"]) for r in json_records(result)]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def broken_inputs(folder):
+    good = [str(folder / "circle" / "circle_2.png"), str(folder / "square" / "square_2.png")]
+    bad = folder.parent / "bad"
+    bad.mkdir(exist_ok=True)
+    (bad / "zero.png").write_bytes(b"")
+    (bad / "text.jpg").write_text("not an image")
+    data = (folder / "tri" / "tri_2.png").read_bytes()
+    (bad / "truncated.png").write_bytes(data[: len(data) // 2])
+    reasons = {
+        str(bad / "zero.png"): "empty file",
+        str(bad / "text.jpg"): "not an image",
+        str(bad / "truncated.png"): "truncated",
+        str(bad / "missing.png"): "no such file",
+    }
+    return good, reasons
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["direct", "batched"])
+def test_broken_inputs_are_reported_and_the_rest_predicted(
+    runner, cli_app, shapes_run, photos, many
+):
+    good, reasons = broken_inputs(photos)
+    if many:  # enough inputs for the tf.data path
+        good += sorted(str(p) for p in (photos / "tri").glob("*.png"))[:DIRECT_LIMIT]
+    inputs = [good[0], *reasons, *good[1:]]
+    result = predict(runner, cli_app, *inputs, "--model", str(shapes_run), "--json")
+    assert result.exit_code == 1, result.output
+    records = {r["path"]: r for r in json_records(result)}
+    assert list(records) == inputs  # one record per input, in order
+    for path, reason in reasons.items():
+        assert records[path]["label"] is None and reason in records[path]["error"]
+    for path in good:
+        assert records[path]["error"] is None and records[path]["label"] in path
+    assert f"4 of {len(inputs)} input(s) could not be read" in result.stderr
+
+
+def test_all_good_exits_zero_and_table_lists_errors(runner, cli_app, shapes_run, photos):
+    good, reasons = broken_inputs(photos)
+    result = predict(runner, cli_app, *good, "--model", str(shapes_run))
+    assert result.exit_code == 0, result.output
+    assert "circle" in result.stdout and "square" in result.stdout
+    missing = next(path for path, reason in reasons.items() if reason == "no such file")
+    result = predict(runner, cli_app, good[0], missing, "--model", str(shapes_run))
+    assert result.exit_code == 1 and "no such file" in result.stdout
+
+
+def test_grayscale_into_rgb_model_and_rgb_into_grayscale_model(
+    runner, cli_app, shapes_run, digits_run, tmp_path
+):
+    rng = np.random.default_rng(0)
+    gray = write_image(tmp_path / "gray.png", rng.integers(0, 255, (30, 40), np.uint8), "L")
+    wide = np.zeros((1, 3), np.uint16) + np.array([0, 30000, 65535], np.uint16)
+    sixteen = write_image(tmp_path / "sixteen.png", np.repeat(wide, 5, axis=0))
+    rgb = write_image(tmp_path / "rgb.png", rng.integers(0, 255, (20, 24, 3), np.uint8))
+    for run_dir, paths in ((shapes_run, [gray, sixteen]), (digits_run, [rgb, sixteen])):
+        paths = [str(p) for p in paths]
+        result = predict(
+            runner, cli_app, *paths, "--model", str(run_dir), "--json", "--top-k", "99"
+        )
+        assert result.exit_code == 0, result.output
+        names = json.loads((run_dir / runs.LABELS_FILE).read_text())
+        got = [probabilities_by_class(r, names) for r in json_records(result)]
+        np.testing.assert_allclose(got, model_probabilities(run_dir, paths), atol=1e-5)
+
+
+def test_folders_are_searched_recursively_and_globs_expanded(
+    runner, cli_app, shapes_run, photos, tmp_path
+):
+    nested = tmp_path / "album"
+    shutil.copytree(photos / "circle", nested / "2024" / "circles")
+    (nested / "notes.txt").write_text("skipped: not an image")
+    (nested / ".hidden.png").write_bytes(b"")
+    pattern = str(photos / "*" / "square_1*.png")
+    result = predict(runner, cli_app, str(nested), pattern, "--model", str(shapes_run), "--json")
+    assert result.exit_code == 0, result.output
+    paths = [r["path"] for r in json_records(result)]
+    circles = sorted(str(p) for p in (nested / "2024" / "circles").glob("*.png"))
+    squares = sorted(str(p) for p in (photos / "square").glob("square_1*.png"))
+    assert paths == circles + squares and len(squares) == 3  # square_1, _10, _11
+
+
+def test_pattern_without_matches_is_reported(runner, cli_app, shapes_run, photos):
+    result = predict(
+        runner, cli_app, str(photos / "nothing*.png"), "--model", str(shapes_run), "--json"
+    )
+    assert result.exit_code == 1
+    assert "no image files match" in json_records(result)[0]["error"]
+
+
+def test_stdin_lists_paths(runner, cli_app, shapes_run, photos):
+    paths = [str(photos / "tri" / "tri_4.png"), str(photos / "square" / "square_4.png")]
+    stdin = "\n".join(paths) + "\n\n"
+    result = predict(runner, cli_app, "-", "--model", str(shapes_run), "--json", input=stdin)
+    assert result.exit_code == 0, result.output
+    assert [(r["path"], r["label"]) for r in json_records(result)] == [
+        (paths[0], "tri"),
+        (paths[1], "square"),
+    ]
+
+
+def test_empty_stdin_is_a_usage_error(runner, cli_app, shapes_run):
+    result = predict(runner, cli_app, "-", "--model", str(shapes_run), input="")
+    assert result.exit_code == 2 and "stdin held no paths" in result.output
+
+
+def test_csv_has_a_header_and_one_row_per_input(runner, cli_app, shapes_run, photos):
+    paths = [str(photos / "circle" / "circle_5.png"), str(photos / "missing.png")]
+    result = predict(runner, cli_app, *paths, "--model", str(shapes_run), "--csv")
+    assert result.exit_code == 1
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0]) == [
+        "path",
+        "label",
+        "confidence",
+        "label_2",
+        "confidence_2",
+        "label_3",
+        "confidence_3",
+        "error",
+    ]
+    assert rows[0]["label"] == "circle" and rows[0]["error"] == ""
+    assert rows[1]["label"] == "" and rows[1]["error"] == "no such file"
+    total = sum(float(rows[0][key]) for key in ("confidence", "confidence_2", "confidence_3"))
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_tta_averages_image_and_horizontal_flip(runner, cli_app, shapes_run, photos):
+    paths = [str(photos / "circle" / "circle_6.png"), str(photos / "square" / "square_6.png")]
+    result = predict(runner, cli_app, *paths, "--model", str(shapes_run), "--json", "--tta")
+    assert result.exit_code == 0, result.output
+    expected = model_probabilities(shapes_run, paths) + model_probabilities(shapes_run, paths, True)
+    got = [probabilities_by_class(r, ["circle", "square", "tri"]) for r in json_records(result)]
+    np.testing.assert_allclose(got, expected / 2, atol=1e-5)
+
+
+def test_tta_is_skipped_for_runs_trained_without_horizontal_flips(
+    runner, cli_app, shapes_run, photos, tmp_path
+):
+    run_dir = shutil.copytree(shapes_run, tmp_path / "run")
+    config = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    config["resolved"]["augment"] = {"flip": "vertical"}
+    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(config))
+    path = str(photos / "circle" / "circle_7.png")
+    result = predict(runner, cli_app, path, "--model", str(run_dir), "--json", "--tta")
+    assert result.exit_code == 0, result.output
+    assert "--tta skipped" in result.stderr and "vertical" in result.stderr
+    got = probabilities_by_class(json_records(result)[0], ["circle", "square", "tri"])
+    np.testing.assert_allclose(got, model_probabilities(run_dir, [path])[0], atol=1e-5)
+
+
+def test_json_and_csv_together_is_a_usage_error(runner, cli_app, shapes_run, photos):
+    result = predict(runner, cli_app, str(photos), "--json", "--csv")
+    assert result.exit_code == 2 and "at most one of --json and --csv" in result.output
