@@ -10,8 +10,8 @@ from typing import Any, Optional
 import typer
 
 from . import __version__
-from .config import Optimizer, Schedule
-from .errors import ImgclsError
+from .config import AugmentPreset, FillMode, Flip, Optimizer, Schedule
+from .errors import ImgclsError, UsageError
 
 app = typer.Typer(
     name="imgcls",
@@ -25,7 +25,90 @@ app = typer.Typer(
 DATA_PANEL = "Data"
 TRAIN_PANEL = "Training"
 OUTPUT_PANEL = "Output"
+AUGMENT_PANEL = "Augmentation"
 DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
+
+# Augmentation options, defined once and used by `train` and `augment-preview` alike, so
+# the preview shows exactly what training does. None: from the preset.
+AUGMENT_OPTIONS = {
+    "augment": typer.Option(
+        None,
+        help="Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for "
+        "mnist and other character datasets, standard otherwise. strong adds colour jitter "
+        "and random erasing.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "flip": typer.Option(
+        None, help="Random mirroring (digit datasets: none).", rich_help_panel=AUGMENT_PANEL
+    ),
+    "rotate": typer.Option(
+        None,
+        metavar="DEGREES",
+        help="Rotate by up to DEGREES either way.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "crop": typer.Option(
+        None,
+        metavar="FRACTION",
+        help="Crop a random window FRACTION smaller in height and width, then resize back "
+        "(one window per batch).",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "zoom": typer.Option(
+        None,
+        metavar="FRACTION",
+        help="Zoom in or out by up to FRACTION.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "translate": typer.Option(
+        None,
+        metavar="FRACTION",
+        help="Shift by up to FRACTION of the height and width.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "contrast": typer.Option(
+        None,
+        metavar="FRACTION",
+        help="Change contrast by up to FRACTION.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "brightness": typer.Option(
+        None,
+        metavar="FRACTION",
+        help="Shift brightness by up to FRACTION of 255.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "color_jitter": typer.Option(
+        None,
+        metavar="FRACTION",
+        help="Jitter saturation and hue by up to FRACTION (colour images).",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "erase": typer.Option(
+        None,
+        metavar="PROBABILITY",
+        help="Blank a random rectangle with this PROBABILITY (cutout).",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "fill": typer.Option(
+        None,
+        help="Fill for corners uncovered by rotate/zoom/translate. Default: constant (black) "
+        "for digit datasets, reflect otherwise.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "mixup": typer.Option(
+        0.0,
+        metavar="ALPHA",
+        help="Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+    "cutmix": typer.Option(
+        0.0,
+        metavar="ALPHA",
+        help="Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
+        rich_help_panel=AUGMENT_PANEL,
+    ),
+}
 
 _state = {"debug": False}
 
@@ -94,7 +177,12 @@ def apply_config_file(
         return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
     saved = TrainConfig.from_dict(read_config_options(config_file)).to_dict()
-    flat = {**{k: v for k, v in saved.items() if k != "data"}, **saved["data"]}
+    augment = {"augment" if k == "preset" else k: v for k, v in saved["augment"].items()}
+    flat = {
+        **{k: v for k, v in saved.items() if k not in ("data", "augment")},
+        **saved["data"],
+        **augment,
+    }
     source_given = given("dataset") or given("data")
     merged = dict(values)
     for name, value in flat.items():
@@ -177,6 +265,19 @@ def train(
         help="Random seed: the same seed gives the same run on CPU.",
         rich_help_panel=TRAIN_PANEL,
     ),
+    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
+    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
+    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
+    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
+    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
+    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
+    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
+    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
+    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
+    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
+    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
+    mixup: float = AUGMENT_OPTIONS["mixup"],
+    cutmix: float = AUGMENT_OPTIONS["cutmix"],
     config_file: Optional[Path] = typer.Option(
         None,
         "--config",
@@ -228,19 +329,119 @@ def train(
         console.out.print(f"Run saved to [bold]{run_dir}[/]")
 
 
+@app.command("augment-preview")
+def augment_preview(
+    files: Optional[list[Path]] = typer.Argument(
+        None,
+        metavar="IMAGE...",
+        help="Image files to preview, instead of --dataset or --data.",
+        show_default=False,
+    ),
+    dataset: Optional[str] = typer.Option(
+        None,
+        help="TFDS name or 'digits' (embedded). Default: digits.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data: Optional[Path] = typer.Option(
+        None,
+        help="Folder with one sub-folder per class; samples come from its training part.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL
+    ),
+    image_size: Optional[int] = typer.Option(
+        None,
+        help="Resize images to SIZE x SIZE, as train does. Default: the data's own size, or 64.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    samples: int = typer.Option(
+        4, help="Source images (rows), from --dataset or --data.", rich_help_panel=OUTPUT_PANEL
+    ),
+    variants: int = typer.Option(
+        5, help="Augmented versions of each image (columns).", rich_help_panel=OUTPUT_PANEL
+    ),
+    seed: int = typer.Option(
+        42,
+        help="Random seed: picks the samples and drives the augmentation.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
+    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
+    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
+    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
+    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
+    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
+    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
+    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
+    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
+    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
+    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
+    mixup: float = AUGMENT_OPTIONS["mixup"],
+    cutmix: float = AUGMENT_OPTIONS["cutmix"],
+    output: Path = typer.Option(
+        Path("augment-preview.png"), help="The PNG to write.", rich_help_panel=OUTPUT_PANEL
+    ),
+) -> None:
+    """Draw a PNG grid of images and augmented versions of them, to check an augmentation
+    before training with it: one row per image, the original first."""
+    from . import console
+
+    with user_errors():
+        augment_config = build_augment_config(
+            {key: value for key, value in locals().items() if key in AUGMENT_OPTIONS}
+        )
+        if files and (dataset is not None or data is not None):
+            raise UsageError("Give image files or --dataset/--data, not both.")
+        source = files or build_data_config(
+            {"dataset": dataset, "data": data, "data_dir": data_dir, "image_size": image_size}
+        )
+        from .augment_preview import run_augment_preview
+
+        path = run_augment_preview(
+            source,
+            image_size=image_size,
+            augment=augment_config,
+            samples=samples,
+            variants=variants,
+            seed=seed,
+            output=output,
+            report=console.info,
+        )
+        console.out.print(str(path), soft_wrap=True, markup=False)
+
+
 def build_train_config(values: dict[str, Any]):
-    from .config import DataConfig, TrainConfig
+    from .config import TrainConfig
     from .models import check_architecture
 
     values = dict(values)
-    data_values = {key: values.pop(key) for key in DATA_KEYS}
-    for key in ("data", "data_dir", "manual_dir"):
-        if data_values[key] is not None:
-            data_values[key] = str(data_values[key])
-    if data_values["dataset"] is None and data_values["data"] is None:
-        data_values["dataset"] = "digits"
+    data = build_data_config({key: values.pop(key) for key in DATA_KEYS})
+    augment = build_augment_config({key: values.pop(key) for key in AUGMENT_OPTIONS})
     check_architecture(values["arch"])
-    return TrainConfig(data=DataConfig(**data_values), **values)
+    return TrainConfig(data=data, augment=augment, **values)
+
+
+def build_data_config(values: dict[str, Any]):
+    """DataConfig from the data flags; paths as strings, digits when no source is given."""
+    from .config import DataConfig
+
+    values = dict(values)
+    for key in ("data", "data_dir", "manual_dir"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
+    if values["dataset"] is None and values["data"] is None:
+        values["dataset"] = "digits"
+    return DataConfig(**values)
+
+
+def build_augment_config(values: dict[str, Any]):
+    """AugmentConfig from the augmentation flags (--augment is its preset)."""
+    from .config import AugmentConfig, from_dict
+
+    values = dict(values)
+    # Through from_dict, so strings from a --config file become enums again.
+    return from_dict(AugmentConfig, {"preset": values.pop("augment"), **values}, "augment")
 
 
 def main() -> None:
