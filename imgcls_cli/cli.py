@@ -28,85 +28,45 @@ OUTPUT_PANEL = "Output"
 AUGMENT_PANEL = "Augmentation"
 DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
 
+
+def augment_option(help: str, metavar: str | None = None, default: Any = None) -> Any:
+    return typer.Option(default, metavar=metavar, help=help, rich_help_panel=AUGMENT_PANEL)
+
+
 # Augmentation options, defined once and used by `train` and `augment-preview` alike, so
 # the preview shows exactly what training does. None: from the preset.
 AUGMENT_OPTIONS = {
-    "augment": typer.Option(
-        None,
-        help="Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for "
+    "augment": augment_option(
+        "Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for "
         "mnist and other character datasets, standard otherwise. strong adds colour jitter "
-        "and random erasing.",
-        rich_help_panel=AUGMENT_PANEL,
+        "and random erasing."
     ),
-    "flip": typer.Option(
-        None, help="Random mirroring (digit datasets: none).", rich_help_panel=AUGMENT_PANEL
+    "flip": augment_option("Random mirroring (digit datasets: none)."),
+    "rotate": augment_option("Rotate by up to DEGREES either way.", "DEGREES"),
+    "crop": augment_option(
+        "Crop a random window FRACTION smaller in height and width, resize it back.", "FRACTION"
     ),
-    "rotate": typer.Option(
-        None,
-        metavar="DEGREES",
-        help="Rotate by up to DEGREES either way.",
-        rich_help_panel=AUGMENT_PANEL,
+    "zoom": augment_option("Zoom in or out by up to FRACTION.", "FRACTION"),
+    "translate": augment_option("Shift by up to FRACTION of the height and width.", "FRACTION"),
+    "contrast": augment_option("Change contrast by up to FRACTION.", "FRACTION"),
+    "brightness": augment_option("Shift brightness by up to FRACTION of 255.", "FRACTION"),
+    "color_jitter": augment_option(
+        "Jitter saturation and hue by up to FRACTION (colour images).", "FRACTION"
     ),
-    "crop": typer.Option(
-        None,
-        metavar="FRACTION",
-        help="Crop a random window FRACTION smaller in height and width, then resize back "
-        "(one window per batch).",
-        rich_help_panel=AUGMENT_PANEL,
+    "erase": augment_option("Blank a random rectangle with this PROBABILITY.", "PROBABILITY"),
+    "fill": augment_option(
+        "Fill for corners uncovered by crop/rotate/zoom/translate. Default: constant (black) "
+        "for digit datasets, reflect otherwise."
     ),
-    "zoom": typer.Option(
-        None,
-        metavar="FRACTION",
-        help="Zoom in or out by up to FRACTION.",
-        rich_help_panel=AUGMENT_PANEL,
-    ),
-    "translate": typer.Option(
-        None,
-        metavar="FRACTION",
-        help="Shift by up to FRACTION of the height and width.",
-        rich_help_panel=AUGMENT_PANEL,
-    ),
-    "contrast": typer.Option(
-        None,
-        metavar="FRACTION",
-        help="Change contrast by up to FRACTION.",
-        rich_help_panel=AUGMENT_PANEL,
-    ),
-    "brightness": typer.Option(
-        None,
-        metavar="FRACTION",
-        help="Shift brightness by up to FRACTION of 255.",
-        rich_help_panel=AUGMENT_PANEL,
-    ),
-    "color_jitter": typer.Option(
-        None,
-        metavar="FRACTION",
-        help="Jitter saturation and hue by up to FRACTION (colour images).",
-        rich_help_panel=AUGMENT_PANEL,
-    ),
-    "erase": typer.Option(
-        None,
-        metavar="PROBABILITY",
-        help="Blank a random rectangle with this PROBABILITY (cutout).",
-        rich_help_panel=AUGMENT_PANEL,
-    ),
-    "fill": typer.Option(
-        None,
-        help="Fill for corners uncovered by rotate/zoom/translate. Default: constant (black) "
-        "for digit datasets, reflect otherwise.",
-        rich_help_panel=AUGMENT_PANEL,
-    ),
-    "mixup": typer.Option(
+    "mixup": augment_option(
+        "Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
+        "ALPHA",
         0.0,
-        metavar="ALPHA",
-        help="Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
-        rich_help_panel=AUGMENT_PANEL,
     ),
-    "cutmix": typer.Option(
+    "cutmix": augment_option(
+        "Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
+        "ALPHA",
         0.0,
-        metavar="ALPHA",
-        help="Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
-        rich_help_panel=AUGMENT_PANEL,
     ),
 }
 

@@ -80,7 +80,6 @@ def prepare_data(
     replaces the source's own size when --image-size is not given. `augment` (None: off)
     is resolved for this data and applied to the training batches only.
     """
-    from .augment import build_augmentation
     from .data.pipeline import create_batches, resolve_image_size
     from .data.sources import load_source
 
@@ -104,6 +103,8 @@ def prepare_data(
     reporter.info(f"Augmentation: {augment.describe()}")
     augmentation = None
     if not augment.is_off:
+        from .augment import build_augmentation
+
         augmentation = build_augmentation(augment, channels, seed)
 
     def batches(name: str, training: bool) -> Any:

@@ -187,3 +187,20 @@ def test_train_with_augmentation_is_reproducible_and_records_it(runner, cli_app,
     # Augmentation lives in the data pipeline: the saved model has no random layers.
     model = keras.saving.load_model(tmp_path / "a" / "model.keras", safe_mode=True)
     assert not [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
+
+
+def test_config_file_keeps_the_augmentation_and_flags_override_parts(runner, cli_app, tmp_path):
+    import json
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = ["train", "-q", "--epochs", "1", "--augment", "strong", "--cutmix", "0.5"]
+    result = runner.invoke(cli_app, [*args, "--output", str(first)])
+    assert result.exit_code == 0, result.output
+    config_file = str(first / "config.json")
+    result = runner.invoke(
+        cli_app,
+        ["train", "-q", "--config", config_file, "--rotate", "5", "--output", str(second)],
+    )
+    assert result.exit_code == 0, result.output
+    options = json.loads((second / "config.json").read_text())["options"]["augment"]
+    assert options["preset"] == "strong" and options["cutmix"] == 0.5 and options["rotate"] == 5

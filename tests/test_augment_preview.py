@@ -184,3 +184,16 @@ def test_unreadable_image_and_unwritable_output_fail_cleanly(runner, cli_app, tm
 def test_files_and_dataset_together_are_refused(runner, cli_app, two_images):
     result = preview(runner, cli_app, str(two_images[0]), "--dataset", "digits")
     assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_help_does_not_load_tensorflow():
+    from test_startup import loaded_heavy_modules
+
+    code = """
+from imgcls_cli.cli import app
+try:
+    app(["augment-preview", "--help"])
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+"""
+    assert loaded_heavy_modules(code) == []
