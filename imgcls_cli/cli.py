@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from . import __version__
-from .config import EvalSplit, Optimizer, Schedule, Strategy
+from .config import AugmentPreset, EvalSplit, FillMode, Flip, Optimizer, Schedule, Strategy
 from .errors import ImgclsError, UsageError
 
 app = typer.Typer(
@@ -27,7 +27,50 @@ TRAIN_PANEL = "Training"
 SCALE_PANEL = "Devices and checkpoints"
 OUTPUT_PANEL = "Output"
 MODEL_PANEL = "Model"
+AUGMENT_PANEL = "Augmentation"
 DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
+
+
+def augment_option(help: str, metavar: str | None = None, default: Any = None) -> Any:
+    return typer.Option(default, metavar=metavar, help=help, rich_help_panel=AUGMENT_PANEL)
+
+
+# Augmentation options, defined once and used by `train` and `augment-preview` alike, so
+# the preview shows exactly what training does. None: from the preset.
+AUGMENT_OPTIONS = {
+    "augment": augment_option(
+        "Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for "
+        "mnist and other character datasets, standard otherwise. strong adds colour jitter "
+        "and random erasing."
+    ),
+    "flip": augment_option("Random mirroring (digit datasets: none)."),
+    "rotate": augment_option("Rotate by up to DEGREES either way.", "DEGREES"),
+    "crop": augment_option(
+        "Crop a random window FRACTION smaller in height and width, resize it back.", "FRACTION"
+    ),
+    "zoom": augment_option("Zoom in or out by up to FRACTION.", "FRACTION"),
+    "translate": augment_option("Shift by up to FRACTION of the height and width.", "FRACTION"),
+    "contrast": augment_option("Change contrast by up to FRACTION.", "FRACTION"),
+    "brightness": augment_option("Shift brightness by up to FRACTION of 255.", "FRACTION"),
+    "color_jitter": augment_option(
+        "Jitter saturation and hue by up to FRACTION (colour images).", "FRACTION"
+    ),
+    "erase": augment_option("Blank a random rectangle with this PROBABILITY.", "PROBABILITY"),
+    "fill": augment_option(
+        "Fill for corners uncovered by crop/rotate/zoom/translate. Default: constant (black) "
+        "for digit datasets, reflect otherwise."
+    ),
+    "mixup": augment_option(
+        "Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
+        "ALPHA",
+        0.0,
+    ),
+    "cutmix": augment_option(
+        "Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
+        "ALPHA",
+        0.0,
+    ),
+}
 
 _state = {"debug": False}
 
@@ -102,7 +145,12 @@ def apply_config_file(
         return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
     saved = TrainConfig.from_dict(read_config_options(config_file)).to_dict()
-    flat = {**{k: v for k, v in saved.items() if k != "data"}, **saved["data"]}
+    augment = {"augment" if k == "preset" else k: v for k, v in saved["augment"].items()}
+    flat = {
+        **{k: v for k, v in saved.items() if k not in ("data", "augment")},
+        **saved["data"],
+        **augment,
+    }
     source_given = given("dataset") or given("data")
     merged = dict(values)
     for name, value in flat.items():
@@ -191,6 +239,19 @@ def train(
         help="Random seed: the same seed gives the same run on CPU.",
         rich_help_panel=TRAIN_PANEL,
     ),
+    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
+    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
+    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
+    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
+    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
+    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
+    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
+    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
+    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
+    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
+    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
+    mixup: float = AUGMENT_OPTIONS["mixup"],
+    cutmix: float = AUGMENT_OPTIONS["cutmix"],
     strategy: Strategy = typer.Option(
         Strategy.auto,
         help="tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
@@ -300,6 +361,7 @@ def train(
 
 TRAIN_OPTION_NAMES = (
     *DATA_KEYS,
+    *AUGMENT_OPTIONS,
     "arch",
     "epochs",
     "batch_size",
@@ -346,20 +408,122 @@ def resumed_config(ctx: typer.Context, run_dir: Path, options: dict[str, Any]):
     return dataclasses.replace(saved, **changes)
 
 
+@app.command("augment-preview")
+def augment_preview(
+    files: Optional[list[Path]] = typer.Argument(
+        None,
+        metavar="IMAGE...",
+        help="Image files to preview, instead of --dataset or --data.",
+        show_default=False,
+    ),
+    dataset: Optional[str] = typer.Option(
+        None,
+        help="TFDS name or 'digits' (embedded). Default: digits.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data: Optional[Path] = typer.Option(
+        None,
+        help="Folder with one sub-folder per class; samples come from its training part.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL
+    ),
+    image_size: Optional[int] = typer.Option(
+        None,
+        help="Resize images to SIZE x SIZE, as train does. Default: the data's own size, or 64.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    samples: int = typer.Option(
+        4, help="Source images (rows), from --dataset or --data.", rich_help_panel=OUTPUT_PANEL
+    ),
+    variants: int = typer.Option(
+        5, help="Augmented versions of each image (columns).", rich_help_panel=OUTPUT_PANEL
+    ),
+    seed: int = typer.Option(
+        42,
+        help="Random seed: picks the samples and drives the augmentation.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
+    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
+    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
+    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
+    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
+    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
+    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
+    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
+    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
+    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
+    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
+    mixup: float = AUGMENT_OPTIONS["mixup"],
+    cutmix: float = AUGMENT_OPTIONS["cutmix"],
+    output: Path = typer.Option(
+        Path("augment-preview.png"), help="The PNG to write.", rich_help_panel=OUTPUT_PANEL
+    ),
+) -> None:
+    """Draw a PNG grid of images and augmented versions of them, to check an augmentation
+    before training with it: one row per image, the original first."""
+    from . import console
+
+    with user_errors():
+        augment_config = build_augment_config(
+            {key: value for key, value in locals().items() if key in AUGMENT_OPTIONS}
+        )
+        if files and (dataset is not None or data is not None):
+            raise UsageError("Give image files or --dataset/--data, not both.")
+        source = files or build_data_config(
+            {"dataset": dataset, "data": data, "data_dir": data_dir, "image_size": image_size}
+        )
+        from .augment_preview import run_augment_preview
+
+        path = run_augment_preview(
+            source,
+            image_size=image_size,
+            augment=augment_config,
+            samples=samples,
+            variants=variants,
+            seed=seed,
+            output=output,
+            report=console.info,
+        )
+        console.out.print(str(path), soft_wrap=True, markup=False)
+
+
 def build_train_config(values: dict[str, Any]):
     """Flat option values (from flags and maybe a config file) → a validated TrainConfig."""
-    from .config import TrainConfig
+    from .config import TrainConfig, to_jsonable
     from .models import check_architecture
 
     values = dict(values)
-    data_values = {key: values.pop(key) for key in DATA_KEYS}
-    for key in ("data", "data_dir", "manual_dir"):
-        if data_values[key] is not None:
-            data_values[key] = str(data_values[key])
-    if data_values["dataset"] is None and data_values["data"] is None:
-        data_values["dataset"] = "digits"
+    data = build_data_config({key: values.pop(key) for key in DATA_KEYS})
+    augment = build_augment_config({key: values.pop(key) for key in AUGMENT_OPTIONS})
     check_architecture(values["arch"])
-    return TrainConfig.from_dict({**values, "data": data_values})
+    return TrainConfig.from_dict(
+        {**values, "data": to_jsonable(data), "augment": to_jsonable(augment)}
+    )
+
+
+def build_data_config(values: dict[str, Any]):
+    """DataConfig from the data flags; paths as strings, digits when no source is given."""
+    from .config import DataConfig
+
+    values = dict(values)
+    for key in ("data", "data_dir", "manual_dir"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
+    if values["dataset"] is None and values["data"] is None:
+        values["dataset"] = "digits"
+    return DataConfig(**values)
+
+
+def build_augment_config(values: dict[str, Any]):
+    """AugmentConfig from the augmentation flags (--augment is its preset)."""
+    from .config import AugmentConfig, from_dict
+
+    values = dict(values)
+    # Through from_dict, so strings from a --config file become enums again.
+    return from_dict(AugmentConfig, {"preset": values.pop("augment"), **values}, "augment")
 
 
 def model_option() -> Any:

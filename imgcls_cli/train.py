@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, runs
-from .config import DataConfig, TrainConfig
+from .config import AugmentConfig, AugmentPreset, DataConfig, TrainConfig, to_jsonable
 from .errors import DataError, ImgclsError
 from .runtime import create_strategy, import_tensorflow, seed_everything
 
@@ -29,6 +29,7 @@ class PreparedData:
     test: Any | None
     split_sizes: dict[str, int]
     steps_per_epoch: int
+    augment: AugmentConfig  # resolved; applied to the training split only
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -72,11 +73,13 @@ def prepare_data(
     reporter: Any,
     channels: int | None = None,
     default_image_size: int | None = None,
+    augment: AugmentConfig | None = None,
 ) -> PreparedData:
     """Open the source, report what it holds, and build the batched splits.
 
     `channels` forces a channel count (3 for ImageNet backbones); `default_image_size`
-    replaces the source's own size when --image-size is not given.
+    replaces the source's own size when --image-size is not given. `augment` (None: off)
+    is resolved for this data and applied to the training batches only.
     """
     from .data.pipeline import create_batches, resolve_image_size
     from .data.sources import load_source
@@ -95,8 +98,17 @@ def prepare_data(
         f"Data: {source.name}, {source.num_classes} classes, {sizes} images, "
         f"{image_size[0]}x{image_size[1]}x{channels}"
     )
+    augment = (augment or AugmentConfig(preset=AugmentPreset.none)).resolve(
+        config.dataset, channels
+    )
+    reporter.info(f"Augmentation: {augment.describe()}")
+    augmentation = None
+    if not augment.is_off:
+        from .augment import build_augmentation
 
-    def batches(name: str, shuffle: bool) -> Any:
+        augmentation = build_augmentation(augment, channels, seed)
+
+    def batches(name: str, training: bool) -> Any:
         if name not in splits:
             return None
         return create_batches(
@@ -105,7 +117,8 @@ def prepare_data(
             channels,
             source.num_classes,
             batch_size,
-            shuffle_seed=seed if shuffle else None,
+            shuffle_seed=seed if training else None,
+            augmentation=augmentation if training else None,
         )
 
     return PreparedData(
@@ -117,6 +130,7 @@ def prepare_data(
         test=batches("test", False),
         split_sizes={name: split.num_examples for name, split in splits.items()},
         steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
+        augment=augment,
     )
 
 
@@ -133,6 +147,7 @@ def start_run(
         "num_classes": data.source.num_classes,
         "split_sizes": data.split_sizes,
         "source": data.source.description,
+        "augment": to_jsonable(data.augment),
         **extra,
     }
     document = {"command": command, "options": options, "resolved": resolved}
@@ -209,7 +224,11 @@ def run_train(
     from .training import Checkpoints, Trainer, create_learning_rate, create_optimizer, fit
 
     data = prepare_data(
-        config.data, seed=config.seed, batch_size=config.batch_size, reporter=reporter
+        config.data,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        reporter=reporter,
+        augment=config.augment,
     )
     if config.patience is not None and data.val is None:
         reporter.warning("--patience has no effect without validation data (--val-split 0).")

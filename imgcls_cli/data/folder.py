@@ -178,4 +178,4 @@ def files_to_split(entries: list[tuple[Path, int]], channels: int) -> Split:
         return image, label
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    return Split(dataset, len(paths), paths)
+    return Split(dataset, len(paths), paths, labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .images import prepare_images
@@ -34,10 +35,13 @@ def create_batches(
     batch_size: int,
     *,
     shuffle_seed: int | None = None,
+    augmentation: Callable[[Any, Any], tuple[Any, Any]] | None = None,
 ) -> Any:
     """Batches of (float32 0-255 images, one-hot labels); shuffled when a seed is given.
 
     Resized images are cached in memory when they fit, so decoding happens once.
+    `augmentation` (training only) runs on each batch after the cache, so every epoch
+    sees new random changes.
     """
     import tensorflow as tf
 
@@ -55,4 +59,8 @@ def create_batches(
         lambda images, labels: (tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if augmentation is not None:
+        # Sequential on purpose: the layers' seed generators advance once per batch, and
+        # parallel calls would hand the random draws to batches in a racy order.
+        dataset = dataset.map(augmentation)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -24,6 +24,7 @@ class Split:
     dataset: Any  # tf.data.Dataset of (uint8 image HxWxC, int64 label)
     num_examples: int
     paths: list[str] | None = None  # file paths, in dataset order, for folder sources
+    labels: np.ndarray | None = None  # labels in dataset order, when known without reading
 
 
 @dataclasses.dataclass
@@ -78,7 +79,7 @@ def arrays_to_split(images: np.ndarray, labels: np.ndarray) -> Split:
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
-    return Split(dataset, int(len(labels)))
+    return Split(dataset, int(len(labels)), labels=labels)
 
 
 def load_digits(config: DataConfig, seed: int) -> Source:

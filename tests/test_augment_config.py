@@ -1,0 +1,106 @@
+"""AugmentConfig: presets, per-data defaults, overrides, validation, JSON round-trip. No TF."""
+
+import json
+
+import pytest
+
+from imgcls_cli.config import (
+    AugmentConfig,
+    AugmentPreset,
+    DataConfig,
+    FillMode,
+    Flip,
+    TrainConfig,
+)
+from imgcls_cli.errors import UsageError
+
+
+def test_photos_default_to_standard_with_horizontal_flip():
+    resolved = AugmentConfig().resolve(None, 3)
+    assert resolved.is_resolved
+    assert resolved.preset == AugmentPreset.standard
+    assert resolved.flip == Flip.horizontal and resolved.fill == FillMode.reflect
+    assert resolved.rotate > 0 and resolved.translate > 0
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist"])
+def test_digit_datasets_never_flip_by_default_even_with_a_preset(dataset):
+    for preset in (None, AugmentPreset.standard, AugmentPreset.strong):
+        resolved = AugmentConfig(preset=preset).resolve(dataset, 1)
+        assert resolved.flip == Flip.none
+        assert resolved.fill == FillMode.constant
+
+
+def test_embedded_digits_default_to_no_augmentation():
+    assert AugmentConfig().resolve("digits", 1).is_off
+    assert not AugmentConfig().resolve("mnist", 1).is_off
+
+
+def test_flags_override_single_parts_of_the_preset():
+    options = AugmentConfig(preset=AugmentPreset.standard, flip=Flip.horizontal, rotate=0.0)
+    resolved = options.resolve("mnist", 1)
+    assert resolved.flip == Flip.horizontal  # asked for explicitly: the user wins
+    assert resolved.rotate == 0.0
+    assert resolved.zoom == AugmentConfig(preset=AugmentPreset.standard).resolve("mnist", 1).zoom
+
+
+def test_none_preset_with_one_flag_turns_on_only_that_part():
+    resolved = AugmentConfig(preset=AugmentPreset.none, brightness=0.2).resolve(None, 3)
+    assert resolved.brightness == 0.2 and resolved.flip == Flip.none
+    assert not resolved.is_off
+    assert resolved.describe() == "none (brightness 0.2)"
+
+
+def test_strong_adds_colour_jitter_and_erasing_but_not_for_grayscale():
+    standard = AugmentConfig(preset=AugmentPreset.standard).resolve(None, 3)
+    strong = AugmentConfig(preset=AugmentPreset.strong).resolve(None, 3)
+    assert standard.color_jitter == 0 and standard.erase == 0
+    assert strong.color_jitter > 0 and strong.erase > 0
+    assert AugmentConfig(preset=AugmentPreset.strong).resolve(None, 1).color_jitter == 0
+
+
+def test_colour_jitter_asked_for_on_grayscale_is_refused():
+    with pytest.raises(UsageError, match="--color-jitter needs colour"):
+        AugmentConfig(color_jitter=0.3).resolve("mnist", 1)
+
+
+@pytest.mark.parametrize(
+    "values, flag",
+    [
+        ({"rotate": -5}, "--rotate"),
+        ({"crop": 0.8}, "--crop"),
+        ({"translate": 2}, "--translate"),
+        ({"erase": 1.5}, "--erase"),
+        ({"cutmix": 2.0}, "--cutmix"),
+        ({"color_jitter": -0.1}, "--color-jitter"),
+    ],
+)
+def test_out_of_range_values_name_the_flag(values, flag):
+    with pytest.raises(UsageError, match=flag):
+        AugmentConfig(**values)
+
+
+def test_mixup_and_cutmix_together_are_refused():
+    with pytest.raises(UsageError, match="--mixup or --cutmix"):
+        AugmentConfig(mixup=0.2, cutmix=1.0)
+
+
+def test_train_config_round_trips_augmentation_through_json():
+    augment = AugmentConfig(preset=AugmentPreset.strong, flip=Flip.both, mixup=0.4)
+    config = TrainConfig(data=DataConfig(dataset="digits"), augment=augment)
+    restored = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config and restored.augment.flip is Flip.both
+
+
+def test_unknown_augment_keys_and_values_are_refused():
+    values = TrainConfig(data=DataConfig(dataset="digits")).to_dict()
+    with pytest.raises(UsageError, match="rotation"):
+        TrainConfig.from_dict({**values, "augment": {"rotation": 10}})
+    with pytest.raises(UsageError, match="none, horizontal, vertical, both"):
+        TrainConfig.from_dict({**values, "augment": {"flip": "sideways"}})
+
+
+def test_configs_saved_before_augmentation_existed_still_load():
+    values = TrainConfig(data=DataConfig(dataset="digits")).to_dict()
+    del values["augment"]
+    assert TrainConfig.from_dict(values).augment == AugmentConfig()
