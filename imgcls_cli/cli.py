@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from . import __version__
-from .config import Optimizer, Schedule
+from .config import ClassWeight, Optimizer, Schedule
 from .errors import ImgclsError
 
 app = typer.Typer(
@@ -28,6 +28,48 @@ OUTPUT_PANEL = "Output"
 DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
 
 _state = {"debug": False}
+
+# Options that several commands share, declared once.
+DatasetOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' "
+        "(embedded, no network). Default: digits.",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+DataOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Folder with one sub-folder per class (optionally inside train/ val/ test/).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+DataDirOption = Annotated[
+    Optional[Path],
+    typer.Option(help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL),
+]
+ManualDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+ValSplitOption = Annotated[
+    float,
+    typer.Option(
+        help="Fraction of the training data held out for validation (seeded).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+TestSplitOption = Annotated[
+    float,
+    typer.Option(
+        help="Fraction held out for the final test, when the data has no test split.",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
 
 
 def version_callback(value: bool) -> None:
@@ -116,40 +158,17 @@ def arch_help() -> str:
 @app.command()
 def train(
     ctx: typer.Context,
-    dataset: Optional[str] = typer.Option(
-        None,
-        help="TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' "
-        "(embedded, no network). Default: digits.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data: Optional[Path] = typer.Option(
-        None,
-        help="Folder with one sub-folder per class (optionally inside train/ val/ test/).",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data_dir: Optional[Path] = typer.Option(
-        None, help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL
-    ),
-    manual_dir: Optional[Path] = typer.Option(
-        None,
-        help="TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).",
-        rich_help_panel=DATA_PANEL,
-    ),
+    dataset: DatasetOption = None,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
+    manual_dir: ManualDirOption = None,
     image_size: Optional[int] = typer.Option(
         None,
         help="Resize images to SIZE x SIZE. Default: the data's own size, or 64.",
         rich_help_panel=DATA_PANEL,
     ),
-    val_split: float = typer.Option(
-        0.1,
-        help="Fraction of the training data held out for validation (seeded).",
-        rich_help_panel=DATA_PANEL,
-    ),
-    test_split: float = typer.Option(
-        0.1,
-        help="Fraction held out for the final test, when the data has no test split.",
-        rich_help_panel=DATA_PANEL,
-    ),
+    val_split: ValSplitOption = 0.1,
+    test_split: TestSplitOption = 0.1,
     arch: str = typer.Option("simplecnn", help=arch_help(), rich_help_panel=TRAIN_PANEL),
     epochs: int = typer.Option(10, help="Training epochs.", rich_help_panel=TRAIN_PANEL),
     batch_size: int = typer.Option(64, help="Batch size.", rich_help_panel=TRAIN_PANEL),
@@ -229,8 +248,17 @@ def train(
 
 
 def build_train_config(values: dict[str, Any]):
-    from .config import DataConfig, TrainConfig
+    from .config import TrainConfig
     from .models import check_architecture
+
+    values, data = split_data_options(values)
+    check_architecture(values["arch"])
+    return TrainConfig(data=data, **values)
+
+
+def split_data_options(values: dict[str, Any]):
+    """(the command's own options, DataConfig) from a command's flat option values."""
+    from .config import DataConfig
 
     values = dict(values)
     data_values = {key: values.pop(key) for key in DATA_KEYS}
@@ -239,8 +267,127 @@ def build_train_config(values: dict[str, Any]):
             data_values[key] = str(data_values[key])
     if data_values["dataset"] is None and data_values["data"] is None:
         data_values["dataset"] = "digits"
-    check_architecture(values["arch"])
-    return TrainConfig(data=DataConfig(**data_values), **values)
+    return values, DataConfig(**data_values)
+
+
+def backbone_help() -> str:
+    from .models.backbones import BACKBONES
+
+    return "Pretrained backbone: " + "; ".join(
+        f"[bold]{name}[/]: {spec.description}" for name, spec in BACKBONES.items()
+    )
+
+
+@app.command()
+def finetune(
+    dataset: DatasetOption = None,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
+    manual_dir: ManualDirOption = None,
+    image_size: Optional[int] = typer.Option(
+        None,
+        help="Resize images to SIZE x SIZE (at least 32). Default: 224, the ImageNet size.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    val_split: ValSplitOption = 0.1,
+    test_split: TestSplitOption = 0.1,
+    backbone: str = typer.Option("mobilenetv2", help=backbone_help(), rich_help_panel=TRAIN_PANEL),
+    weights: str = typer.Option(
+        "imagenet",
+        help="imagenet (Keras' cache ~/.keras/models, downloaded when missing), none "
+        "(random), or a weights file saved from the backbone (include_top=False).",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    head_epochs: int = typer.Option(
+        10,
+        help="Phase 1: epochs training the new head on the frozen backbone.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    epochs: int = typer.Option(
+        10, help="Phase 2: epochs fine-tuning the unfrozen layers.", rich_help_panel=TRAIN_PANEL
+    ),
+    unfreeze: str = typer.Option(
+        "20",
+        help="Phase 2 trains the top N backbone layers, or 'all'; 0 skips phase 2.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    lr: float = typer.Option(1e-3, help="Phase 1 learning rate.", rich_help_panel=TRAIN_PANEL),
+    finetune_lr: Optional[float] = typer.Option(
+        None, help="Phase 2 learning rate. Default: --lr / 10.", rich_help_panel=TRAIN_PANEL
+    ),
+    batch_size: int = typer.Option(32, help="Batch size.", rich_help_panel=TRAIN_PANEL),
+    optimizer: Optimizer = typer.Option(Optimizer.adam, rich_help_panel=TRAIN_PANEL),
+    weight_decay: float = typer.Option(
+        1e-4, help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL
+    ),
+    label_smoothing: float = typer.Option(
+        0.0, help="Label smoothing.", rich_help_panel=TRAIN_PANEL
+    ),
+    dropout: float = typer.Option(
+        0.2, help="Dropout before the new classifier.", rich_help_panel=TRAIN_PANEL
+    ),
+    class_weight: ClassWeight = typer.Option(
+        ClassWeight.none,
+        help="balanced: weigh each class's loss by how rare it is, for imbalanced folders.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    patience: Optional[int] = typer.Option(
+        None,
+        help="Within each phase, stop when validation loss has not improved for N epochs "
+        "and keep the best weights.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    seed: int = typer.Option(42, help="Random seed.", rich_help_panel=TRAIN_PANEL),
+    output: Optional[Path] = typer.Option(
+        None,
+        help="Run directory. Default: runs/finetune-<data>-<backbone>[-N].",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing --output directory.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="No progress output (for CI logs).",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+) -> None:
+    """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new
+    head on the frozen backbone, then unfreeze its top layers at a lower learning rate."""
+    from . import console
+
+    with user_errors():
+        values = {
+            k: v for k, v in locals().items() if k not in ("output", "force", "quiet", "console")
+        }
+        config = build_finetune_config(values)
+        from .runs import prepare_run_dir
+
+        run_dir = prepare_run_dir(
+            output, "finetune", f"{config.data.source_name}-{config.backbone}", force
+        )
+        from .finetune import run_finetune
+
+        result = run_finetune(config, run_dir, console.RichReporter(quiet))
+        if not quiet:
+            console.out.print(console.metrics_table(result.metrics))
+        console.out.print(f"Run saved to [bold]{run_dir}[/]")
+
+
+def build_finetune_config(values: dict[str, Any]):
+    from .config import FinetuneConfig, parse_unfreeze
+    from .models.backbones import check_image_size, get_backbone
+
+    values, data = split_data_options(values)
+    get_backbone(values["backbone"])
+    if data.image_size is not None:
+        check_image_size(values["backbone"], data.image_size)
+    return FinetuneConfig(data=data, **{**values, "unfreeze": parse_unfreeze(values["unfreeze"])})
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def test_import_does_not_load_tensorflow():
 def test_help_does_not_load_tensorflow():
     code = """
 from imgcls_cli.cli import app
-for args in (["--help"], ["train", "--help"]):
+for args in (["--help"], ["train", "--help"], ["finetune", "--help"]):
     try:
         app(args)
     except SystemExit as exit:
