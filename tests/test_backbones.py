@@ -150,3 +150,21 @@ def test_unfreeze_top_layers_freezes_the_rest():
     assert unfreeze_top_layers(model, 99) == 5
     assert all(layer.trainable for layer in model.layers)
     assert unfreeze_top_layers(model, None) == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_preprocessing_survives_saving_and_loading_safely(name, tmp_path):
+    """Saved with a stand-in backbone, so only the preprocessing graph is at stake."""
+    import keras
+
+    from imgcls_cli.models.transfer import build_transfer_model
+
+    pass_through = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Identity()])
+    probe = build_transfer_model(name, pass_through, 3, 0.0)
+    probe.model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    images = random_images()
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), probe.model.predict(images, verbose=0), atol=1e-6
+    )

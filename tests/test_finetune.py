@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_class_folder
+from conftest import make_class_folder, write_image
 from test_weights import save_backbone_weights
 
 from imgcls_cli import runs
@@ -92,21 +92,27 @@ def test_two_phases_change_only_the_head_and_unfrozen_layers(runner, cli_app, tm
 
 
 @pytest.mark.slow
-def test_run_directory_reloads_and_predicts_the_same(tmp_path):
+def test_grayscale_run_directory_reloads_and_predicts_the_same(tmp_path):
+    """Grayscale images reach the backbone as RGB; the saved model takes RGB."""
     import keras
 
     from imgcls_cli.config import DataConfig, FinetuneConfig
     from imgcls_cli.finetune import run_finetune
     from imgcls_cli.training import SilentReporter
 
-    data = make_class_folder(tmp_path / "shapes", per_class=6, size=SIZE)
+    rng = np.random.default_rng(0)
+    for name in ("dark", "light"):
+        for i in range(8):
+            low = 0 if name == "dark" else 150
+            pixels = rng.integers(low, low + 100, (20, 20), dtype=np.uint8)
+            write_image(tmp_path / "gray" / name / f"{i}.png", pixels, mode="L")
     config = FinetuneConfig(
-        data=DataConfig(data=str(data), image_size=SIZE),
-        backbone="efficientnetb0",
+        data=DataConfig(data=str(tmp_path / "gray"), image_size=SIZE),
+        backbone="mobilenetv2",
         weights="none",
         head_epochs=1,
         unfreeze=0,
-        batch_size=4,
+        batch_size=8,
     )
     result = run_finetune(config, tmp_path / "run", SilentReporter())
     images = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3)).astype("float32")
@@ -115,6 +121,13 @@ def test_run_directory_reloads_and_predicts_the_same(tmp_path):
         reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6
     )
     assert [row["phase"] for row in result.history] == ["head"]
+    config_json = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config_json["resolved"]["channels"] == 3 and reloaded.input_shape == (
+        None,
+        SIZE,
+        SIZE,
+        3,
+    )
 
 
 def test_balanced_class_weights_equalize_each_class_total():
