@@ -70,6 +70,25 @@ TestSplitOption = Annotated[
         rich_help_panel=DATA_PANEL,
     ),
 ]
+OptimizerOption = Annotated[Optimizer, typer.Option(rich_help_panel=TRAIN_PANEL)]
+WeightDecayOption = Annotated[
+    float, typer.Option(help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL)
+]
+LabelSmoothingOption = Annotated[
+    float, typer.Option(help="Label smoothing.", rich_help_panel=TRAIN_PANEL)
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Replace an existing --output directory.", rich_help_panel=OUTPUT_PANEL
+    ),
+]
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress output (for CI logs).", rich_help_panel=OUTPUT_PANEL
+    ),
+]
 
 
 def version_callback(value: bool) -> None:
@@ -173,19 +192,15 @@ def train(
     epochs: int = typer.Option(10, help="Training epochs.", rich_help_panel=TRAIN_PANEL),
     batch_size: int = typer.Option(64, help="Batch size.", rich_help_panel=TRAIN_PANEL),
     lr: float = typer.Option(1e-3, help="Learning rate.", rich_help_panel=TRAIN_PANEL),
-    optimizer: Optimizer = typer.Option(Optimizer.adam, rich_help_panel=TRAIN_PANEL),
-    weight_decay: float = typer.Option(
-        1e-4, help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL
-    ),
+    optimizer: OptimizerOption = Optimizer.adam,
+    weight_decay: WeightDecayOption = 1e-4,
     schedule: Schedule = typer.Option(
         Schedule.constant, help="Learning-rate schedule.", rich_help_panel=TRAIN_PANEL
     ),
     warmup_epochs: int = typer.Option(
         0, help="Epochs of linear learning-rate warmup from 0.", rich_help_panel=TRAIN_PANEL
     ),
-    label_smoothing: float = typer.Option(
-        0.0, help="Label smoothing.", rich_help_panel=TRAIN_PANEL
-    ),
+    label_smoothing: LabelSmoothingOption = 0.0,
     patience: Optional[int] = typer.Option(
         None,
         help="Stop when validation loss has not improved for N epochs; keep the best weights.",
@@ -207,19 +222,8 @@ def train(
         help="Run directory. Default: runs/train-<data>-<arch>[-N].",
         rich_help_panel=OUTPUT_PANEL,
     ),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="Replace an existing --output directory.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    quiet: bool = typer.Option(
-        False,
-        "--quiet",
-        "-q",
-        help="No progress output (for CI logs).",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
+    force: ForceOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a CNN from scratch on a TFDS dataset, a folder of images, or the embedded digits."""
     from . import console
@@ -240,11 +244,16 @@ def train(
         )
         from .train import run_train
 
-        reporter = console.RichReporter(quiet)
-        result = run_train(config, run_dir, reporter)
-        if not quiet:
-            console.out.print(console.metrics_table(result.metrics))
-        console.out.print(f"Run saved to [bold]{run_dir}[/]")
+        result = run_train(config, run_dir, console.RichReporter(quiet))
+        print_run_result(result.metrics, run_dir, quiet)
+
+
+def print_run_result(metrics: dict[str, Any], run_dir: Path, quiet: bool) -> None:
+    from . import console
+
+    if not quiet:
+        console.out.print(console.metrics_table(metrics))
+    console.out.print(f"Run saved to [bold]{run_dir}[/]")
 
 
 def build_train_config(values: dict[str, Any]):
@@ -316,13 +325,9 @@ def finetune(
         None, help="Phase 2 learning rate. Default: --lr / 10.", rich_help_panel=TRAIN_PANEL
     ),
     batch_size: int = typer.Option(32, help="Batch size.", rich_help_panel=TRAIN_PANEL),
-    optimizer: Optimizer = typer.Option(Optimizer.adam, rich_help_panel=TRAIN_PANEL),
-    weight_decay: float = typer.Option(
-        1e-4, help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL
-    ),
-    label_smoothing: float = typer.Option(
-        0.0, help="Label smoothing.", rich_help_panel=TRAIN_PANEL
-    ),
+    optimizer: OptimizerOption = Optimizer.adam,
+    weight_decay: WeightDecayOption = 1e-4,
+    label_smoothing: LabelSmoothingOption = 0.0,
     dropout: float = typer.Option(
         0.2, help="Dropout before the new classifier.", rich_help_panel=TRAIN_PANEL
     ),
@@ -343,19 +348,8 @@ def finetune(
         help="Run directory. Default: runs/finetune-<data>-<backbone>[-N].",
         rich_help_panel=OUTPUT_PANEL,
     ),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="Replace an existing --output directory.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    quiet: bool = typer.Option(
-        False,
-        "--quiet",
-        "-q",
-        help="No progress output (for CI logs).",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
+    force: ForceOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new
     head on the frozen backbone, then unfreeze its top layers at a lower learning rate."""
@@ -374,9 +368,7 @@ def finetune(
         from .finetune import run_finetune
 
         result = run_finetune(config, run_dir, console.RichReporter(quiet))
-        if not quiet:
-            console.out.print(console.metrics_table(result.metrics))
-        console.out.print(f"Run saved to [bold]{run_dir}[/]")
+        print_run_result(result.metrics, run_dir, quiet)
 
 
 def build_finetune_config(values: dict[str, Any]):

@@ -20,18 +20,10 @@ from .config import ClassWeight, FinetuneConfig
 from .data.pipeline import MEMORY_CACHE_BUDGET
 from .models.backbones import check_image_size
 from .runtime import create_strategy, import_tensorflow, seed_everything
-from .train import PreparedData, finish_run, prepare_data, start_run
+from .train import PreparedData, TrainResult, finish_run, prepare_data, start_run
 from .weights import create_backbone_with_weights, resolve_weights
 
 DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
-
-
-@dataclasses.dataclass
-class FinetuneResult:
-    run_dir: Path
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    model: Any
 
 
 @dataclasses.dataclass
@@ -45,7 +37,7 @@ class Phase:
     cached_features: bool = False
 
 
-def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> FinetuneResult:
+def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> TrainResult:
     image_size = config.data.image_size or DEFAULT_IMAGE_SIZE
     check_image_size(config.backbone, image_size)
     # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
@@ -69,11 +61,7 @@ def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> Finetu
         transfer = build_transfer_model(
             config.backbone, backbone, data.source.num_classes, config.dropout
         )
-    class_weights = None
-    if config.class_weight == ClassWeight.balanced:
-        class_weights = balanced_class_weights(count_labels(data.train))
-        shown = ", ".join(f"{n} {w:.2f}" for n, w in zip(data.source.class_names, class_weights))
-        reporter.info(f"Class weights (balanced): {shown}")
+    class_weights = choose_class_weights(config, data, reporter)
     phases = plan_phases(config, transfer, data)
     reporter.info(
         f"Model: {config.backbone} with {weights.label}, "
@@ -101,7 +89,7 @@ def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> Finetu
 
     evaluator = Trainer(transfer.model, None, strategy)  # evaluates (and saves) the served model
     metrics = finish_run(run_dir, evaluator, data, len(history))
-    return FinetuneResult(run_dir, history, metrics, transfer.model)
+    return TrainResult(run_dir, history, metrics, transfer.model)
 
 
 def plan_phases(config: FinetuneConfig, transfer: Any, data: PreparedData) -> list[Phase]:
@@ -151,6 +139,11 @@ def train_phase(
     if phase.cached_features:
         model = transfer.classifier
         train_ds, val_ds = cache_features(transfer.features, data, config, reporter)
+    elif phase.name == "head":
+        reporter.info(
+            "  No bottleneck caching (the features would not fit in memory): every head "
+            "epoch runs the frozen backbone"
+        )
     with strategy.scope():
         optimizer = create_optimizer(config.optimizer, phase.lr, config.weight_decay)
     trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)
@@ -212,6 +205,17 @@ def cache_features(
     seconds = time.perf_counter() - started
     reporter.info(f"  Features cached in {seconds:.1f} s ({images / seconds:,.0f} images/s)")
     return train, val
+
+
+def choose_class_weights(
+    config: FinetuneConfig, data: PreparedData, reporter: Any
+) -> list[float] | None:
+    if config.class_weight != ClassWeight.balanced:
+        return None
+    weights = balanced_class_weights(count_labels(data.train))
+    shown = ", ".join(f"{name} {w:.2f}" for name, w in zip(data.source.class_names, weights))
+    reporter.info(f"Class weights (balanced): {shown}")
+    return weights
 
 
 def count_labels(dataset: Any) -> np.ndarray:

@@ -116,3 +116,19 @@ def test_weights_file_of_another_backbone_is_one_clear_line(tmp_path):
         message = str(raised.value)
         assert f"Weights file {bad} does not fit the resnet50 backbone" in message
         assert "\n" not in message
+
+
+@pytest.mark.slow
+def test_imagenet_weights_come_from_the_keras_cache_without_network(keras_cache, no_network):
+    """A stand-in file in the legacy H5 format of Keras' downloads, where Keras looks."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    stand_in = save_backbone_weights("mobilenetv2", keras_cache / "unused.weights.h5")
+    file_name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    with h5py.File(keras_cache / file_name, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, stand_in)
+    choice = weights.resolve_weights("imagenet", "mobilenetv2", 32)
+    loaded = weights.create_backbone_with_weights("mobilenetv2", 32, choice)
+    for want, got in zip(stand_in.weights, loaded.weights):
+        np.testing.assert_array_equal(np.array(want), np.array(got), err_msg=want.path)
