@@ -5,12 +5,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from . import __version__
-from .config import AugmentPreset, EvalSplit, FillMode, Flip, Optimizer, Schedule, Strategy
+from .config import (
+    AugmentPreset,
+    ClassWeight,
+    EvalSplit,
+    FillMode,
+    Flip,
+    Optimizer,
+    Schedule,
+    Strategy,
+)
 from .errors import ImgclsError, UsageError
 
 app = typer.Typer(
@@ -71,6 +80,67 @@ AUGMENT_OPTIONS = {
         0.0,
     ),
 }
+
+DatasetOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' "
+        "(embedded, no network). Default: digits.",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+DataOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Folder with one sub-folder per class (optionally inside train/ val/ test/).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+DataDirOption = Annotated[
+    Optional[Path],
+    typer.Option(help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL),
+]
+ManualDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+ValSplitOption = Annotated[
+    float,
+    typer.Option(
+        help="Fraction of the training data held out for validation (seeded).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+TestSplitOption = Annotated[
+    float,
+    typer.Option(
+        help="Fraction held out for the final test, when the data has no test split.",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+OptimizerOption = Annotated[Optimizer, typer.Option(rich_help_panel=TRAIN_PANEL)]
+WeightDecayOption = Annotated[
+    float, typer.Option(help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL)
+]
+LabelSmoothingOption = Annotated[
+    float, typer.Option(help="Label smoothing.", rich_help_panel=TRAIN_PANEL)
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Replace an existing --output directory.", rich_help_panel=OUTPUT_PANEL
+    ),
+]
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress output (for CI logs).", rich_help_panel=OUTPUT_PANEL
+    ),
+]
+
 
 _state = {"debug": False}
 
@@ -678,6 +748,123 @@ def predict(
             failed = sum(p.error is not None for p in shown)
         if failed:
             raise ImgclsError(f"{failed} of {len(items)} input(s) could not be read; see above.")
+
+
+def print_run_result(metrics: dict[str, Any], run_dir: Path, quiet: bool) -> None:
+    from . import console
+
+    if not quiet:
+        console.out.print(console.metrics_table(metrics))
+    console.out.print(f"Run saved to [bold]{run_dir}[/]", soft_wrap=True)
+
+
+def split_data_options(values: dict[str, Any]):
+    """(the command's own options, DataConfig) from a command's flat option values."""
+    values = dict(values)
+    return values, build_data_config({key: values.pop(key) for key in DATA_KEYS})
+
+
+def backbone_help() -> str:
+    from .models.backbones import BACKBONES
+
+    return "Pretrained backbone: " + "; ".join(
+        f"[bold]{name}[/]: {spec.description}" for name, spec in BACKBONES.items()
+    )
+
+
+@app.command()
+def finetune(
+    dataset: DatasetOption = None,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
+    manual_dir: ManualDirOption = None,
+    image_size: Optional[int] = typer.Option(
+        None,
+        help="Resize images to SIZE x SIZE (at least 32). Default: 224, the ImageNet size.",
+        rich_help_panel=DATA_PANEL,
+    ),
+    val_split: ValSplitOption = 0.1,
+    test_split: TestSplitOption = 0.1,
+    backbone: str = typer.Option("mobilenetv2", help=backbone_help(), rich_help_panel=TRAIN_PANEL),
+    weights: str = typer.Option(
+        "imagenet",
+        help="imagenet (Keras' cache ~/.keras/models, downloaded when missing), none "
+        "(random), or a weights file saved from the backbone (include_top=False).",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    head_epochs: int = typer.Option(
+        10,
+        help="Phase 1: epochs training the new head on the frozen backbone.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    epochs: int = typer.Option(
+        10, help="Phase 2: epochs fine-tuning the unfrozen layers.", rich_help_panel=TRAIN_PANEL
+    ),
+    unfreeze: str = typer.Option(
+        "20",
+        help="Phase 2 trains the top N backbone layers, or 'all'; 0 skips phase 2.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    lr: float = typer.Option(1e-3, help="Phase 1 learning rate.", rich_help_panel=TRAIN_PANEL),
+    finetune_lr: Optional[float] = typer.Option(
+        None, help="Phase 2 learning rate. Default: --lr / 10.", rich_help_panel=TRAIN_PANEL
+    ),
+    batch_size: int = typer.Option(32, help="Batch size.", rich_help_panel=TRAIN_PANEL),
+    optimizer: OptimizerOption = Optimizer.adam,
+    weight_decay: WeightDecayOption = 1e-4,
+    label_smoothing: LabelSmoothingOption = 0.0,
+    dropout: float = typer.Option(
+        0.2, help="Dropout before the new classifier.", rich_help_panel=TRAIN_PANEL
+    ),
+    class_weight: ClassWeight = typer.Option(
+        ClassWeight.none,
+        help="balanced: weigh each class's loss by how rare it is, for imbalanced folders.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    patience: Optional[int] = typer.Option(
+        None,
+        help="Within each phase, stop when validation loss has not improved for N epochs "
+        "and keep the best weights.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
+    seed: int = typer.Option(42, help="Random seed.", rich_help_panel=TRAIN_PANEL),
+    output: Optional[Path] = typer.Option(
+        None,
+        help="Run directory. Default: runs/finetune-<data>-<backbone>[-N].",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new
+    head on the frozen backbone, then unfreeze its top layers at a lower learning rate."""
+    from . import console
+
+    with user_errors():
+        values = {
+            k: v for k, v in locals().items() if k not in ("output", "force", "quiet", "console")
+        }
+        config = build_finetune_config(values)
+        from .runs import prepare_run_dir
+
+        run_dir = prepare_run_dir(
+            output, "finetune", f"{config.data.source_name}-{config.backbone}", force
+        )
+        from .finetune import run_finetune
+
+        result = run_finetune(config, run_dir, console.RichReporter(quiet))
+        print_run_result(result.metrics, run_dir, quiet)
+
+
+def build_finetune_config(values: dict[str, Any]):
+    from .config import FinetuneConfig, parse_unfreeze
+    from .models.backbones import check_image_size, get_backbone
+
+    values, data = split_data_options(values)
+    get_backbone(values["backbone"])
+    if data.image_size is not None:
+        check_image_size(values["backbone"], data.image_size)
+    return FinetuneConfig(data=data, **{**values, "unfreeze": parse_unfreeze(values["unfreeze"])})
 
 
 def main() -> None:

@@ -100,6 +100,11 @@ DEFAULT_TEXT_PRESET = AugmentPreset.light
 DEFAULT_PRESETS = {"digits": AugmentPreset.none}
 
 
+class ClassWeight(str, Enum):
+    none = "none"
+    balanced = "balanced"  # each class weighs n_examples / (n_classes * n_in_class)
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where images come from and how they are split; shared by every command."""
@@ -291,6 +296,90 @@ class TrainConfig:
         return from_dict(cls, {**values, "data": data, "augment": augment}, where="options")
 
 
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything `imgcls finetune` needs: phase 1 trains a new head on the frozen
+    backbone, phase 2 unfreezes the backbone's top layers at a lower learning rate."""
+
+    data: DataConfig
+    backbone: str = "mobilenetv2"
+    weights: str = "imagenet"  # "imagenet", "none" or a weights file for the backbone
+    head_epochs: int = 10  # phase 1
+    epochs: int = 10  # phase 2
+    unfreeze: int | str = 20  # phase 2 trains the top N backbone layers, or "all"
+    lr: float = 1e-3  # phase 1
+    finetune_lr: float | None = None  # phase 2; None: lr / 10
+    batch_size: int = 32
+    optimizer: Optimizer = Optimizer.adam
+    weight_decay: float = 1e-4  # used by adamw only
+    label_smoothing: float = 0.0
+    dropout: float = 0.2  # before the new classifier
+    class_weight: ClassWeight = ClassWeight.none
+    patience: int | None = None  # early stopping within each phase; None: off
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if isinstance(self.unfreeze, str):
+            object.__setattr__(self, "unfreeze", parse_unfreeze(self.unfreeze))
+        checks = [
+            (self.head_epochs >= 0, f"--head-epochs must be 0 or more; got {self.head_epochs}."),
+            (self.epochs >= 0, f"--epochs must be 0 or more; got {self.epochs}."),
+            (
+                self.unfreeze == "all" or (isinstance(self.unfreeze, int) and self.unfreeze >= 0),
+                f"--unfreeze must be a number of layers (0 or more) or 'all'; got {self.unfreeze}.",
+            ),
+            (
+                self.head_epochs + self.finetune_epochs > 0,
+                "Nothing to train: give --head-epochs, or --epochs with --unfreeze above 0.",
+            ),
+            (self.batch_size >= 1, f"--batch-size must be at least 1; got {self.batch_size}."),
+            (self.lr > 0, f"--lr must be positive; got {self.lr}."),
+            (
+                self.finetune_lr is None or self.finetune_lr > 0,
+                f"--finetune-lr must be positive; got {self.finetune_lr}.",
+            ),
+            (self.weight_decay >= 0, f"--weight-decay must be >= 0; got {self.weight_decay}."),
+            (
+                0.0 <= self.label_smoothing < 1.0,
+                f"--label-smoothing must be in [0, 1); got {self.label_smoothing}.",
+            ),
+            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1); got {self.dropout}."),
+            (
+                self.patience is None or self.patience >= 1,
+                f"--patience must be at least 1; got {self.patience}.",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+    @property
+    def finetune_epochs(self) -> int:
+        """Phase 2's epochs: none when nothing is unfrozen."""
+        return 0 if self.unfreeze == 0 else self.epochs
+
+    @property
+    def resolved_finetune_lr(self) -> float:
+        return self.finetune_lr if self.finetune_lr is not None else self.lr / 10
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FinetuneConfig:
+        return command_config_from_dict(cls, values)
+
+
+def parse_unfreeze(value: str) -> int | str:
+    """--unfreeze: a number of layers (0 or more) or 'all'."""
+    text = str(value).strip().lower()
+    if text == "all":
+        return "all"
+    if text.isdigit():
+        return int(text)
+    raise UsageError(f"--unfreeze must be a number of layers (0 or more) or 'all'; got {value!r}.")
+
+
 def to_jsonable(config: Any) -> dict[str, Any]:
     """asdict with Enums as their values, so json.dumps works and reads back."""
 
@@ -304,7 +393,17 @@ def to_jsonable(config: Any) -> dict[str, Any]:
     return convert(dataclasses.asdict(config))
 
 
-ENUMS = {e.__name__: e for e in (Optimizer, Schedule, Strategy, AugmentPreset, Flip, FillMode)}
+ENUMS = {
+    e.__name__: e
+    for e in (Optimizer, Schedule, Strategy, AugmentPreset, Flip, FillMode, ClassWeight)
+}
+
+
+def command_config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """A command's config from its JSON "options": the data section, then the rest."""
+    values = dict(values)
+    data = from_dict(DataConfig, values.pop("data", {}), where="data")
+    return from_dict(cls, {**values, "data": data}, where="options")
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:

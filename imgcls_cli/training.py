@@ -85,10 +85,22 @@ def create_optimizer(
 class Trainer:
     """Holds the model, optimizer, strategy and compiled step functions."""
 
-    def __init__(self, model: Any, optimizer: Any, strategy: Any, label_smoothing: float = 0.0):
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        strategy: Any,
+        label_smoothing: float = 0.0,
+        class_weights: Any = None,
+    ):
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
+        # Optional loss weight per class (e.g. 'balanced' for imbalanced data): each
+        # training example's loss is scaled by its class's weight; evaluation is unweighted.
+        self.class_weights = (
+            None if class_weights is None else tf.constant(class_weights, tf.float32)
+        )
         # reduction=None: per-example losses, averaged over the *global* batch below.
         self.loss_fn = keras.losses.CategoricalCrossentropy(
             label_smoothing=label_smoothing, reduction=None
@@ -114,6 +126,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             probabilities = self.model(images, training=True)
             per_example_loss = self.loss_fn(labels, probabilities)
+            if self.class_weights is not None:
+                per_example_loss *= tf.reduce_sum(labels * self.class_weights, axis=-1)
             loss = tf.nn.compute_average_loss(per_example_loss)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))

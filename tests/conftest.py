@@ -80,3 +80,16 @@ def digits_run(tmp_path_factory) -> Path:
     """A resnet8 run on the embedded digits (8x8 grayscale, 10 classes)."""
     root = tmp_path_factory.mktemp("digits-run")
     return train_run(root / "run", {"dataset": "digits"}, arch="resnet8", epochs=1)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection attempt fails at once, as on a machine without network."""
+    import errno
+    import socket
+
+    def unreachable(*args, **kwargs):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(socket.socket, "connect", unreachable)

@@ -70,3 +70,23 @@ def test_read_config_options_reports_bad_json(tmp_path):
     path.write_text("{not json")
     with pytest.raises(UsageError, match="Cannot read config file"):
         read_config_options(path)
+
+
+def test_finetune_config_round_trips_and_resolves_phase_two():
+    from imgcls_cli.config import ClassWeight, FinetuneConfig
+
+    config = FinetuneConfig(
+        data=DataConfig(data="flowers"),
+        backbone="resnet50",
+        unfreeze="ALL",
+        class_weight=ClassWeight.balanced,
+        lr=0.01,
+    )
+    assert config.unfreeze == "all" and config.resolved_finetune_lr == pytest.approx(0.001)
+    again = FinetuneConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.class_weight is ClassWeight.balanced
+    assert FinetuneConfig(data=DataConfig(data="x"), unfreeze=0).finetune_epochs == 0
+    with pytest.raises(UsageError, match="--unfreeze must be a number of layers"):
+        FinetuneConfig(data=DataConfig(data="x"), unfreeze=-1)
+    with pytest.raises(UsageError, match="Unknown key"):
+        FinetuneConfig.from_dict({"data": {"data": "x"}, "backbone_name": "resnet50"})

@@ -26,7 +26,8 @@ def test_import_does_not_load_tensorflow():
 def test_help_does_not_load_tensorflow():
     code = """
 from imgcls_cli.cli import app
-for args in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"]):
+for args in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"],
+             ["finetune", "--help"], ["augment-preview", "--help"]):
     try:
         app(args)
     except SystemExit as exit:

@@ -1,0 +1,236 @@
+"""`imgcls finetune`: transfer learning in the two phases of the Keras guide.
+
+Phase 1 freezes the pretrained backbone and trains a new head; without augmentation the
+frozen backbone's features are computed once and the head trains on them (bottleneck
+caching). Phase 2 unfreezes the backbone's top layers and trains on at a lower learning
+rate. BatchNormalization stays in inference mode throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runs
+from .config import ClassWeight, FinetuneConfig
+from .data.pipeline import MEMORY_CACHE_BUDGET
+from .models.backbones import check_image_size
+from .runtime import create_strategy, import_tensorflow, seed_everything
+from .train import PreparedData, TrainResult, finish_run, prepare_data, start_run
+from .weights import create_backbone_with_weights, resolve_weights
+
+DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
+
+
+@dataclasses.dataclass
+class Phase:
+    """One phase's settings, as recorded in config.json and history.csv."""
+
+    name: str  # "head" or "finetune"
+    epochs: int
+    lr: float
+    unfrozen_layers: int  # backbone layers trained (0 in phase 1)
+    cached_features: bool = False
+
+
+def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> TrainResult:
+    image_size = config.data.image_size or DEFAULT_IMAGE_SIZE
+    check_image_size(config.backbone, image_size)
+    # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
+    weights = resolve_weights(config.weights, config.backbone, image_size)
+    import_tensorflow()
+    from .models.transfer import build_transfer_model
+
+    seed_everything(config.seed)
+    strategy = create_strategy("auto")
+    with strategy.scope():
+        backbone = create_backbone_with_weights(config.backbone, image_size, weights)
+    data = prepare_data(
+        config.data,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        reporter=reporter,
+        channels=3,  # ImageNet backbones want RGB: grayscale data is repeated to 3 channels
+        default_image_size=DEFAULT_IMAGE_SIZE,
+    )
+    with strategy.scope():
+        transfer = build_transfer_model(
+            config.backbone, backbone, data.source.num_classes, config.dropout
+        )
+    class_weights = choose_class_weights(config, data, reporter)
+    phases = plan_phases(config, transfer, data)
+    reporter.info(
+        f"Model: {config.backbone} with {weights.label}, "
+        f"{transfer.model.count_params():,} parameters, "
+        f"{len(backbone.layers)} backbone layers"
+    )
+
+    extra = {
+        "backbone": config.backbone,
+        "weights": weights.describe(),
+        "phases": [dataclasses.asdict(phase) for phase in phases],
+        "class_weights": class_weights,
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+    }
+    start_run(run_dir, "finetune", config.to_dict(), data, extra)
+    history: list[dict[str, Any]] = []
+    for number, phase in enumerate(phases, 1):
+        reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))
+        history += train_phase(
+            phase, transfer, data, config, strategy, class_weights, reporter, run_dir, history
+        )
+
+    from .training import Trainer
+
+    evaluator = Trainer(transfer.model, None, strategy)  # evaluates (and saves) the served model
+    metrics = finish_run(run_dir, evaluator, data, len(history))
+    return TrainResult(run_dir, history, metrics, transfer.model)
+
+
+def plan_phases(config: FinetuneConfig, transfer: Any, data: PreparedData) -> list[Phase]:
+    phases = []
+    if config.head_epochs:
+        feature_bytes = data.split_sizes["train"] * transfer.features.output_shape[-1] * 4
+        # TODO(augment): add `and not config.augment` once augmentation exists: augmented
+        # images differ every epoch, so their features cannot be computed once.
+        cached = feature_bytes <= MEMORY_CACHE_BUDGET
+        phases.append(Phase("head", config.head_epochs, config.lr, 0, cached))
+    if config.finetune_epochs:
+        total = len(transfer.backbone.layers)
+        unfrozen = total if config.unfreeze == "all" else min(int(config.unfreeze), total)
+        phases.append(Phase("finetune", config.epochs, config.resolved_finetune_lr, unfrozen))
+    return phases
+
+
+def describe_phase(phase: Phase, number: int, count: int, backbone_layers: int) -> str:
+    if phase.name == "head":
+        what = "training the new head, backbone frozen"
+    else:
+        what = f"fine-tuning the top {phase.unfrozen_layers} of {backbone_layers} backbone layers"
+    return f"Phase {number}/{count}: {what}; {phase.epochs} epoch(s) at lr {phase.lr:g}"
+
+
+def train_phase(
+    phase: Phase,
+    transfer: Any,
+    data: PreparedData,
+    config: FinetuneConfig,
+    strategy: Any,
+    class_weights: list[float] | None,
+    reporter: Any,
+    run_dir: Path,
+    earlier: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Set which layers train, then run one phase with a new optimizer and a new Trainer
+    (whose step function is traced afresh, so it sees the newly trainable variables)."""
+    from .models.transfer import unfreeze_top_layers
+    from .training import Trainer, create_optimizer, fit
+
+    if phase.name == "head":
+        transfer.backbone.trainable = False
+    else:
+        unfreeze_top_layers(transfer.backbone, phase.unfrozen_layers)
+    model, train_ds, val_ds = transfer.training_model, data.train, data.val
+    if phase.cached_features:
+        model = transfer.classifier
+        train_ds, val_ds = cache_features(transfer.features, data, config, reporter)
+    elif phase.name == "head":
+        reporter.info(
+            "  No bottleneck caching (the features would not fit in memory): every head "
+            "epoch runs the frozen backbone"
+        )
+    with strategy.scope():
+        optimizer = create_optimizer(config.optimizer, phase.lr, config.weight_decay)
+    trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    reporter.info(f"  {trainable:,} trainable parameters")
+
+    def label(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Epochs count on across phases, so history.csv plots as one curve.
+        return [
+            {"epoch": len(earlier) + row["epoch"], "phase": phase.name}
+            | {key: value for key, value in row.items() if key != "epoch"}
+            for row in rows
+        ]
+
+    rows = fit(
+        trainer,
+        train_ds,
+        val_ds,
+        epochs=phase.epochs,
+        steps_per_epoch=data.steps_per_epoch,
+        patience=config.patience,
+        reporter=reporter,
+        on_epoch_end=lambda rows: runs.write_csv_atomic(
+            run_dir / runs.HISTORY_FILE, earlier + label(rows)
+        ),
+    )
+    return label(rows)
+
+
+def cache_features(
+    features: Any, data: PreparedData, config: FinetuneConfig, reporter: Any
+) -> tuple[Any, Any]:
+    """Run the frozen backbone once over the training and validation images; return
+    batches of (pooled features, labels) for the head to train on."""
+    import tensorflow as tf
+
+    images = sum(data.split_sizes.get(name, 0) for name in ("train", "val"))
+    reporter.info(
+        f"  Bottleneck caching: computing the frozen backbone's features once for {images} "
+        "images; head epochs then train on the cached features"
+    )
+    started = time.perf_counter()
+    extract = tf.function(lambda batch: features(batch, training=False), reduce_retracing=True)
+
+    def batches(dataset: Any, shuffle: bool) -> Any:
+        if dataset is None:
+            return None
+        pooled, labels = [], []
+        for image_batch, label_batch in dataset:
+            pooled.append(extract(image_batch).numpy())
+            labels.append(label_batch.numpy())
+        pooled, labels = np.concatenate(pooled), np.concatenate(labels)
+        cached = tf.data.Dataset.from_tensor_slices((pooled, labels))
+        if shuffle:
+            cached = cached.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+        return cached.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    train, val = batches(data.train, True), batches(data.val, False)
+    seconds = time.perf_counter() - started
+    reporter.info(f"  Features cached in {seconds:.1f} s ({images / seconds:,.0f} images/s)")
+    return train, val
+
+
+def choose_class_weights(
+    config: FinetuneConfig, data: PreparedData, reporter: Any
+) -> list[float] | None:
+    if config.class_weight != ClassWeight.balanced:
+        return None
+    weights = balanced_class_weights(count_labels(data.train))
+    shown = ", ".join(f"{name} {w:.2f}" for name, w in zip(data.source.class_names, weights))
+    reporter.info(f"Class weights (balanced): {shown}")
+    return weights
+
+
+def count_labels(dataset: Any) -> np.ndarray:
+    """Examples per class in batches of one-hot labels (one pass; it also fills the
+    pipeline's image cache, so the first epoch does not decode again)."""
+    counts = None
+    for _, labels in dataset:
+        batch = labels.numpy().sum(axis=0)
+        counts = batch if counts is None else counts + batch
+    return np.asarray(counts, dtype=np.int64)
+
+
+def balanced_class_weights(counts: np.ndarray) -> list[float]:
+    """n_examples / (n_classes * n_in_class), as scikit-learn's 'balanced': every class
+    then contributes the same total loss. A class with no examples gets weight 0."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total, classes = counts.sum(), len(counts)
+    return [float(total / (classes * n)) if n else 0.0 for n in counts]

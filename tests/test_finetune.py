@@ -1,0 +1,222 @@
+"""`imgcls finetune` end to end on tiny generated folders, with weights files (no network)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import make_class_folder, write_image
+from test_weights import save_backbone_weights
+
+from imgcls_cli import runs
+from imgcls_cli.finetune import balanced_class_weights
+
+SIZE = 32
+
+
+def finetune(runner, app, *args):
+    return runner.invoke(app, ["finetune", "--quiet", *args])
+
+
+def nested_backbone(model):
+    import keras
+
+    features = model.get_layer("features")
+    return next(layer for layer in features.layers if isinstance(layer, keras.Model))
+
+
+@pytest.mark.slow
+def test_two_phases_change_only_the_head_and_unfrozen_layers(runner, cli_app, tmp_path):
+    import keras
+
+    weights_file = tmp_path / "mobilenetv2.weights.h5"
+    initial = save_backbone_weights("mobilenetv2", weights_file, SIZE)
+    data = make_class_folder(tmp_path / "shapes", classes=("a", "b", "c"), per_class=8, size=40)
+    run_dir = tmp_path / "run"
+    result = finetune(
+        runner,
+        cli_app,
+        *("--data", str(data), "--weights", str(weights_file), "--image-size", str(SIZE)),
+        *("--head-epochs", "2", "--epochs", "1", "--unfreeze", "12", "--batch-size", "8"),
+        *("--output", str(run_dir)),
+    )
+    assert result.exit_code == 0, result.output
+    contract = (runs.MODEL_FILE, runs.LABELS_FILE, runs.CONFIG_FILE, runs.HISTORY_FILE)
+    assert {p.name for p in run_dir.iterdir()} == {*contract, runs.METRICS_FILE}
+
+    model = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True)
+    backbone = nested_backbone(model)
+    unfrozen = {layer.name for layer in initial.layers[-12:]}
+    moved = []
+    assert len(initial.layers) == len(backbone.layers)
+    for before, after in zip(initial.layers, backbone.layers):
+        assert before.name == after.name or not before.weights
+        for want, got in zip(before.weights, after.weights):
+            same = np.array_equal(np.array(want), np.array(got))
+            # Frozen layers keep the file's weights; BatchNorm statistics never change.
+            if before.name not in unfrozen or "moving_" in want.path:
+                assert same, want.path
+            else:
+                moved.append(not same)
+    assert moved and sum(moved) > len(moved) // 2
+
+    with open(run_dir / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["epoch"], row["phase"]) for row in rows] == [
+        ("1", "head"),
+        ("2", "head"),
+        ("3", "finetune"),
+    ]
+    assert float(rows[2]["lr"]) == pytest.approx(1e-4)
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["command"] == "finetune"
+    assert config["options"]["backbone"] == "mobilenetv2"
+    assert config["resolved"]["weights"] == {"source": "file", "file": str(weights_file)}
+    head, tune = config["resolved"]["phases"]
+    assert head == {
+        "name": "head",
+        "epochs": 2,
+        "lr": 1e-3,
+        "unfrozen_layers": 0,
+        "cached_features": True,
+    }
+    assert tune["name"] == "finetune" and tune["unfrozen_layers"] == 12 and tune["epochs"] == 1
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_trained"] == 3 and metrics["test"]["examples"] > 0
+
+
+@pytest.mark.slow
+def test_grayscale_run_directory_reloads_and_predicts_the_same(tmp_path):
+    """Grayscale images reach the backbone as RGB; the saved model takes RGB."""
+    import keras
+
+    from imgcls_cli.config import DataConfig, FinetuneConfig
+    from imgcls_cli.finetune import run_finetune
+    from imgcls_cli.training import SilentReporter
+
+    rng = np.random.default_rng(0)
+    for name in ("dark", "light"):
+        for i in range(8):
+            low = 0 if name == "dark" else 150
+            pixels = rng.integers(low, low + 100, (20, 20), dtype=np.uint8)
+            write_image(tmp_path / "gray" / name / f"{i}.png", pixels, mode="L")
+    config = FinetuneConfig(
+        data=DataConfig(data=str(tmp_path / "gray"), image_size=SIZE),
+        backbone="mobilenetv2",
+        weights="none",
+        head_epochs=1,
+        unfreeze=0,
+        batch_size=8,
+    )
+    result = run_finetune(config, tmp_path / "run", SilentReporter())
+    images = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3)).astype("float32")
+    reloaded = keras.saving.load_model(tmp_path / "run" / runs.MODEL_FILE, safe_mode=True)
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6
+    )
+    assert [row["phase"] for row in result.history] == ["head"]
+    config_json = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config_json["resolved"]["channels"] == 3 and reloaded.input_shape == (
+        None,
+        SIZE,
+        SIZE,
+        3,
+    )
+
+
+def test_balanced_class_weights_equalize_each_class_total():
+    counts = np.array([30, 10, 0, 20])
+    weights = balanced_class_weights(counts)
+    assert weights == pytest.approx([60 / 120, 60 / 40, 0.0, 60 / 80])
+    totals = [w * n for w, n in zip(weights, counts) if n]
+    assert totals == pytest.approx([totals[0]] * 3)
+
+
+@pytest.mark.slow
+def test_class_weights_scale_each_examples_training_loss():
+    import keras
+    import tensorflow as tf
+
+    from imgcls_cli.training import SilentReporter, Trainer, create_optimizer
+
+    def first_epoch_loss(class_weights):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+        trainer = Trainer(
+            model,
+            create_optimizer("sgd", 0.0, 0.0),
+            tf.distribute.get_strategy(),
+            class_weights=class_weights,
+        )
+        x = np.random.default_rng(0).normal(size=(6, 2)).astype("float32")
+        y = tf.one_hot([0, 0, 0, 0, 1, 1], 2)
+        data = tf.data.Dataset.from_tensors((x, y))
+        return trainer.train_epoch(data, SilentReporter())["loss"], model, x, y
+
+    plain, model, x, y = first_epoch_loss(None)
+    weighted, *_ = first_epoch_loss([0.5, 2.0])
+    per_example = keras.losses.categorical_crossentropy(y, model(x)).numpy()
+    expected = np.mean(per_example * np.array([0.5, 0.5, 0.5, 0.5, 2.0, 2.0]))
+    assert plain == pytest.approx(float(np.mean(per_example)), rel=1e-5)
+    assert weighted == pytest.approx(float(expected), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_class_weight_balanced_reports_the_weights(runner, cli_app, tmp_path):
+    root = make_class_folder(tmp_path / "skewed", classes=("many", "few"), per_class=12, size=SIZE)
+    for path in sorted((root / "few").iterdir())[4:]:
+        path.unlink()
+    result = runner.invoke(
+        cli_app,
+        [
+            "finetune",
+            *("--data", str(root), "--weights", "none", "--image-size", str(SIZE)),
+            *("--head-epochs", "1", "--unfreeze", "0", "--class-weight", "balanced"),
+            *("--output", str(tmp_path / "run")),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Class weights (balanced): few" in result.output
+    assert "Bottleneck caching" in result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    few, many = config["resolved"]["class_weights"]
+    assert few > 1.0 > many
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--backbone", "resnet"], 2, "Unknown backbone 'resnet'. Did you mean 'resnet50'?"),
+        (["--image-size", "16"], 2, "below mobilenetv2's minimum of 32"),
+        (["--unfreeze", "top"], 2, "--unfreeze must be a number of layers"),
+        (["--head-epochs", "0", "--unfreeze", "0"], 2, "Nothing to train"),
+        (["--weights", "/no/such.weights.h5"], 2, "no such file"),
+        (["--dropout", "1.5"], 2, "--dropout must be in [0, 1)"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code(runner, cli_app, tmp_path, args, code, message):
+    result = finetune(runner, cli_app, *args, "--output", str(tmp_path / "run"))
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    assert message in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_offline_imagenet_through_the_cli_is_fast_and_writes_nothing(
+    runner, cli_app, tmp_path, no_network
+):
+    import time
+
+    from imgcls_cli.weights import keras_models_dir
+
+    data = make_class_folder(tmp_path / "shapes", per_class=4)
+    started = time.perf_counter()
+    result = finetune(runner, cli_app, "--data", str(data), "--output", str(tmp_path / "run"))
+    assert time.perf_counter() - started < 15
+    assert result.exit_code == 1
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5" in result.output
+    assert str(keras_models_dir()) in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
