@@ -828,6 +828,19 @@ def finetune(
         rich_help_panel=TRAIN_PANEL,
     ),
     seed: int = typer.Option(42, help="Random seed.", rich_help_panel=TRAIN_PANEL),
+    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
+    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
+    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
+    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
+    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
+    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
+    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
+    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
+    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
+    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
+    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
+    mixup: float = AUGMENT_OPTIONS["mixup"],
+    cutmix: float = AUGMENT_OPTIONS["cutmix"],
     output: Optional[Path] = typer.Option(
         None,
         help="Run directory. Default: runs/finetune-<data>-<backbone>[-N].",
@@ -861,10 +874,12 @@ def build_finetune_config(values: dict[str, Any]):
     from .models.backbones import check_image_size, get_backbone
 
     values, data = split_data_options(values)
+    augment = build_augment_config({key: values.pop(key) for key in AUGMENT_OPTIONS})
     get_backbone(values["backbone"])
     if data.image_size is not None:
         check_image_size(values["backbone"], data.image_size)
-    return FinetuneConfig(data=data, **{**values, "unfreeze": parse_unfreeze(values["unfreeze"])})
+    unfreeze = parse_unfreeze(values.pop("unfreeze"))
+    return FinetuneConfig(data=data, augment=augment, unfreeze=unfreeze, **values)
 
 
 def main() -> None:

@@ -317,6 +317,7 @@ class FinetuneConfig:
     class_weight: ClassWeight = ClassWeight.none
     patience: int | None = None  # early stopping within each phase; None: off
     seed: int = 42
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.unfreeze, str):
@@ -402,8 +403,11 @@ ENUMS = {
 def command_config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     """A command's config from its JSON "options": the data section, then the rest."""
     values = dict(values)
-    data = from_dict(DataConfig, values.pop("data", {}), where="data")
-    return from_dict(cls, {**values, "data": data}, where="options")
+    values["data"] = from_dict(DataConfig, values.pop("data", {}), where="data")
+    if "augment" in {f.name for f in dataclasses.fields(cls)}:
+        # Runs saved before augmentation existed have no 'augment' section.
+        values["augment"] = from_dict(AugmentConfig, values.pop("augment", {}), where="augment")
+    return from_dict(cls, values, where="options")
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:

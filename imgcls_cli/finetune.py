@@ -56,6 +56,7 @@ def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> TrainR
         reporter=reporter,
         channels=3,  # ImageNet backbones want RGB: grayscale data is repeated to 3 channels
         default_image_size=DEFAULT_IMAGE_SIZE,
+        augment=config.augment,
     )
     with strategy.scope():
         transfer = build_transfer_model(
@@ -96,9 +97,8 @@ def plan_phases(config: FinetuneConfig, transfer: Any, data: PreparedData) -> li
     phases = []
     if config.head_epochs:
         feature_bytes = data.split_sizes["train"] * transfer.features.output_shape[-1] * 4
-        # TODO(augment): add `and not config.augment` once augmentation exists: augmented
-        # images differ every epoch, so their features cannot be computed once.
-        cached = feature_bytes <= MEMORY_CACHE_BUDGET
+        # Augmented images differ every epoch, so their features cannot be computed once.
+        cached = feature_bytes <= MEMORY_CACHE_BUDGET and data.augment.is_off
         phases.append(Phase("head", config.head_epochs, config.lr, 0, cached))
     if config.finetune_epochs:
         total = len(transfer.backbone.layers)
@@ -140,10 +140,12 @@ def train_phase(
         model = transfer.classifier
         train_ds, val_ds = cache_features(transfer.features, data, config, reporter)
     elif phase.name == "head":
-        reporter.info(
-            "  No bottleneck caching (the features would not fit in memory): every head "
-            "epoch runs the frozen backbone"
+        why = (
+            "augmentation changes the images every epoch"
+            if not data.augment.is_off
+            else ("the features would not fit in memory")
         )
+        reporter.info(f"  No bottleneck caching ({why}): every head epoch runs the frozen backbone")
     with strategy.scope():
         optimizer = create_optimizer(config.optimizer, phase.lr, config.weight_decay)
     trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)

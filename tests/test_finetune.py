@@ -38,7 +38,7 @@ def test_two_phases_change_only_the_head_and_unfrozen_layers(runner, cli_app, tm
         cli_app,
         *("--data", str(data), "--weights", str(weights_file), "--image-size", str(SIZE)),
         *("--head-epochs", "2", "--epochs", "1", "--unfreeze", "12", "--batch-size", "8"),
-        *("--output", str(run_dir)),
+        *("--augment", "none", "--output", str(run_dir)),
     )
     assert result.exit_code == 0, result.output
     contract = (runs.MODEL_FILE, runs.LABELS_FILE, runs.CONFIG_FILE, runs.HISTORY_FILE)
@@ -173,7 +173,7 @@ def test_class_weight_balanced_reports_the_weights(runner, cli_app, tmp_path):
             "finetune",
             *("--data", str(root), "--weights", "none", "--image-size", str(SIZE)),
             *("--head-epochs", "1", "--unfreeze", "0", "--class-weight", "balanced"),
-            *("--output", str(tmp_path / "run")),
+            *("--augment", "none", "--output", str(tmp_path / "run")),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -220,3 +220,32 @@ def test_offline_imagenet_through_the_cli_is_fast_and_writes_nothing(
     assert str(keras_models_dir()) in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_augmentation_turns_caching_off_and_evaluate_predict_use_the_run(runner, cli_app, tmp_path):
+    root = make_class_folder(tmp_path / "shapes", classes=("a", "b"), per_class=6, size=SIZE)
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        cli_app,
+        [
+            "finetune",
+            *("--data", str(root), "--weights", "none", "--image-size", str(SIZE)),
+            *("--head-epochs", "1", "--unfreeze", "0", "--augment", "standard"),
+            *("--output", str(run_dir)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "No bottleneck caching (augmentation" in result.output
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["resolved"]["augment"]["flip"] == "horizontal"
+
+    result = runner.invoke(cli_app, ["evaluate", "--model", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert 0.0 <= report["accuracy"] <= 1.0
+    image = next((root / "a").iterdir())
+    result = runner.invoke(cli_app, ["predict", str(image), "--model", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["label"] in ("a", "b") and record["error"] is None
