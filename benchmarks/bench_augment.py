@@ -6,7 +6,7 @@ digits resized to 28x28x1 with imgcls' own resize and tiled to 10,782 images (no
 resolved as mnist would be (no flip, black fill). Each epoch after the first (tracing,
 cache filling) one is timed; the two settings alternate, round after round.
 
-    python benchmarks/bench_augment.py [--epochs 4] [--rounds 3] [--batch-size 64]
+    python benchmarks/bench_augment.py [--epochs 4] [--rounds 5] [--batch-size 64]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def epoch_rates(split, preset: str, batch_size: int, epochs: int, seed: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
