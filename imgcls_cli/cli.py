@@ -416,17 +416,13 @@ def train(
                 f"Resume with: imgcls train --resume {run_dir}"
             )
             raise typer.Exit(stop.exit_code) from None
-        fingerprint = result.metrics["weights_fingerprint"]
         if not result.is_chief:
+            fingerprint = result.metrics["weights_fingerprint"]
             console.out.print(
                 f"Worker done (weights {fingerprint}); the chief writes {run_dir}", soft_wrap=True
             )
             return
-        if not quiet:
-            console.out.print(console.metrics_table(result.metrics))
-        console.out.print(
-            f"Run saved to [bold]{run_dir}[/] (weights {fingerprint})", soft_wrap=True
-        )
+        print_run_result(result.metrics, run_dir, quiet)
 
 
 TRAIN_OPTION_NAMES = (
@@ -751,11 +747,13 @@ def predict(
 
 
 def print_run_result(metrics: dict[str, Any], run_dir: Path, quiet: bool) -> None:
+    """The final table (unless quiet) and where the run went, for train and finetune."""
     from . import console
 
     if not quiet:
         console.out.print(console.metrics_table(metrics))
-    console.out.print(f"Run saved to [bold]{run_dir}[/]", soft_wrap=True)
+    fingerprint = metrics["weights_fingerprint"]
+    console.out.print(f"Run saved to [bold]{run_dir}[/] (weights {fingerprint})", soft_wrap=True)
 
 
 def split_data_options(values: dict[str, Any]):
