@@ -12,6 +12,7 @@ import typer
 from . import __version__
 from .config import (
     AugmentPreset,
+    CacheMode,
     ClassWeight,
     EvalSplit,
     FillMode,
@@ -37,7 +38,16 @@ SCALE_PANEL = "Devices and checkpoints"
 OUTPUT_PANEL = "Output"
 MODEL_PANEL = "Model"
 AUGMENT_PANEL = "Augmentation"
-DATA_KEYS = ("dataset", "data", "data_dir", "manual_dir", "image_size", "val_split", "test_split")
+DATA_KEYS = (
+    "dataset",
+    "data",
+    "data_dir",
+    "manual_dir",
+    "image_size",
+    "val_split",
+    "test_split",
+    "cache",
+)
 
 
 def augment_option(help: str, metavar: str | None = None, default: Any = None) -> Any:
@@ -111,6 +121,15 @@ ValSplitOption = Annotated[
     float,
     typer.Option(
         help="Fraction of the training data held out for validation (seeded).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
+CacheOption = Annotated[
+    CacheMode,
+    typer.Option(
+        help="Keep resized images in memory between epochs (memory), or decode them from "
+        "their source every epoch with flat memory use (none). auto: memory when they fit "
+        "in min(2 GiB, a quarter of RAM).",
         rich_help_panel=DATA_PANEL,
     ),
 ]
@@ -276,6 +295,7 @@ def train(
         help="Fraction held out for the final test, when the data has no test split.",
         rich_help_panel=DATA_PANEL,
     ),
+    cache: CacheOption = CacheMode.auto,
     arch: str = typer.Option("simplecnn", help=arch_help(), rich_help_panel=TRAIN_PANEL),
     epochs: int = typer.Option(10, help="Training epochs.", rich_help_panel=TRAIN_PANEL),
     batch_size: int = typer.Option(
@@ -562,7 +582,7 @@ def build_train_config(values: dict[str, Any]):
     from .models import check_architecture
 
     values = dict(values)
-    data = build_data_config({key: values.pop(key) for key in DATA_KEYS})
+    data = build_data_config({key: values.pop(key) for key in DATA_KEYS if key in values})
     augment = build_augment_config({key: values.pop(key) for key in AUGMENT_OPTIONS})
     check_architecture(values["arch"])
     return TrainConfig.from_dict(
@@ -759,7 +779,7 @@ def print_run_result(metrics: dict[str, Any], run_dir: Path, quiet: bool) -> Non
 def split_data_options(values: dict[str, Any]):
     """(the command's own options, DataConfig) from a command's flat option values."""
     values = dict(values)
-    return values, build_data_config({key: values.pop(key) for key in DATA_KEYS})
+    return values, build_data_config({key: values.pop(key) for key in DATA_KEYS if key in values})
 
 
 def backbone_help() -> str:
@@ -783,6 +803,7 @@ def finetune(
     ),
     val_split: ValSplitOption = 0.1,
     test_split: TestSplitOption = 0.1,
+    cache: CacheOption = CacheMode.auto,
     backbone: str = typer.Option("mobilenetv2", help=backbone_help(), rich_help_panel=TRAIN_PANEL),
     weights: str = typer.Option(
         "imagenet",

@@ -100,6 +100,14 @@ DEFAULT_TEXT_PRESET = AugmentPreset.light
 DEFAULT_PRESETS = {"digits": AugmentPreset.none}
 
 
+class CacheMode(str, Enum):
+    """Where resized training images are kept between epochs."""
+
+    auto = "auto"  # memory when train + val fit the memory budget, else stream
+    memory = "memory"  # always in memory (decode once)
+    none = "none"  # stream: decode every epoch, memory bounded whatever the data size
+
+
 class ClassWeight(str, Enum):
     none = "none"
     balanced = "balanced"  # each class weighs n_examples / (n_classes * n_in_class)
@@ -116,6 +124,7 @@ class DataConfig:
     image_size: int | None = None  # None: the source's own size (or 64 for mixed sizes)
     val_split: float = 0.1
     test_split: float = 0.1  # only used when the source has no test split
+    cache: CacheMode = CacheMode.auto
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.data is None):
@@ -396,7 +405,7 @@ def to_jsonable(config: Any) -> dict[str, Any]:
 
 ENUMS = {
     e.__name__: e
-    for e in (Optimizer, Schedule, Strategy, AugmentPreset, Flip, FillMode, ClassWeight)
+    for e in (Optimizer, Schedule, Strategy, AugmentPreset, Flip, FillMode, ClassWeight, CacheMode)
 }
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from . import runs
-from .config import ClassWeight, FinetuneConfig
-from .data.pipeline import MEMORY_CACHE_BUDGET
+from .config import CacheMode, ClassWeight, FinetuneConfig
+from .data.pipeline import memory_cache_budget
 from .models.backbones import check_image_size
 from .runtime import create_strategy, import_tensorflow, seed_everything
 from .train import PreparedData, TrainResult, finish_run, prepare_data, start_run
@@ -97,8 +97,10 @@ def plan_phases(config: FinetuneConfig, transfer: Any, data: PreparedData) -> li
     phases = []
     if config.head_epochs:
         feature_bytes = data.split_sizes["train"] * transfer.features.output_shape[-1] * 4
-        # Augmented images differ every epoch, so their features cannot be computed once.
-        cached = feature_bytes <= MEMORY_CACHE_BUDGET and data.augment.is_off
+        # Augmented images differ every epoch, so their features cannot be computed once;
+        # --cache none asks for bounded memory, so features are not held either.
+        fits = feature_bytes <= memory_cache_budget() or config.data.cache is CacheMode.memory
+        cached = fits and data.augment.is_off and config.data.cache is not CacheMode.none
         phases.append(Phase("head", config.head_epochs, config.lr, 0, cached))
     if config.finetune_epochs:
         total = len(transfer.backbone.layers)

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, runs
-from .config import AugmentConfig, AugmentPreset, DataConfig, TrainConfig, to_jsonable
+from .config import (
+    AugmentConfig,
+    AugmentPreset,
+    CacheMode,
+    DataConfig,
+    TrainConfig,
+    to_jsonable,
+)
 from .errors import DataError, ImgclsError
 from .runtime import create_strategy, import_tensorflow, seed_everything
 
@@ -30,6 +37,7 @@ class PreparedData:
     split_sizes: dict[str, int]
     steps_per_epoch: int
     augment: AugmentConfig  # resolved; applied to the training split only
+    cached: bool  # train and val images kept in memory (else streamed every epoch)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -81,7 +89,7 @@ def prepare_data(
     replaces the source's own size when --image-size is not given. `augment` (None: off)
     is resolved for this data and applied to the training batches only.
     """
-    from .data.pipeline import create_batches, resolve_image_size
+    from .data.pipeline import create_batches, resolve_image_size, should_cache
     from .data.sources import load_source
 
     source = load_source(config, seed, reporter.info)
@@ -108,6 +116,16 @@ def prepare_data(
 
         augmentation = build_augmentation(augment, channels, seed)
 
+    # Train and val are read every epoch: cached together when they fit. Test is read
+    # once, at the end, so caching it would only hold memory.
+    epoch_examples = sum(splits[name].num_examples for name in ("train", "val") if name in splits)
+    cache = should_cache(config.cache, epoch_examples, image_size, channels)
+    if not cache and config.cache is CacheMode.auto:
+        reporter.info(
+            "Streaming images from their source every epoch: resized, they exceed the "
+            "memory cache budget (--cache memory keeps them in memory anyway)."
+        )
+
     def batches(name: str, training: bool) -> Any:
         if name not in splits:
             return None
@@ -119,6 +137,7 @@ def prepare_data(
             batch_size,
             shuffle_seed=seed if training else None,
             augmentation=augmentation if training else None,
+            cache=cache and name != "test",
         )
 
     return PreparedData(
@@ -131,6 +150,7 @@ def prepare_data(
         split_sizes={name: split.num_examples for name, split in splits.items()},
         steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
         augment=augment,
+        cached=cache,
     )
 
 
@@ -148,6 +168,7 @@ def start_run(
         "split_sizes": data.split_sizes,
         "source": data.source.description,
         "augment": to_jsonable(data.augment),
+        "cache": "memory" if data.cached else "stream",
         **extra,
     }
     document = {"command": command, "options": options, "resolved": resolved}

@@ -177,5 +177,5 @@ def files_to_split(entries: list[tuple[Path, int]], channels: int) -> Split:
         image.set_shape([None, None, channels])
         return image, label
 
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    return Split(dataset, len(paths), paths, labels)
+    decoded = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    return Split(decoded, len(paths), paths, labels, files=dataset, decode=decode)

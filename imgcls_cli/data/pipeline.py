@@ -1,16 +1,20 @@
-"""The tf.data pipeline every command shares: resize, cache, shuffle, batch, prefetch."""
+"""The tf.data pipeline every command shares: resize, cache or stream, shuffle, batch."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+from ..config import CacheMode
 from .images import prepare_images
 from .sources import Split
 
 DEFAULT_IMAGE_SIZE = 64  # for folders whose images differ in size
 LARGEST_NATIVE_SIZE = 256  # larger uniform images are still resized to the default
-MEMORY_CACHE_BUDGET = 2 * 1024**3  # bytes of resized uint8 images kept in memory
+MEMORY_CACHE_LIMIT = 2 * 1024**3  # bytes of resized uint8 images kept in memory, at most
+SHUFFLE_BUFFER_BYTES = 128 * 1024**2  # decoded images held for shuffling while streaming
+MAX_SHUFFLE_BUFFER = 10_000
 
 
 def resolve_image_size(requested: int | None, native: tuple[int, int] | None) -> tuple[int, int]:
@@ -23,8 +27,25 @@ def resolve_image_size(requested: int | None, native: tuple[int, int] | None) ->
     return (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
 
 
-def fits_in_memory(num_examples: int, image_size: tuple[int, int], channels: int) -> bool:
-    return num_examples * image_size[0] * image_size[1] * channels <= MEMORY_CACHE_BUDGET
+def memory_cache_budget() -> int:
+    """MEMORY_CACHE_LIMIT, or a quarter of the machine's memory when that is smaller, so
+    a laptop keeps room for TensorFlow and everything else."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        return MEMORY_CACHE_LIMIT
+    return min(MEMORY_CACHE_LIMIT, physical // 4)
+
+
+def image_bytes(image_size: tuple[int, int], channels: int) -> int:
+    return image_size[0] * image_size[1] * channels
+
+
+def should_cache(mode: CacheMode, num_examples: int, image_size: tuple[int, int], channels: int):
+    """Whether `num_examples` resized images are kept in memory under --cache `mode`."""
+    if mode is CacheMode.auto:
+        return num_examples * image_bytes(image_size, channels) <= memory_cache_budget()
+    return mode is CacheMode.memory
 
 
 def create_batches(
@@ -36,24 +57,39 @@ def create_batches(
     *,
     shuffle_seed: int | None = None,
     augmentation: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    cache: bool = False,
 ) -> Any:
     """Batches of (float32 0-255 images, one-hot labels); shuffled when a seed is given.
 
-    Resized images are cached in memory when they fit, so decoding happens once.
+    `cache`: keep the resized images in memory, so decoding happens once. Otherwise they
+    are streamed: a folder's file list is shuffled before decoding, and other sources
+    shuffle within a buffer of SHUFFLE_BUFFER_BYTES, so memory stays flat as data grows.
     `augmentation` (training only) runs on each batch after the cache, so every epoch
     sees new random changes.
     """
     import tensorflow as tf
 
-    dataset = split.dataset.map(
-        lambda image, label: (prepare_images(image, image_size, channels), label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    if fits_in_memory(split.num_examples, image_size, channels):
-        dataset = dataset.cache()
-    if shuffle_seed is not None:
-        buffer = max(1, min(split.num_examples, 10_000))
-        dataset = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    def prepare(image: Any, label: Any) -> tuple[Any, Any]:
+        return prepare_images(image, image_size, channels), label
+
+    shuffle = shuffle_seed is not None
+    if not cache and shuffle and split.files is not None:
+        # Shuffling paths costs nothing, and gives a full shuffle without holding images.
+        files = split.files.shuffle(
+            max(1, split.num_examples), seed=shuffle_seed, reshuffle_each_iteration=True
+        )
+        dataset = files.map(split.decode, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = split.dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        if cache:
+            dataset = dataset.cache()
+        if shuffle:
+            dataset = dataset.shuffle(
+                shuffle_buffer_size(split.num_examples, image_size, channels, cache),
+                seed=shuffle_seed,
+                reshuffle_each_iteration=True,
+            )
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(
         lambda images, labels: (tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)),
@@ -64,3 +100,14 @@ def create_batches(
         # parallel calls would hand the random draws to batches in a racy order.
         dataset = dataset.map(augmentation)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def shuffle_buffer_size(
+    num_examples: int, image_size: tuple[int, int], channels: int, cached: bool
+) -> int:
+    """All examples when cached (they are in memory anyway), up to MAX_SHUFFLE_BUFFER;
+    when streaming, no more than SHUFFLE_BUFFER_BYTES of images."""
+    limit = MAX_SHUFFLE_BUFFER
+    if not cached:
+        limit = min(limit, SHUFFLE_BUFFER_BYTES // image_bytes(image_size, channels))
+    return max(1, min(num_examples, limit))

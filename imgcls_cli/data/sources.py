@@ -25,6 +25,10 @@ class Split:
     num_examples: int
     paths: list[str] | None = None  # file paths, in dataset order, for folder sources
     labels: np.ndarray | None = None  # labels in dataset order, when known without reading
+    # Folder sources: `dataset` is `files` (path, label) mapped through `decode`, kept
+    # apart so a streaming pipeline can shuffle paths before decoding.
+    files: Any = None
+    decode: Callable[[Any, Any], tuple[Any, Any]] | None = None
 
 
 @dataclasses.dataclass

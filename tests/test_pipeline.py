@@ -1,0 +1,111 @@
+"""The shared tf.data pipeline: cache or stream, and shuffling that holds few images."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import write_image
+
+from imgcls_cli.config import CacheMode, DataConfig
+from imgcls_cli.data import pipeline
+from imgcls_cli.data.folder import load_folder
+
+
+def numbered_folder(root, count=24):
+    """Images whose pixels all equal their number (1..count), in two classes."""
+    for number in range(1, count + 1):
+        image = np.full((4, 4), number, np.uint8)
+        write_image(root / ("odd" if number % 2 else "even") / f"{number:03d}.png", image, "L")
+    return root
+
+
+def epoch_orders(split, epochs, seed, cache):
+    batches = pipeline.create_batches(split, (4, 4), 1, 2, 5, shuffle_seed=seed, cache=cache)
+    return [
+        [int(image[0, 0, 0]) for images, _ in batches for image in images.numpy()]
+        for _ in range(epochs)
+    ]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_each_epoch_sees_every_image_once_in_a_new_seeded_order(tmp_path, cache):
+    root = numbered_folder(tmp_path / "numbers")
+    split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
+        "train"
+    ]
+    first, second = epoch_orders(split, 2, seed=3, cache=cache)
+    assert sorted(first) == sorted(second) == list(range(1, 25))
+    assert first != second
+    assert epoch_orders(split, 2, seed=3, cache=cache) == [first, second]
+    assert epoch_orders(split, 1, seed=4, cache=cache)[0] != first
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_streaming_a_folder_shuffles_paths_before_decoding(tmp_path, monkeypatch, cache):
+    """The first batch of a streamed folder decodes a few images, not a buffer of them."""
+    from imgcls_cli.data import folder
+
+    root = numbered_folder(tmp_path / "numbers", count=200)
+    split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
+        "train"
+    ]
+    decoded = []
+    real_load_image = folder.load_image
+    monkeypatch.setattr(
+        folder, "load_image", lambda *args: decoded.append(1) or real_load_image(*args)
+    )
+    batches = pipeline.create_batches(split, (4, 4), 1, 2, 5, shuffle_seed=0, cache=cache)
+    next(iter(batches))
+    if cache:  # decoded once, all of them, into the cache that the shuffle draws from
+        assert len(decoded) == 200
+    else:
+        assert len(decoded) < 100
+
+
+def test_streaming_shuffle_buffer_is_bounded_in_bytes():
+    small = pipeline.shuffle_buffer_size(2_000, (32, 32), 3, cached=False)
+    large = pipeline.shuffle_buffer_size(2_000_000, (224, 224), 3, cached=False)
+    assert small == 2_000
+    assert large * 224 * 224 * 3 <= pipeline.SHUFFLE_BUFFER_BYTES
+    assert pipeline.shuffle_buffer_size(2_000_000, (224, 224), 3, cached=True) == 10_000
+
+
+def test_cache_modes(monkeypatch):
+    monkeypatch.setattr(pipeline, "memory_cache_budget", lambda: 1000)
+    assert pipeline.should_cache(CacheMode.auto, 10, (10, 10), 1)  # 1,000 bytes
+    assert not pipeline.should_cache(CacheMode.auto, 11, (10, 10), 1)
+    assert pipeline.should_cache(CacheMode.memory, 10**6, (10, 10), 1)
+    assert not pipeline.should_cache(CacheMode.none, 1, (10, 10), 1)
+    monkeypatch.undo()
+    assert 0 < pipeline.memory_cache_budget() <= pipeline.MEMORY_CACHE_LIMIT
+
+
+def test_train_streams_when_asked_or_when_data_exceeds_the_budget(
+    runner, cli_app, tmp_path, monkeypatch
+):
+    root = numbered_folder(tmp_path / "numbers")
+    common = ["train", "--data", str(root), "--epochs", "1", "--batch-size", "8"]
+    result = runner.invoke(cli_app, [*common, "--cache", "none", "--output", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["options"]["data"]["cache"] == "none"
+    assert saved["resolved"]["cache"] == "stream"
+    assert "Streaming" not in result.output  # asked for: no need to explain
+
+    result = runner.invoke(cli_app, [*common, "--output", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["resolved"]["cache"] == (
+        "memory"
+    )
+    monkeypatch.setattr(pipeline, "memory_cache_budget", lambda: 100)
+    result = runner.invoke(cli_app, [*common, "--output", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "Streaming images" in result.output
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["resolved"]["cache"] == (
+        "stream"
+    )
+
+
+def test_bad_cache_mode_is_a_usage_error(runner, cli_app):
+    result = runner.invoke(cli_app, ["train", "--cache", "disk"])
+    assert result.exit_code == 2
+    assert "disk" in result.output
