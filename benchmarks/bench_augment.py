@@ -44,7 +44,14 @@ def epoch_rates(split, preset: str, batch_size: int, epochs: int, seed: int) -> 
     augment = AugmentConfig(preset=AugmentPreset(preset)).resolve("mnist", 1)
     augmentation = None if augment.is_off else build_augmentation(augment, 1, seed)
     data = create_batches(
-        split, IMAGE_SIZE, 1, 10, batch_size, shuffle_seed=seed, augmentation=augmentation
+        split,
+        IMAGE_SIZE,
+        1,
+        10,
+        batch_size,
+        shuffle_seed=seed,
+        augmentation=augmentation,
+        cache=True,  # as `imgcls train` does for data this small (--cache auto)
     )
     model = create_model("simplecnn", (*IMAGE_SIZE, 1), 10)
     trainer = Trainer(model, create_optimizer("adam", 1e-3, 0.0), tf.distribute.get_strategy())

@@ -21,7 +21,6 @@ import io
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import summary
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -74,10 +74,6 @@ def wall_time(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - started
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def bench_cold_start(run_dir: Path, image: Path, work: Path, repeats: int) -> dict:

@@ -29,7 +29,8 @@ def dataset(images, labels, batch_size):
     from imgcls_cli.data.sources import arrays_to_split
 
     split = arrays_to_split(images, labels)
-    return create_batches(split, (28, 28), 1, 10, batch_size, shuffle_seed=0)
+    # cache=True: what `imgcls train` does for data this small (--cache auto).
+    return create_batches(split, (28, 28), 1, 10, batch_size, shuffle_seed=0, cache=True)
 
 
 def imgcls_epochs(data, epochs: int) -> list[float]:
