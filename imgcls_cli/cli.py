@@ -223,17 +223,18 @@ def user_errors() -> Iterator[None]:
 
 
 def apply_config_file(
-    ctx: typer.Context, config_file: Path, values: dict[str, Any]
+    ctx: typer.Context, config_file: Path, values: dict[str, Any], config_class: type
 ) -> dict[str, Any]:
-    """Options from a run's config.json, for every flag not given on the command line."""
-    from .config import TrainConfig, read_config_options
+    """Options from a run's config.json (a TrainConfig or FinetuneConfig run), for every
+    flag not given on the command line."""
+    from .config import read_config_options
 
     def given(name: str) -> bool:
         # By name: Typer releases differ in where ParameterSource lives.
         source = ctx.get_parameter_source(name)
         return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
-    saved = TrainConfig.from_dict(read_config_options(config_file)).to_dict()
+    saved = config_class.from_dict(read_config_options(config_file, ctx.info_name)).to_dict()
     augment = {"augment" if k == "preset" else k: v for k, v in saved["augment"].items()}
     flat = {
         **{k: v for k, v in saved.items() if k not in ("data", "augment")},
@@ -413,7 +414,9 @@ def train(
             config, run_dir = resumed_config(ctx, resume, options), resume
         else:
             if config_file is not None:
-                options = apply_config_file(ctx, config_file, options)
+                from .config import TrainConfig
+
+                options = apply_config_file(ctx, config_file, options, TrainConfig)
             config = build_train_config(options)
             from .runs import is_same_run, prepare_run_dir
 
@@ -792,6 +795,7 @@ def backbone_help() -> str:
 
 @app.command()
 def finetune(
+    ctx: typer.Context,
     dataset: DatasetOption = None,
     data: DataOption = None,
     data_dir: DataDirOption = None,
@@ -860,6 +864,12 @@ def finetune(
     fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
     mixup: float = AUGMENT_OPTIONS["mixup"],
     cutmix: float = AUGMENT_OPTIONS["cutmix"],
+    config_file: Optional[Path] = typer.Option(
+        None,
+        "--config",
+        help="Read options from a finetune run's config.json; flags given here override it.",
+        rich_help_panel=TRAIN_PANEL,
+    ),
     output: Optional[Path] = typer.Option(
         None,
         help="Run directory. Default: runs/finetune-<data>-<backbone>[-N].",
@@ -874,8 +884,14 @@ def finetune(
 
     with user_errors():
         values = {
-            k: v for k, v in locals().items() if k not in ("output", "force", "quiet", "console")
+            k: v
+            for k, v in locals().items()
+            if k not in ("ctx", "config_file", "output", "force", "quiet", "console")
         }
+        if config_file is not None:
+            from .config import FinetuneConfig
+
+            values = apply_config_file(ctx, config_file, values, FinetuneConfig)
         config = build_finetune_config(values)
         from .runs import prepare_run_dir
 
@@ -897,7 +913,7 @@ def build_finetune_config(values: dict[str, Any]):
     get_backbone(values["backbone"])
     if data.image_size is not None:
         check_image_size(values["backbone"], data.image_size)
-    unfreeze = parse_unfreeze(values.pop("unfreeze"))
+    unfreeze = parse_unfreeze(str(values.pop("unfreeze")))
     return FinetuneConfig(data=data, augment=augment, unfreeze=unfreeze, **values)
 
 

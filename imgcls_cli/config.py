@@ -448,8 +448,9 @@ def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
         raise UsageError(f"Bad config section '{where}': {error}.") from None
 
 
-def read_config_options(path: Path) -> dict[str, Any]:
-    """The 'options' section of a run's config.json (or a file holding only options)."""
+def read_config_options(path: Path, command: str | None = None) -> dict[str, Any]:
+    """The 'options' section of a run's config.json (or a file holding only options).
+    `command`: refuse a config.json that another command wrote."""
     try:
         document = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -460,6 +461,12 @@ def read_config_options(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(document, dict):
         raise UsageError(f"Config file {path} must hold a JSON object.")
+    written_by = document.get("command")
+    if command and written_by and written_by != command:
+        raise UsageError(
+            f"{path} is the config of an `imgcls {written_by}` run; `imgcls {command} "
+            f"--config` needs one written by `imgcls {command}`."
+        )
     options = document.get("options", document)
     if not isinstance(options, dict):
         raise UsageError(f"Config file {path}: 'options' must be a JSON object.")

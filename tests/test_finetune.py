@@ -183,6 +183,26 @@ def test_class_weight_balanced_reports_the_weights(runner, cli_app, tmp_path):
     few, many = config["resolved"]["class_weights"]
     assert few > 1.0 > many
 
+    # --config reruns those options; flags given win.
+    rerun = tmp_path / "rerun"
+    result = runner.invoke(
+        cli_app,
+        ["finetune", "--config", str(tmp_path / "run" / "config.json"), "--lr", "0.01"]
+        + ["--output", str(rerun)],
+    )
+    assert result.exit_code == 0, result.output
+    options = json.loads((rerun / "config.json").read_text())["options"]
+    assert options == {**config["options"], "lr": 0.01}
+
+
+def test_config_of_another_command_is_refused(runner, cli_app, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"command": "train", "options": {"arch": "simplecnn"}}))
+    result = finetune(runner, cli_app, "--config", str(path), "--output", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert "config of an `imgcls train` run" in result.output
+    assert not (tmp_path / "r").exists()
+
 
 @pytest.mark.parametrize(
     "args, code, message",
