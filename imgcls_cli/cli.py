@@ -899,8 +899,17 @@ def finetune(
             output, "finetune", f"{config.data.source_name}-{config.backbone}", force
         )
         from .finetune import run_finetune
+        from .training import TrainingInterrupted
 
-        result = run_finetune(config, run_dir, console.RichReporter(quiet))
+        try:
+            result = run_finetune(config, run_dir, console.RichReporter(quiet))
+        except TrainingInterrupted as stop:
+            # Unlike train, finetune keeps no checkpoints (yet): say what is left behind.
+            console.error(
+                f"Interrupted at epoch {stop.epoch}, step {stop.step}. finetune keeps no "
+                f"checkpoints, so {run_dir} holds no model: rerun the command to start again."
+            )
+            raise typer.Exit(stop.exit_code) from None
         print_run_result(result.metrics, run_dir, quiet)
 
 

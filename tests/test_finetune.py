@@ -269,3 +269,22 @@ def test_augmentation_turns_caching_off_and_evaluate_predict_use_the_run(runner,
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["label"] in ("a", "b") and record["error"] is None
+
+
+def test_interrupted_finetune_says_what_is_left_and_exits_130(
+    runner, cli_app, tmp_path, monkeypatch
+):
+    import signal
+
+    from imgcls_cli import finetune as finetune_module
+    from imgcls_cli.training import TrainingInterrupted
+
+    def interrupted(config, run_dir, reporter):
+        raise TrainingInterrupted(signal.SIGINT, epoch=2, step=5)
+
+    monkeypatch.setattr(finetune_module, "run_finetune", interrupted)
+    result = finetune(runner, cli_app, "--weights", "none", "--output", str(tmp_path / "r"))
+    assert result.exit_code == 130
+    assert "Interrupted at epoch 2, step 5" in result.output
+    assert "rerun the command" in result.output
+    assert "Traceback" not in result.output
