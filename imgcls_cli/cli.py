@@ -140,6 +140,51 @@ TestSplitOption = Annotated[
         rich_help_panel=DATA_PANEL,
     ),
 ]
+StrategyOption = Annotated[
+    Strategy,
+    typer.Option(
+        help="tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
+        "multi-worker reads TF_CONFIG.",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
+ScaleLrOption = Annotated[
+    bool,
+    typer.Option(
+        "--scale-lr", help="Multiply --lr by the number of replicas.", rich_help_panel=SCALE_PANEL
+    ),
+]
+MixedPrecisionOption = Annotated[
+    bool,
+    typer.Option(
+        "--mixed-precision",
+        help="mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; the classifier stays float32.",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
+DeterministicOption = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic",
+        help="Deterministic kernels (with --seed: bit-identical runs).",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
+SaveEveryOption = Annotated[
+    Optional[int],
+    typer.Option(
+        help="Also checkpoint every N steps (a checkpoint follows every epoch anyway).",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
+ResumeOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Continue RUN_DIR from its last checkpoint with its saved options "
+        "(--epochs, --strategy and --save-every may change).",
+        rich_help_panel=SCALE_PANEL,
+    ),
+]
 OptimizerOption = Annotated[Optimizer, typer.Option(rich_help_panel=TRAIN_PANEL)]
 WeightDecayOption = Annotated[
     float, typer.Option(help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL)
@@ -343,41 +388,12 @@ def train(
     fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
     mixup: float = AUGMENT_OPTIONS["mixup"],
     cutmix: float = AUGMENT_OPTIONS["cutmix"],
-    strategy: Strategy = typer.Option(
-        Strategy.auto,
-        help="tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
-        "multi-worker reads TF_CONFIG.",
-        rich_help_panel=SCALE_PANEL,
-    ),
-    scale_lr: bool = typer.Option(
-        False,
-        "--scale-lr",
-        help="Multiply --lr by the number of replicas.",
-        rich_help_panel=SCALE_PANEL,
-    ),
-    mixed_precision: bool = typer.Option(
-        False,
-        "--mixed-precision",
-        help="mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; the classifier stays float32.",
-        rich_help_panel=SCALE_PANEL,
-    ),
-    deterministic: bool = typer.Option(
-        False,
-        "--deterministic",
-        help="Deterministic kernels (with --seed: bit-identical runs).",
-        rich_help_panel=SCALE_PANEL,
-    ),
-    save_every: Optional[int] = typer.Option(
-        None,
-        help="Also checkpoint every N steps (a checkpoint follows every epoch anyway).",
-        rich_help_panel=SCALE_PANEL,
-    ),
-    resume: Optional[Path] = typer.Option(
-        None,
-        help="Continue RUN_DIR from its last checkpoint with its saved options "
-        "(--epochs, --strategy and --save-every may change).",
-        rich_help_panel=SCALE_PANEL,
-    ),
+    strategy: StrategyOption = Strategy.auto,
+    scale_lr: ScaleLrOption = False,
+    mixed_precision: MixedPrecisionOption = False,
+    deterministic: DeterministicOption = False,
+    save_every: SaveEveryOption = None,
+    resume: ResumeOption = None,
     config_file: Optional[Path] = typer.Option(
         None,
         "--config",
@@ -404,48 +420,75 @@ def train(
     ),
 ) -> None:
     """Train a CNN from scratch on a TFDS dataset, a folder of images, or the embedded digits."""
-    from . import console
-
     with user_errors():
         options = {k: v for k, v in locals().items() if k in TRAIN_OPTION_NAMES}
-        if resume is not None:
-            if output is not None or config_file is not None:
-                raise UsageError("--resume continues RUN_DIR itself; drop --output and --config.")
-            config, run_dir = resumed_config(ctx, resume, options), resume
-        else:
-            if config_file is not None:
-                from .config import TrainConfig
-
-                options = apply_config_file(ctx, config_file, options, TrainConfig)
-            config = build_train_config(options)
-            from .runs import is_same_run, prepare_run_dir
-
-            # A restarted multi-worker job reruns the same command: continue from the
-            # last checkpoint, as tf.keras' BackupAndRestore does, instead of refusing.
-            if config.strategy == Strategy.multi_worker and is_same_run(output, config.to_dict()):
-                resume = output
-            name = f"{config.data.source_name}-{config.arch}"
-            run_dir = resume or prepare_run_dir(output, "train", name, force)
+        config, run_dir, resuming = choose_run(
+            ctx, options, TRAIN_OPTION_NAMES, resume, config_file, output, force
+        )
         from .train import run_train
-        from .training import TrainingInterrupted
 
-        try:
-            result = run_train(
-                config, run_dir, console.RichReporter(quiet), resume=resume is not None
-            )
-        except TrainingInterrupted as stop:
-            console.error(
-                f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
-                f"Resume with: imgcls train --resume {run_dir}"
-            )
-            raise typer.Exit(stop.exit_code) from None
-        if not result.is_chief:
-            fingerprint = result.metrics["weights_fingerprint"]
-            console.out.print(
-                f"Worker done (weights {fingerprint}); the chief writes {run_dir}", soft_wrap=True
-            )
-            return
-        print_run_result(result.metrics, run_dir, quiet)
+        run_and_report(
+            lambda reporter: run_train(config, run_dir, reporter, resume=resuming),
+            ctx.info_name,
+            run_dir,
+            quiet,
+        )
+
+
+def choose_run(
+    ctx: typer.Context,
+    options: dict[str, Any],
+    option_names: tuple[str, ...],
+    resume: Path | None,
+    config_file: Path | None,
+    output: Path | None,
+    force: bool,
+):
+    """(config, run directory, resuming) for train or finetune: a run to --resume, or a
+    new one from the flags (and --config)."""
+    from .config import FinetuneConfig, TrainConfig
+
+    command = ctx.info_name or "train"
+    if resume is not None:
+        if output is not None or config_file is not None:
+            raise UsageError("--resume continues RUN_DIR itself; drop --output and --config.")
+        return resumed_config(ctx, resume, options, option_names), resume, True
+    config_class = TrainConfig if command == "train" else FinetuneConfig
+    if config_file is not None:
+        options = apply_config_file(ctx, config_file, options, config_class)
+    build = build_train_config if command == "train" else build_finetune_config
+    config = build(options)
+    from .runs import is_same_run, prepare_run_dir
+
+    # A restarted multi-worker job reruns the same command: continue from the last
+    # checkpoint, as tf.keras' BackupAndRestore does, instead of refusing.
+    if config.strategy == Strategy.multi_worker and is_same_run(output, command, config.to_dict()):
+        return config, output, True
+    model_name = config.arch if command == "train" else config.backbone
+    name = f"{config.data.source_name}-{model_name}"
+    return config, prepare_run_dir(output, command, name, force), False
+
+
+def run_and_report(run: Any, command: str | None, run_dir: Path, quiet: bool) -> None:
+    """Run `run(reporter)`, then print the result; an interruption says how to resume."""
+    from . import console
+    from .training import TrainingInterrupted
+
+    try:
+        result = run(console.RichReporter(quiet))
+    except TrainingInterrupted as stop:
+        console.error(
+            f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
+            f"Resume with: imgcls {command} --resume {run_dir}"
+        )
+        raise typer.Exit(stop.exit_code) from None
+    if not result.is_chief:
+        fingerprint = result.metrics["weights_fingerprint"]
+        console.out.print(
+            f"Worker done (weights {fingerprint}); the chief writes {run_dir}", soft_wrap=True
+        )
+        return
+    print_run_result(result.metrics, run_dir, quiet)
 
 
 TRAIN_OPTION_NAMES = (
@@ -471,26 +514,32 @@ TRAIN_OPTION_NAMES = (
 RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
 
 
-def resumed_config(ctx: typer.Context, run_dir: Path, options: dict[str, Any]):
-    """The run's saved options, with the few that may change between sessions."""
-    from .config import TrainConfig
+def resumed_config(
+    ctx: typer.Context, run_dir: Path, options: dict[str, Any], option_names: tuple[str, ...]
+):
+    """The saved options of the `ctx.info_name` run in run_dir, with the few that may
+    change between sessions."""
+    from .config import FinetuneConfig, TrainConfig
     from .runs import CONFIG_FILE, read_json
+
+    command = ctx.info_name
 
     def given(name: str) -> bool:
         source = ctx.get_parameter_source(name)
         return source is not None and source.name == "COMMANDLINE"
 
-    refused = [n for n in TRAIN_OPTION_NAMES if given(n) and n not in RESUME_OVERRIDES]
+    refused = [n for n in option_names if given(n) and n not in RESUME_OVERRIDES]
     if refused:
         flags = ", ".join("--" + n.replace("_", "-") for n in refused)
         raise UsageError(
             f"--resume continues a run with its saved options; drop {flags} "
             "(only --epochs, --strategy and --save-every may change)."
         )
-    document = read_json(run_dir / CONFIG_FILE, "--resume needs a run directory made by train")
-    if document.get("command") != "train":
-        raise UsageError(f"{run_dir} was not made by `imgcls train`; cannot resume it here.")
-    saved = TrainConfig.from_dict(document.get("options", {}))
+    document = read_json(run_dir / CONFIG_FILE, f"--resume needs a run directory made by {command}")
+    if document.get("command") != command:
+        raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
+    config_class = TrainConfig if command == "train" else FinetuneConfig
+    saved = config_class.from_dict(document.get("options", {}))
     changes = {n: options[n] for n in RESUME_OVERRIDES if given(n)}
     import dataclasses
 
@@ -832,7 +881,9 @@ def finetune(
     finetune_lr: Optional[float] = typer.Option(
         None, help="Phase 2 learning rate. Default: --lr / 10.", rich_help_panel=TRAIN_PANEL
     ),
-    batch_size: int = typer.Option(32, help="Batch size.", rich_help_panel=TRAIN_PANEL),
+    batch_size: int = typer.Option(
+        32, help="Global batch size, split across all replicas.", rich_help_panel=TRAIN_PANEL
+    ),
     optimizer: OptimizerOption = Optimizer.adam,
     weight_decay: WeightDecayOption = 1e-4,
     label_smoothing: LabelSmoothingOption = 0.0,
@@ -864,6 +915,12 @@ def finetune(
     fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
     mixup: float = AUGMENT_OPTIONS["mixup"],
     cutmix: float = AUGMENT_OPTIONS["cutmix"],
+    strategy: StrategyOption = Strategy.auto,
+    scale_lr: ScaleLrOption = False,
+    mixed_precision: MixedPrecisionOption = False,
+    deterministic: DeterministicOption = False,
+    save_every: SaveEveryOption = None,
+    resume: ResumeOption = None,
     config_file: Optional[Path] = typer.Option(
         None,
         "--config",
@@ -880,41 +937,49 @@ def finetune(
 ) -> None:
     """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new
     head on the frozen backbone, then unfreeze its top layers at a lower learning rate."""
-    from . import console
-
     with user_errors():
-        values = {
-            k: v
-            for k, v in locals().items()
-            if k not in ("ctx", "config_file", "output", "force", "quiet", "console")
-        }
-        if config_file is not None:
-            from .config import FinetuneConfig
-
-            values = apply_config_file(ctx, config_file, values, FinetuneConfig)
-        config = build_finetune_config(values)
-        from .runs import prepare_run_dir
-
-        run_dir = prepare_run_dir(
-            output, "finetune", f"{config.data.source_name}-{config.backbone}", force
+        options = {k: v for k, v in locals().items() if k in FINETUNE_OPTION_NAMES}
+        config, run_dir, resuming = choose_run(
+            ctx, options, FINETUNE_OPTION_NAMES, resume, config_file, output, force
         )
         from .finetune import run_finetune
-        from .training import TrainingInterrupted
 
-        try:
-            result = run_finetune(config, run_dir, console.RichReporter(quiet))
-        except TrainingInterrupted as stop:
-            # Unlike train, finetune keeps no checkpoints (yet): say what is left behind.
-            console.error(
-                f"Interrupted at epoch {stop.epoch}, step {stop.step}. finetune keeps no "
-                f"checkpoints, so {run_dir} holds no model: rerun the command to start again."
-            )
-            raise typer.Exit(stop.exit_code) from None
-        print_run_result(result.metrics, run_dir, quiet)
+        run_and_report(
+            lambda reporter: run_finetune(config, run_dir, reporter, resume=resuming),
+            ctx.info_name,
+            run_dir,
+            quiet,
+        )
+
+
+FINETUNE_OPTION_NAMES = (
+    *DATA_KEYS,
+    *AUGMENT_OPTIONS,
+    "backbone",
+    "weights",
+    "head_epochs",
+    "epochs",
+    "unfreeze",
+    "lr",
+    "finetune_lr",
+    "batch_size",
+    "optimizer",
+    "weight_decay",
+    "label_smoothing",
+    "dropout",
+    "class_weight",
+    "patience",
+    "seed",
+    "strategy",
+    "scale_lr",
+    "mixed_precision",
+    "deterministic",
+    "save_every",
+)
 
 
 def build_finetune_config(values: dict[str, Any]):
-    from .config import FinetuneConfig, parse_unfreeze
+    from .config import FinetuneConfig, parse_unfreeze, to_jsonable
     from .models.backbones import check_image_size, get_backbone
 
     values, data = split_data_options(values)
@@ -923,7 +988,10 @@ def build_finetune_config(values: dict[str, Any]):
     if data.image_size is not None:
         check_image_size(values["backbone"], data.image_size)
     unfreeze = parse_unfreeze(str(values.pop("unfreeze")))
-    return FinetuneConfig(data=data, augment=augment, unfreeze=unfreeze, **values)
+    # Through from_dict, so strings from a --config file become enums again.
+    return FinetuneConfig.from_dict(
+        {**values, "data": to_jsonable(data), "augment": to_jsonable(augment), "unfreeze": unfreeze}
+    )
 
 
 def main() -> None:

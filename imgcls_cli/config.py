@@ -326,6 +326,11 @@ class FinetuneConfig:
     class_weight: ClassWeight = ClassWeight.none
     patience: int | None = None  # early stopping within each phase; None: off
     seed: int = 42
+    strategy: Strategy = Strategy.auto
+    scale_lr: bool = False  # multiply both phases' lr by the number of replicas
+    mixed_precision: bool = False
+    deterministic: bool = False
+    save_every: int | None = None  # steps between mid-epoch checkpoints
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -357,6 +362,10 @@ class FinetuneConfig:
             (
                 self.patience is None or self.patience >= 1,
                 f"--patience must be at least 1; got {self.patience}.",
+            ),
+            (
+                self.save_every is None or self.save_every >= 1,
+                f"--save-every must be at least 1; got {self.save_every}.",
             ),
         ]
         for ok, message in checks:

@@ -19,8 +19,17 @@ from . import runs
 from .config import CacheMode, ClassWeight, FinetuneConfig
 from .data.pipeline import memory_cache_budget
 from .models.backbones import check_image_size
-from .runtime import create_strategy, import_tensorflow, seed_everything
-from .train import PreparedData, TrainResult, finish_run, prepare_data, start_run
+from .train import (
+    PreparedData,
+    TrainResult,
+    finish_run,
+    prepare_data,
+    read_history,
+    set_up_runtime,
+    start_run,
+    update_options,
+    worker_dir,
+)
 from .weights import create_backbone_with_weights, resolve_weights
 
 DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
@@ -37,16 +46,18 @@ class Phase:
     cached_features: bool = False
 
 
-def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> TrainResult:
+def run_finetune(
+    config: FinetuneConfig, run_dir: Path, reporter: Any, resume: bool = False
+) -> TrainResult:
+    """Fine-tune into run_dir; with resume, skip the phases already done and continue
+    the interrupted one from its last checkpoint."""
     image_size = config.data.image_size or DEFAULT_IMAGE_SIZE
     check_image_size(config.backbone, image_size)
     # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
     weights = resolve_weights(config.weights, config.backbone, image_size)
-    import_tensorflow()
+    strategy, policy = set_up_runtime(config)
     from .models.transfer import build_transfer_model
 
-    seed_everything(config.seed)
-    strategy = create_strategy("auto")
     with strategy.scope():
         backbone = create_backbone_with_weights(config.backbone, image_size, weights)
     data = prepare_data(
@@ -63,11 +74,14 @@ def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> TrainR
             config.backbone, backbone, data.source.num_classes, config.dropout
         )
     class_weights = choose_class_weights(config, data, reporter)
-    phases = plan_phases(config, transfer, data)
+    replicas = strategy.num_replicas_in_sync
+    phases = plan_phases(config, transfer, data, replicas)
+    strategy_name = type(strategy).__name__.lstrip("_").replace("DistributionStrategy", "Strategy")
     reporter.info(
         f"Model: {config.backbone} with {weights.label}, "
-        f"{transfer.model.count_params():,} parameters, "
-        f"{len(backbone.layers)} backbone layers"
+        f"{transfer.model.count_params():,} parameters, {len(backbone.layers)} backbone "
+        f"layers; strategy {strategy_name} with {replicas} replica(s), global batch "
+        f"{config.batch_size}" + (f", {policy}" if config.mixed_precision else "")
     )
 
     extra = {
@@ -75,25 +89,59 @@ def run_finetune(config: FinetuneConfig, run_dir: Path, reporter: Any) -> TrainR
         "weights": weights.describe(),
         "phases": [dataclasses.asdict(phase) for phase in phases],
         "class_weights": class_weights,
-        "strategy": type(strategy).__name__,
-        "replicas": strategy.num_replicas_in_sync,
+        "strategy": strategy_name,
+        "replicas": replicas,
+        "global_batch_size": config.batch_size,
+        "precision_policy": policy,
     }
-    start_run(run_dir, "finetune", config.to_dict(), data, extra)
+    work_dir = worker_dir(run_dir, strategy)
+    saved_history = read_history(run_dir) if resume else []
+    if work_dir == run_dir:
+        if resume:
+            update_options(run_dir, config.to_dict())
+        else:
+            start_run(run_dir, "finetune", config.to_dict(), data, extra)
     history: list[dict[str, Any]] = []
     for number, phase in enumerate(phases, 1):
         reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))
+        done_before = [row for row in saved_history if row.get("phase") == phase.name]
         history += train_phase(
-            phase, transfer, data, config, strategy, class_weights, reporter, run_dir, history
+            phase,
+            transfer,
+            data,
+            config,
+            PhaseRun(strategy, policy, class_weights, reporter, run_dir, work_dir),
+            history,
+            done_before,
         )
 
     from .training import Trainer
 
     evaluator = Trainer(transfer.model, None, strategy)  # evaluates (and saves) the served model
-    metrics = finish_run(run_dir, evaluator, data, len(history))
-    return TrainResult(run_dir, history, metrics, transfer.model)
+    metrics = finish_run(work_dir, evaluator, data, len(history))
+    if work_dir != run_dir:
+        import shutil
+
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return TrainResult(run_dir, history, metrics, transfer.model, is_chief=work_dir == run_dir)
 
 
-def plan_phases(config: FinetuneConfig, transfer: Any, data: PreparedData) -> list[Phase]:
+@dataclasses.dataclass
+class PhaseRun:
+    """What every phase of one run shares: devices, output and progress reporting."""
+
+    strategy: Any
+    policy: str
+    class_weights: list[float] | None
+    reporter: Any
+    run_dir: Path  # where checkpoints are restored from
+    work_dir: Path  # where this process writes (run_dir, or scratch on non-chief workers)
+
+
+def plan_phases(
+    config: FinetuneConfig, transfer: Any, data: PreparedData, replicas: int = 1
+) -> list[Phase]:
+    scale = replicas if config.scale_lr else 1
     phases = []
     if config.head_epochs:
         feature_bytes = data.split_sizes["train"] * transfer.features.output_shape[-1] * 4
@@ -101,11 +149,12 @@ def plan_phases(config: FinetuneConfig, transfer: Any, data: PreparedData) -> li
         # --cache none asks for bounded memory, so features are not held either.
         fits = feature_bytes <= memory_cache_budget() or config.data.cache is CacheMode.memory
         cached = fits and data.augment.is_off and config.data.cache is not CacheMode.none
-        phases.append(Phase("head", config.head_epochs, config.lr, 0, cached))
+        phases.append(Phase("head", config.head_epochs, config.lr * scale, 0, cached))
     if config.finetune_epochs:
         total = len(transfer.backbone.layers)
         unfrozen = total if config.unfreeze == "all" else min(int(config.unfreeze), total)
-        phases.append(Phase("finetune", config.epochs, config.resolved_finetune_lr, unfrozen))
+        lr = config.resolved_finetune_lr * scale
+        phases.append(Phase("finetune", config.epochs, lr, unfrozen))
     return phases
 
 
@@ -122,45 +171,73 @@ def train_phase(
     transfer: Any,
     data: PreparedData,
     config: FinetuneConfig,
-    strategy: Any,
-    class_weights: list[float] | None,
-    reporter: Any,
-    run_dir: Path,
+    run: PhaseRun,
     earlier: list[dict[str, Any]],
+    done_before: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Set which layers train, then run one phase with a new optimizer and a new Trainer
-    (whose step function is traced afresh, so it sees the newly trainable variables)."""
+    (whose step function is traced afresh, so it sees the newly trainable variables).
+
+    Each phase checkpoints into checkpoints/<phase>/; a finished phase also saves its
+    final weights there, so a resumed run restores it instead of training it again.
+    `done_before`: this phase's history.csv rows from an earlier session.
+    """
     from .models.transfer import unfreeze_top_layers
-    from .training import Trainer, create_optimizer, fit
+    from .training import Checkpoints, Trainer, create_optimizer, fit
 
     if phase.name == "head":
         transfer.backbone.trainable = False
     else:
         unfreeze_top_layers(transfer.backbone, phase.unfrozen_layers)
-    model, train_ds, val_ds = transfer.training_model, data.train, data.val
-    if phase.cached_features:
-        model = transfer.classifier
-        train_ds, val_ds = cache_features(transfer.features, data, config, reporter)
-    elif phase.name == "head":
-        why = (
-            "augmentation changes the images every epoch"
-            if not data.augment.is_off
-            else ("the features would not fit in memory")
+    model = transfer.classifier if phase.cached_features else transfer.training_model
+    with run.strategy.scope():
+        optimizer = create_optimizer(
+            config.optimizer, phase.lr, config.weight_decay, run.policy == "mixed_float16"
         )
-        reporter.info(f"  No bottleneck caching ({why}): every head epoch runs the frozen backbone")
-    with strategy.scope():
-        optimizer = create_optimizer(config.optimizer, phase.lr, config.weight_decay)
-    trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)
-    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    reporter.info(f"  {trainable:,} trainable parameters")
+        trainer = Trainer(model, optimizer, run.strategy, config.label_smoothing, run.class_weights)
+        checkpoints = Checkpoints(
+            run.work_dir / runs.CHECKPOINTS_DIR / phase.name,
+            trainer,
+            config.save_every,
+            restore_from=run.run_dir / runs.CHECKPOINTS_DIR / phase.name,
+        )
+    rows_done = [{**row, "epoch": row["epoch"] - len(earlier)} for row in done_before]
 
     def label(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # Epochs count on across phases, so history.csv plots as one curve.
         return [
             {"epoch": len(earlier) + row["epoch"], "phase": phase.name}
-            | {key: value for key, value in row.items() if key != "epoch"}
+            | {key: value for key, value in row.items() if key not in ("epoch", "phase")}
             for row in rows
         ]
+
+    if checkpoints.restore_finished():
+        run.reporter.info(f"  Phase already finished ({len(rows_done)} epoch(s)): restored")
+        # The phase drew reshuffles of the training images (one pass to cache features,
+        # or one per epoch); draw them again, without reading data, so the next phase
+        # sees the images in the same order as in an uninterrupted run.
+        if phase.cached_features:
+            iter(data.train)
+        else:
+            distributed = trainer.distribute(data.train)
+            for _ in rows_done:
+                iter(distributed)
+        return label(rows_done)
+
+    train_ds, val_ds = data.train, data.val
+    if phase.cached_features:
+        train_ds, val_ds = cache_features(transfer.features, data, config, run.reporter)
+    elif phase.name == "head":
+        why = (
+            "augmentation changes the images every epoch"
+            if not data.augment.is_off
+            else ("--cache none" if config.data.cache is CacheMode.none else "too many images")
+        )
+        run.reporter.info(
+            f"  No bottleneck caching ({why}): every head epoch runs the frozen backbone"
+        )
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    run.reporter.info(f"  {trainable:,} trainable parameters")
 
     rows = fit(
         trainer,
@@ -169,11 +246,14 @@ def train_phase(
         epochs=phase.epochs,
         steps_per_epoch=data.steps_per_epoch,
         patience=config.patience,
-        reporter=reporter,
+        reporter=run.reporter,
         on_epoch_end=lambda rows: runs.write_csv_atomic(
-            run_dir / runs.HISTORY_FILE, earlier + label(rows)
+            run.work_dir / runs.HISTORY_FILE, earlier + label(rows)
         ),
+        checkpoints=checkpoints,
+        history=rows_done,
     )
+    checkpoints.save_finished()
     return label(rows)
 
 

@@ -62,8 +62,8 @@ def prepare_run_dir(output: Path | None, task: str, name: str, force: bool) -> P
     return output
 
 
-def is_same_run(run_dir: Path | None, options: dict[str, Any]) -> bool:
-    """Whether run_dir holds a train run started with exactly these options."""
+def is_same_run(run_dir: Path | None, command: str, options: dict[str, Any]) -> bool:
+    """Whether run_dir holds a `command` run started with exactly these options."""
     path = Path(run_dir) / CONFIG_FILE if run_dir is not None else None
     if path is None or not path.is_file():
         return False
@@ -71,7 +71,7 @@ def is_same_run(run_dir: Path | None, options: dict[str, Any]) -> bool:
         document = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return document.get("command") == "train" and document.get("options") == options
+    return document.get("command") == command and document.get("options") == options
 
 
 def start_run_dir(run_dir: Path) -> None:

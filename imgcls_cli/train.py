@@ -208,12 +208,22 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
         return []
     with path.open(newline="") as handle:
         return [
-            {key: (int(v) if key == "epoch" else float(v)) for key, v in row.items() if v != ""}
+            {key: parse_cell(key, v) for key, v in row.items() if v != ""}
             for row in csv.DictReader(handle)
         ]
 
 
-def set_up_runtime(config: TrainConfig) -> tuple[Any, str]:
+def parse_cell(key: str, value: str) -> Any:
+    """A history.csv value: the epoch as int, the phase name as text, the rest as float."""
+    if key == "epoch":
+        return int(value)
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def set_up_runtime(config: TrainConfig | Any) -> tuple[Any, str]:
     """Strategy first (it may split the CPU into devices, which must precede any op),
     then determinism, precision policy and seeds."""
     from .runtime import set_determinism, set_mixed_precision

@@ -160,7 +160,9 @@ class Trainer:
         totals)` may raise to stop between two steps; totals() syncs, so call it rarely."""
         start = start or EpochProgress()
         started = last_report = time.perf_counter()
-        seen, step = tf.zeros([3]), start.step
+        # The sums carry on in float32 from the resumed ones, in the same order as in an
+        # uninterrupted epoch, so a resumed epoch reports bit-identical means.
+        seen, step = tf.constant(np.asarray(start.totals, np.float32)), start.step
         for step, batch in enumerate(dataset, 1):
             if step <= start.step:
                 continue
@@ -168,13 +170,14 @@ class Trainer:
             now = time.perf_counter()
             if now - last_report >= REPORT_INTERVAL_S:
                 last_report = now
-                reporter.step(step, summarize(start.totals + seen.numpy(), now - started))
+                reporter.step(step, summarize(seen.numpy(), now - started))
             if after_step is not None:
-                after_step(step, lambda seen=seen: start.totals + seen.numpy())
+                after_step(step, lambda seen=seen: seen.numpy())
         elapsed = time.perf_counter() - started
-        logs = summarize(start.totals + seen.numpy(), elapsed)
+        logs = summarize(seen.numpy(), elapsed)
         # Throughput counts only the images trained in this call, not resumed ones.
-        logs["images_per_second"] = float(seen[2]) / elapsed if elapsed else 0.0
+        trained = float(seen[2]) - float(start.totals[2])
+        logs["images_per_second"] = trained / elapsed if elapsed else 0.0
         reporter.step(step, logs)
         return logs
 
@@ -271,6 +274,11 @@ class Checkpoints:
         self.latest = tf.train.CheckpointManager(latest, os.path.join(directory, "latest"), 1)
         best = tf.train.Checkpoint(model=model)
         self.best = tf.train.CheckpointManager(best, os.path.join(directory, "best"), 1)
+        # A finished stage (a finetune phase) keeps its final weights and RNG state, so a
+        # resumed run can restore it and go on to the next stage.
+        finished = tf.train.Checkpoint(model=model, rng=rng_state)
+        self.finished = tf.train.CheckpointManager(finished, os.path.join(directory, "finished"), 1)
+        self.restore_finished_dir = os.path.join(restore_from or directory, "finished")
 
     def save(self, epoch: int, progress: EpochProgress | None = None) -> None:
         progress = progress or EpochProgress()
@@ -286,6 +294,17 @@ class Checkpoints:
             return None
         self.latest.checkpoint.restore(path).assert_existing_objects_matched()
         return int(self.epoch.numpy()), EpochProgress(int(self.step.numpy()), self.totals.numpy())
+
+    def save_finished(self) -> None:
+        self.finished.save()
+
+    def restore_finished(self) -> bool:
+        """Restore the weights saved by save_finished, if the stage finished before."""
+        path = tf.train.latest_checkpoint(self.restore_finished_dir)
+        if path is None:
+            return False
+        self.finished.checkpoint.restore(path).assert_existing_objects_matched()
+        return True
 
     def save_best(self) -> None:
         self.best.save()

@@ -42,7 +42,8 @@ def test_two_phases_change_only_the_head_and_unfrozen_layers(runner, cli_app, tm
     )
     assert result.exit_code == 0, result.output
     contract = (runs.MODEL_FILE, runs.LABELS_FILE, runs.CONFIG_FILE, runs.HISTORY_FILE)
-    assert {p.name for p in run_dir.iterdir()} == {*contract, runs.METRICS_FILE}
+    assert {p.name for p in run_dir.iterdir()} == {*contract, runs.METRICS_FILE, "checkpoints"}
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"head", "finetune"}
 
     model = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True)
     backbone = nested_backbone(model)
@@ -271,20 +272,68 @@ def test_augmentation_turns_caching_off_and_evaluate_predict_use_the_run(runner,
     assert record["label"] in ("a", "b") and record["error"] is None
 
 
-def test_interrupted_finetune_says_what_is_left_and_exits_130(
-    runner, cli_app, tmp_path, monkeypatch
-):
+@pytest.fixture
+def deterministic_ops():
+    """--deterministic switches TensorFlow's op determinism on for the whole process."""
+    yield
+    from tensorflow.python.framework import config  # not exported under tf.config
+
+    config.disable_op_determinism()
+
+
+def interrupt_epoch(monkeypatch, number):
+    """Send SIGINT to this process as the number-th training epoch starts (counted over
+    both phases), as Ctrl-C would."""
+    import os
     import signal
 
-    from imgcls_cli import finetune as finetune_module
-    from imgcls_cli.training import TrainingInterrupted
+    from imgcls_cli.training import Trainer
 
-    def interrupted(config, run_dir, reporter):
-        raise TrainingInterrupted(signal.SIGINT, epoch=2, step=5)
+    real_train_epoch, calls = Trainer.train_epoch, []
 
-    monkeypatch.setattr(finetune_module, "run_finetune", interrupted)
-    result = finetune(runner, cli_app, "--weights", "none", "--output", str(tmp_path / "r"))
-    assert result.exit_code == 130
-    assert "Interrupted at epoch 2, step 5" in result.output
-    assert "rerun the command" in result.output
-    assert "Traceback" not in result.output
+    def train_epoch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == number:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+
+
+@pytest.mark.slow
+def test_interrupted_finetune_resumes_to_the_same_history_and_weights(
+    runner, cli_app, tmp_path, monkeypatch, deterministic_ops
+):
+    weights_file = tmp_path / "mobilenetv2.weights.h5"
+    save_backbone_weights("mobilenetv2", weights_file, SIZE)
+    data = make_class_folder(tmp_path / "shapes", classes=("a", "b"), per_class=8, size=SIZE)
+    options = [
+        *("--data", str(data), "--weights", str(weights_file), "--image-size", str(SIZE)),
+        *("--head-epochs", "2", "--epochs", "2", "--unfreeze", "6", "--batch-size", "4"),
+        *("--augment", "none", "--deterministic", "--dropout", "0.5"),
+    ]
+
+    def outcome(run_dir):
+        history = (run_dir / runs.HISTORY_FILE).read_text().splitlines()
+        rows = [line.split(",")[:4] for line in history]  # epoch, phase, loss, accuracy
+        metrics = json.loads((run_dir / runs.METRICS_FILE).read_text())
+        return rows, metrics["weights_fingerprint"]
+
+    assert finetune(runner, cli_app, *options, "--output", str(tmp_path / "a")).exit_code == 0
+    expected = outcome(tmp_path / "a")
+    assert [row[1] for row in expected[0][1:]] == ["head", "head", "finetune", "finetune"]
+
+    # Epoch 2 is the second head epoch (cached features); epoch 3 the first fine-tuning one.
+    for epoch in (2, 3):
+        run_dir = tmp_path / f"stopped-at-{epoch}"
+        with monkeypatch.context() as patch:
+            interrupt_epoch(patch, epoch)
+            result = finetune(runner, cli_app, *options, "--output", str(run_dir))
+        assert result.exit_code == 130, result.output
+        assert f"Resume with: imgcls finetune --resume {run_dir}" in result.output
+        assert not (run_dir / runs.MODEL_FILE).exists()
+        result = runner.invoke(cli_app, ["finetune", "--resume", str(run_dir)])
+        assert result.exit_code == 0, result.output
+        if epoch == 3:
+            assert "Phase already finished (2 epoch(s)): restored" in result.output
+        assert outcome(run_dir) == expected
