@@ -659,11 +659,7 @@ def readme_runs(tmp_path_factory):
             for command in readme_commands(README.read_text()):
                 how = COMMANDS.get(command)
                 if how is not None and how.run != "not-run":
-                    import time
-
-                    t = time.perf_counter()
                     outcomes[command] = run_command(command, how, ws, CliRunner())
-                    print(f"TIME {time.perf_counter() - t:6.1f}s {command}", file=sys.__stderr__)
         finally:
             os.chdir(previous)
             for path in cached:  # other tests expect an empty cache
