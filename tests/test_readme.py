@@ -1,0 +1,736 @@
+"""Every command shown in README.md runs, in a quick mode, in a temporary working directory.
+
+COMMANDS below says how each README command is run and what is checked. A README command
+missing from it, or an entry no longer in the README, fails `test_table_matches_the_readme`,
+so nobody can add an untested command to the README.
+
+All commands run once, in README order, in one working directory (as a reader following the
+README top to bottom would run them), in-process through Typer's CliRunner so TensorFlow is
+imported once; each command's outcome is then checked by its own test.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_class_folder, write_image
+
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+IMGCLS_WORDS = ("imgcls", ".venv/bin/imgcls")
+SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
+PLACEHOLDERS = ("…", "...", "RUN_DIR", "COMMAND")
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+# --- Reading the README ---------------------------------------------------------------------
+
+FENCE = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```", re.M | re.S)
+INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+
+
+def split_comment(text: str) -> tuple[str, str | None]:
+    """(text without a trailing shell comment, the quote left open at its end or None)."""
+    quote = None
+    for index, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1].isspace()):
+            return text[:index].rstrip(), None
+    return text.rstrip(), quote
+
+
+def block_commands(language: str, body: str) -> list[str]:
+    """Command lines of a fenced block: `$ ` prompts in console blocks (other lines there are
+    output), every line in shell blocks; comments dropped, continuations joined (a trailing
+    backslash, or a quote still open at the end of the line)."""
+    commands, pending = [], ""
+    for raw in body.splitlines():
+        line = raw.strip()
+        if not pending:
+            if language == "console":
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+        joined = f"{pending} {line}" if pending else line
+        code, open_quote = split_comment(joined)
+        if open_quote:
+            pending = joined
+        elif code.endswith("\\"):
+            pending = code[:-1]
+        else:
+            pending = ""
+            if code:
+                commands.append(" ".join(code.split()))
+    return commands
+
+
+def inline_command(span: str) -> str | None:
+    """A code span that is a complete imgcls command, else None. Skipped: placeholders
+    (`imgcls COMMAND --help`), bare command names (`imgcls train` in a heading names the
+    command), and anything not starting with imgcls (option-only spans such as `--tta`)."""
+    if any(mark in span for mark in PLACEHOLDERS):
+        return None
+    try:
+        words = shlex.split(span)
+    except ValueError:
+        return None
+    while words and ENV_ASSIGNMENT.match(words[0]):
+        words = words[1:]
+    if not words or words[0] not in IMGCLS_WORDS:
+        return None
+    arguments = words[1:]
+    if not arguments or (len(arguments) == 1 and not arguments[0].startswith("-")):
+        return None
+    return " ".join(span.split())
+
+
+def readme_commands(text: str) -> list[str]:
+    """Every command the README shows, in order of first appearance, without duplicates."""
+    commands = []
+    for match in FENCE.finditer(text):
+        if match.group(1) in SHELL_LANGUAGES:
+            commands += block_commands(match.group(1), match.group(2))
+    prose = FENCE.sub("", text)
+    commands += [c for c in map(inline_command, INLINE.findall(prose)) if c]
+    return list(dict.fromkeys(commands))
+
+
+def demo_output_in_readme(text: str) -> list[str]:
+    """The sample output README shows for `make demo` (the plain block starting `Data:`)."""
+    for match in FENCE.finditer(text):
+        if match.group(1) == "" and match.group(2).startswith("Data: "):
+            return match.group(2).splitlines()
+    raise AssertionError("README.md no longer shows the output of `make demo`")
+
+
+def makefile_recipe(target: str) -> str:
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    return lines[start + 1].strip()
+
+
+# --- The table: README command -> how it is run and checked --------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+    output: str  # stdout and stderr, interleaved as a terminal shows them
+
+
+@dataclasses.dataclass(frozen=True)
+class How:
+    check: Callable[[Path, Outcome | None], None]  # (working directory, outcome)
+    quick: tuple[str, ...] = ()  # appended to the command: click keeps an option's last value
+    why: str = ""  # why those options, or why the command is not run here
+    run: str = "cli"  # cli: CliRunner; process: a subprocess; make: a Makefile recipe; not-run
+    tfds: bool = False  # under tfds.testing.mock_data (no network here)
+
+
+def saved_run(outcome: Outcome) -> Path:
+    match = re.search(r"Run saved to (\S+) \(weights [0-9a-f]+\)", outcome.stdout)
+    assert outcome.exit_code == 0 and match, outcome.output
+    return Path(match.group(1))
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+def history_rows(run_dir: Path) -> list[dict]:
+    with (run_dir / "history.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+RUN_FILES = {"model.keras", "labels.json", "config.json", "history.csv", "metrics.json"}
+
+
+def trained(labels=None, epochs=None, **resolved) -> Callable:
+    """Check a train/finetune run: exit 0, the run directory's files, and what config.json
+    records (`resolved` keys compared with config['resolved'])."""
+
+    def check(ws: Path, outcome: Outcome) -> None:
+        run_dir = ws / saved_run(outcome)
+        assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
+        metrics = read_json(run_dir / "metrics.json")
+        assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+        if labels is not None:
+            assert read_json(run_dir / "labels.json") == labels
+        if epochs is not None:
+            assert len(history_rows(run_dir)) == epochs
+        config = read_json(run_dir / "config.json")
+        for key, value in resolved.items():
+            assert config["resolved"][key] == value, key
+
+    return check
+
+
+def finetuned(weights: str, phases: list[str], **options) -> Callable:
+    def check(ws: Path, outcome: Outcome) -> None:
+        trained()(ws, outcome)
+        run_dir = ws / saved_run(outcome)
+        config = read_json(run_dir / "config.json")
+        assert config["command"] == "finetune"
+        assert config["resolved"]["weights"]["source"] == weights
+        for key, value in options.items():
+            assert config["options"][key] == value, key
+        assert [row["phase"] for row in history_rows(run_dir)] == phases
+
+    return check
+
+
+def check_xrays(ws: Path, outcome: Outcome) -> None:
+    finetuned("imagenet", ["head"], backbone="resnet50", class_weight="balanced", unfreeze="all")(
+        ws, outcome
+    )
+    resolved = read_json(ws / saved_run(outcome) / "config.json")["resolved"]
+    normal, pneumonia = resolved["class_weights"]  # 8 and 3 images: the rare class weighs more
+    assert pneumonia > 1.0 > normal
+
+
+def check_cifar10(ws: Path, outcome: Outcome) -> None:
+    trained(epochs=3, image_size=[32, 32], channels=3)(ws, outcome)
+    options = read_json(ws / saved_run(outcome) / "config.json")["options"]
+    assert (options["arch"], options["schedule"], options["warmup_epochs"]) == (
+        "resnet8",
+        "cosine",
+        2,
+    )
+
+
+def check_cutmix(ws: Path, outcome: Outcome) -> None:
+    trained(labels=["circle", "square"])(ws, outcome)
+    augment = read_json(ws / saved_run(outcome) / "config.json")["resolved"]["augment"]
+    assert augment["preset"] == "standard" and augment["cutmix"] == 1.0
+
+
+def check_mirrored(ws: Path, outcome: Outcome) -> None:
+    trained()(ws, outcome)
+    assert "MirroredStrategy with 2 replica(s)" in outcome.output
+
+
+def check_help(ws: Path, outcome: Outcome) -> None:
+    assert outcome.exit_code == 0, outcome.output
+    for command in ("train", "finetune", "evaluate", "predict", "augment-preview"):
+        assert command in outcome.stdout
+
+
+def evaluated(run_dir: str | None, mistakes: bool, split: str) -> Callable:
+    """Check evaluate: exit 0, the files it writes into the run directory, the split used."""
+
+    def check(ws: Path, outcome: Outcome) -> None:
+        assert outcome.exit_code == 0, outcome.output
+        directory = ws / (run_dir or latest_run_named(outcome))
+        files = {"evaluation.json", "confusion_matrix.csv", "confusion_matrix.png"}
+        if mistakes:
+            files |= {"mistakes.csv", "mistakes.png"}
+        assert files <= {p.name for p in directory.iterdir()}
+        evaluation = read_json(directory / "evaluation.json")
+        assert 0.0 <= evaluation["accuracy"] <= 1.0
+        assert evaluation["data"]["split"] == split
+
+    return check
+
+
+def latest_run_named(outcome: Outcome) -> Path:
+    """evaluate/predict without --model name the run they picked on stderr."""
+    match = re.search(r"Using the latest run: (\S+)", outcome.stderr)
+    assert match, outcome.output
+    return Path(match.group(1))
+
+
+def check_ci_gate(ws: Path, outcome: Outcome) -> None:
+    report = read_json(ws / "report.json")  # stdout held only the JSON report
+    assert (
+        report["accuracy"]
+        == read_json(ws / "runs/train-digits-simplecnn/evaluation.json")["accuracy"]
+    )
+    if report["accuracy"] >= 0.9:
+        assert outcome.exit_code == 0, outcome.output
+    else:  # the documented CI-gate failure
+        assert outcome.exit_code == 1 and "below --min-accuracy" in outcome.stderr
+
+
+def table_rows(stdout: str) -> list[tuple[str, str]]:
+    """(path, label) of each row of predict's table; Rich folds long paths over lines."""
+    rows: list[tuple[str, str]] = []
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) < 3:
+            continue
+        if cells[2]:  # a confidence: a new row
+            rows.append((cells[0], cells[1]))
+        elif rows:
+            rows[-1] = (rows[-1][0] + cells[0], rows[-1][1])
+    return rows
+
+
+def predicted(*paths: str) -> Callable:
+    """Check predict's table: exit 0 and a row for exactly these files."""
+
+    def check(ws: Path, outcome: Outcome) -> None:
+        assert outcome.exit_code == 0, outcome.output
+        assert sorted(path for path, _ in table_rows(outcome.stdout)) == sorted(paths)
+
+    return check
+
+
+def check_jsonl(ws: Path, outcome: Outcome) -> None:
+    assert outcome.exit_code == 0, outcome.output
+    records = [json.loads(line) for line in (ws / "predictions.jsonl").read_text().splitlines()]
+    found = subprocess.run(
+        ["find", ".", "-name", "*.jpg"], cwd=ws, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(r["path"] for r in records) == sorted(found) and len(found) >= 3
+    for record in records:
+        assert record["error"] is None and 0.0 <= record["confidence"] <= 1.0
+        assert record["label"] == record["top_k"][0]["label"]
+
+
+def check_examples_images(ws: Path, outcome: Outcome) -> None:
+    """The sample images are digits from the embedded test split, named digit-N.png."""
+    assert outcome.exit_code == 0, outcome.output
+    rows = table_rows(outcome.stdout)
+    assert len(rows) == 5
+    for path, label in rows:
+        assert path == f"examples/images/digit-{label}.png"
+
+
+def preview_written(name: str, rows: int, columns: int) -> Callable:
+    """Check augment-preview: it prints the PNG's path; the grid has a row per source image
+    and a column for the original plus one per variant."""
+
+    def check(ws: Path, outcome: Outcome) -> None:
+        from PIL import Image
+
+        from imgcls_cli.augment_preview import CAPTION_HEIGHT, HEADER_HEIGHT, PAD
+
+        assert outcome.exit_code == 0, outcome.output
+        assert outcome.stdout.strip() == name
+        with Image.open(ws / name) as image:
+            assert image.format == "PNG"
+            width, height = image.size
+        tile_width, spare = divmod(width - PAD, columns)
+        assert spare == 0 and tile_width > PAD
+        tile_height, spare = divmod(height - HEADER_HEIGHT - PAD, rows)
+        assert spare == 0 and tile_height > CAPTION_HEIGHT + PAD
+
+    return check
+
+
+def check_demo(ws: Path, outcome: Outcome) -> None:
+    """`make demo`'s real output has the lines README shows; numbers that depend on
+    training (losses, accuracies, speed, the weights fingerprint) are left out."""
+    shown = [line for line in demo_output_in_readme(README.read_text()) if line.strip() != "…"]
+    printed = [line for line in outcome.output.splitlines() if line.strip()]
+    assert outcome.exit_code == 0, outcome.output
+
+    def is_epoch(line: str) -> bool:
+        return line.startswith("Epoch ")
+
+    assert [masked(line) for line in shown if not is_epoch(line)] == [
+        masked(line) for line in printed if not is_epoch(line)
+    ]
+    epoch_shapes = {masked(line) for line in shown + printed if is_epoch(line)}
+    assert len(epoch_shapes) == 1, epoch_shapes
+    assert len([line for line in printed if is_epoch(line)]) == DEMO_EPOCHS
+
+
+def masked(line: str) -> str:
+    """A line with its training-dependent numbers replaced by #."""
+    if line.startswith("Epoch "):
+        line = re.sub(r"\d[\d,.]*", "#", line)
+    line = re.sub(r"\(weights [0-9a-f]+\)", "(weights #)", line)
+    line = re.sub(r"\d+\.\d+%?", "#", line)  # the table's loss and accuracy
+    return " ".join(line.split())
+
+
+def check_make_test(ws: Path, outcome: None) -> None:
+    """`make test` is what CI runs; it runs pytest over tests/, which holds this file."""
+    assert makefile_recipe("test") == "$(BIN)/python -m pytest -q"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'testpaths = ["tests"]' in pyproject and Path(__file__).parent.name == "tests"
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def make_dry_run(target: str, *expected: str) -> Callable:
+    """Not run here: `make -n` shows the target exists and what it would run."""
+
+    def check(ws: Path, outcome: None) -> None:
+        shown = subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        for part in expected:
+            assert part in shown, shown
+
+    return check
+
+
+def check_tf_config(ws: Path, outcome: None) -> None:
+    """The README's TF_CONFIG is valid JSON naming the cluster and this worker."""
+    command = next(c for c in COMMANDS if c.startswith("export TF_CONFIG="))
+    config = json.loads(shlex.split(command)[1].split("=", 1)[1])
+    assert len(config["cluster"]["worker"]) == 2
+    assert config["task"] == {"type": "worker", "index": 0}
+
+
+def check_multi_worker(ws: Path, outcome: None) -> None:
+    """10.0.0.x machines cannot be reached here. The command's options parse; the example
+    script, run by tests/test_examples.py::test_multi_worker_example, runs the same command
+    form on two local workers."""
+    from typer.main import get_command
+
+    from imgcls_cli.cli import app
+
+    command = next(c for c in COMMANDS if "--strategy multi-worker" in c)
+    arguments = shlex.split(command)[1:]
+    train = get_command(app).commands["train"]  # parsing only: unknown options would raise
+    context = train.make_context("train", arguments[1:])
+    assert context.params["strategy"].value == "multi-worker"
+    script = (ROOT / "examples" / "multi_worker_local.sh").read_text()
+    assert "$IMGCLS train --strategy multi-worker" in script and "TF_CONFIG=" in script
+    example_test = (ROOT / "tests" / "test_examples.py").read_text()
+    assert "def test_multi_worker_example" in example_test
+    assert '"multi_worker_local.sh"' in example_test
+
+
+DEMO_EPOCHS = 10
+QUICK_TRAIN = ("--epochs", "1", "--batch-size", "8")
+WHY_TRAIN = "1 epoch, small batches: the command's path, not the accuracy, is under test"
+TFDS_DIR = ("--data-dir", "tfds")
+WHY_TFDS = "mocked TFDS (no network here); --data-dir keeps TFDS out of ~"
+QUICK_FINETUNE = ("--image-size", "32", "--head-epochs", "1", "--epochs", "1", "--batch-size", "8")
+WHY_FINETUNE = (
+    "32 px (the backbones' minimum) and 1+1 epochs instead of 224 px and 10+10; "
+    "--weights imagenet reads a random stand-in file in Keras' cache"
+)
+DIGITS = [str(i) for i in range(10)]
+SHAPES = ["circle", "square"]
+
+COMMANDS: dict[str, How] = {
+    "make demo": How(
+        check_demo,
+        ("--epochs", str(DEMO_EPOCHS)),
+        "the Makefile's own command with 10 epochs instead of 30 (95% test accuracy, enough "
+        "for `predict examples/images` below)",
+        run="make",
+    ),
+    "make test": How(check_make_test, why="this suite is `make test`", run="not-run"),
+    "imgcls --help": How(check_help),
+    "imgcls train --dataset mnist --arch simplecnn --epochs 5": How(
+        trained(labels=DIGITS, image_size=[28, 28], channels=1),
+        QUICK_TRAIN + TFDS_DIR,
+        f"{WHY_TRAIN}; {WHY_TFDS}",
+        tfds=True,
+    ),
+    "imgcls train --dataset cifar10 --arch resnet8 --epochs 30 --schedule cosine "
+    "--warmup-epochs 2": How(
+        check_cifar10,
+        ("--epochs", "3", "--batch-size", "8", *TFDS_DIR),
+        f"3 epochs, the fewest that keep --warmup-epochs 2 valid; {WHY_TFDS}",
+        tfds=True,
+    ),
+    "imgcls train --data ./shapes --arch simplecnn --image-size 64": How(
+        trained(labels=SHAPES, image_size=[64, 64], channels=3), QUICK_TRAIN, WHY_TRAIN
+    ),
+    "imgcls train": How(trained(labels=DIGITS, image_size=[8, 8]), QUICK_TRAIN, WHY_TRAIN),
+    "imgcls finetune --backbone mobilenetv2 --data ./flowers": How(
+        finetuned("imagenet", ["head", "finetune"], backbone="mobilenetv2"),
+        QUICK_FINETUNE,
+        WHY_FINETUNE,
+    ),
+    "imgcls finetune --backbone resnet50 --data ./xrays --class-weight balanced "
+    "--unfreeze all": How(
+        check_xrays,
+        (*QUICK_FINETUNE, "--epochs", "0"),
+        WHY_FINETUNE + ", and its hash patched to the stand-in's, since Keras checks it; "
+        "--epochs 0 skips the unfrozen phase, whose first step alone took about 35 s",
+    ),
+    "imgcls finetune --dataset digits --weights none --image-size 32 --head-epochs 3 "
+    "--unfreeze 0": How(
+        finetuned("none", ["head"] * 3, backbone="mobilenetv2"),
+        why="run as shown: README promises a few seconds",
+    ),
+    "imgcls train --dataset digits --epochs 10": How(
+        trained(labels=DIGITS), ("--epochs", "2"), "2 epochs: only the run's existence matters"
+    ),
+    "imgcls evaluate": How(evaluated(None, mistakes=False, split="test")),
+    "imgcls evaluate --model runs/train-digits-simplecnn --min-accuracy 0.9 --json "
+    "> report.json": How(check_ci_gate),
+    "imgcls evaluate --model runs/train-shapes-simplecnn --data new_photos/": How(
+        evaluated("runs/train-shapes-simplecnn", mistakes=False, split="all")
+    ),
+    "imgcls predict photo.jpg": How(predicted("photo.jpg")),
+    "imgcls predict photos/ 'more/**/*.png' --model runs/train-shapes-simplecnn --top-k 2": How(
+        predicted(
+            *(f"photos/{name}/{name}_{i}.png" for name in SHAPES for i in (0, 1)),
+            *(f"more/new/{name}/{name}_{i}.png" for name in SHAPES for i in (0, 1)),
+        )
+    ),
+    "find . -name '*.jpg' | imgcls predict - --json > predictions.jsonl": How(check_jsonl),
+    "imgcls predict one.png": How(predicted("one.png")),
+    "imgcls augment-preview --data ./shapes --augment strong --samples 4 --variants 6": How(
+        preview_written("augment-preview.png", rows=4, columns=7)
+    ),
+    "imgcls augment-preview photo1.jpg photo2.jpg --rotate 30 --flip both --output check.png": (
+        How(preview_written("check.png", rows=2, columns=6))
+    ),
+    "imgcls train --data ./shapes --augment standard --cutmix 1.0": How(
+        check_cutmix, QUICK_TRAIN, WHY_TRAIN
+    ),
+    "imgcls train --dataset mnist --epochs 1": How(
+        trained(labels=DIGITS), TFDS_DIR, WHY_TFDS, tfds=True
+    ),
+    "IMGCLS_CPU_REPLICAS=2 imgcls train --strategy mirrored": How(
+        check_mirrored,
+        QUICK_TRAIN,
+        f"{WHY_TRAIN}; a subprocess, since the CPU is split before TensorFlow starts",
+        run="process",
+    ),
+    'export TF_CONFIG=\'{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]}, '
+    '"task": {"type": "worker", "index": 0}}\'': How(
+        check_tf_config, why="two other machines; see the next entry", run="not-run"
+    ),
+    "imgcls train --strategy multi-worker --dataset cifar10 --arch resnet8 "
+    "--output /shared/runs/c10": How(
+        check_multi_worker,
+        why="needs the machines 10.0.0.1-2: examples/multi_worker_local.sh runs the same "
+        "command form on two local workers (tests/test_examples.py)",
+        run="not-run",
+    ),
+    ".venv/bin/imgcls predict examples/images": How(
+        check_examples_images,
+        ("--model", "runs/train-digits-simplecnn"),
+        "README runs it right after `make demo`, whose run is then the latest; here later "
+        "README commands wrote newer runs, so the demo's run is named",
+    ),
+    "make lint": How(
+        make_dry_run("lint", "ruff format --check", "ruff check"),
+        why="CI runs it (.ci/run); `make -n` checks the target",
+        run="not-run",
+    ),
+    "make bench": How(
+        make_dry_run("bench", "benchmarks/run_all.py"),
+        why="minutes of benchmarks; `make -n` checks the target",
+        run="not-run",
+    ),
+}
+
+
+# --- Running them ---------------------------------------------------------------------------
+
+
+def make_workspace(ws: Path) -> None:
+    """The files and folders README commands name, generated small."""
+    make_class_folder(ws / "shapes", classes=SHAPES, per_class=12, size=16)
+    make_class_folder(ws / "new_photos", classes=SHAPES, per_class=4, size=16, seed=1)
+    make_class_folder(ws / "flowers", classes=("daisy", "roses"), per_class=6, size=16)
+    xrays = make_class_folder(ws / "xrays", classes=("normal", "pneumonia"), per_class=8, size=16)
+    for path in sorted((xrays / "pneumonia").iterdir())[:5]:  # imbalanced: 8 vs 3
+        path.unlink()
+    make_class_folder(ws / "photos", classes=SHAPES, per_class=2, size=16, seed=2)
+    make_class_folder(ws / "more" / "new", classes=SHAPES, per_class=2, size=16, seed=3)
+    rng = np.random.default_rng(4)
+    for name in ("photo.jpg", "photo1.jpg", "photo2.jpg", "one.png"):
+        write_image(ws / name, rng.integers(0, 256, (24, 20, 3), dtype=np.uint8))
+    shutil.copytree(ROOT / "examples" / "images", ws / "examples" / "images")
+
+
+def cache_imagenet_stand_ins(monkeypatch) -> list[Path]:
+    """Random `include_top=False` weights under the file names Keras looks for in its cache,
+    in the legacy H5 format of its downloads. Returns the files written (to delete after)."""
+    import h5py
+    from keras.src.applications import resnet
+    from keras.src.legacy.saving import legacy_h5_format
+    from keras.src.utils.file_utils import hash_file
+
+    from imgcls_cli import weights
+    from imgcls_cli.models.backbones import create_backbone
+
+    written = []
+    for backbone in ("mobilenetv2", "resnet50"):
+        path = weights.imagenet_path(backbone, 32)
+        if path.exists():  # a real ImageNet file: use it, never replace it
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(path, "w") as handle:
+            legacy_h5_format.save_weights_to_hdf5_group(
+                handle, create_backbone(backbone, 32, imagenet=False)
+            )
+        written.append(path)
+        if backbone == "resnet50":  # Keras re-downloads a cached file with another hash
+            with_top, _ = resnet.WEIGHTS_HASHES["resnet50"]
+            monkeypatch.setitem(resnet.WEIGHTS_HASHES, "resnet50", (with_top, hash_file(path)))
+    return written
+
+
+def imgcls_arguments(words: list[str]) -> list[str]:
+    assert words[0] in IMGCLS_WORDS, words
+    return words[1:]
+
+
+def run_command(command: str, how: How, ws: Path, runner) -> Outcome:
+    """Run one README command: shell stages before the imgcls stage by bash (their output
+    piped in), `> FILE` written from imgcls' stdout, the imgcls stage through CliRunner."""
+    from imgcls_cli.cli import app
+
+    if how.run == "make":
+        words = shlex.split(makefile_recipe(command.split()[1]).replace("$(BIN)/", ""))
+        return invoke(runner, app, imgcls_arguments(words) + list(how.quick))
+    stages = [stage.strip() for stage in command.split(" | ")]
+    *before, last = stages
+    last, _, redirect = last.partition(" > ")
+    words = shlex.split(last)
+    env = {}
+    while ENV_ASSIGNMENT.match(words[0]):
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    arguments = imgcls_arguments(words) + list(how.quick)
+    if how.run == "process":
+        done = subprocess.run(
+            [sys.executable, "-m", "imgcls_cli", *arguments],
+            cwd=ws,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return Outcome(done.returncode, done.stdout, done.stderr, done.stdout + done.stderr)
+    assert not env, "environment variables need run='process'"
+    piped = None
+    if before:
+        piped = subprocess.run(
+            ["bash", "-c", " | ".join(before)], cwd=ws, capture_output=True, text=True, check=True
+        ).stdout
+    if how.tfds:
+        import tensorflow_datasets as tfds
+
+        with tfds.testing.mock_data(num_examples=40):
+            outcome = invoke(runner, app, arguments, piped)
+    else:
+        outcome = invoke(runner, app, arguments, piped)
+    if redirect:
+        (ws / redirect.strip()).write_text(outcome.stdout)
+    return outcome
+
+
+def invoke(runner, app, arguments: list[str], stdin: str | None = None) -> Outcome:
+    result = runner.invoke(app, arguments, input=stdin)
+    output = result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        output += f"\n{type(result.exception).__name__}: {result.exception}"
+    return Outcome(result.exit_code, result.stdout, result.stderr, output)
+
+
+@pytest.fixture(scope="module")
+def readme_runs(tmp_path_factory):
+    """Every runnable README command, run once in README order in one working directory."""
+    from typer.testing import CliRunner
+
+    from imgcls_cli.data import tfds_source
+
+    ws = tmp_path_factory.mktemp("readme")
+    make_workspace(ws)
+    outcomes: dict[str, Outcome] = {}
+    cached: list[Path] = []
+    previous = Path.cwd()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # Mocked TFDS never downloads, but the fail-fast offline check would still fire.
+        monkeypatch.setattr(tfds_source, "network_available", lambda timeout=3.0: True)
+        try:
+            cached = cache_imagenet_stand_ins(monkeypatch)
+            os.chdir(ws)
+            for command in readme_commands(README.read_text()):
+                how = COMMANDS.get(command)
+                if how is not None and how.run != "not-run":
+                    outcomes[command] = run_command(command, how, ws, CliRunner())
+        finally:
+            os.chdir(previous)
+            for path in cached:  # other tests expect an empty cache
+                path.unlink(missing_ok=True)
+    return ws, outcomes
+
+
+# --- The tests ------------------------------------------------------------------------------
+
+
+def test_table_matches_the_readme():
+    shown = readme_commands(README.read_text())
+    untested = [c for c in shown if c not in COMMANDS]
+    assert not untested, f"README commands with no entry in COMMANDS: {untested}"
+    stale = [c for c in COMMANDS if c not in shown]
+    assert not stale, f"COMMANDS entries no longer in README.md: {stale}"
+    for command, how in COMMANDS.items():
+        assert how.why or not how.quick, f"say why {command!r} runs with {how.quick}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_readme_command(readme_runs, command):
+    ws, outcomes = readme_runs
+    how = COMMANDS[command]
+    if how.run == "not-run":
+        how.check(ws, None)
+        return
+    assert command in outcomes, "the README no longer shows it (see the test above)"
+    how.check(ws, outcomes[command])
+
+
+SAMPLE = """
+Intro `imgcls train` and `imgcls COMMAND --help`, `--tta`, `imgcls predict one.png`,
+`IMGCLS_CPU_REPLICAS=2 imgcls train --strategy mirrored`, `imgcls --debug train …`.
+
+```bash
+make demo   # it's a comment with a quote
+imgcls train --data ./x \\
+    --epochs 2        # the comment
+export A='{"a": [1,
+            2]}'
+```
+
+```console
+$ find . -name '*.jpg' | imgcls predict - --json > p.jsonl
+printed output, not a command
+```
+
+```
+Data: not a command
+```
+"""
+
+
+def test_commands_are_found_in_blocks_and_spans():
+    assert readme_commands(SAMPLE) == [
+        "make demo",
+        "imgcls train --data ./x --epochs 2",
+        "export A='{\"a\": [1, 2]}'",
+        "find . -name '*.jpg' | imgcls predict - --json > p.jsonl",
+        "imgcls predict one.png",
+        "IMGCLS_CPU_REPLICAS=2 imgcls train --strategy mirrored",
+    ]
+
+
+def test_demo_output_masks_only_training_dependent_numbers():
+    assert masked("│ val   │ 0.0316 │  100.00% │    136 │") == "│ val │ # │ # │ 136 │"
+    assert masked("Epoch 2/30  loss 2.0674  acc 0.4855  10,873 img/s  0.1s") == (
+        "Epoch #/# loss # acc # # img/s #s"
+    )
+    assert masked("Data: digits, 10 classes, val 136, train 1211") == (
+        "Data: digits, 10 classes, val 136, train 1211"
+    )
