@@ -141,6 +141,7 @@ class How:
     why: str = ""  # why those options, or why the command is not run here
     run: str = "cli"  # cli: CliRunner; process: a subprocess; make: a Makefile recipe; not-run
     tfds: bool = False  # under tfds.testing.mock_data (no network here)
+    offline: bool = False  # with the network probe answering "unreachable"
 
 
 def saved_run(outcome: Outcome) -> Path:
@@ -253,6 +254,15 @@ def latest_run_named(outcome: Outcome) -> Path:
     match = re.search(r"Using the latest run: (\S+)", outcome.stderr)
     assert match, outcome.output
     return Path(match.group(1))
+
+
+def check_offline_failure(ws: Path, outcome: Outcome) -> None:
+    """The benchmark table's offline figure: one line naming the problem and what to do,
+    exit code 1, and nothing downloaded."""
+    assert outcome.exit_code == 1, outcome.output
+    assert "network is unreachable" in outcome.stderr
+    assert "--data-dir" in outcome.stderr and "Traceback" not in outcome.output
+    assert not (ws / "tfds-offline" / "downloads").exists()
 
 
 def check_ci_gate(ws: Path, outcome: Outcome) -> None:
@@ -494,6 +504,12 @@ COMMANDS: dict[str, How] = {
     "imgcls train --data ./shapes --augment standard --cutmix 1.0": How(
         check_cutmix, QUICK_TRAIN, WHY_TRAIN
     ),
+    "imgcls train --dataset mnist": How(
+        check_offline_failure,
+        ("--data-dir", "tfds-offline"),
+        "offline, into an empty --data-dir: the failure the benchmark table times",
+        offline=True,
+    ),
     "imgcls train --dataset mnist --epochs 1": How(
         trained(labels=DIGITS), TFDS_DIR, WHY_TFDS, tfds=True
     ),
@@ -659,7 +675,12 @@ def readme_runs(tmp_path_factory):
             for command in readme_commands(README.read_text()):
                 how = COMMANDS.get(command)
                 if how is not None and how.run != "not-run":
-                    outcomes[command] = run_command(command, how, ws, CliRunner())
+                    with pytest.MonkeyPatch.context() as network:
+                        if how.offline:
+                            network.setattr(
+                                tfds_source, "network_available", lambda timeout=3.0: False
+                            )
+                        outcomes[command] = run_command(command, how, ws, CliRunner())
         finally:
             os.chdir(previous)
             for path in cached:  # other tests expect an empty cache
