@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -58,7 +59,7 @@ def test_train_examples_and_predicting_a_folder_to_csv(tmp_path):
 
 
 def test_ci_gate_passes_a_good_model_and_fails_an_impossible_bar(tmp_path):
-    code, output = run("ci_gate.sh", tmp_path, EPOCHS="30", MIN_ACCURACY="0.9")
+    code, output = run("ci_gate.sh", tmp_path, EPOCHS="15", MIN_ACCURACY="0.9")
     assert code == 0, output
     report = json.loads((tmp_path / "runs" / "ci-gate" / "report.json").read_text())
     assert report["accuracy"] >= 0.9
@@ -90,4 +91,16 @@ def test_multi_worker_example(tmp_path):
         PORT1=str(free_port()),
     )
     assert code == 0, output
-    assert (tmp_path / "runs" / "multi-worker-digits" / "model.keras").exists()
+    run_dir = tmp_path / "runs" / "multi-worker-digits"
+    assert (run_dir / "model.keras").exists()
+    # Both workers end with the same weights; only the chief wrote (worker 1's scratch
+    # folder is gone, and nothing else appeared).
+    chief = re.search(r"Run saved to \S+ \(weights ([0-9a-f]{16})\)", output)
+    worker = re.search(r"Worker done \(weights ([0-9a-f]{16})\)", output)
+    assert chief and worker, output
+    assert chief.group(1) == worker.group(1)
+    assert json.loads((run_dir / "metrics.json").read_text())["weights_fingerprint"] == (
+        chief.group(1)
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["multi-worker-digits"]

@@ -118,33 +118,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers = []
-    for index in range(2):
-        cwd = tmp_path / f"worker{index}"
-        cwd.mkdir()
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        args = ("train", "--strategy", "multi-worker", "--epochs", "2", "--output", "run", "-q")
-        workers.append((cwd, imgcls(*args, env={"TF_CONFIG": config}, cwd=cwd)))
-    outputs = []
-    for _cwd, process in workers:
-        code, output = finish(process)
-        assert code == 0, output
-        outputs.append(output)
-    fingerprints = [re.search(r"weights ([0-9a-f]{16})", out).group(1) for out in outputs]
-    assert fingerprints[0] == fingerprints[1]
-    assert (tmp_path / "worker0" / "run" / "model.keras").exists()
-    assert list((tmp_path / "worker1").iterdir()) == []  # worker 1 wrote nothing here
-    assert (
-        json.loads((tmp_path / "worker0" / "run" / "metrics.json").read_text())[
-            "weights_fingerprint"
-        ]
-        == fingerprints[0]
-    )
-
-
 def test_multi_worker_without_tf_config_is_a_usage_error(runner, cli_app, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     result = runner.invoke(cli_app, ["train", "--strategy", "multi-worker", "-q"])
@@ -185,7 +158,7 @@ def start_workers(tmp_path, run_dir, epochs, ports):
 def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     run_dir = tmp_path / "shared" / "run"  # a folder every worker sees, as on a shared disk
     ports = [free_port(), free_port()]
-    chief, worker = start_workers(tmp_path, run_dir, 3, ports)
+    chief, worker = start_workers(tmp_path, run_dir, 2, ports)
     wait_for(lambda: checkpoint_epochs(run_dir) >= 1, chief)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
@@ -199,12 +172,12 @@ def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
         chief.kill()
         chief.wait()
     done_before = checkpoint_epochs(run_dir)
-    assert 1 <= done_before < 3
+    assert done_before == 1  # the chief cannot finish epoch 2 without its peer
 
-    outputs = [finish(p) for p in start_workers(tmp_path, run_dir, 3, ports)]
+    outputs = [finish(p) for p in start_workers(tmp_path, run_dir, 2, ports)]
     for code, output in outputs:
         assert code == 0, output
         assert f"Resuming after epoch {done_before}" in output
-    assert [int(row["epoch"]) for row in history(run_dir)] == [1, 2, 3]
+    assert [int(row["epoch"]) for row in history(run_dir)] == [1, 2]
     fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
     assert len(fingerprints) == 1
