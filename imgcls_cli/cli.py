@@ -16,10 +16,12 @@ from .config import (
     ClassWeight,
     EvalSplit,
     FillMode,
+    FinetuneConfig,
     Flip,
     Optimizer,
     Schedule,
     Strategy,
+    TrainConfig,
 )
 from .errors import ImgclsError, UsageError
 
@@ -446,16 +448,13 @@ def choose_run(
 ):
     """(config, run directory, resuming) for train or finetune: a run to --resume, or a
     new one from the flags (and --config)."""
-    from .config import FinetuneConfig, TrainConfig
-
     command = ctx.info_name or "train"
     if resume is not None:
         if output is not None or config_file is not None:
             raise UsageError("--resume continues RUN_DIR itself; drop --output and --config.")
         return resumed_config(ctx, resume, options, option_names), resume, True
-    config_class = TrainConfig if command == "train" else FinetuneConfig
     if config_file is not None:
-        options = apply_config_file(ctx, config_file, options, config_class)
+        options = apply_config_file(ctx, config_file, options, RUN_CONFIGS[command])
     build = build_train_config if command == "train" else build_finetune_config
     config = build(options)
     from .runs import is_same_run, prepare_run_dir
@@ -464,9 +463,7 @@ def choose_run(
     # checkpoint, as tf.keras' BackupAndRestore does, instead of refusing.
     if config.strategy == Strategy.multi_worker and is_same_run(output, command, config.to_dict()):
         return config, output, True
-    model_name = config.arch if command == "train" else config.backbone
-    name = f"{config.data.source_name}-{model_name}"
-    return config, prepare_run_dir(output, command, name, force), False
+    return config, prepare_run_dir(output, command, config.run_name, force), False
 
 
 def run_and_report(run: Any, command: str | None, run_dir: Path, quiet: bool) -> None:
@@ -512,6 +509,7 @@ TRAIN_OPTION_NAMES = (
     "save_every",
 )
 RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
+RUN_CONFIGS = {"train": TrainConfig, "finetune": FinetuneConfig}  # commands that write runs
 
 
 def resumed_config(
@@ -519,10 +517,9 @@ def resumed_config(
 ):
     """The saved options of the `ctx.info_name` run in run_dir, with the few that may
     change between sessions."""
-    from .config import FinetuneConfig, TrainConfig
     from .runs import CONFIG_FILE, read_json
 
-    command = ctx.info_name
+    command = ctx.info_name or "train"
 
     def given(name: str) -> bool:
         source = ctx.get_parameter_source(name)
@@ -538,8 +535,7 @@ def resumed_config(
     document = read_json(run_dir / CONFIG_FILE, f"--resume needs a run directory made by {command}")
     if document.get("command") != command:
         raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
-    config_class = TrainConfig if command == "train" else FinetuneConfig
-    saved = config_class.from_dict(document.get("options", {}))
+    saved = RUN_CONFIGS[command].from_dict(document.get("options", {}))
     changes = {n: options[n] for n in RESUME_OVERRIDES if given(n)}
     import dataclasses
 
@@ -630,7 +626,7 @@ def augment_preview(
 
 def build_train_config(values: dict[str, Any]):
     """Flat option values (from flags and maybe a config file) → a validated TrainConfig."""
-    from .config import TrainConfig, to_jsonable
+    from .config import to_jsonable
     from .models import check_architecture
 
     values = dict(values)
@@ -979,7 +975,7 @@ FINETUNE_OPTION_NAMES = (
 
 
 def build_finetune_config(values: dict[str, Any]):
-    from .config import FinetuneConfig, parse_unfreeze, to_jsonable
+    from .config import parse_unfreeze, to_jsonable
     from .models.backbones import check_image_size, get_backbone
 
     values, data = split_data_options(values)

@@ -293,6 +293,11 @@ class TrainConfig:
             if not ok:
                 raise UsageError(message)
 
+    @property
+    def run_name(self) -> str:
+        """The default run directory's name after its command: <data>-<arch>."""
+        return f"{self.data.source_name}-{self.arch}"
+
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
 
@@ -380,6 +385,11 @@ class FinetuneConfig:
     @property
     def resolved_finetune_lr(self) -> float:
         return self.finetune_lr if self.finetune_lr is not None else self.lr / 10
+
+    @property
+    def run_name(self) -> str:
+        """The default run directory's name after its command: <data>-<backbone>."""
+        return f"{self.data.source_name}-{self.backbone}"
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)

@@ -22,12 +22,14 @@ from .models.backbones import check_image_size
 from .train import (
     PreparedData,
     TrainResult,
+    cluster_errors,
+    discard_worker_dir,
     finish_run,
+    open_run,
     prepare_data,
     read_history,
     set_up_runtime,
-    start_run,
-    update_options,
+    strategy_name,
     worker_dir,
 )
 from .weights import create_backbone_with_weights, resolve_weights
@@ -76,11 +78,10 @@ def run_finetune(
     class_weights = choose_class_weights(config, data, reporter)
     replicas = strategy.num_replicas_in_sync
     phases = plan_phases(config, transfer, data, replicas)
-    strategy_name = type(strategy).__name__.lstrip("_").replace("DistributionStrategy", "Strategy")
     reporter.info(
         f"Model: {config.backbone} with {weights.label}, "
         f"{transfer.model.count_params():,} parameters, {len(backbone.layers)} backbone "
-        f"layers; strategy {strategy_name} with {replicas} replica(s), global batch "
+        f"layers; strategy {strategy_name(strategy)} with {replicas} replica(s), global batch "
         f"{config.batch_size}" + (f", {policy}" if config.mixed_precision else "")
     )
 
@@ -89,18 +90,14 @@ def run_finetune(
         "weights": weights.describe(),
         "phases": [dataclasses.asdict(phase) for phase in phases],
         "class_weights": class_weights,
-        "strategy": strategy_name,
+        "strategy": strategy_name(strategy),
         "replicas": replicas,
         "global_batch_size": config.batch_size,
         "precision_policy": policy,
     }
     work_dir = worker_dir(run_dir, strategy)
     saved_history = read_history(run_dir) if resume else []
-    if work_dir == run_dir:
-        if resume:
-            update_options(run_dir, config.to_dict())
-        else:
-            start_run(run_dir, "finetune", config.to_dict(), data, extra)
+    open_run(run_dir, work_dir, "finetune", config.to_dict(), data, extra, resume)
     history: list[dict[str, Any]] = []
     for number, phase in enumerate(phases, 1):
         reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))
@@ -119,10 +116,7 @@ def run_finetune(
 
     evaluator = Trainer(transfer.model, None, strategy)  # evaluates (and saves) the served model
     metrics = finish_run(work_dir, evaluator, data, len(history))
-    if work_dir != run_dir:
-        import shutil
-
-        shutil.rmtree(work_dir, ignore_errors=True)
+    discard_worker_dir(run_dir, work_dir)
     return TrainResult(run_dir, history, metrics, transfer.model, is_chief=work_dir == run_dir)
 
 
@@ -239,20 +233,21 @@ def train_phase(
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     run.reporter.info(f"  {trainable:,} trainable parameters")
 
-    rows = fit(
-        trainer,
-        train_ds,
-        val_ds,
-        epochs=phase.epochs,
-        steps_per_epoch=data.steps_per_epoch,
-        patience=config.patience,
-        reporter=run.reporter,
-        on_epoch_end=lambda rows: runs.write_csv_atomic(
-            run.work_dir / runs.HISTORY_FILE, earlier + label(rows)
-        ),
-        checkpoints=checkpoints,
-        history=rows_done,
-    )
+    with cluster_errors():
+        rows = fit(
+            trainer,
+            train_ds,
+            val_ds,
+            epochs=phase.epochs,
+            steps_per_epoch=data.steps_per_epoch,
+            patience=config.patience,
+            reporter=run.reporter,
+            on_epoch_end=lambda rows: runs.write_csv_atomic(
+                run.work_dir / runs.HISTORY_FILE, earlier + label(rows)
+            ),
+            checkpoints=checkpoints,
+            history=rows_done,
+        )
     checkpoints.save_finished()
     return label(rows)
 

@@ -5,9 +5,11 @@ The data and run-directory steps are public so that `finetune` follows the same 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +287,7 @@ def run_train(
             restore_from=run_dir / runs.CHECKPOINTS_DIR,
         )
     runtime_info = {
-        "strategy": type(strategy).__name__.lstrip("_").replace("DistributionStrategy", "Strategy"),
+        "strategy": strategy_name(strategy),
         "replicas": replicas,
         "global_batch_size": config.batch_size,
         "learning_rate": lr,
@@ -298,13 +300,8 @@ def run_train(
     )
 
     history = read_history(run_dir) if resume else []
-    if work_dir == run_dir:
-        if resume:
-            update_options(run_dir, config.to_dict())
-        else:
-            start_run(run_dir, "train", config.to_dict(), data, runtime_info)
-    tf = import_tensorflow()
-    try:
+    open_run(run_dir, work_dir, "train", config.to_dict(), data, runtime_info, resume)
+    with cluster_errors():
         history = fit(
             trainer,
             data.train,
@@ -317,18 +314,54 @@ def run_train(
             checkpoints=checkpoints,
             history=history,
         )
+    metrics = finish_run(work_dir, trainer, data, len(history))
+    discard_worker_dir(run_dir, work_dir)
+    return TrainResult(run_dir, history, metrics, model, is_chief=work_dir == run_dir)
+
+
+def strategy_name(strategy: Any) -> str:
+    """'MirroredStrategy', 'MultiWorkerMirroredStrategy', … as config.json records it."""
+    return type(strategy).__name__.lstrip("_").replace("DistributionStrategy", "Strategy")
+
+
+def open_run(
+    run_dir: Path,
+    work_dir: Path,
+    command: str,
+    options: dict[str, Any],
+    data: PreparedData,
+    extra: dict[str, Any],
+    resume: bool,
+) -> None:
+    """The chief starts the run directory, or on resume records the changed options."""
+    if work_dir != run_dir:
+        return
+    if resume:
+        update_options(run_dir, options)
+    else:
+        start_run(run_dir, command, options, data, extra)
+
+
+def discard_worker_dir(run_dir: Path, work_dir: Path) -> None:
+    """A non-chief worker's scratch copy of the run (see worker_dir) is not kept."""
+    if work_dir != run_dir:
+        import shutil
+
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster_errors() -> Iterator[None]:
+    """A peer that died mid-step surfaces as a gRPC error: say what to do instead."""
+    tf = import_tensorflow()
+    try:
+        yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
         first_line = str(error).strip().splitlines()[0][:200]
         raise ImgclsError(
             f"A worker of the cluster stopped answering ({first_line}). Restart every worker "
             "with the same command: training continues from the last checkpoint."
         ) from None
-    metrics = finish_run(work_dir, trainer, data, len(history))
-    if work_dir != run_dir:
-        import shutil
-
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return TrainResult(run_dir, history, metrics, model, is_chief=work_dir == run_dir)
 
 
 def update_options(run_dir: Path, options: dict[str, Any]) -> None:

@@ -41,7 +41,9 @@ def image_bytes(image_size: tuple[int, int], channels: int) -> int:
     return image_size[0] * image_size[1] * channels
 
 
-def should_cache(mode: CacheMode, num_examples: int, image_size: tuple[int, int], channels: int):
+def should_cache(
+    mode: CacheMode, num_examples: int, image_size: tuple[int, int], channels: int
+) -> bool:
     """Whether `num_examples` resized images are kept in memory under --cache `mode`."""
     if mode is CacheMode.auto:
         return num_examples * image_bytes(image_size, channels) <= memory_cache_budget()
