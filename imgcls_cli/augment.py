@@ -2,8 +2,9 @@
 
 The layers run inside the tf.data pipeline, on the CPU, on batches of float32 0-255 images
 and one-hot labels, for the training split only. Each layer owns a Keras SeedGenerator
-seeded from --seed; its state advances batch by batch, so the pipeline must call the
-augmentation sequentially (create_batches does) for the same seed to give the same images.
+seeded from --seed. The pipeline hands every batch a random key (drawn anew each epoch,
+see create_batches) that restarts those generators, so a batch's random changes depend on
+(seed, epoch, batch) alone: a resumed run augments exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -130,12 +131,28 @@ class Augmentation:
     layer (MixUp or CutMix) blends pairs of images and their labels with the same weight.
     """
 
-    def __init__(self, config: AugmentConfig, image_layers: list[Any], mix_layer: Any = None):
+    def __init__(
+        self, config: AugmentConfig, seed: int, image_layers: list[Any], mix_layer: Any = None
+    ):
         self.config = config
+        self.seed = seed
         self.image_layers = image_layers
         self.mix_layer = mix_layer
 
-    def __call__(self, images: Any, labels: Any) -> tuple[Any, Any]:
+    @property
+    def layers(self) -> list[Any]:
+        return self.image_layers + ([self.mix_layer] if self.mix_layer is not None else [])
+
+    def __call__(self, images: Any, labels: Any, key: Any = None) -> tuple[Any, Any]:
+        """Augment one batch. `key` (an int64 scalar), when given, restarts every layer's
+        seed generator at (its own seed, key): this batch's draws then depend on the key
+        alone, not on how many batches came before (which a resumed run cannot replay)."""
+        if key is not None:
+            for layer in self.layers:
+                state = layer.generator.state
+                state.assign(
+                    tf.stack([tf.constant(layer.seed, state.dtype), tf.cast(key, state.dtype)])
+                )
         for layer in self.image_layers:
             images = layer(images, training=True)
         if self.mix_layer is not None:
@@ -159,17 +176,18 @@ def build_augmentation(
     # The seed generators' state variables must live on the CPU with tf.data, even on a
     # machine whose default device is a GPU.
     with tf.device("/cpu:0"):
-        return create_layers(config, channels, random.Random(seed), flip_probability)
+        return create_layers(config, channels, seed, flip_probability)
 
 
 def create_layers(
     config: AugmentConfig,
     channels: int,
-    seeds: random.Random,
+    seed: int,
     flip_probability: float,
 ) -> Augmentation:
     """In a fixed order: flips, geometry (crop, rotation, zoom, shift), contrast,
     brightness, colour, erasing, then mixing."""
+    seeds = random.Random(seed)
 
     def next_seed() -> int:
         return seeds.randrange(2**31 - 1)
@@ -225,7 +243,7 @@ def create_layers(
                 seed=next_seed(),
             )
         )
-    return Augmentation(config, layers, create_mix_layer(config, next_seed()))
+    return Augmentation(config, seed, layers, create_mix_layer(config, next_seed()))
 
 
 def create_mix_layer(config: AugmentConfig, seed: int) -> Any:

@@ -457,18 +457,41 @@ def choose_run(
         options = apply_config_file(ctx, config_file, options, RUN_CONFIGS[command])
     build = build_train_config if command == "train" else build_finetune_config
     config = build(options)
-    from .runs import is_same_run, prepare_run_dir
+    from .runs import (
+        check_apart_from_data,
+        claim_run_dir,
+        default_run_dir,
+        is_same_run,
+        release_claim,
+    )
+    from .runtime import is_chief_task
 
-    # A restarted multi-worker job reruns the same command: continue from the last
-    # checkpoint, as tf.keras' BackupAndRestore does, instead of refusing.
-    if config.strategy == Strategy.multi_worker and is_same_run(output, command, config.to_dict()):
-        return config, output, True
-    return config, prepare_run_dir(output, command, config.run_name, force), False
+    data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
+    if output is not None:
+        check_apart_from_data(output, data_paths)
+    if config.strategy == Strategy.multi_worker:
+        # A restarted multi-worker job reruns the same command: continue from the last
+        # checkpoint, as tf.keras' BackupAndRestore does, instead of refusing.
+        if is_same_run(output, command, config.to_dict()):
+            return config, output, True
+        if not is_chief_task():  # only the chief writes (and claims) the run directory
+            return config, output or default_run_dir(command, config.run_name), False
+    run_dir = claim_run_dir(output, command, config.run_name, force)
+    try:
+        check_apart_from_data(run_dir, data_paths)
+    except ImgclsError:
+        release_claim(run_dir)
+        raise
+    return config, run_dir, False
 
 
 def run_and_report(run: Any, command: str | None, run_dir: Path, quiet: bool) -> None:
-    """Run `run(reporter)`, then print the result; an interruption says how to resume."""
+    """Run `run(reporter)`, then print the result; an interruption says how to resume.
+    A run that stops before training starts gives its claimed directory back."""
+    import shlex
+
     from . import console
+    from .runs import release_claim
     from .training import TrainingInterrupted
 
     try:
@@ -476,16 +499,20 @@ def run_and_report(run: Any, command: str | None, run_dir: Path, quiet: bool) ->
     except TrainingInterrupted as stop:
         console.error(
             f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
-            f"Resume with: imgcls {command} --resume {run_dir}"
+            f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
         )
         raise typer.Exit(stop.exit_code) from None
+    except BaseException:
+        release_claim(run_dir)
+        raise
     if not result.is_chief:
         fingerprint = result.metrics["weights_fingerprint"]
         console.out.print(
-            f"Worker done (weights {fingerprint}); the chief writes {run_dir}", soft_wrap=True
+            f"Worker done (weights {fingerprint}); the chief writes {console.escape(run_dir)}",
+            soft_wrap=True,
         )
         return
-    print_run_result(result.metrics, run_dir, quiet)
+    print_run_result(result.metrics, result.run_dir, quiet)
 
 
 TRAIN_OPTION_NAMES = (
@@ -517,7 +544,7 @@ def resumed_config(
 ):
     """The saved options of the `ctx.info_name` run in run_dir, with the few that may
     change between sessions."""
-    from .runs import CONFIG_FILE, read_json
+    from .runs import CONFIG_FILE, epochs_trained, read_json
 
     command = ctx.info_name or "train"
 
@@ -537,6 +564,13 @@ def resumed_config(
         raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
     saved = RUN_CONFIGS[command].from_dict(document.get("options", {}))
     changes = {n: options[n] for n in RESUME_OVERRIDES if given(n)}
+    if "epochs" in changes:
+        # config.json would claim fewer epochs than metrics.json and the model have.
+        done = epochs_trained(run_dir, phase=None if command == "train" else "finetune")
+        if changes["epochs"] < done:
+            raise UsageError(
+                f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
+            )
     import dataclasses
 
     return dataclasses.replace(saved, **changes)
@@ -821,7 +855,9 @@ def print_run_result(metrics: dict[str, Any], run_dir: Path, quiet: bool) -> Non
     if not quiet:
         console.out.print(console.metrics_table(metrics))
     fingerprint = metrics["weights_fingerprint"]
-    console.out.print(f"Run saved to [bold]{run_dir}[/] (weights {fingerprint})", soft_wrap=True)
+    console.out.print(
+        f"Run saved to [bold]{console.escape(run_dir)}[/] (weights {fingerprint})", soft_wrap=True
+    )
 
 
 def split_data_options(values: dict[str, Any]):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from enum import Enum
 from pathlib import Path
+from types import UnionType
 from typing import Any
 
 from .errors import UsageError
@@ -242,6 +245,41 @@ class AugmentConfig:
         return f"{preset} ({', '.join(parts)})" if parts else f"{preset} (off)"
 
 
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
+
+
+def shared_checks(config: Any) -> list[tuple[bool, str]]:
+    """(ok, message) for the options train and finetune share. isfinite: --lr inf or nan
+    would train to NaN weights without a word."""
+    return [
+        (config.batch_size >= 1, f"--batch-size must be at least 1; got {config.batch_size}."),
+        (
+            math.isfinite(config.lr) and config.lr > 0,
+            f"--lr must be a positive number; got {config.lr}.",
+        ),
+        (
+            math.isfinite(config.weight_decay) and config.weight_decay >= 0,
+            f"--weight-decay must be a number >= 0; got {config.weight_decay}.",
+        ),
+        (
+            0.0 <= config.label_smoothing < 1.0,
+            f"--label-smoothing must be in [0, 1); got {config.label_smoothing}.",
+        ),
+        (
+            0 <= config.seed <= MAX_SEED,
+            f"--seed must be between 0 and {MAX_SEED}; got {config.seed}.",
+        ),
+        (
+            config.patience is None or config.patience >= 1,
+            f"--patience must be at least 1; got {config.patience}.",
+        ),
+        (
+            config.save_every is None or config.save_every >= 1,
+            f"--save-every must be at least 1; got {config.save_every}.",
+        ),
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `imgcls train` needs; saved as config.json so a run can be reproduced."""
@@ -266,27 +304,12 @@ class TrainConfig:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        checks = [
+        checks = shared_checks(self) + [
             (self.epochs >= 1, f"--epochs must be at least 1; got {self.epochs}."),
-            (self.batch_size >= 1, f"--batch-size must be at least 1; got {self.batch_size}."),
-            (self.lr > 0, f"--lr must be positive; got {self.lr}."),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0; got {self.weight_decay}."),
             (
                 0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
                 f"--warmup-epochs must be below --epochs ({self.epochs}); "
                 f"got {self.warmup_epochs}.",
-            ),
-            (
-                0.0 <= self.label_smoothing < 1.0,
-                f"--label-smoothing must be in [0, 1); got {self.label_smoothing}.",
-            ),
-            (
-                self.save_every is None or self.save_every >= 1,
-                f"--save-every must be at least 1; got {self.save_every}.",
-            ),
-            (
-                self.patience is None or self.patience >= 1,
-                f"--patience must be at least 1; got {self.patience}.",
             ),
         ]
         for ok, message in checks:
@@ -341,7 +364,7 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if isinstance(self.unfreeze, str):
             object.__setattr__(self, "unfreeze", parse_unfreeze(self.unfreeze))
-        checks = [
+        checks = shared_checks(self) + [
             (self.head_epochs >= 0, f"--head-epochs must be 0 or more; got {self.head_epochs}."),
             (self.epochs >= 0, f"--epochs must be 0 or more; got {self.epochs}."),
             (
@@ -352,26 +375,12 @@ class FinetuneConfig:
                 self.head_epochs + self.finetune_epochs > 0,
                 "Nothing to train: give --head-epochs, or --epochs with --unfreeze above 0.",
             ),
-            (self.batch_size >= 1, f"--batch-size must be at least 1; got {self.batch_size}."),
-            (self.lr > 0, f"--lr must be positive; got {self.lr}."),
             (
-                self.finetune_lr is None or self.finetune_lr > 0,
-                f"--finetune-lr must be positive; got {self.finetune_lr}.",
-            ),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0; got {self.weight_decay}."),
-            (
-                0.0 <= self.label_smoothing < 1.0,
-                f"--label-smoothing must be in [0, 1); got {self.label_smoothing}.",
+                self.finetune_lr is None
+                or (math.isfinite(self.finetune_lr) and self.finetune_lr > 0),
+                f"--finetune-lr must be a positive number; got {self.finetune_lr}.",
             ),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1); got {self.dropout}."),
-            (
-                self.patience is None or self.patience >= 1,
-                f"--patience must be at least 1; got {self.patience}.",
-            ),
-            (
-                self.save_every is None or self.save_every >= 1,
-                f"--save-every must be at least 1; got {self.save_every}.",
-            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -422,12 +431,6 @@ def to_jsonable(config: Any) -> dict[str, Any]:
     return convert(dataclasses.asdict(config))
 
 
-ENUMS = {
-    e.__name__: e
-    for e in (Optimizer, Schedule, Strategy, AugmentPreset, Flip, FillMode, ClassWeight, CacheMode)
-}
-
-
 def command_config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     """A command's config from its JSON "options": the data section, then the rest."""
     values = dict(values)
@@ -439,7 +442,8 @@ def command_config_from_dict(cls: type, values: dict[str, Any]) -> Any:
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build a config dataclass, refusing unknown keys so typos are not silently ignored."""
+    """Build a config dataclass from JSON values, refusing unknown keys (typos are not
+    silently ignored) and values of the wrong type ("false" for a flag, 2.5 epochs)."""
     if not isinstance(values, dict):
         raise UsageError(f"Config section '{where}' must be a JSON object; got {values!r}.")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -449,22 +453,43 @@ def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
             f"Unknown key(s) {', '.join(unknown)} in config section '{where}'. "
             f"Valid: {', '.join(fields)}."
         )
-    converted = {}
-    for name, value in values.items():
-        # Annotations are strings here (postponed evaluation): "Flip | None" → Flip.
-        type_name = str(fields[name].type).removesuffix(" | None")
-        enum_type = ENUMS.get(type_name)
-        if enum_type is not None and value is not None:
-            try:
-                value = enum_type(value)
-            except ValueError:
-                valid = ", ".join(e.value for e in enum_type)
-                raise UsageError(f"Bad {name} '{value}' in config. Valid: {valid}.") from None
-        converted[name] = value
+    hints = typing.get_type_hints(cls)
+    converted = {name: convert_value(name, value, hints[name]) for name, value in values.items()}
     try:
         return cls(**converted)
     except TypeError as error:
         raise UsageError(f"Bad config section '{where}': {error}.") from None
+
+
+def convert_value(name: str, value: Any, hint: Any) -> Any:
+    """`value` as the annotated type: enums from their strings, ints accepted as floats;
+    anything else of the wrong type is refused with one line."""
+    allowed = (
+        typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else (hint,)
+    )
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if isinstance(kind, type) and issubclass(kind, Enum) and isinstance(value, str):
+            try:
+                return kind(value)
+            except ValueError:
+                valid = ", ".join(e.value for e in kind)
+                raise UsageError(f"Bad {name} '{value}' in config. Valid: {valid}.") from None
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+        if dataclasses.is_dataclass(kind) and isinstance(value, kind):
+            return value
+    expected = " or ".join(
+        "null" if kind is type(None) else getattr(kind, "__name__", str(kind)) for kind in allowed
+    )
+    raise UsageError(f"Bad {name} {json.dumps(value)} in config: expected {expected}.")
 
 
 def read_config_options(path: Path, command: str | None = None) -> dict[str, Any]:

@@ -22,12 +22,11 @@ from .models.backbones import check_image_size
 from .train import (
     PreparedData,
     TrainResult,
+    close_run,
     cluster_errors,
-    discard_worker_dir,
     finish_run,
     open_run,
     prepare_data,
-    read_history,
     set_up_runtime,
     strategy_name,
     worker_dir,
@@ -96,7 +95,7 @@ def run_finetune(
         "precision_policy": policy,
     }
     work_dir = worker_dir(run_dir, strategy)
-    saved_history = read_history(run_dir) if resume else []
+    saved_history = runs.read_history(run_dir) if resume else []
     open_run(run_dir, work_dir, "finetune", config.to_dict(), data, extra, resume)
     history: list[dict[str, Any]] = []
     for number, phase in enumerate(phases, 1):
@@ -116,8 +115,8 @@ def run_finetune(
 
     evaluator = Trainer(transfer.model, None, strategy)  # evaluates (and saves) the served model
     metrics = finish_run(work_dir, evaluator, data, len(history))
-    discard_worker_dir(run_dir, work_dir)
-    return TrainResult(run_dir, history, metrics, transfer.model, is_chief=work_dir == run_dir)
+    final_dir = close_run(run_dir, work_dir)
+    return TrainResult(final_dir, history, metrics, transfer.model, is_chief=work_dir == run_dir)
 
 
 @dataclasses.dataclass

@@ -11,8 +11,10 @@ Layout (the contract every command shares):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -21,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError
+from .errors import RunDirError, UsageError
 
 RUNS_ROOT = Path("runs")
 MODEL_FILE = "model.keras"
@@ -32,34 +34,198 @@ METRICS_FILE = "metrics.json"
 CHECKPOINTS_DIR = "checkpoints"
 
 
-def default_run_dir(task: str, name: str, root: Path = RUNS_ROOT) -> Path:
-    """runs/<task>-<name>, then -2, -3, … so runs never overwrite each other."""
-    stem = f"{task}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
-    candidate = root / stem
-    suffix = 2
-    while candidate.exists():
-        candidate = root / f"{stem}-{suffix}"
-        suffix += 1
-    return candidate
+# What imgcls writes into a run directory: --force replaces a folder only when it holds
+# nothing else, so a user's own files are never deleted with it.
+EVALUATION_FILES = (
+    "evaluation.json",
+    "confusion_matrix.csv",
+    "confusion_matrix.png",
+    "mistakes.csv",
+    "mistakes.png",
+)
+RUN_ENTRIES = frozenset(
+    {MODEL_FILE, LABELS_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CHECKPOINTS_DIR}
+    | set(EVALUATION_FILES)
+)
+RUN_COMMANDS = ("train", "finetune")
 
 
-def prepare_run_dir(output: Path | None, task: str, name: str, force: bool) -> Path:
-    """Choose the run directory; an explicit existing one is refused unless force.
+def default_run_dir(command: str, name: str, root: Path = RUNS_ROOT) -> Path:
+    """runs/<command>-<name>: the first choice; claim_run_dir adds -2, -3, … when taken."""
+    return root / f"{command}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
 
-    Nothing is created here: the directory appears only once training starts, so a run
-    that fails on bad input leaves no empty folder behind.
+
+def claim_run_dir(
+    output: Path | None, command: str, name: str, force: bool, root: Path = RUNS_ROOT
+) -> Path:
+    """Create the directory this run writes, atomically, so two runs started together
+    never share one. Returns it: `output` itself, a new runs/<command>-<name>[-N], or,
+    when --force replaces an earlier run in `output`, a staging folder beside it that is
+    swapped in by finish_run_dir (a failed forced run leaves the earlier one intact).
+
+    The claim is a config.json naming the command (the mark of an imgcls run);
+    release_claim undoes it when the run stops before it starts training.
     """
     if output is None:
-        return default_run_dir(task, name)
+        stem = default_run_dir(command, name, root)
+        for suffix in itertools.count(1):
+            candidate = stem if suffix == 1 else stem.with_name(f"{stem.name}-{suffix}")
+            if _make_dir(candidate):
+                return _write_claim(candidate, command, created=True)
     output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise RunDirError(f"--output {output} is a file; give a directory path.")
-    if output.exists() and any(output.iterdir()) and not force:
+    check_output(output)
+    if _make_dir(output):
+        return _write_claim(output, command, created=True)
+    if not any(output.iterdir()):
+        return _write_claim(output, command, created=False)
+    if not force:
+        check_replaceable(output)  # says why when it is not a run at all
         raise RunDirError(
             f"Run directory {output} already exists; pass --force to replace it "
             "or choose another --output."
         )
-    return output
+    check_replaceable(output)
+    real = output.resolve()
+    staging = Path(tempfile.mkdtemp(dir=real.parent, prefix=f"{real.name}.new-"))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; give the usual mode
+    return _write_claim(staging, command, created=True, replaces=real)
+
+
+def check_output(output: Path) -> None:
+    """An --output that is a file, or a link that leads nowhere, is refused."""
+    if output.is_symlink() and not output.exists():
+        raise RunDirError(f"--output {output} is a broken symbolic link; give a directory path.")
+    if output.exists() and not output.is_dir():
+        raise RunDirError(f"--output {output} is a file; give a directory path.")
+
+
+def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
+    """A run directory may not be a data folder, lie inside one, or contain one: a
+    --force would delete the data, and the scan would read the run's files as images."""
+    run = Path(run_dir).resolve()
+    for data in data_paths:
+        real = Path(data).resolve()
+        if run == real or real in run.parents or run in real.parents:
+            raise UsageError(
+                f"--output {run_dir} overlaps the data folder {data}; choose an --output "
+                "outside the data (not containing it either)."
+            )
+
+
+def run_command(run_dir: Path) -> str | None:
+    """The command that made the run in run_dir (config.json's `command`), or None when
+    run_dir is not an imgcls run directory."""
+    try:
+        document = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    command = document.get("command") if isinstance(document, dict) else None
+    return command if command in RUN_COMMANDS else None
+
+
+def check_replaceable(run_dir: Path) -> None:
+    """Refuse unless run_dir is an imgcls run holding only what imgcls writes there."""
+    if run_command(run_dir) is None:
+        raise RunDirError(
+            f"{run_dir} is not an imgcls run directory, and imgcls replaces nothing else; "
+            "choose another --output."
+        )
+    foreign = sorted(
+        entry.name
+        for entry in Path(run_dir).iterdir()
+        if entry.name not in RUN_ENTRIES and not _is_own_temporary(entry.name)
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise RunDirError(
+            f"{run_dir} holds files imgcls did not write ({shown}); move them out of it "
+            "or choose another --output."
+        )
+
+
+def release_claim(run_dir: Path) -> None:
+    """Undo claim_run_dir when the run stopped before it started: remove the claim, and
+    the directory when the claim created it. A run that started is left for --resume."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(document, dict) or "claim" not in document:
+        return
+    path.unlink(missing_ok=True)
+    if document["claim"].get("created"):
+        with contextlib.suppress(OSError):  # not empty: keep whatever is there
+            Path(run_dir).rmdir()
+
+
+def finish_run_dir(run_dir: Path) -> Path:
+    """Where the finished run lives: run_dir, or the run it replaces (--force), which is
+    swapped out for it only now, after checking that it still holds only imgcls files."""
+    path = Path(run_dir) / CONFIG_FILE
+    document = read_json(path, "the run's options")
+    target = document.pop("replaces", None)
+    if target is None:
+        return Path(run_dir)
+    target = Path(target)
+    trash = None
+    if target.exists():
+        check_replaceable(target)
+        trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        os.rename(target, trash)  # onto an empty directory: allowed, and atomic
+    write_json_atomic(path, document)
+    os.rename(run_dir, target)
+    if trash is not None:
+        shutil.rmtree(trash)
+    return target
+
+
+def write_run_config(run_dir: Path, document: dict[str, Any]) -> None:
+    """config.json of a run that starts training, in place of its claim (keeping the
+    run it replaces). Multi-worker chiefs claim nothing: the directory may be new."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        claim = json.loads(path.read_text())
+    except (OSError, ValueError):
+        claim = {}
+    if isinstance(claim, dict) and "replaces" in claim:
+        document = {**document, "replaces": claim["replaces"]}
+    write_json_atomic(path, document)
+
+
+def _make_dir(path: Path) -> bool:
+    """mkdir that reports whether this call created it (False: it existed already)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def _write_claim(run_dir: Path, command: str, created: bool, replaces: Path | None = None) -> Path:
+    """config.json, created exclusively: of two runs claiming one folder, one fails here."""
+    document: dict[str, Any] = {
+        "command": command,
+        "claim": {"pid": os.getpid(), "created": created},
+    }
+    if replaces is not None:
+        document["replaces"] = str(replaces)
+    try:
+        fd = os.open(run_dir / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise RunDirError(
+            f"Run directory {run_dir} was just taken by another run; choose another --output."
+        ) from None
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle)
+    return run_dir
+
+
+def _is_own_temporary(name: str) -> bool:
+    """Temporary files of write_bytes_atomic and save_model_atomic (a killed write)."""
+    return name.startswith(".") and (name.endswith(".tmp") or name.endswith(".tmp.keras"))
 
 
 def is_same_run(run_dir: Path | None, command: str, options: dict[str, Any]) -> bool:
@@ -72,17 +238,6 @@ def is_same_run(run_dir: Path | None, command: str, options: dict[str, Any]) -> 
     except (OSError, ValueError):
         return False
     return document.get("command") == command and document.get("options") == options
-
-
-def start_run_dir(run_dir: Path) -> None:
-    """Create the directory, emptying it when it held an earlier run (the --force case)."""
-    if run_dir.exists():
-        for child in run_dir.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -147,6 +302,34 @@ def read_json(path: Path, what: str) -> Any:
         raise RunDirError(f"{path} is missing: {what}.") from None
     except (OSError, ValueError) as error:
         raise RunDirError(f"Cannot read {path} ({error}): {what}.") from None
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """history.csv rows as numbers (for resuming); an absent file is an empty history."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {key: parse_cell(key, v) for key, v in row.items() if v != ""}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def parse_cell(key: str, value: str) -> Any:
+    """A history.csv value: the epoch as int, the phase name as text, the rest as float."""
+    if key == "epoch":
+        return int(value)
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def epochs_trained(run_dir: Path, phase: str | None = None) -> int:
+    """Epochs history.csv records (of one finetune `phase`, when given)."""
+    rows = read_history(run_dir)
+    return sum(1 for row in rows if phase is None or row.get("phase") == phase)
 
 
 def read_labels(run_dir: Path) -> list[str]:

@@ -120,6 +120,22 @@ def create_strategy(name: str = "auto") -> Any:
     raise UsageError(f"Unknown strategy '{name}'.")
 
 
+def is_chief_task() -> bool:
+    """is_chief, decided from TF_CONFIG before any strategy exists (and without TF)."""
+    import json
+
+    try:
+        cluster_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task = cluster_config.get("task", {})
+        kind, index = task.get("type"), int(task.get("index", 0))
+        has_chief = "chief" in cluster_config.get("cluster", {})
+    except (ValueError, TypeError, AttributeError):
+        return True  # malformed: the strategy refuses it with TensorFlow's own message
+    if not kind or kind == "chief":
+        return True
+    return kind == "worker" and index == 0 and not has_chief
+
+
 def is_chief(strategy: Any) -> bool:
     """Only the chief writes the run directory; other workers write to a temporary one.
     The chief is task 'chief', or worker 0 when the cluster has no chief."""

@@ -161,8 +161,6 @@ def start_run(
 ) -> None:
     """Create the run directory with labels.json and config.json (before training starts,
     so a run in progress already says what it is)."""
-    runs.start_run_dir(run_dir)
-    runs.write_json_atomic(run_dir / runs.LABELS_FILE, data.source.class_names)
     resolved = {
         "image_size": list(data.image_size),
         "channels": data.channels,
@@ -174,7 +172,8 @@ def start_run(
         **extra,
     }
     document = {"command": command, "options": options, "resolved": resolved}
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {**document, "versions": versions()})
+    runs.write_run_config(run_dir, {**document, "versions": versions()})
+    runs.write_json_atomic(run_dir / runs.LABELS_FILE, data.source.class_names)
 
 
 def weights_fingerprint(model: Any) -> str:
@@ -199,30 +198,6 @@ def finish_run(run_dir: Path, trainer: Any, data: PreparedData, epochs: int) -> 
             metrics[name] = trainer.evaluate(dataset)
     runs.write_json_atomic(run_dir / runs.METRICS_FILE, metrics)
     return metrics
-
-
-def read_history(run_dir: Path) -> list[dict[str, float]]:
-    """history.csv rows as numbers (for resuming); an absent file is an empty history."""
-    import csv
-
-    path = run_dir / runs.HISTORY_FILE
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [
-            {key: parse_cell(key, v) for key, v in row.items() if v != ""}
-            for row in csv.DictReader(handle)
-        ]
-
-
-def parse_cell(key: str, value: str) -> Any:
-    """A history.csv value: the epoch as int, the phase name as text, the rest as float."""
-    if key == "epoch":
-        return int(value)
-    try:
-        return float(value)
-    except ValueError:
-        return value
 
 
 def set_up_runtime(config: TrainConfig | Any) -> tuple[Any, str]:
@@ -299,7 +274,7 @@ def run_train(
         f"{config.batch_size}" + (f", {policy}" if config.mixed_precision else "")
     )
 
-    history = read_history(run_dir) if resume else []
+    history = runs.read_history(run_dir) if resume else []
     open_run(run_dir, work_dir, "train", config.to_dict(), data, runtime_info, resume)
     with cluster_errors():
         history = fit(
@@ -315,8 +290,8 @@ def run_train(
             history=history,
         )
     metrics = finish_run(work_dir, trainer, data, len(history))
-    discard_worker_dir(run_dir, work_dir)
-    return TrainResult(run_dir, history, metrics, model, is_chief=work_dir == run_dir)
+    final_dir = close_run(run_dir, work_dir)
+    return TrainResult(final_dir, history, metrics, model, is_chief=work_dir == run_dir)
 
 
 def strategy_name(strategy: Any) -> str:
@@ -342,12 +317,15 @@ def open_run(
         start_run(run_dir, command, options, data, extra)
 
 
-def discard_worker_dir(run_dir: Path, work_dir: Path) -> None:
-    """A non-chief worker's scratch copy of the run (see worker_dir) is not kept."""
+def close_run(run_dir: Path, work_dir: Path) -> Path:
+    """Where the finished run lives. A non-chief worker's scratch copy (see worker_dir)
+    is not kept; the chief's run takes the place of the run it was forced over."""
     if work_dir != run_dir:
         import shutil
 
         shutil.rmtree(work_dir, ignore_errors=True)
+        return run_dir
+    return runs.finish_run_dir(run_dir)
 
 
 @contextlib.contextmanager

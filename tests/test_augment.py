@@ -204,3 +204,35 @@ def test_config_file_keeps_the_augmentation_and_flags_override_parts(runner, cli
     assert result.exit_code == 0, result.output
     options = json.loads((second / "config.json").read_text())["options"]["augment"]
     assert options["preset"] == "strong" and options["cutmix"] == 0.5 and options["rotate"] == 5
+
+
+@pytest.mark.parametrize("mixing", [{"mixup": 0.4}, {"cutmix": 1.0}])
+def test_a_replayed_epoch_augments_as_the_uninterrupted_one(mixing):
+    """Resume replays finished epochs by creating iterators without reading them
+    (training.fit): the next epoch must then get the same random changes."""
+    import tensorflow as tf
+
+    from imgcls_cli.augment import build_augmentation
+    from imgcls_cli.data.pipeline import create_batches
+    from imgcls_cli.data.sources import arrays_to_split
+
+    images = asymmetric_images(16).astype("uint8")
+    config = resolved(preset=AugmentPreset.strong, **mixing)
+    strategy = tf.distribute.get_strategy()
+
+    def epochs(replayed: int, read: int) -> list[np.ndarray]:
+        tf.random.set_seed(7)
+        augmentation = build_augmentation(config, 3, seed=7)
+        split = arrays_to_split(images, np.arange(16) % 4)
+        batches = create_batches(
+            split, (12, 12), 3, 4, 4, shuffle_seed=7, augmentation=augmentation
+        )
+        distributed = strategy.experimental_distribute_dataset(batches)
+        for _ in range(replayed):
+            iter(distributed)
+        return [np.concatenate([np.asarray(x) for x, _ in distributed]) for _ in range(read)]
+
+    uninterrupted = epochs(replayed=0, read=3)
+    resumed = epochs(replayed=2, read=1)
+    assert not np.array_equal(uninterrupted[1], uninterrupted[2])  # epochs do differ
+    np.testing.assert_array_equal(resumed[0], uninterrupted[2])

@@ -4,33 +4,120 @@ import os
 import pytest
 
 from imgcls_cli import runs
-from imgcls_cli.errors import RunDirError
+from imgcls_cli.errors import RunDirError, UsageError
 
 
-def test_default_run_dirs_never_overwrite(tmp_path):
-    first = runs.default_run_dir("train", "digits-simplecnn", root=tmp_path)
+def fake_run(path, command="train", **files):
+    """A finished-looking run directory: imgcls' config.json plus the named files."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"command": command, "options": {}}))
+    for name, text in files.items():
+        (path / name.replace("_", ".")).write_text(text)
+    return path
+
+
+def test_default_run_dirs_are_claimed_and_never_shared(tmp_path):
+    first = runs.claim_run_dir(None, "train", "digits-simplecnn", False, root=tmp_path)
+    second = runs.claim_run_dir(None, "train", "digits-simplecnn", False, root=tmp_path)
+    third = runs.claim_run_dir(None, "train", "digits-simplecnn", False, root=tmp_path)
     assert first == tmp_path / "train-digits-simplecnn"
-    first.mkdir()
-    second = runs.default_run_dir("train", "digits-simplecnn", root=tmp_path)
-    assert second == tmp_path / "train-digits-simplecnn-2"
-    second.mkdir()
-    assert runs.default_run_dir("train", "digits-simplecnn", root=tmp_path).name.endswith("-3")
+    assert (second.name, third.name) == ("train-digits-simplecnn-2", "train-digits-simplecnn-3")
+    assert runs.run_command(first) == "train"  # claimed at once, before training starts
 
 
-def test_existing_explicit_output_is_refused_without_force(tmp_path):
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "model.keras").write_text("old")
-    with pytest.raises(RunDirError, match="--force"):
-        runs.prepare_run_dir(tmp_path / "run", "train", "x", force=False)
-    assert runs.prepare_run_dir(tmp_path / "run", "train", "x", force=True) == tmp_path / "run"
+def test_the_same_explicit_output_is_claimed_once(tmp_path):
+    assert runs.claim_run_dir(tmp_path / "run", "train", "x", False) == tmp_path / "run"
+    with pytest.raises(RunDirError, match="already exists"):
+        runs.claim_run_dir(tmp_path / "run", "train", "x", False)
 
 
-def test_start_run_dir_empties_a_forced_directory(tmp_path):
-    run_dir = tmp_path / "run"
-    (run_dir / "sub").mkdir(parents=True)
-    (run_dir / "old.json").write_text("{}")
-    runs.start_run_dir(run_dir)
-    assert run_dir.is_dir() and list(run_dir.iterdir()) == []
+def test_an_empty_existing_folder_is_claimed_and_given_back_as_it_was(tmp_path):
+    (tmp_path / "empty").mkdir()
+    run_dir = runs.claim_run_dir(tmp_path / "empty", "train", "x", False)
+    runs.release_claim(run_dir)
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+    new_dir = runs.claim_run_dir(tmp_path / "new", "train", "x", False)
+    runs.release_claim(new_dir)
+    assert not new_dir.exists()
+
+
+def test_release_keeps_a_run_that_started(tmp_path):
+    run_dir = runs.claim_run_dir(tmp_path / "run", "train", "x", False)
+    runs.write_run_config(run_dir, {"command": "train", "options": {}})
+    runs.release_claim(run_dir)
+    assert runs.run_command(run_dir) == "train"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path, force):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("key")
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="not an imgcls run directory"):
+        runs.claim_run_dir(home, "train", "x", force)
+    assert (home / ".ssh" / "id_rsa").read_text() == "key"
+    assert sorted(p.name for p in home.iterdir()) == [".ssh", "notes.txt"]
+
+
+def test_a_run_holding_the_users_files_is_not_replaced(tmp_path):
+    run_dir = fake_run(tmp_path / "run", model_keras="old")
+    (run_dir / "my-notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="my-notes.txt"):
+        runs.claim_run_dir(run_dir, "train", "x", True)
+    assert (run_dir / "my-notes.txt").read_text() == "mine"
+
+
+def test_force_builds_beside_the_old_run_and_swaps_it_in_at_the_end(tmp_path):
+    old = fake_run(tmp_path / "run", model_keras="old")
+    staging = runs.claim_run_dir(old, "train", "x", True)
+    assert staging.parent == tmp_path and staging != old
+    assert (old / "model.keras").read_text() == "old"  # intact while the new run trains
+    runs.write_run_config(staging, {"command": "train", "options": {"new": 1}})
+    (staging / "model.keras").write_text("new")
+    assert runs.finish_run_dir(staging) == old
+    assert (old / "model.keras").read_text() == "new"
+    assert "replaces" not in json.loads((old / "config.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging, no trash
+
+
+def test_a_forced_run_that_never_starts_leaves_the_old_run_alone(tmp_path):
+    old = fake_run(tmp_path / "run", model_keras="old")
+    staging = runs.claim_run_dir(old, "train", "x", True)
+    runs.release_claim(staging)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (old / "model.keras").read_text() == "old"
+
+
+def test_force_through_a_symlink_replaces_the_run_it_points_to(tmp_path):
+    real = fake_run(tmp_path / "real", model_keras="old")
+    (tmp_path / "link").symlink_to(real)
+    staging = runs.claim_run_dir(tmp_path / "link", "train", "x", True)
+    assert staging.parent == tmp_path and staging.name.startswith("real.new-")
+    runs.write_run_config(staging, {"command": "train", "options": {}})
+    (staging / "model.keras").write_text("new")
+    runs.finish_run_dir(staging)
+    assert (tmp_path / "link").is_symlink() and (
+        tmp_path / "link" / "model.keras"
+    ).read_text() == "new"
+
+
+def test_a_symlink_to_a_plain_folder_is_refused_and_its_target_kept(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "thesis.tex").write_text("years of work")
+    (tmp_path / "link").symlink_to(docs)
+    with pytest.raises(RunDirError, match="not an imgcls run"):
+        runs.claim_run_dir(tmp_path / "link", "train", "x", True)
+    assert (docs / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("output", ["data", "data/inside", "."])
+def test_output_may_not_overlap_the_data(tmp_path, output):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UsageError, match="overlaps the data folder"):
+        runs.check_apart_from_data(tmp_path / output, [tmp_path / "data"])
+    runs.check_apart_from_data(tmp_path / "elsewhere", [tmp_path / "data"])
 
 
 def test_atomic_write_leaves_old_file_intact_when_writing_fails(tmp_path):

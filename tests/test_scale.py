@@ -61,11 +61,13 @@ def checkpoint_epochs(run_dir: Path) -> int:
 
 
 def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    """With augmentation and mixup on: their random draws must replay too."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    code, output = finish(imgcls("train", *SLOW_RUN, "--epochs", "3", "--output", str(whole)))
+    augmented = [*SLOW_RUN, "--augment", "standard", "--mixup", "0.2", "--epochs", "3"]
+    code, output = finish(imgcls("train", *augmented, "--output", str(whole)))
     assert code == 0, output
 
-    process = imgcls("train", *SLOW_RUN, "--epochs", "3", "--output", str(killed))
+    process = imgcls("train", *augmented, "--output", str(killed))
     wait_for(lambda: checkpoint_epochs(killed) >= 1, process)
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from ..config import CacheMode
@@ -58,7 +57,7 @@ def create_batches(
     batch_size: int,
     *,
     shuffle_seed: int | None = None,
-    augmentation: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    augmentation: Any = None,
     cache: bool = False,
 ) -> Any:
     """Batches of (float32 0-255 images, one-hot labels); shuffled when a seed is given.
@@ -98,9 +97,14 @@ def create_batches(
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     if augmentation is not None:
-        # Sequential on purpose: the layers' seed generators advance once per batch, and
-        # parallel calls would hand the random draws to batches in a racy order.
-        dataset = dataset.map(augmentation)
+        # A key per batch, drawn anew each epoch: like the shuffle order, the keys of
+        # epoch e depend on the seed and e only, so a resumed run (which replays epochs
+        # by creating iterators, see training.fit) augments as an uninterrupted one.
+        # Sequential on purpose: the layers' seed generators are shared state.
+        keys = tf.data.Dataset.random(seed=augmentation.seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip(dataset, keys).map(
+            lambda batch, key: augmentation(*batch, key=key)
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
