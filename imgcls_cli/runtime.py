@@ -43,7 +43,9 @@ def import_tensorflow() -> Any:
         import tensorflow as tf
 
         return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3 hides C++ ERROR lines too (tf.data prints one for deterministic maps): failures
+    # that matter reach Python as exceptions, which imgcls reports; --debug shows all.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _stderr_silenced():
         import absl.logging
         import keras  # noqa: F401

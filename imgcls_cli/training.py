@@ -13,11 +13,13 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from .config import Optimizer, Schedule
+from .errors import ImgclsError
 from .runtime import import_tensorflow
 
 tf = import_tensorflow()  # first, so TensorFlow's start-up log stays quiet
@@ -285,7 +287,7 @@ class Checkpoints:
         self.epoch.assign(epoch)
         self.step.assign(progress.step)
         self.totals.assign(np.asarray(progress.totals, dtype=np.float64))
-        self.latest.save()
+        write_checkpoint(self.latest)
 
     def restore(self) -> tuple[int, EpochProgress] | None:
         """(epochs completed, progress into the next) from the last checkpoint, if any."""
@@ -296,7 +298,7 @@ class Checkpoints:
         return int(self.epoch.numpy()), EpochProgress(int(self.step.numpy()), self.totals.numpy())
 
     def save_finished(self) -> None:
-        self.finished.save()
+        write_checkpoint(self.finished)
 
     def restore_finished(self) -> bool:
         """Restore the weights saved by save_finished, if the stage finished before."""
@@ -307,13 +309,33 @@ class Checkpoints:
         return True
 
     def save_best(self) -> None:
-        self.best.save()
+        write_checkpoint(self.best)
 
     def restore_best(self) -> bool:
         if self.best.latest_checkpoint is None:
             return False
         self.best.checkpoint.restore(self.best.latest_checkpoint).expect_partial()
         return True
+
+
+def write_checkpoint(manager: Any) -> None:
+    """manager.save(), with a full disk said in one line and TensorFlow's half-written
+    `ckpt-N_temp` folder removed (the previous checkpoint stays valid for --resume)."""
+    import errno
+    import shutil
+
+    try:
+        manager.save()
+    except (tf.errors.ResourceExhaustedError, OSError) as error:
+        if isinstance(error, OSError) and error.errno != errno.ENOSPC:
+            raise
+        for leftover in Path(manager.directory).glob("ckpt-*_temp*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        raise ImgclsError(
+            f"No space left on the disk while writing a checkpoint to {manager.directory}; "
+            "free some space, then continue the run with --resume (its last complete "
+            "checkpoint is kept)."
+        ) from None
 
 
 def summarize(totals: Any, seconds: float | None) -> dict[str, float]:

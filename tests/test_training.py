@@ -170,3 +170,28 @@ def test_sigint_mid_epoch_saves_that_step_and_resume_finishes_the_epoch(tmp_path
     )
     assert [row["epoch"] for row in history] == [1, 2]
     assert int(trainer2.optimizer.iterations.numpy()) == 8  # 3 before the stop + 5 after
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_temp_files(
+    tmp_path, monkeypatch
+):
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    from imgcls_cli.errors import ImgclsError
+
+    trainer, checkpoints, _ = checkpointed_trainer(tmp_path)
+    checkpoints.save(1)
+    directory = Path(checkpoints.latest.directory)
+    complete = sorted(p.name for p in directory.iterdir())
+
+    def disk_full():  # what TensorFlow does on ENOSPC: a half-written ckpt-N_temp, then this
+        (directory / "ckpt-2_temp").mkdir()
+        (directory / "ckpt-2_temp" / "part-00000-of-00001.data").write_bytes(b"half")
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device [Op:SaveV2]")
+
+    monkeypatch.setattr(checkpoints.latest, "save", disk_full)
+    with pytest.raises(ImgclsError, match="No space left on the disk .* --resume"):
+        checkpoints.save(2)
+    assert sorted(p.name for p in directory.iterdir()) == complete
