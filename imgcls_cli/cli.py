@@ -675,6 +675,7 @@ def build_train_config(values: dict[str, Any]):
 def build_data_config(values: dict[str, Any]):
     """DataConfig from the data flags; paths as strings, digits when no source is given."""
     from .config import DataConfig
+    from .data.sources import EMBEDDED_DATASETS
 
     values = dict(values)
     for key in ("data", "data_dir", "manual_dir"):
@@ -682,7 +683,12 @@ def build_data_config(values: dict[str, Any]):
             values[key] = str(values[key])
     if values["dataset"] is None and values["data"] is None:
         values["dataset"] = "digits"
-    return DataConfig(**values)
+    config = DataConfig(**values)
+    if config.dataset is not None and config.dataset not in EMBEDDED_DATASETS:
+        from .data.tfds_source import check_dataset_name
+
+        check_dataset_name(config.dataset)  # before any run directory or TensorFlow
+    return config
 
 
 def build_augment_config(values: dict[str, Any]):

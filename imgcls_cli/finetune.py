@@ -18,19 +18,10 @@ import numpy as np
 from . import runs
 from .config import CacheMode, ClassWeight, FinetuneConfig
 from .data.pipeline import memory_cache_budget
+from .data.prepare import PreparedData, prepare_data
 from .models.backbones import check_image_size
-from .train import (
-    PreparedData,
-    TrainResult,
-    close_run,
-    cluster_errors,
-    finish_run,
-    open_run,
-    prepare_data,
-    set_up_runtime,
-    strategy_name,
-    worker_dir,
-)
+from .runs import TrainResult
+from .runtime import cluster_errors, set_up_runtime, strategy_name, versions, worker_dir
 from .weights import create_backbone_with_weights, resolve_weights
 
 DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
@@ -96,7 +87,17 @@ def run_finetune(
     }
     work_dir = worker_dir(run_dir, strategy)
     saved_history = runs.read_history(run_dir) if resume else []
-    open_run(run_dir, work_dir, "finetune", config.to_dict(), data, extra, resume)
+    resolved = {**data.describe(), **extra}
+    runs.begin_run(
+        run_dir,
+        work_dir,
+        "finetune",
+        config.to_dict(),
+        resolved,
+        versions(),
+        data.source.class_names,
+        resume,
+    )
     history: list[dict[str, Any]] = []
     for number, phase in enumerate(phases, 1):
         reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))
@@ -111,11 +112,13 @@ def run_finetune(
             done_before,
         )
 
-    from .training import Trainer
+    from .training import Trainer, final_metrics
 
-    evaluator = Trainer(transfer.model, None, strategy)  # evaluates (and saves) the served model
-    metrics = finish_run(work_dir, evaluator, data, len(history))
-    final_dir = close_run(run_dir, work_dir)
+    evaluator = Trainer(transfer.model, None, strategy)  # scores the served model
+    metrics = final_metrics(evaluator, {"val": data.val, "test": data.test}, len(history))
+    data.report_unreadable(reporter)
+    runs.save_result(work_dir, transfer.model, metrics)
+    final_dir = runs.close_run(run_dir, work_dir)
     return TrainResult(final_dir, history, metrics, transfer.model, is_chief=work_dir == run_dir)
 
 
@@ -232,6 +235,10 @@ def train_phase(
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     run.reporter.info(f"  {trainable:,} trainable parameters")
 
+    def on_epoch_end(rows: list[dict[str, Any]]) -> None:
+        data.report_unreadable(run.reporter)  # images deleted or changed while streaming
+        runs.write_csv_atomic(run.work_dir / runs.HISTORY_FILE, earlier + label(rows))
+
     with cluster_errors():
         rows = fit(
             trainer,
@@ -241,9 +248,7 @@ def train_phase(
             steps_per_epoch=data.steps_per_epoch,
             patience=config.patience,
             reporter=run.reporter,
-            on_epoch_end=lambda rows: runs.write_csv_atomic(
-                run.work_dir / runs.HISTORY_FILE, earlier + label(rows)
-            ),
+            on_epoch_end=on_epoch_end,
             checkpoints=checkpoints,
             history=rows_done,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -178,6 +179,63 @@ def finish_run_dir(run_dir: Path) -> Path:
     if trash is not None:
         shutil.rmtree(trash)
     return target
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What train and finetune return: the finished run and its trained model."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    model: Any
+    is_chief: bool = True
+
+
+def begin_run(
+    run_dir: Path,
+    work_dir: Path,
+    command: str,
+    options: dict[str, Any],
+    resolved: dict[str, Any],
+    versions: dict[str, str],
+    class_names: list[str],
+    resume: bool,
+) -> None:
+    """The chief writes config.json and labels.json before training starts (so a run in
+    progress says what it is), or on resume records the options that changed. Other workers, whose
+    work_dir is scratch, write nothing here."""
+    if work_dir != run_dir:
+        return
+    if resume:
+        update_options(run_dir, options)
+        return
+    document = {"command": command, "options": options, "resolved": resolved}
+    write_run_config(run_dir, {**document, "versions": versions})
+    write_json_atomic(Path(run_dir) / LABELS_FILE, class_names)
+
+
+def update_options(run_dir: Path, options: dict[str, Any]) -> None:
+    """Record options changed on --resume (more epochs, another strategy) in config.json."""
+    path = Path(run_dir) / CONFIG_FILE
+    document = read_json(path, "the run's options")
+    write_json_atomic(path, {**document, "options": options})
+
+
+def save_result(run_dir: Path, model: Any, metrics: dict[str, Any]) -> None:
+    """The trained model, then metrics.json: a run with metrics always has its model."""
+    save_model_atomic(model, Path(run_dir) / MODEL_FILE)
+    write_json_atomic(Path(run_dir) / METRICS_FILE, metrics)
+
+
+def close_run(run_dir: Path, work_dir: Path) -> Path:
+    """Where the finished run lives. A non-chief worker's scratch copy (see
+    runtime.worker_dir) is not kept; the chief's run takes the place of the run it was
+    forced over (finish_run_dir)."""
+    if work_dir != run_dir:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return run_dir
+    return finish_run_dir(run_dir)
 
 
 def write_run_config(run_dir: Path, document: dict[str, Any]) -> None:

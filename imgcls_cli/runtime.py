@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from .errors import ImgclsError, UsageError
@@ -56,6 +58,62 @@ def import_tensorflow() -> Any:
         # The first device query prints CUDA-driver lines on machines without a GPU.
         tf.config.list_physical_devices()
     return tf
+
+
+def set_up_runtime(config: Any) -> tuple[Any, str]:
+    """(strategy, precision policy) for a train or finetune config. The strategy comes
+    first (it may split the CPU into devices, which must precede any op), then
+    determinism, the precision policy and the seeds."""
+    import_tensorflow()
+    strategy = create_strategy(config.strategy.value)
+    set_determinism(config.deterministic)
+    policy = set_mixed_precision(config.mixed_precision)
+    seed_everything(config.seed)
+    return strategy, policy
+
+
+def strategy_name(strategy: Any) -> str:
+    """'MirroredStrategy', 'MultiWorkerMirroredStrategy', … as config.json records it."""
+    return type(strategy).__name__.lstrip("_").replace("DistributionStrategy", "Strategy")
+
+
+def versions() -> dict[str, str]:
+    """What config.json records of the software that made a run."""
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    from . import __version__
+
+    return {
+        "imgcls": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@contextlib.contextmanager
+def cluster_errors() -> Iterator[None]:
+    """A peer that died mid-step surfaces as a gRPC error: say what to do instead."""
+    tf = import_tensorflow()
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        first_line = str(error).strip().splitlines()[0][:200]
+        raise ImgclsError(
+            f"A worker of the cluster stopped answering ({first_line}). Restart every worker "
+            "with the same command: training continues from the last checkpoint."
+        ) from None
+
+
+def worker_dir(run_dir: Path, strategy: Any) -> Path:
+    """The chief writes the run directory; other workers a throw-away one (they must
+    still save, because saving a distributed model is a collective operation)."""
+    import tempfile
+
+    return run_dir if is_chief(strategy) else Path(tempfile.mkdtemp(prefix="imgcls-worker-"))
 
 
 def seed_everything(seed: int) -> None:

@@ -190,6 +190,10 @@ class Trainer:
         logs = summarize(totals.numpy(), None)
         return {"loss": logs["loss"], "accuracy": logs["accuracy"], "examples": logs["examples"]}
 
+    def evaluate_splits(self, splits: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """{name: loss, accuracy, examples} for each dataset that is not None."""
+        return {name: self.evaluate(data) for name, data in splits.items() if data is not None}
+
     def current_learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
 
@@ -316,6 +320,25 @@ class Checkpoints:
             return False
         self.best.checkpoint.restore(self.best.latest_checkpoint).expect_partial()
         return True
+
+
+def weights_fingerprint(model: Any) -> str:
+    """A short hash of all weights: equal runs (or workers) have equal fingerprints."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def final_metrics(trainer: Trainer, splits: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """metrics.json: epochs trained, the weights' fingerprint, each split's scores."""
+    return {
+        "epochs_trained": epochs,
+        "weights_fingerprint": weights_fingerprint(trainer.model),
+        **trainer.evaluate_splits(splits),
+    }
 
 
 def write_checkpoint(manager: Any) -> None:

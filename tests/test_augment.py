@@ -144,7 +144,7 @@ def test_cutmix_pastes_a_patch_and_labels_follow_its_area():
 
 
 def test_augmentation_runs_on_the_training_split_only():
-    from imgcls_cli.train import prepare_data
+    from imgcls_cli.data.prepare import prepare_data
 
     def load(augment):
         return prepare_data(

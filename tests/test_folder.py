@@ -83,3 +83,61 @@ def test_bad_folders_explain_themselves(tmp_path, setup, message):
     setup(root)
     with pytest.raises(DataError, match=message):
         load_folder(root, config(root), seed=0)
+
+
+def test_broken_symbolic_links_are_named(tmp_path):
+    root = make_class_folder(tmp_path / "d", per_class=3)
+    (root / "circle" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (root / "square" / "more").symlink_to(tmp_path / "moved-folder")
+    (root / "triangle").symlink_to(tmp_path / "moved-class")
+    source = load_folder(root, config(root, val_split=0.0, test_split=0.0), seed=0)
+    assert [(path.split("/")[-1], reason) for path, reason in source.skipped] == [
+        ("gone.png", f"broken symbolic link to {tmp_path / 'nowhere.png'}")
+    ]
+    [warning] = source.warnings
+    assert warning.startswith("Ignored 2 broken symbolic link(s)")
+    assert f"{root / 'triangle'} → {tmp_path / 'moved-class'}" in warning
+    assert f"{root / 'square' / 'more'} → {tmp_path / 'moved-folder'}" in warning
+
+
+@pytest.mark.parametrize("val_split, instead", [(0.25, "validating on 25%"), (0.0, "no val")])
+def test_empty_val_folder_warns_and_val_is_carved_from_train(tmp_path, val_split, instead):
+    root = tmp_path / "d"
+    make_class_folder(root / "train", per_class=8)
+    (root / "val" / "circle").mkdir(parents=True)
+    source = load_folder(root, config(root, val_split=val_split), seed=0)
+    [warning] = source.warnings
+    assert warning.startswith(f"{root / 'val'} has no readable images") and instead in warning
+    expected_val = 4 if val_split else 0
+    assert source.splits["val"].num_examples == expected_val
+    assert source.splits["train"].num_examples == 16 - expected_val - 2  # 2 carved for test
+
+
+def test_too_large_image_is_skipped_with_the_limit_as_reason(tmp_path):
+    from test_images import png_header_only
+
+    root = make_class_folder(tmp_path / "d", per_class=3)
+    png_header_only(root / "circle" / "huge.png", 20_000, 20_000)
+    source = load_folder(root, config(root, val_split=0.0, test_split=0.0), seed=0)
+    [(path, reason)] = source.skipped
+    assert path.endswith("huge.png") and "above imgcls' limit of 268 megapixels" in reason
+
+
+def test_fingerprints_change_with_the_files_of_a_split(tmp_path):
+    root = tmp_path / "d"
+    make_class_folder(root / "train", per_class=4)
+    make_class_folder(root / "test", per_class=2, seed=1)
+
+    def fingerprints():
+        return load_folder(root, config(root), seed=0).description["fingerprints"]
+
+    before = fingerprints()
+    assert before == fingerprints()  # stable: sorted relative paths and sizes
+    assert before["test"]["images"] == 4 and len(before["test"]["sha256"]) == 16
+    write_image(root / "test" / "circle" / "new.png", np.zeros((16, 16, 3), np.uint8))
+    after = fingerprints()
+    assert after["test"]["images"] == 5 and after["test"]["sha256"] != before["test"]["sha256"]
+    assert after["train"] == before["train"]
+    noise = np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8)
+    write_image(root / "train" / "square" / "square_0.png", noise)  # edited: another size
+    assert fingerprints()["train"]["sha256"] != before["train"]["sha256"]

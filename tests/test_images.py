@@ -103,3 +103,37 @@ def test_prepare_images_resizes_and_converts_channels():
     assert int(tf.reduce_min(out)) == 100 and int(tf.reduce_max(out)) == 100
     same = prepare_images(tf.constant(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)), (4, 4), 3)
     assert same.numpy().tolist() == np.arange(48).reshape(4, 4, 3).tolist()
+
+
+def png_header_only(path, width, height):
+    """A 1-bit PNG whose header claims width x height: opening it costs nothing."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    ihdr, idat = chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(b"\0" * 8))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + idat + chunk(b"IEND", b""))
+    return path
+
+
+def test_large_image_below_the_pixel_limit_decodes_without_warnings(tmp_path, recwarn):
+    # 100 megapixels: above PIL's default limit (89), below imgcls' (268).
+    path = save(tmp_path, "big.png", Image.new("1", (10_000, 10_000)))
+    assert read_image_header(path) == (10_000, 10_000, True)
+    assert not [w for w in recwarn if "DecompressionBomb" in w.category.__name__]
+
+
+def test_image_above_the_pixel_limit_is_refused_naming_its_size(tmp_path):
+    from imgcls_cli.data.images import ImageTooLargeError, unreadable_reason
+
+    path = png_header_only(tmp_path / "huge.png", 20_000, 20_000)
+    message = "20000x20000 is 400 megapixels, above imgcls' limit of 268 megapixels"
+    for read in (read_image_header, load_image):
+        with pytest.raises(ImageTooLargeError, match=message) as raised:
+            read(path)
+        assert unreadable_reason(path, raised.value).startswith(message)

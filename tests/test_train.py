@@ -198,22 +198,20 @@ def test_config_file_reproduces_a_run_and_flags_override(runner, cli_app, tmp_pa
     assert {**a, "epochs": 2} == b
 
 
-def test_existing_output_is_refused_then_replaced_with_force(runner, cli_app, tmp_path):
+def test_an_existing_folder_of_the_users_is_refused_even_with_force(runner, cli_app, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "keep.txt").write_text("precious")
-    result = train(runner, cli_app, "--epochs", "1", "--output", str(run_dir))
-    assert result.exit_code == 1 and "--force" in result.output
-    assert (run_dir / "keep.txt").read_text() == "precious"
-    result = train(runner, cli_app, "--epochs", "1", "--output", str(run_dir), "--force")
-    assert result.exit_code == 0, result.output
-    assert not (run_dir / "keep.txt").exists() and (run_dir / "model.keras").exists()
+    for force in ([], ["--force"]):
+        result = train(runner, cli_app, "--epochs", "1", "--output", str(run_dir), *force)
+        assert result.exit_code == 1 and "not an imgcls run directory" in result.output
+    assert [p.name for p in run_dir.iterdir()] == ["keep.txt"]
 
 
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--dataset", "mnsit"], 1, "Did you mean 'mnist'?"),
+        (["--dataset", "mnsit"], 2, "Did you mean 'mnist'?"),
         (["--arch", "simplcnn"], 2, "Did you mean 'simplecnn'?"),
         (["--data", "/no/such/folder"], 1, "does not exist"),
         (["--epochs", "0"], 2, "--epochs must be at least 1"),

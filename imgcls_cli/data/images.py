@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,14 @@ import numpy as np
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# 2**28 pixels (16384x16384, 268 megapixels). Decoded as RGB that is 768 MiB, and tf.data
+# decodes several files at once, so anything larger would risk the memory of a laptop; such
+# files are almost always scans or panoramas to downscale, or decompression bombs.
+MAX_IMAGE_PIXELS = 2**28
+
+
+class ImageTooLargeError(ValueError):
+    """An image above MAX_IMAGE_PIXELS; refused after reading its header, before decoding."""
 
 
 def is_image_file(path: Path) -> bool:
@@ -23,11 +32,30 @@ def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
     channels=None, grayscale files stay single-channel and everything else becomes RGB.
     Raises OSError (or ValueError) for files that are not readable images.
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
-    with Image.open(path) as image:
+    with open_image(path) as image:
         image = ImageOps.exif_transpose(image)
         return image_to_array(image, channels)
+
+
+def open_image(path: str | Path) -> Any:
+    """PIL's Image.open (header only), refusing images above MAX_IMAGE_PIXELS."""
+    from PIL import Image
+
+    # PIL's own limit warns above 89 megapixels and refuses above 179, naming no size.
+    # Ours replaces it at the same point (header read, nothing decoded yet), so one
+    # documented number decides and the reason names the image's size.
+    Image.MAX_IMAGE_PIXELS = None
+    image = Image.open(path)
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ImageTooLargeError(
+            f"{width}x{height} is {width * height / 1e6:.0f} megapixels, above imgcls' limit "
+            f"of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: downscale it"
+        )
+    return image
 
 
 def unreadable_reason(path: str | Path, error: Exception) -> str:
@@ -36,11 +64,15 @@ def unreadable_reason(path: str | Path, error: Exception) -> str:
 
     path = Path(path)
     if isinstance(error, FileNotFoundError):
-        return "no such file"
+        return (
+            f"broken symbolic link to {os.readlink(path)}" if path.is_symlink() else "no such file"
+        )
     if isinstance(error, IsADirectoryError):
         return "is a folder, not an image file"
     if isinstance(error, PermissionError):
         return "permission denied"
+    if isinstance(error, ImageTooLargeError):
+        return str(error)
     if path.is_file() and path.stat().st_size == 0:
         return "empty file (0 bytes)"
     if isinstance(error, UnidentifiedImageError):
@@ -74,11 +106,9 @@ def read_image_header(path: Path) -> tuple[int, int, bool]:
     JPEGs are decoded at reduced scale (draft mode), which still reads every byte, so
     truncated files are caught at a fraction of the cost.
     """
-    from PIL import Image
-
     if path.stat().st_size == 0:
         raise OSError("empty file")
-    with Image.open(path) as image:
+    with open_image(path) as image:
         width, height = image.size
         grayscale = image.mode in GRAYSCALE_MODES
         if image.format == "JPEG":

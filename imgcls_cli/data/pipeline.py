@@ -79,7 +79,7 @@ def create_batches(
         files = split.files.shuffle(
             max(1, split.num_examples), seed=shuffle_seed, reshuffle_each_iteration=True
         )
-        dataset = files.map(split.decode, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = split.decode_files(files)
         dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = split.dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

@@ -7,6 +7,7 @@ train/val/test splits of (uint8 image HxWxC, int label) pairs, not yet resized.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,30 @@ class Split:
     num_examples: int
     paths: list[str] | None = None  # file paths, in dataset order, for folder sources
     labels: np.ndarray | None = None  # labels in dataset order, when known without reading
-    # Folder sources: `dataset` is `files` (path, label) mapped through `decode`, kept
-    # apart so a streaming pipeline can shuffle paths before decoding.
+    # Folder sources: `dataset` is `decode_files(files)`, kept apart so a streaming
+    # pipeline can shuffle the (path, label) pairs before decoding. `decode_files` drops
+    # the files that fail to decode and records them on the Source: one file that vanishes
+    # mid-training must not end the run.
     files: Any = None
-    decode: Callable[[Any, Any], tuple[Any, Any]] | None = None
+    decode_files: Callable[[Any], Any] | None = None
+
+
+class StreamFailures:
+    """Files that failed to decode while streaming. tf.data decodes in several threads,
+    and the training loop collects the failures at the end of each epoch."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: list[tuple[str, str]] = []
+
+    def add(self, path: str, reason: str) -> None:
+        with self._lock:
+            self._failures.append((path, reason))
+
+    def take(self) -> list[tuple[str, str]]:
+        with self._lock:
+            taken, self._failures = self._failures, []
+        return taken
 
 
 @dataclasses.dataclass
@@ -40,10 +61,17 @@ class Source:
     splits: dict[str, Split]  # "train", "val" (may be empty), "test" (may be empty)
     description: dict[str, Any]  # what config.json records about the data
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # one line each, for the user
+    stream_failures: StreamFailures = dataclasses.field(default_factory=StreamFailures)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def take_stream_failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of the files that failed to decode since the last call; their
+        examples were dropped from the batches."""
+        return self.stream_failures.take()
 
 
 def load_source(config: DataConfig, seed: int, report: Callable[[str], None] = print) -> Source:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig
-from ..errors import DataError, unknown_name_message
+from ..errors import DataError, UsageError, unknown_name_message
 from .sources import EMBEDDED_DATASETS, Source, Split
 from .splits import stream_carve
 
 # TFDS downloads prepared datasets from this bucket first; datasets it must build itself
 # fetch from their own hosts. Reaching it is the cheapest signal that downloads can work.
 DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
+# name[/config][:version], as TFDS spells them ("cifar10_corrupted/brightness_1:1.0.0"):
+# anything else (paths, '', kwargs) is refused before TFDS parses it.
+DATASET_NAME = re.compile(
+    r"(?P<name>[a-z][a-z0-9_]*)"
+    r"(?:/(?P<config>[\w+.-]+))?"
+    r"(?::(?P<version>[0-9*]+\.[0-9*]+\.[0-9*]+))?"
+)
 
 
 def network_available(timeout: float = 3.0) -> bool:
@@ -38,13 +46,50 @@ def default_data_dir() -> str:
     return str(Path("~/tensorflow_datasets").expanduser())
 
 
+def check_dataset_name(name: str) -> None:
+    """Refuse a --dataset that names no TFDS dataset (or config) with one line and the
+    closest name. Imports tensorflow_datasets but not TensorFlow, and needs no network,
+    so cli can call it before anything slow happens."""
+    import difflib
+
+    import tensorflow_datasets as tfds
+
+    builders = set(tfds.list_builders(with_community_datasets=False))
+    valid = sorted(builders | set(EMBEDDED_DATASETS))
+    match = DATASET_NAME.fullmatch(name)
+    if match is None:
+        close = difflib.get_close_matches(name.strip().lower(), valid, n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UsageError(
+            f"--dataset '{name}' is not a dataset name (lowercase letters, digits and _, "
+            f"optionally /config and :version).{hint} Examples: mnist, cifar10, tf_flowers, "
+            "digits; for a folder of images use --data DIR."
+        )
+    base, config = match["name"], match["config"]
+    if base not in valid:
+        raise UsageError(unknown_name_message("dataset", base, valid))
+    if base not in builders and name != base:
+        raise UsageError(f"--dataset {base} has no configs or versions: pass just '{base}'.")
+    if config is not None and base in builders:
+        configs = sorted(getattr(tfds.builder_cls(base), "builder_configs", {}))
+        if not configs:
+            raise UsageError(f"Dataset '{base}' has no configs: drop '/{config}'.")
+        if config not in configs:
+            raise UsageError(unknown_name_message(f"{base} config", config, configs))
+
+
 def create_builder(name: str, data_dir: str | None) -> Any:
+    check_dataset_name(name)
     tfds = import_tfds()
     try:
         return tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        valid = sorted(set(tfds.list_builders()) | set(EMBEDDED_DATASETS))
-        raise DataError(unknown_name_message("dataset", name, valid)) from None
+    except (AssertionError, ValueError) as error:
+        if ":" not in name:
+            raise
+        # "Failed to construct dataset …: Dataset mnist cannot be loaded at version 9.9.9,
+        # only: 3.0.1." keeps its last part.
+        reason = str(error).splitlines()[0].split('": ', 1)[-1]
+        raise UsageError(f"--dataset {name}: {reason}") from None
 
 
 def image_and_label_keys(builder: Any) -> tuple[str, str]:

@@ -1,0 +1,149 @@
+"""Data for training: a source opened, reported, and turned into batched splits."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from ..config import AugmentConfig, AugmentPreset, CacheMode, DataConfig, to_jsonable
+from ..errors import DataError
+from .pipeline import create_batches, resolve_image_size, should_cache
+from .sources import load_source
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """A source resolved to batched train/val/test datasets at one image size."""
+
+    source: Any  # data.sources.Source
+    image_size: tuple[int, int]
+    channels: int
+    train: Any
+    val: Any | None
+    test: Any | None
+    split_sizes: dict[str, int]
+    steps_per_epoch: int
+    augment: AugmentConfig  # resolved; applied to the training split only
+    cached: bool  # train and val images kept in memory (else streamed every epoch)
+    unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
+
+    def report_unreadable(self, reporter: Any) -> None:
+        """Warn about images that could not be read since the last call (deleted or
+        changed while streaming): they were skipped, and training went on. Each file is
+        named once, though it fails again every epoch."""
+        new = {}
+        for path, reason in self.source.take_stream_failures():
+            if path not in self.unreadable:
+                new.setdefault(path, reason)
+        if new:
+            self.unreadable.update(new)
+            shown = "; ".join(f"{path} ({reason})" for path, reason in list(new.items())[:10])
+            more = f"; and {len(new) - 10} more" if len(new) > 10 else ""
+            reporter.warning(
+                f"Skipped {len(new)} image(s) that could not be read any more: {shown}{more}"
+            )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (*self.image_size, self.channels)
+
+    def describe(self) -> dict[str, Any]:
+        """What config.json records under `resolved` about the data."""
+        return {
+            "image_size": list(self.image_size),
+            "channels": self.channels,
+            "num_classes": self.source.num_classes,
+            "split_sizes": self.split_sizes,
+            "source": self.source.description,
+            "augment": to_jsonable(self.augment),
+            "cache": "memory" if self.cached else "stream",
+        }
+
+
+def report_source_problems(source: Any, reporter: Any) -> None:
+    """Warn about files skipped while scanning, and anything else the source noticed."""
+    for message in source.warnings:
+        reporter.warning(message)
+    if source.skipped:
+        shown = "; ".join(f"{path} ({reason})" for path, reason in source.skipped[:10])
+        more = f"; and {len(source.skipped) - 10} more" if len(source.skipped) > 10 else ""
+        reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s): {shown}{more}")
+
+
+def prepare_data(
+    config: DataConfig,
+    *,
+    seed: int,
+    batch_size: int,
+    reporter: Any,
+    channels: int | None = None,
+    default_image_size: int | None = None,
+    augment: AugmentConfig | None = None,
+) -> PreparedData:
+    """Open the source, report what it holds, and build the batched splits.
+
+    `channels` forces a channel count (3 for ImageNet backbones); `default_image_size`
+    replaces the source's own size when --image-size is not given. `augment` (None: off)
+    is resolved for this data and applied to the training batches only.
+    """
+    source = load_source(config, seed, reporter.info)
+    report_source_problems(source, reporter)
+    image_size = resolve_image_size(config.image_size or default_image_size, source.native_size)
+    channels = channels or source.channels
+    splits = {name: split for name, split in source.splits.items() if split.num_examples > 0}
+    if "train" not in splits:
+        raise DataError(
+            "The training split is empty; lower --val-split / --test-split or add images."
+        )
+    sizes = ", ".join(f"{name} {split.num_examples}" for name, split in splits.items())
+    reporter.info(
+        f"Data: {source.name}, {source.num_classes} classes, {sizes} images, "
+        f"{image_size[0]}x{image_size[1]}x{channels}"
+    )
+    augment = (augment or AugmentConfig(preset=AugmentPreset.none)).resolve(
+        config.dataset, channels
+    )
+    reporter.info(f"Augmentation: {augment.describe()}")
+    augmentation = None
+    if not augment.is_off:
+        from ..augment import build_augmentation
+
+        augmentation = build_augmentation(augment, channels, seed)
+
+    # Train and val are read every epoch: cached together when they fit. Test is read
+    # once, at the end, so caching it would only hold memory.
+    epoch_examples = sum(splits[name].num_examples for name in ("train", "val") if name in splits)
+    cache = should_cache(config.cache, epoch_examples, image_size, channels)
+    if not cache and config.cache is CacheMode.auto:
+        reporter.info(
+            "Streaming images from their source every epoch: resized, they exceed the "
+            "memory cache budget (--cache memory keeps them in memory anyway)."
+        )
+
+    def batches(name: str, training: bool) -> Any:
+        if name not in splits:
+            return None
+        return create_batches(
+            splits[name],
+            image_size,
+            channels,
+            source.num_classes,
+            batch_size,
+            shuffle_seed=seed if training else None,
+            augmentation=augmentation if training else None,
+            cache=cache and name != "test",
+        )
+
+    return PreparedData(
+        source=source,
+        image_size=image_size,
+        channels=channels,
+        train=batches("train", True),
+        val=batches("val", False),
+        test=batches("test", False),
+        split_sizes={name: split.num_examples for name, split in splits.items()},
+        steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
+        augment=augment,
+        cached=cache,
+    )
