@@ -7,13 +7,14 @@ PYTHON=${PYTHON:-python3}
 EPOCHS=${EPOCHS:-30}
 MIN_ACCURACY=${MIN_ACCURACY:-0.95}
 OUTPUT=${OUTPUT:-runs/ci-gate}
+REPORT=${REPORT:-$OUTPUT.report.json}  # beside the run: --force replaces only imgcls' own files
 
 $IMGCLS train --dataset digits --epochs "$EPOCHS" --quiet --output "$OUTPUT" --force
-$IMGCLS evaluate --model "$OUTPUT" --json > "$OUTPUT/report.json"
+$IMGCLS evaluate --model "$OUTPUT" --json > "$REPORT"
 
-# With jq: jq -e ".accuracy >= $MIN_ACCURACY" "$OUTPUT/report.json"
+# With jq: jq -e ".accuracy >= $MIN_ACCURACY" "$REPORT"
 # imgcls can also gate by itself: imgcls evaluate --min-accuracy "$MIN_ACCURACY"
-$PYTHON - "$OUTPUT/report.json" "$MIN_ACCURACY" <<'PY'
+$PYTHON - "$REPORT" "$MIN_ACCURACY" <<'PY'
 import json, sys
 accuracy = json.load(open(sys.argv[1]))["accuracy"]
 bar = float(sys.argv[2])

@@ -232,25 +232,65 @@ def write_json_lines(predictions: Iterator[Any]) -> int:
     import sys
 
     failed = 0
-    for prediction in predictions:
-        failed += prediction.error is not None
-        sys.stdout.write(json.dumps(prediction.to_dict()) + "\n")
-        sys.stdout.flush()
+    with closed_stdout_ends_quietly():
+        for prediction in predictions:
+            failed += prediction.error is not None
+            sys.stdout.write(json.dumps(prediction.to_dict()) + "\n")
+            sys.stdout.flush()
     return failed
 
 
 def write_csv_rows(predictions: Iterator[Any], top_k: int) -> int:
-    """CSV with a header, one row per prediction; returns how many failed."""
+    """CSV with a header, one row per prediction, flushed as it comes; returns how many
+    failed."""
     import csv
     import sys
 
     failed = 0
     writer = None
-    for prediction in predictions:
-        failed += prediction.error is not None
-        row = prediction.to_row(top_k)
-        if writer is None:
-            writer = csv.DictWriter(sys.stdout, fieldnames=list(row), lineterminator="\n")
-            writer.writeheader()
-        writer.writerow(row)
+    with closed_stdout_ends_quietly():
+        for prediction in predictions:
+            failed += prediction.error is not None
+            row = prediction.to_row(top_k)
+            if writer is None:
+                writer = csv.DictWriter(sys.stdout, fieldnames=list(row), lineterminator="\n")
+                writer.writeheader()
+            writer.writerow(row)
+            sys.stdout.flush()  # here, not at exit, where a closed pipe could not be handled
     return failed
+
+
+def print_result(renderable: Any) -> None:
+    """A table or text on stdout, ending quietly when the reader has gone (`| head`)."""
+    import sys
+
+    # Rendered first, then written here: Rich's own closed-pipe handling exits with 1.
+    with out.capture() as captured:
+        out.print(renderable)
+    with closed_stdout_ends_quietly():
+        sys.stdout.write(captured.get())
+        sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def closed_stdout_ends_quietly() -> Iterator[None]:
+    """A reader that stops early (`imgcls predict --json … | head -1`) closes the pipe:
+    the normal end of a pipeline, so exit 0 with nothing on stderr, as ripgrep does.
+
+    Stdout is pointed at os.devnull (the recipe in Python's signal docs), so the
+    interpreter's final flush of what is still buffered cannot fail again.
+    """
+    import io
+    import os
+    import sys
+
+    import typer
+
+    try:
+        yield
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, io.UnsupportedOperation):  # a stdout without a descriptor
+            sys.stdout = open(os.devnull, "w")  # kept open until exit
+        raise typer.Exit(0) from None

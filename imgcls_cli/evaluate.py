@@ -23,6 +23,7 @@ CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_PNG = "confusion_matrix.png"
 MISTAKES_CSV = "mistakes.csv"
 MISTAKES_PNG = "mistakes.png"
+REPORT_FILES = (EVALUATION_FILE, CONFUSION_CSV, CONFUSION_PNG)  # written by every evaluation
 
 
 @dataclasses.dataclass
@@ -31,6 +32,9 @@ class EvaluationData:
 
     split: Any  # data.sources.Split
     description: dict[str, Any]  # what evaluation.json records about the data
+    # (path, reason) of files that failed to decode while scored, since the last call;
+    # their examples were left out (data.sources.Source.take_stream_failures).
+    take_stream_failures: Callable[[], list[tuple[str, str]]] = list
 
 
 @dataclasses.dataclass
@@ -113,6 +117,8 @@ def open_data(
     source = load_source(config, seed, report)
     if source.skipped:
         report(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
+    for warning in source.warnings:
+        report(warning)
     names = [name for name in ("train", "val", "test") if name in source.splits]
     if split_name != EvalSplit.all:
         names = [split_name.value] if split_name.value in source.splits else []
@@ -122,10 +128,35 @@ def open_data(
             f"The {split_name.value} split of {source.name} is empty (see --val-split / "
             "--test-split of the run); choose another with --split, or pass --data DIR."
         )
+    change = folder_change(run, source.description, names, split_name)
+    if change:
+        report(change)
     split = relabel(concatenate(parts), class_index_map(source.class_names, run.class_names))
     description = {**source.description, "split": split_name.value}
     description["examples"] = split.num_examples
-    return EvaluationData(split, description)
+    return EvaluationData(split, description, source.take_stream_failures)
+
+
+def folder_change(
+    run: LoadedRun, now: dict[str, Any], names: list[str], split_name: EvalSplit
+) -> str | None:
+    """A warning when the run's own folder no longer holds the images it was trained with
+    in the evaluated split(s), by the file-list fingerprints recorded at training; None
+    when unchanged, for other data, and for runs recorded without fingerprints."""
+    then = run.config.get("resolved", {}).get("source", {})
+    if not (then.get("kind") == now.get("kind") == "folder" and then.get("path") == now["path"]):
+        return None
+    recorded, current = then.get("fingerprints") or {}, now.get("fingerprints", {})
+    names = [name for name in names if name in recorded and name in current]
+    if all(recorded[name] == current[name] for name in names):
+        return None
+    count_then = sum(recorded[name].get("images", 0) for name in names)
+    count_now = sum(current[name]["images"] for name in names)
+    return (
+        f"The {split_name.value} images of {now['path']} changed since the run was trained "
+        f"({count_then} then, {count_now} now; files added, removed or edited): the scores "
+        "are not comparable with the run's own."
+    )
 
 
 def concatenate(parts: list[Any]) -> Any:
@@ -191,6 +222,13 @@ def evaluate(
     top_k = resolve_top_k(options.top_k, run.num_classes)
     report = metrics.classification_report(labels, probabilities, run.class_names, top_k)
     paths = data.split.paths
+    # Files that could not be read while scored were left out of the predictions: leave
+    # them out of the paths too, or every later mistake would name the wrong file.
+    unreadable = data.take_stream_failures()
+    if unreadable and paths is not None:
+        gone = {path for path, _ in unreadable}
+        paths = [path for path in paths if path not in gone]
+    report["unreadable"] = [{"path": path, "reason": reason} for path, reason in unreadable]
     report["mistakes"] = []
     if paths is not None:
         for index in metrics.most_confident_mistakes(labels, probabilities, options.mistakes):
@@ -232,22 +270,26 @@ def confusion_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_evaluation(evaluation: Evaluation, output_dir: Path, channels: int) -> list[Path]:
     """evaluation.json, the confusion matrix as CSV and PNG, and for folder data the most
-    confident mistakes as CSV and a PNG gallery. Returns the files written."""
+    confident mistakes as CSV and a PNG gallery. Returns the files written.
+
+    Files this evaluation does not write are left alone, even stale mistakes from an
+    earlier one: report["mistakes_files"] names the mistake files that belong to it.
+    """
     from . import plots
 
     report = evaluation.report
+    mistakes_files = (output_dir / MISTAKES_CSV, output_dir / MISTAKES_PNG)
+    listed = evaluation.paths is not None and bool(report["mistakes"])
+    report["mistakes_files"] = [path.name for path in mistakes_files] if listed else []
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = [output_dir / name for name in (EVALUATION_FILE, CONFUSION_CSV, CONFUSION_PNG)]
+    written = [output_dir / name for name in REPORT_FILES]
     runs.write_json_atomic(written[0], report)
     runs.write_csv_atomic(written[1], confusion_rows(report))
     matrix = np.array(report["confusion_matrix"]["matrix"])
     runs.write_bytes_atomic(
         written[2], plots.confusion_matrix_png(matrix, report["confusion_matrix"]["labels"])
     )
-    mistakes_files = (output_dir / MISTAKES_CSV, output_dir / MISTAKES_PNG)
-    if evaluation.paths is None or not report["mistakes"]:
-        for stale in mistakes_files:  # from an earlier evaluation; would now mislead
-            stale.unlink(missing_ok=True)
+    if not listed:
         return written
     runs.write_csv_atomic(mistakes_files[0], report["mistakes"])
     runs.write_bytes_atomic(mistakes_files[1], plots.mistakes_png(report["mistakes"], channels))

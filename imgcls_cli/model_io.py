@@ -86,14 +86,17 @@ def run_dir_of(model: Path) -> Path:
             f"--model {model} does not exist; give a run directory (such as "
             f"runs/train-digits-simplecnn) or its {runs.MODEL_FILE}."
         )
-    if model.is_file():
+    if (model / runs.MODEL_FILE).is_file():
+        return model
+    if model.is_file() and model.suffix == ".keras":
         return model.parent
-    if not (model / runs.MODEL_FILE).is_file():
+    if model.is_dir() and any((model / n).exists() for n in (runs.LABELS_FILE, runs.CONFIG_FILE)):
         raise RunDirError(
             f"{model} has no {runs.MODEL_FILE}: give a run directory written by `imgcls train` "
             "(a run still in progress has no model yet)."
         )
-    return model
+    # Anything else (an image, a data folder) would otherwise read as a broken run.
+    raise RunDirError(f"{model} is not a model: give a run directory or its {runs.MODEL_FILE}.")
 
 
 def describe_run(run_dir: Path) -> str:
@@ -131,14 +134,28 @@ def load_keras_model(path: Path) -> Any:
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises ValueError, TypeError, KeyError… for bad files
-        reason = " ".join(str(error).split())
-        if "safe_mode" in reason:
+        text = " ".join(str(error).split())
+        if "safe_mode" in text:
             raise RunDirError(
                 f"{path} holds Python code (such as a Lambda layer), which safe mode refuses to "
                 "load because a model file from elsewhere could run anything; rebuild the "
                 "model without it."
             ) from None
-        raise RunDirError(f"Cannot load the model in {path}: {reason[:300]}") from None
+        if "'class_name': 'Lambda'" in text:  # in the config dump of the failing layer
+            raise RunDirError(
+                f"{path} has a Lambda layer imgcls cannot load ({load_failure(text)}); "
+                "rebuild the model without Lambda layers."
+            ) from None
+        raise RunDirError(f"Cannot load the model in {path}: {load_failure(text)}") from None
+
+
+def load_failure(text: str, limit: int = 240) -> str:
+    """The cause in a Keras loading error, bounded. Keras nests causes as '<layer config
+    dump>. Exception encountered: <cause>' and ends with 'Full object config: {…}': the
+    innermost cause is the informative part, and may sit thousands of characters in."""
+    cause = text.rsplit("Exception encountered:", 1)[-1].split(" Full object config:")[0]
+    cause = cause.strip()
+    return cause if len(cause) <= limit else cause[: limit - 1] + "…"
 
 
 def input_size(model: Any, config: dict[str, Any], path: Path) -> tuple[tuple[int, int], int]:

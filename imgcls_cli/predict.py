@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import os
+import re
 from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,13 @@ DIRECT_LIMIT = 8
 class Prediction:
     """One input: its top-k classes with probabilities, or why it could not be read."""
 
-    path: str
+    path: str  # as given, made printable (see printable)
     top_k: list[tuple[str, float]] = dataclasses.field(default_factory=list)
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.path = printable(self.path)
+        self.error = None if self.error is None else printable(self.error)
 
     @property
     def label(self) -> str | None:
@@ -63,6 +70,12 @@ def format_probability(value: float | None) -> str | None:
     return None if value is None else f"{value:.6f}"
 
 
+def printable(text: str) -> str:
+    """Text that encodes as UTF-8: a file name's undecodable bytes (b'\\xff', which Python
+    keeps as lone surrogates) are shown escaped ('\\xff'), the same in every format."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 # --- Inputs -----------------------------------------------------------------------------
 
 
@@ -84,11 +97,14 @@ def expand_inputs(arguments: list[str], read_stdin: Callable[[], str]) -> list[I
     if not names:
         raise UsageError("No inputs: stdin held no paths (give one image path per line).")
     expanded = [item for name in names for item in expand_one(name)]
+    # Keyed by the real path: a file reached through a symlink, or spelt another way,
+    # is one file; the spelling of its first occurrence is kept.
     seen: set[str] = set()
     unique = []
     for item in expanded:
-        if item.path not in seen:
-            seen.add(item.path)
+        real = os.path.realpath(item.path)
+        if real not in seen:
+            seen.add(real)
             unique.append(item)
     return unique
 
@@ -98,19 +114,42 @@ def expand_one(name: str) -> list[Input]:
 
     path = Path(name)
     if path.is_dir():
-        images = list_images(path)
+        images, _ = list_images(path)  # broken links named like images are among images
         if not images:
             return [Input(name, "folder holds no image files (.jpg .png .bmp .gif .webp)")]
         return [Input(str(p)) for p in images]
     if path.exists() or not glob.has_magic(name):
         return [Input(name)]  # a missing file is reported when it is read
     found = []
-    for match in sorted(glob.glob(name, recursive=True)):
+    for match in glob_paths(name):
         if Path(match).is_dir():
             found += [item for item in expand_one(match) if item.error is None]
         elif is_image_file(Path(match)):
             found.append(Input(match))
     return found or [Input(name, "no image files match this pattern")]
+
+
+def glob_paths(pattern: str) -> list[str]:
+    """Sorted matches of a glob pattern, spelt as the pattern spells its folders.
+
+    pathlib rather than glob.glob: its '**' does not enter symlinked folders (as bash's
+    globstar and the folder walk), where glob.glob follows a link to '.' or '..' round
+    and round, repeating every file up to the system's symlink depth. Hidden files and
+    folders match only where the pattern spells the dot, as with glob.glob.
+    """
+    parts = pattern.split("/")
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = "/".join(parts[:first]) + "/" if first else ""
+    # pathlib accepts '**' only as a whole component; glob.glob reads 'a**b' as 'a*b'.
+    rest = [part if part == "**" else re.sub(r"\*\*+", "*", part) for part in parts[first:]]
+    dotted = [part for part in rest if part.startswith(".")]
+    found = []
+    for match in Path(root or ".").glob("/".join(rest)):
+        relative = match.relative_to(root or ".")
+        hidden = [part for part in relative.parts if part.startswith(".")]
+        if all(any(fnmatch(part, p) for p in dotted) for part in hidden):
+            found.append(root + str(relative) if relative.parts else root or ".")
+    return sorted(found)
 
 
 # --- Decoding and prediction ------------------------------------------------------------

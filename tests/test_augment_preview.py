@@ -5,11 +5,14 @@ import pytest
 from conftest import make_class_folder, write_image
 
 from imgcls_cli.augment_preview import (
+    MAX_SIDE,
     GridLayout,
     caption,
+    check_picture_size,
     spread_over_classes,
     tile_size,
 )
+from imgcls_cli.errors import UsageError
 
 
 def preview(runner, app, *args):
@@ -144,10 +147,12 @@ def test_captions_name_the_class_or_the_mix():
     [
         (["--samples", "0"], 2, "--samples must be at least 1"),
         (["--variants", "0"], 2, "--variants must be at least 1"),
+        (["--variants", "100000"], 2, "--variants must be at most 64; got 100000"),
+        (["--samples", "65"], 2, "--samples must be at most 64"),
         (["--rotate", "400"], 2, "--rotate must be between 0 and 180"),
         (["--output", "grid.jpg"], 2, "must name a .png file"),
         (["--mixup", "0.2", "--cutmix", "1"], 2, "--mixup or --cutmix"),
-        (["--dataset", "digitz"], 1, "Did you mean 'digits'?"),
+        (["--dataset", "digitz"], 2, "Did you mean 'digits'?"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code(
@@ -197,3 +202,21 @@ except SystemExit as exit:
     assert exit.code == 0, exit.code
 """
     assert loaded_heavy_modules(code) == []
+
+
+def test_grid_over_the_side_limit_is_refused_before_drawing():
+    largest = GridLayout(rows=64, columns=65, tile_height=96, tile_width=96)  # 8x8 digits
+    check_picture_size(largest)
+    assert max(largest.size) <= MAX_SIDE
+    with pytest.raises(UsageError, match=r"17036 x 17946 pixels, over the limit of 16384"):
+        check_picture_size(GridLayout(rows=64, columns=65, tile_height=256, tile_width=256))
+
+
+def test_large_images_with_many_variants_are_refused_in_one_line(runner, cli_app, tmp_path):
+    image = write_image(tmp_path / "big.png", np.zeros((32, 32, 3), np.uint8))
+    output = tmp_path / "grid.png"
+    args = ["--image-size", "300", "--variants", "64", "--output", str(output)]  # 256 px tiles
+    result = preview(runner, cli_app, str(image), *args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert "over the limit of 16384 a side" in lines[-1] and not output.exists()

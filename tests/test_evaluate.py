@@ -4,8 +4,9 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
-from conftest import make_class_folder
+from conftest import make_class_folder, write_image
 
 from imgcls_cli import runs
 
@@ -84,6 +85,7 @@ def test_deliberately_wrong_labels_match_a_hand_count(runner, cli_app, shapes_ru
         "square_10.png",
     }
     assert (output / "mistakes.png").stat().st_size > 0
+    assert report["mistakes_files"] == ["mistakes.csv", "mistakes.png"]
     assert not (shapes_run / "mistakes.csv").exists()  # --output: the run dir is untouched
 
 
@@ -122,6 +124,20 @@ def test_digits_evaluation_reproduces_the_test_metrics_of_training(runner, cli_a
     assert report["top_k"]["k"] == 5 and report["top_k"]["accuracy"] >= report["accuracy"]
     assert sum(row["support"] for row in report["per_class"]) == 450
     assert report["mistakes"] == []  # embedded data has no file paths
+
+
+def test_data_without_paths_leaves_earlier_mistake_files_alone(
+    runner, cli_app, digits_run, tmp_path
+):
+    earlier = {"mistakes.csv": b"path,true,predicted\n", "mistakes.png": b"earlier"}
+    for name, content in earlier.items():
+        (tmp_path / name).write_bytes(content)
+    result = evaluate(runner, cli_app, "--model", str(digits_run), "--output", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    for name, content in earlier.items():  # not written by this invocation: kept as they were
+        assert (tmp_path / name).read_bytes() == content
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert report["mistakes"] == [] and report["mistakes_files"] == []  # none listed this time
 
 
 def test_evaluate_other_split_and_top_k(runner, cli_app, digits_run, tmp_path):
@@ -197,3 +213,67 @@ def test_dataset_option_scores_another_source_resized_to_the_model(
     assert report["data"]["kind"] == "tfds" and report["data"]["split"] == "test"
     assert report["examples"] == 20
     assert sum(sum(row) for row in report["confusion_matrix"]["matrix"]) == 20
+
+
+def folder_run(tmp_path, folder, with_fingerprints=True):
+    """A run that trained on `folder`, as config.json records it (no model needed)."""
+    from imgcls_cli.config import DataConfig
+    from imgcls_cli.data.sources import load_source
+    from imgcls_cli.model_io import LoadedRun
+
+    source = load_source(DataConfig(data=str(folder)), seed=0)
+    description = dict(source.description)
+    if not with_fingerprints:  # a run from before fingerprints were recorded
+        description.pop("fingerprints")
+    config = {
+        "options": {"data": {"data": str(folder)}, "seed": 0},
+        "resolved": {"source": description},
+    }
+    return LoadedRun(tmp_path / "run", None, source.class_names, config, (16, 16), 3)
+
+
+@pytest.mark.parametrize("with_fingerprints", [True, False])
+def test_evaluating_a_changed_training_folder_warns_in_one_line(tmp_path, with_fingerprints):
+    from imgcls_cli.config import EvaluateConfig
+    from imgcls_cli.evaluate import open_data
+
+    folder = tmp_path / "shapes"
+    make_class_folder(folder / "train", per_class=6)
+    make_class_folder(folder / "test", per_class=2, seed=1)
+    run = folder_run(tmp_path, folder, with_fingerprints)
+    messages = []
+    open_data(run, EvaluateConfig(), messages.append)
+    assert messages == []  # unchanged: evaluates as before
+    for i in range(3):
+        write_image(folder / "test" / "circle" / f"new_{i}.png", np.zeros((16, 16, 3), np.uint8))
+    data = open_data(run, EvaluateConfig(), messages.append)
+    assert data.split.num_examples == 7
+    if not with_fingerprints:
+        assert messages == []
+        return
+    [message] = messages
+    assert message.startswith(f"The test images of {folder} changed since the run was trained")
+    assert "(4 then, 7 now;" in message
+
+
+def test_an_image_that_vanishes_while_scored_is_left_out_and_mistakes_name_the_right_files(
+    shapes_run, tmp_path
+):
+    from imgcls_cli.config import EvaluateConfig
+    from imgcls_cli.evaluate import evaluate as score
+    from imgcls_cli.evaluate import open_data
+    from imgcls_cli.model_io import open_run
+
+    folder = write_mislabelled_folder(tmp_path)
+    run = open_run(shapes_run, lambda message: None)
+    data = open_data(run, EvaluateConfig(data=str(folder)), lambda message: None)
+    vanished = folder / "circle" / "circle_0.png"  # listed before the mistakes below it
+    vanished.unlink()
+    report = score(run, data, EvaluateConfig(data=str(folder))).report
+    assert report["examples"] == 12
+    assert report["unreadable"] == [{"path": str(vanished), "reason": "no such file"}]
+    assert {m["path"].split("/")[-1] for m in report["mistakes"]} == {
+        "circle_10.png",
+        "circle_11.png",
+        "square_10.png",
+    }

@@ -4,7 +4,11 @@ import csv
 import functools
 import io
 import json
+import os
+import shlex
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -216,11 +220,15 @@ def test_csv_has_a_header_and_one_row_per_input(runner, cli_app, shapes_run, pho
     assert total == pytest.approx(1.0, abs=1e-5)
 
 
-def test_tta_averages_image_and_horizontal_flip(runner, cli_app, shapes_run, photos):
+def test_tta_averages_image_and_horizontal_flip(runner, cli_app, shapes_run, photos, tmp_path):
+    run_dir = shutil.copytree(shapes_run, tmp_path / "run")  # as if trained with flips
+    config = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    config["resolved"]["augment"]["flip"] = "horizontal"
+    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(config))
     paths = [str(photos / "circle" / "circle_6.png"), str(photos / "square" / "square_6.png")]
-    result = predict(runner, cli_app, *paths, "--model", str(shapes_run), "--json", "--tta")
+    result = predict(runner, cli_app, *paths, "--model", str(run_dir), "--json", "--tta")
     assert result.exit_code == 0, result.output
-    expected = model_probabilities(shapes_run, paths) + model_probabilities(shapes_run, paths, True)
+    expected = model_probabilities(run_dir, paths) + model_probabilities(run_dir, paths, True)
     got = [probabilities_by_class(r, ["circle", "square", "tri"]) for r in json_records(result)]
     np.testing.assert_allclose(got, expected / 2, atol=1e-5)
 
@@ -243,3 +251,102 @@ def test_tta_is_skipped_for_runs_trained_without_horizontal_flips(
 def test_json_and_csv_together_is_a_usage_error(runner, cli_app, shapes_run, photos):
     result = predict(runner, cli_app, str(photos), "--json", "--csv")
     assert result.exit_code == 2 and "at most one of --json and --csv" in result.output
+
+
+def test_symlink_loops_and_aliases_give_each_real_file_once(photos, tmp_path):
+    from imgcls_cli.predict import expand_inputs
+
+    album = shutil.copytree(photos, tmp_path / "album")
+    (album / "square" / "loop").symlink_to(".")  # the issue's `ln -s . square/loop`
+    (album / "circle" / "up").symlink_to("..")
+    (album / "alias.png").symlink_to(album / "tri" / "tri_3.png")
+    first = str(album / "tri" / "tri_3.png")
+    pattern = str(album / "**" / "*_3.png")
+    for arguments in ([first, pattern], [first, str(album)], [first, str(album / "alias.png")]):
+        paths = [item.path for item in expand_inputs(arguments, lambda: "")]
+        real = [os.path.realpath(path) for path in paths]
+        assert len(real) == len(set(real)), arguments
+        assert paths[0] == first  # the first spelling is kept
+    paths = [item.path for item in expand_inputs([pattern], lambda: "")]
+    assert sorted(os.path.basename(path) for path in paths) == [
+        "circle_3.png",
+        "square_3.png",
+        "tri_3.png",
+    ]
+
+
+def test_globs_keep_the_spelling_and_skip_hidden_files_like_glob(photos, monkeypatch):
+    from imgcls_cli.predict import glob_paths
+
+    monkeypatch.chdir(photos.parent)
+    assert glob_paths("./photos/*/tri_1?.png") == [
+        "./photos/tri/tri_10.png",
+        "./photos/tri/tri_11.png",
+    ]
+    hidden = photos / "tri" / ".tri_1x.png"
+    shutil.copy(photos / "tri" / "tri_1.png", hidden)
+    assert ".tri_1x.png" not in " ".join(glob_paths("photos/**/*1*.png"))
+    assert glob_paths("photos/tri/.tri_1*.png") == ["photos/tri/.tri_1x.png"]
+    assert glob_paths("pho**/tri/tri_1.png") == ["photos/tri/tri_1.png"]  # 'a**b' is 'a*b'
+
+
+def test_undecodable_file_names_are_written_as_valid_utf8(
+    runner, cli_app, shapes_run, photos, tmp_path
+):
+    name = tmp_path / os.fsdecode(b"\xff.png")  # a Latin-1 file name on a UTF-8 system
+    shutil.copy(photos / "circle" / "circle_8.png", name)
+    shown = str(tmp_path / "\\xff.png")
+    for output in ("--json", "--csv", None):  # None: the table
+        options = [output] if output else []
+        result = predict(runner, cli_app, str(name), "--model", str(shapes_run), *options)
+        assert result.exit_code == 0, result.output
+        text = result.stdout_bytes.decode("utf-8")  # strict: raises on invalid bytes
+        if output == "--json":
+            assert json.loads(text)["path"] == shown
+        elif output == "--csv":
+            assert next(csv.DictReader(io.StringIO(text)))["path"] == shown
+        else:
+            assert "\\xff.png" in text
+
+
+@pytest.mark.parametrize("output", ["--json", "--csv"])
+def test_closed_stdout_ends_quietly_with_exit_code_zero(shapes_run, photos, output):
+    # The reader closes the pipe before any record is written, as `| head -1` does before
+    # the rest (closing after one line would race the writer filling the pipe buffer).
+    command = [sys.executable, "-m", "imgcls_cli", "predict", str(photos)]
+    process = subprocess.Popen(
+        [*command, "--model", str(shapes_run), output],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert stderr == ""
+
+
+def test_a_closed_stdout_ends_a_table_quietly():
+    code = (
+        "from rich.table import Table\n"
+        "from imgcls_cli import console\n"
+        "table = Table('path')\n"
+        "for i in range(5000):\n"
+        "    table.add_row(f'image_{i}.png')\n"
+        "console.print_result(table)\n"
+    )
+    # 5,000 rows overflow the pipe's buffer, so Python is still writing when head exits;
+    # pipefail makes the pipeline's exit code Python's.
+    process = subprocess.run(
+        [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} | head -1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 0 and process.stderr == ""
+    assert process.stdout.count("\n") == 1
