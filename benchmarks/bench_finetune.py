@@ -32,10 +32,10 @@ SIZE = 224
 
 def bench_caching(images: int, head_epochs: int, batch_size: int) -> dict:
     from imgcls_cli.config import DataConfig, FinetuneConfig
+    from imgcls_cli.data.prepare import prepare_data
     from imgcls_cli.finetune import cache_features
     from imgcls_cli.models.backbones import create_backbone
     from imgcls_cli.models.transfer import build_transfer_model
-    from imgcls_cli.data.prepare import prepare_data
     from imgcls_cli.training import SilentReporter, Trainer, create_optimizer, fit
 
     tf = import_tensorflow()

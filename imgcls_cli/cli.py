@@ -1,4 +1,10 @@
-"""The Typer app: one thin function per subcommand. Heavy modules are imported lazily."""
+"""The Typer app: option declarations and calls into `api`, nothing else.
+
+Options are declared once, as Annotated aliases shared by every command that takes them;
+their defaults come from the config dataclasses. A command passes on only the options
+given on its command line (ctx.params), so the library fills in the same defaults for
+the CLI and for Python callers. Heavy modules are imported lazily.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +21,12 @@ from .config import (
     CacheMode,
     ClassWeight,
     EvalSplit,
+    EvaluateConfig,
     FillMode,
     FinetuneConfig,
     Flip,
     Optimizer,
+    PredictConfig,
     Schedule,
     Strategy,
     TrainConfig,
@@ -34,179 +42,223 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-DATA_PANEL = "Data"
-TRAIN_PANEL = "Training"
-SCALE_PANEL = "Devices and checkpoints"
-OUTPUT_PANEL = "Output"
-MODEL_PANEL = "Model"
-AUGMENT_PANEL = "Augmentation"
-DATA_KEYS = (
-    "dataset",
-    "data",
-    "data_dir",
-    "manual_dir",
-    "image_size",
-    "val_split",
-    "test_split",
-    "cache",
+DATA, TRAINING, SCALE, OUTPUT, MODEL, AUGMENT = (
+    "Data",
+    "Training",
+    "Devices and checkpoints",
+    "Output",
+    "Model",
+    "Augmentation",
 )
 
 
-def augment_option(help: str, metavar: str | None = None, default: Any = None) -> Any:
-    return typer.Option(default, metavar=metavar, help=help, rich_help_panel=AUGMENT_PANEL)
+def option(help: str, *names: str, panel: str | None = None, **kwargs: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kwargs)
 
 
-# Augmentation options, defined once and used by `train` and `augment-preview` alike, so
-# the preview shows exactly what training does. None: from the preset.
-AUGMENT_OPTIONS = {
-    "augment": augment_option(
-        "Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for "
-        "mnist and other character datasets, standard otherwise. strong adds colour jitter "
-        "and random erasing."
-    ),
-    "flip": augment_option("Random mirroring (digit datasets: none)."),
-    "rotate": augment_option("Rotate by up to DEGREES either way.", "DEGREES"),
-    "crop": augment_option(
-        "Crop a random window FRACTION smaller in height and width, resize it back.", "FRACTION"
-    ),
-    "zoom": augment_option("Zoom in or out by up to FRACTION.", "FRACTION"),
-    "translate": augment_option("Shift by up to FRACTION of the height and width.", "FRACTION"),
-    "contrast": augment_option("Change contrast by up to FRACTION.", "FRACTION"),
-    "brightness": augment_option("Shift brightness by up to FRACTION of 255.", "FRACTION"),
-    "color_jitter": augment_option(
-        "Jitter saturation and hue by up to FRACTION (colour images).", "FRACTION"
-    ),
-    "erase": augment_option("Blank a random rectangle with this PROBABILITY.", "PROBABILITY"),
-    "fill": augment_option(
-        "Fill for corners uncovered by crop/rotate/zoom/translate. Default: constant (black) "
-        "for digit datasets, reflect otherwise."
-    ),
-    "mixup": augment_option(
-        "Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
-        "ALPHA",
-        0.0,
-    ),
-    "cutmix": augment_option(
-        "Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
-        "ALPHA",
-        0.0,
-    ),
-}
-
-DatasetOption = Annotated[
+# --- Data -------------------------------------------------------------------------------
+Dataset = Annotated[
     Optional[str],
-    typer.Option(
-        help="TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' "
-        "(embedded, no network). Default: digits.",
-        rich_help_panel=DATA_PANEL,
+    option(
+        "TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' (embedded, "
+        "no network). Default: digits.",
+        panel=DATA,
     ),
 ]
-DataOption = Annotated[
+DataFolder = Annotated[
     Optional[Path],
-    typer.Option(
-        help="Folder with one sub-folder per class (optionally inside train/ val/ test/).",
-        rich_help_panel=DATA_PANEL,
+    option(
+        "Folder with one sub-folder per class (optionally inside train/ val/ test/).", panel=DATA
     ),
 ]
-DataDirOption = Annotated[
-    Optional[Path],
-    typer.Option(help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL),
+DataDir = Annotated[
+    Optional[Path], option("TFDS data_dir (default ~/tensorflow_datasets).", panel=DATA)
 ]
-ManualDirOption = Annotated[
+ManualDir = Annotated[
     Optional[Path],
-    typer.Option(
-        help="TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).",
-        rich_help_panel=DATA_PANEL,
-    ),
+    option("TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).", panel=DATA),
 ]
-ValSplitOption = Annotated[
+ImageSize = Annotated[
+    Optional[int],
+    option("Resize images to SIZE x SIZE. Default: the data's own size, or 64.", panel=DATA),
+]
+ValSplit = Annotated[
+    float, option("Fraction of the training data held out for validation (seeded).", panel=DATA)
+]
+TestSplit = Annotated[
     float,
-    typer.Option(
-        help="Fraction of the training data held out for validation (seeded).",
-        rich_help_panel=DATA_PANEL,
-    ),
+    option("Fraction held out for the final test, when the data has no test split.", panel=DATA),
 ]
-CacheOption = Annotated[
+Cache = Annotated[
     CacheMode,
-    typer.Option(
-        help="Keep resized images in memory between epochs (memory), or decode them from "
-        "their source every epoch with flat memory use (none). auto: memory when they fit "
-        "in min(2 GiB, a quarter of RAM).",
-        rich_help_panel=DATA_PANEL,
+    option(
+        "Keep resized images in memory between epochs (memory), or decode them from their "
+        "source every epoch with flat memory use (none). auto: memory when they fit in "
+        "min(2 GiB, a quarter of RAM).",
+        panel=DATA,
     ),
 ]
-TestSplitOption = Annotated[
+
+# --- Augmentation: shared by train, finetune and augment-preview, so the preview shows
+# exactly what training does. None: from the preset.
+Preset = Annotated[
+    Optional[AugmentPreset],
+    option(
+        "Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for mnist "
+        "and other character datasets, standard otherwise. strong adds colour jitter and "
+        "random erasing.",
+        panel=AUGMENT,
+    ),
+]
+FlipOption = Annotated[
+    Optional[Flip], option("Random mirroring (digit datasets: none).", panel=AUGMENT)
+]
+Rotate = Annotated[
+    Optional[float], option("Rotate by up to DEGREES either way.", metavar="DEGREES", panel=AUGMENT)
+]
+Crop = Annotated[
+    Optional[float],
+    option(
+        "Crop a random window FRACTION smaller in height and width, resize it back.",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+]
+Zoom = Annotated[
+    Optional[float], option("Zoom in or out by up to FRACTION.", metavar="FRACTION", panel=AUGMENT)
+]
+Translate = Annotated[
+    Optional[float],
+    option("Shift by up to FRACTION of the height and width.", metavar="FRACTION", panel=AUGMENT),
+]
+Contrast = Annotated[
+    Optional[float], option("Change contrast by up to FRACTION.", metavar="FRACTION", panel=AUGMENT)
+]
+Brightness = Annotated[
+    Optional[float],
+    option("Shift brightness by up to FRACTION of 255.", metavar="FRACTION", panel=AUGMENT),
+]
+ColorJitter = Annotated[
+    Optional[float],
+    option(
+        "Jitter saturation and hue by up to FRACTION (colour images).",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+]
+Erase = Annotated[
+    Optional[float],
+    option("Blank a random rectangle with this PROBABILITY.", metavar="PROBABILITY", panel=AUGMENT),
+]
+Fill = Annotated[
+    Optional[FillMode],
+    option(
+        "Fill for corners uncovered by crop/rotate/zoom/translate. Default: constant (black) "
+        "for digit datasets, reflect otherwise.",
+        panel=AUGMENT,
+    ),
+]
+Mixup = Annotated[
     float,
-    typer.Option(
-        help="Fraction held out for the final test, when the data has no test split.",
-        rich_help_panel=DATA_PANEL,
+    option(
+        "Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
+        metavar="ALPHA",
+        panel=AUGMENT,
     ),
 ]
+Cutmix = Annotated[
+    float,
+    option(
+        "Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
+        metavar="ALPHA",
+        panel=AUGMENT,
+    ),
+]
+
+# --- Training ---------------------------------------------------------------------------
+BatchSize = Annotated[int, option("Global batch size, split across all replicas.", panel=TRAINING)]
+OptimizerOption = Annotated[Optimizer, option("Optimizer.", panel=TRAINING)]
+WeightDecay = Annotated[float, option("Weight decay (adamw only).", panel=TRAINING)]
+LabelSmoothing = Annotated[float, option("Label smoothing.", panel=TRAINING)]
+Patience = Annotated[
+    Optional[int],
+    option(
+        "Stop when validation loss has not improved for N epochs (within each finetune "
+        "phase); keep the best weights.",
+        panel=TRAINING,
+    ),
+]
+Seed = Annotated[
+    int, option("Random seed: the same seed gives the same run on CPU.", panel=TRAINING)
+]
+ConfigFile = Annotated[
+    Optional[Path],
+    option(
+        "Read options from a run's config.json (of the same command); flags given here "
+        "override it.",
+        "--config",
+        panel=TRAINING,
+    ),
+]
+
+# --- Devices and checkpoints ------------------------------------------------------------
 StrategyOption = Annotated[
     Strategy,
-    typer.Option(
-        help="tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
+    option(
+        "tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
         "multi-worker reads TF_CONFIG.",
-        rich_help_panel=SCALE_PANEL,
+        panel=SCALE,
     ),
 ]
-ScaleLrOption = Annotated[
-    bool,
-    typer.Option(
-        "--scale-lr", help="Multiply --lr by the number of replicas.", rich_help_panel=SCALE_PANEL
-    ),
+ScaleLr = Annotated[
+    bool, option("Multiply the learning rate by the number of replicas.", "--scale-lr", panel=SCALE)
 ]
-MixedPrecisionOption = Annotated[
+MixedPrecision = Annotated[
     bool,
-    typer.Option(
+    option(
+        "mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; the classifier stays float32.",
         "--mixed-precision",
-        help="mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; the classifier stays float32.",
-        rich_help_panel=SCALE_PANEL,
+        panel=SCALE,
     ),
 ]
-DeterministicOption = Annotated[
+Deterministic = Annotated[
     bool,
-    typer.Option(
-        "--deterministic",
-        help="Deterministic kernels (with --seed: bit-identical runs).",
-        rich_help_panel=SCALE_PANEL,
+    option(
+        "Deterministic kernels (with --seed: bit-identical runs).", "--deterministic", panel=SCALE
     ),
 ]
-SaveEveryOption = Annotated[
+SaveEvery = Annotated[
     Optional[int],
-    typer.Option(
-        help="Also checkpoint every N steps (a checkpoint follows every epoch anyway).",
-        rich_help_panel=SCALE_PANEL,
-    ),
+    option("Also checkpoint every N steps (a checkpoint follows every epoch anyway).", panel=SCALE),
 ]
-ResumeOption = Annotated[
+Resume = Annotated[
     Optional[Path],
-    typer.Option(
-        help="Continue RUN_DIR from its last checkpoint with its saved options "
-        "(--epochs, --strategy and --save-every may change).",
-        rich_help_panel=SCALE_PANEL,
-    ),
-]
-OptimizerOption = Annotated[Optimizer, typer.Option(rich_help_panel=TRAIN_PANEL)]
-WeightDecayOption = Annotated[
-    float, typer.Option(help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL)
-]
-LabelSmoothingOption = Annotated[
-    float, typer.Option(help="Label smoothing.", rich_help_panel=TRAIN_PANEL)
-]
-ForceOption = Annotated[
-    bool,
-    typer.Option(
-        "--force", help="Replace an existing --output directory.", rich_help_panel=OUTPUT_PANEL
-    ),
-]
-QuietOption = Annotated[
-    bool,
-    typer.Option(
-        "--quiet", "-q", help="No progress output (for CI logs).", rich_help_panel=OUTPUT_PANEL
+    option(
+        "Continue RUN_DIR from its last checkpoint with its saved options (--epochs, "
+        "--strategy and --save-every may change).",
+        panel=SCALE,
     ),
 ]
 
+# --- Output -----------------------------------------------------------------------------
+Force = Annotated[
+    bool,
+    option(
+        "Replace an earlier imgcls run in --output (never a folder of anything else).",
+        "--force",
+        panel=OUTPUT,
+    ),
+]
+Quiet = Annotated[bool, option("No progress output (for CI logs).", "--quiet", "-q", panel=OUTPUT)]
+ModelOption = Annotated[
+    Optional[Path],
+    option(
+        "A run directory or its model.keras. Default: the latest run under ./runs.",
+        "--model",
+        "-m",
+        panel=MODEL,
+    ),
+]
 
 _state = {"debug": False}
 
@@ -219,16 +271,15 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: bool = typer.Option(
-        False,
-        "--version",
-        callback=version_callback,
-        is_eager=True,
-        help="Show the version and exit.",
-    ),
-    debug: bool = typer.Option(
-        False, "--debug", help="Show tracebacks and TensorFlow's own log messages."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and TensorFlow's own log messages.")
+    ] = False,
 ) -> None:
     """Image classification with TensorFlow and Keras."""
     _state["debug"] = debug
@@ -254,6 +305,9 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except BrokenPipeError:  # stdout's reader stopped early (`| head`): a normal end
+        with console.closed_stdout_ends_quietly():
+            raise
     except OSError as error:  # unwritable output, full disk, vanished files
         if _state["debug"]:
             raise
@@ -269,33 +323,15 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def apply_config_file(
-    ctx: typer.Context, config_file: Path, values: dict[str, Any], config_class: type
-) -> dict[str, Any]:
-    """Options from a run's config.json (a TrainConfig or FinetuneConfig run), for every
-    flag not given on the command line."""
-    from .config import read_config_options
-
-    def given(name: str) -> bool:
-        # By name: Typer releases differ in where ParameterSource lives.
+def given(ctx: typer.Context, *leave_out: str) -> dict[str, Any]:
+    """The options given on the command line: the library fills in the rest."""
+    values = {}
+    for name, value in ctx.params.items():
         source = ctx.get_parameter_source(name)
-        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-
-    saved = config_class.from_dict(read_config_options(config_file, ctx.info_name)).to_dict()
-    augment = {"augment" if k == "preset" else k: v for k, v in saved["augment"].items()}
-    flat = {
-        **{k: v for k, v in saved.items() if k not in ("data", "augment")},
-        **saved["data"],
-        **augment,
-    }
-    source_given = given("dataset") or given("data")
-    merged = dict(values)
-    for name, value in flat.items():
-        if source_given and name in ("dataset", "data"):
-            continue
-        if name in merged and not given(name):
-            merged[name] = value
-    return merged
+        # By name: Typer releases differ in where ParameterSource lives.
+        if name not in leave_out and source is not None and source.name == "COMMANDLINE":
+            values[name] = value
+    return values
 
 
 def arch_help() -> str:
@@ -306,572 +342,6 @@ def arch_help() -> str:
     )
 
 
-@app.command()
-def train(
-    ctx: typer.Context,
-    dataset: Optional[str] = typer.Option(
-        None,
-        help="TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' "
-        "(embedded, no network). Default: digits.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data: Optional[Path] = typer.Option(
-        None,
-        help="Folder with one sub-folder per class (optionally inside train/ val/ test/).",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data_dir: Optional[Path] = typer.Option(
-        None, help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL
-    ),
-    manual_dir: Optional[Path] = typer.Option(
-        None,
-        help="TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).",
-        rich_help_panel=DATA_PANEL,
-    ),
-    image_size: Optional[int] = typer.Option(
-        None,
-        help="Resize images to SIZE x SIZE. Default: the data's own size, or 64.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    val_split: float = typer.Option(
-        0.1,
-        help="Fraction of the training data held out for validation (seeded).",
-        rich_help_panel=DATA_PANEL,
-    ),
-    test_split: float = typer.Option(
-        0.1,
-        help="Fraction held out for the final test, when the data has no test split.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    cache: CacheOption = CacheMode.auto,
-    arch: str = typer.Option("simplecnn", help=arch_help(), rich_help_panel=TRAIN_PANEL),
-    epochs: int = typer.Option(10, help="Training epochs.", rich_help_panel=TRAIN_PANEL),
-    batch_size: int = typer.Option(
-        64, help="Global batch size, split across all replicas.", rich_help_panel=TRAIN_PANEL
-    ),
-    lr: float = typer.Option(
-        1e-3,
-        help="Learning rate, used as given whatever the replica count (see --scale-lr).",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    optimizer: Optimizer = typer.Option(Optimizer.adam, rich_help_panel=TRAIN_PANEL),
-    weight_decay: float = typer.Option(
-        1e-4, help="Weight decay (adamw only).", rich_help_panel=TRAIN_PANEL
-    ),
-    schedule: Schedule = typer.Option(
-        Schedule.constant, help="Learning-rate schedule.", rich_help_panel=TRAIN_PANEL
-    ),
-    warmup_epochs: int = typer.Option(
-        0, help="Epochs of linear learning-rate warmup from 0.", rich_help_panel=TRAIN_PANEL
-    ),
-    label_smoothing: float = typer.Option(
-        0.0, help="Label smoothing.", rich_help_panel=TRAIN_PANEL
-    ),
-    patience: Optional[int] = typer.Option(
-        None,
-        help="Stop when validation loss has not improved for N epochs; keep the best weights.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    seed: int = typer.Option(
-        42,
-        help="Random seed: the same seed gives the same run on CPU.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
-    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
-    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
-    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
-    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
-    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
-    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
-    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
-    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
-    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
-    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
-    mixup: float = AUGMENT_OPTIONS["mixup"],
-    cutmix: float = AUGMENT_OPTIONS["cutmix"],
-    strategy: StrategyOption = Strategy.auto,
-    scale_lr: ScaleLrOption = False,
-    mixed_precision: MixedPrecisionOption = False,
-    deterministic: DeterministicOption = False,
-    save_every: SaveEveryOption = None,
-    resume: ResumeOption = None,
-    config_file: Optional[Path] = typer.Option(
-        None,
-        "--config",
-        help="Read options from a run's config.json; flags given here override it.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    output: Optional[Path] = typer.Option(
-        None,
-        help="Run directory. Default: runs/train-<data>-<arch>[-N].",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="Replace an existing --output directory.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    quiet: bool = typer.Option(
-        False,
-        "--quiet",
-        "-q",
-        help="No progress output (for CI logs).",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-) -> None:
-    """Train a CNN from scratch on a TFDS dataset, a folder of images, or the embedded digits."""
-    with user_errors():
-        options = {k: v for k, v in locals().items() if k in TRAIN_OPTION_NAMES}
-        config, run_dir, resuming = choose_run(
-            ctx, options, TRAIN_OPTION_NAMES, resume, config_file, output, force
-        )
-        from .train import run_train
-
-        run_and_report(
-            lambda reporter: run_train(config, run_dir, reporter, resume=resuming),
-            ctx.info_name,
-            run_dir,
-            quiet,
-        )
-
-
-def choose_run(
-    ctx: typer.Context,
-    options: dict[str, Any],
-    option_names: tuple[str, ...],
-    resume: Path | None,
-    config_file: Path | None,
-    output: Path | None,
-    force: bool,
-):
-    """(config, run directory, resuming) for train or finetune: a run to --resume, or a
-    new one from the flags (and --config)."""
-    command = ctx.info_name or "train"
-    if resume is not None:
-        if output is not None or config_file is not None:
-            raise UsageError("--resume continues RUN_DIR itself; drop --output and --config.")
-        return resumed_config(ctx, resume, options, option_names), resume, True
-    if config_file is not None:
-        options = apply_config_file(ctx, config_file, options, RUN_CONFIGS[command])
-    build = build_train_config if command == "train" else build_finetune_config
-    config = build(options)
-    from .runs import (
-        check_apart_from_data,
-        claim_run_dir,
-        default_run_dir,
-        is_same_run,
-        release_claim,
-    )
-    from .runtime import is_chief_task
-
-    data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
-    if output is not None:
-        check_apart_from_data(output, data_paths)
-    if config.strategy == Strategy.multi_worker:
-        # A restarted multi-worker job reruns the same command: continue from the last
-        # checkpoint, as tf.keras' BackupAndRestore does, instead of refusing.
-        if is_same_run(output, command, config.to_dict()):
-            return config, output, True
-        if not is_chief_task():  # only the chief writes (and claims) the run directory
-            return config, output or default_run_dir(command, config.run_name), False
-    run_dir = claim_run_dir(output, command, config.run_name, force)
-    try:
-        check_apart_from_data(run_dir, data_paths)
-    except ImgclsError:
-        release_claim(run_dir)
-        raise
-    return config, run_dir, False
-
-
-def run_and_report(run: Any, command: str | None, run_dir: Path, quiet: bool) -> None:
-    """Run `run(reporter)`, then print the result; an interruption says how to resume.
-    A run that stops before training starts gives its claimed directory back."""
-    import shlex
-
-    from . import console
-    from .runs import release_claim
-    from .training import TrainingInterrupted
-
-    try:
-        result = run(console.RichReporter(quiet))
-    except TrainingInterrupted as stop:
-        console.error(
-            f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
-            f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
-        )
-        raise typer.Exit(stop.exit_code) from None
-    except BaseException:
-        release_claim(run_dir)
-        raise
-    if not result.is_chief:
-        fingerprint = result.metrics["weights_fingerprint"]
-        console.out.print(
-            f"Worker done (weights {fingerprint}); the chief writes {console.escape(run_dir)}",
-            soft_wrap=True,
-        )
-        return
-    print_run_result(result.metrics, result.run_dir, quiet)
-
-
-TRAIN_OPTION_NAMES = (
-    *DATA_KEYS,
-    *AUGMENT_OPTIONS,
-    "arch",
-    "epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "weight_decay",
-    "schedule",
-    "warmup_epochs",
-    "label_smoothing",
-    "patience",
-    "seed",
-    "strategy",
-    "scale_lr",
-    "mixed_precision",
-    "deterministic",
-    "save_every",
-)
-RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
-RUN_CONFIGS = {"train": TrainConfig, "finetune": FinetuneConfig}  # commands that write runs
-
-
-def resumed_config(
-    ctx: typer.Context, run_dir: Path, options: dict[str, Any], option_names: tuple[str, ...]
-):
-    """The saved options of the `ctx.info_name` run in run_dir, with the few that may
-    change between sessions."""
-    from .runs import CONFIG_FILE, epochs_trained, read_json
-
-    command = ctx.info_name or "train"
-
-    def given(name: str) -> bool:
-        source = ctx.get_parameter_source(name)
-        return source is not None and source.name == "COMMANDLINE"
-
-    refused = [n for n in option_names if given(n) and n not in RESUME_OVERRIDES]
-    if refused:
-        flags = ", ".join("--" + n.replace("_", "-") for n in refused)
-        raise UsageError(
-            f"--resume continues a run with its saved options; drop {flags} "
-            "(only --epochs, --strategy and --save-every may change)."
-        )
-    document = read_json(run_dir / CONFIG_FILE, f"--resume needs a run directory made by {command}")
-    if document.get("command") != command:
-        raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
-    saved = RUN_CONFIGS[command].from_dict(document.get("options", {}))
-    changes = {n: options[n] for n in RESUME_OVERRIDES if given(n)}
-    if "epochs" in changes:
-        # config.json would claim fewer epochs than metrics.json and the model have.
-        done = epochs_trained(run_dir, phase=None if command == "train" else "finetune")
-        if changes["epochs"] < done:
-            raise UsageError(
-                f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
-            )
-    import dataclasses
-
-    return dataclasses.replace(saved, **changes)
-
-
-@app.command("augment-preview")
-def augment_preview(
-    files: Optional[list[Path]] = typer.Argument(
-        None,
-        metavar="IMAGE...",
-        help="Image files to preview, instead of --dataset or --data.",
-        show_default=False,
-    ),
-    dataset: Optional[str] = typer.Option(
-        None,
-        help="TFDS name or 'digits' (embedded). Default: digits.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data: Optional[Path] = typer.Option(
-        None,
-        help="Folder with one sub-folder per class; samples come from its training part.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data_dir: Optional[Path] = typer.Option(
-        None, help="TFDS data_dir (default ~/tensorflow_datasets).", rich_help_panel=DATA_PANEL
-    ),
-    image_size: Optional[int] = typer.Option(
-        None,
-        help="Resize images to SIZE x SIZE, as train does. Default: the data's own size, or 64.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    samples: int = typer.Option(
-        4, help="Source images (rows), from --dataset or --data.", rich_help_panel=OUTPUT_PANEL
-    ),
-    variants: int = typer.Option(
-        5, help="Augmented versions of each image (columns).", rich_help_panel=OUTPUT_PANEL
-    ),
-    seed: int = typer.Option(
-        42,
-        help="Random seed: picks the samples and drives the augmentation.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
-    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
-    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
-    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
-    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
-    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
-    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
-    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
-    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
-    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
-    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
-    mixup: float = AUGMENT_OPTIONS["mixup"],
-    cutmix: float = AUGMENT_OPTIONS["cutmix"],
-    output: Path = typer.Option(
-        Path("augment-preview.png"), help="The PNG to write.", rich_help_panel=OUTPUT_PANEL
-    ),
-) -> None:
-    """Draw a PNG grid of images and augmented versions of them, to check an augmentation
-    before training with it: one row per image, the original first."""
-    from . import console
-
-    with user_errors():
-        augment_config = build_augment_config(
-            {key: value for key, value in locals().items() if key in AUGMENT_OPTIONS}
-        )
-        if files and (dataset is not None or data is not None):
-            raise UsageError("Give image files or --dataset/--data, not both.")
-        source = files or build_data_config(
-            {"dataset": dataset, "data": data, "data_dir": data_dir, "image_size": image_size}
-        )
-        from .augment_preview import run_augment_preview
-
-        path = run_augment_preview(
-            source,
-            image_size=image_size,
-            augment=augment_config,
-            samples=samples,
-            variants=variants,
-            seed=seed,
-            output=output,
-            report=console.info,
-        )
-        console.out.print(str(path), soft_wrap=True, markup=False)
-
-
-def build_train_config(values: dict[str, Any]):
-    """Flat option values (from flags and maybe a config file) → a validated TrainConfig."""
-    from .config import to_jsonable
-    from .models import check_architecture
-
-    values = dict(values)
-    data = build_data_config({key: values.pop(key) for key in DATA_KEYS if key in values})
-    augment = build_augment_config({key: values.pop(key) for key in AUGMENT_OPTIONS})
-    check_architecture(values["arch"])
-    return TrainConfig.from_dict(
-        {**values, "data": to_jsonable(data), "augment": to_jsonable(augment)}
-    )
-
-
-def build_data_config(values: dict[str, Any]):
-    """DataConfig from the data flags; paths as strings, digits when no source is given."""
-    from .config import DataConfig
-    from .data.sources import EMBEDDED_DATASETS
-
-    values = dict(values)
-    for key in ("data", "data_dir", "manual_dir"):
-        if values.get(key) is not None:
-            values[key] = str(values[key])
-    if values["dataset"] is None and values["data"] is None:
-        values["dataset"] = "digits"
-    config = DataConfig(**values)
-    if config.dataset is not None and config.dataset not in EMBEDDED_DATASETS:
-        from .data.tfds_source import check_dataset_name
-
-        check_dataset_name(config.dataset)  # before any run directory or TensorFlow
-    return config
-
-
-def build_augment_config(values: dict[str, Any]):
-    """AugmentConfig from the augmentation flags (--augment is its preset)."""
-    from .config import AugmentConfig, from_dict
-
-    values = dict(values)
-    # Through from_dict, so strings from a --config file become enums again.
-    return from_dict(AugmentConfig, {"preset": values.pop("augment"), **values}, "augment")
-
-
-def model_option() -> Any:
-    return typer.Option(
-        None,
-        "--model",
-        "-m",
-        help="A run directory or its model.keras. Default: the latest run under ./runs.",
-        rich_help_panel=MODEL_PANEL,
-    )
-
-
-@app.command()
-def evaluate(
-    model: Optional[Path] = model_option(),
-    dataset: Optional[str] = typer.Option(
-        None,
-        help="Evaluate on this TFDS dataset (or 'digits') instead of the run's own data.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data: Optional[Path] = typer.Option(
-        None,
-        help="Evaluate on a folder with one sub-folder per class (class names as in the run).",
-        rich_help_panel=DATA_PANEL,
-    ),
-    data_dir: Optional[Path] = typer.Option(
-        None, help="TFDS data_dir (default: the run's).", rich_help_panel=DATA_PANEL
-    ),
-    split: Optional[EvalSplit] = typer.Option(
-        None,
-        help="Which part of the data. Default: test (carved the same way as in training); "
-        "'all' for a --data folder without a test/ folder.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    top_k: Optional[int] = typer.Option(
-        None, help="Also report top-K accuracy. Default: 5 when there are more than 5 classes."
-    ),
-    batch_size: int = typer.Option(64, help="Images per batch."),
-    mistakes: int = typer.Option(
-        16, help="How many of the most confident mistakes to list (folder data)."
-    ),
-    min_accuracy: Optional[float] = typer.Option(
-        None,
-        help="CI gate: exit with code 1 when accuracy is below this fraction (e.g. 0.9).",
-    ),
-    output: Optional[Path] = typer.Option(
-        None,
-        help="Where to write the report files. Default: the run directory.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    json_output: bool = typer.Option(
-        False,
-        "--json",
-        help="Print the JSON report on stdout and nothing else.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-) -> None:
-    """Score a trained model: loss, accuracy, per-class precision/recall/F1, confusion matrix,
-    calibration; writes evaluation.json, confusion_matrix.csv/.png (and mistakes for folders)."""
-    import json
-
-    from . import console
-    from .config import EvaluateConfig
-
-    with user_errors():
-        options = EvaluateConfig(
-            dataset=dataset,
-            data=str(data) if data is not None else None,
-            data_dir=str(data_dir) if data_dir is not None else None,
-            split=split,
-            top_k=top_k,
-            batch_size=batch_size,
-            mistakes=mistakes,
-            min_accuracy=min_accuracy,
-        )
-        from .evaluate import accuracy_shortfall, evaluate, open_data, write_evaluation
-        from .model_io import open_run
-
-        run = open_run(model, console.info)
-        evaluation_data = open_data(run, options, console.info)
-        with console.batch_progress("Evaluating") as progress:
-            evaluation = evaluate(run, evaluation_data, options, progress)
-        output_dir = output if output is not None else run.run_dir
-        written = write_evaluation(evaluation, output_dir, run.channels)
-        if json_output:
-            console.write_line(json.dumps(evaluation.report, indent=2))
-        else:
-            console.print_evaluation(evaluation.report)
-            console.info(f"Wrote {', '.join(p.name for p in written)} to {output_dir}")
-        shortfall = accuracy_shortfall(evaluation.report, options.min_accuracy)
-        if shortfall:
-            raise ImgclsError(shortfall)
-
-
-@app.command()
-def predict(
-    inputs: list[str] = typer.Argument(
-        ...,
-        help="Image files, folders (searched recursively), glob patterns in quotes, "
-        "or - to read paths from stdin.",
-        show_default=False,
-    ),
-    model: Optional[Path] = model_option(),
-    top_k: int = typer.Option(3, help="How many classes to show per image."),
-    tta: bool = typer.Option(
-        False,
-        "--tta",
-        help="Average over each image and its horizontal flip "
-        "(skipped for models trained without horizontal flips).",
-    ),
-    batch_size: int = typer.Option(64, help="Images per batch."),
-    json_output: bool = typer.Option(
-        False,
-        "--json",
-        help="One JSON object per line: path, label, confidence, top_k, error.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    csv_output: bool = typer.Option(
-        False, "--csv", help="CSV with a header row.", rich_help_panel=OUTPUT_PANEL
-    ),
-) -> None:
-    """Classify images with a trained model. Exit code 1 when any input could not be read."""
-    import dataclasses
-    import sys
-
-    from . import console
-    from .config import PredictConfig
-    from .errors import UsageError
-
-    with user_errors():
-        if json_output and csv_output:
-            raise UsageError("Give at most one of --json and --csv.")
-        options = PredictConfig(top_k=top_k, batch_size=batch_size, tta=tta)
-        from .model_io import open_run
-        from .predict import expand_inputs, predict_inputs, tta_skip_reason
-
-        items = expand_inputs(inputs, sys.stdin.read)
-        run = open_run(model, console.info)
-        skip = tta_skip_reason(run.config) if tta else None
-        if skip:
-            console.warning(f"--tta skipped: {skip}.")
-            options = dataclasses.replace(options, tta=False)
-        predictions = predict_inputs(items, run, options)
-        k = min(options.top_k, run.num_classes)
-        if json_output:
-            failed = console.write_json_lines(predictions)
-        elif csv_output:
-            failed = console.write_csv_rows(predictions, k)
-        else:
-            shown = list(predictions)
-            console.out.print(console.predictions_table(shown, k))
-            failed = sum(p.error is not None for p in shown)
-        if failed:
-            raise ImgclsError(f"{failed} of {len(items)} input(s) could not be read; see above.")
-
-
-def print_run_result(metrics: dict[str, Any], run_dir: Path, quiet: bool) -> None:
-    """The final table (unless quiet) and where the run went, for train and finetune."""
-    from . import console
-
-    if not quiet:
-        console.out.print(console.metrics_table(metrics))
-    fingerprint = metrics["weights_fingerprint"]
-    console.out.print(
-        f"Run saved to [bold]{console.escape(run_dir)}[/] (weights {fingerprint})", soft_wrap=True
-    )
-
-
-def split_data_options(values: dict[str, Any]):
-    """(the command's own options, DataConfig) from a command's flat option values."""
-    values = dict(values)
-    return values, build_data_config({key: values.pop(key) for key in DATA_KEYS if key in values})
-
-
 def backbone_help() -> str:
     from .models.backbones import BACKBONES
 
@@ -880,156 +350,419 @@ def backbone_help() -> str:
     )
 
 
+RUN_FLAGS = ("resume", "config_file", "output", "force", "quiet")  # not training options
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    dataset: Dataset = None,
+    data: DataFolder = None,
+    data_dir: DataDir = None,
+    manual_dir: ManualDir = None,
+    image_size: ImageSize = None,
+    val_split: ValSplit = 0.1,
+    test_split: TestSplit = 0.1,
+    cache: Cache = CacheMode.auto,
+    arch: Annotated[str, option(arch_help(), panel=TRAINING)] = TrainConfig.arch,
+    epochs: Annotated[int, option("Training epochs.", panel=TRAINING)] = TrainConfig.epochs,
+    batch_size: BatchSize = TrainConfig.batch_size,
+    lr: Annotated[
+        float,
+        option(
+            "Learning rate, used as given whatever the replica count (see --scale-lr).",
+            panel=TRAINING,
+        ),
+    ] = TrainConfig.lr,
+    optimizer: OptimizerOption = TrainConfig.optimizer,
+    weight_decay: WeightDecay = TrainConfig.weight_decay,
+    schedule: Annotated[
+        Schedule, option("Learning-rate schedule.", panel=TRAINING)
+    ] = TrainConfig.schedule,
+    warmup_epochs: Annotated[
+        int, option("Epochs of linear learning-rate warmup from 0.", panel=TRAINING)
+    ] = TrainConfig.warmup_epochs,
+    label_smoothing: LabelSmoothing = TrainConfig.label_smoothing,
+    patience: Patience = None,
+    seed: Seed = TrainConfig.seed,
+    augment: Preset = None,
+    flip: FlipOption = None,
+    rotate: Rotate = None,
+    crop: Crop = None,
+    zoom: Zoom = None,
+    translate: Translate = None,
+    contrast: Contrast = None,
+    brightness: Brightness = None,
+    color_jitter: ColorJitter = None,
+    erase: Erase = None,
+    fill: Fill = None,
+    mixup: Mixup = 0.0,
+    cutmix: Cutmix = 0.0,
+    strategy: StrategyOption = TrainConfig.strategy,
+    scale_lr: ScaleLr = False,
+    mixed_precision: MixedPrecision = False,
+    deterministic: Deterministic = False,
+    save_every: SaveEvery = None,
+    resume: Resume = None,
+    config_file: ConfigFile = None,
+    output: Annotated[
+        Optional[Path],
+        option("Run directory. Default: runs/train-<data>-<arch>[-N].", panel=OUTPUT),
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a CNN from scratch on a TFDS dataset, a folder of images, or the embedded digits."""
+    run_and_report(ctx, resume, config_file, output, force, quiet)
+
+
 @app.command()
 def finetune(
     ctx: typer.Context,
-    dataset: DatasetOption = None,
-    data: DataOption = None,
-    data_dir: DataDirOption = None,
-    manual_dir: ManualDirOption = None,
-    image_size: Optional[int] = typer.Option(
-        None,
-        help="Resize images to SIZE x SIZE (at least 32). Default: 224, the ImageNet size.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    val_split: ValSplitOption = 0.1,
-    test_split: TestSplitOption = 0.1,
-    cache: CacheOption = CacheMode.auto,
-    backbone: str = typer.Option("mobilenetv2", help=backbone_help(), rich_help_panel=TRAIN_PANEL),
-    weights: str = typer.Option(
-        "imagenet",
-        help="imagenet (Keras' cache ~/.keras/models, downloaded when missing), none "
-        "(random), or a weights file saved from the backbone (include_top=False).",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    head_epochs: int = typer.Option(
-        10,
-        help="Phase 1: epochs training the new head on the frozen backbone.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    epochs: int = typer.Option(
-        10, help="Phase 2: epochs fine-tuning the unfrozen layers.", rich_help_panel=TRAIN_PANEL
-    ),
-    unfreeze: str = typer.Option(
-        "20",
-        help="Phase 2 trains the top N backbone layers, or 'all'; 0 skips phase 2.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    lr: float = typer.Option(1e-3, help="Phase 1 learning rate.", rich_help_panel=TRAIN_PANEL),
-    finetune_lr: Optional[float] = typer.Option(
-        None, help="Phase 2 learning rate. Default: --lr / 10.", rich_help_panel=TRAIN_PANEL
-    ),
-    batch_size: int = typer.Option(
-        32, help="Global batch size, split across all replicas.", rich_help_panel=TRAIN_PANEL
-    ),
-    optimizer: OptimizerOption = Optimizer.adam,
-    weight_decay: WeightDecayOption = 1e-4,
-    label_smoothing: LabelSmoothingOption = 0.0,
-    dropout: float = typer.Option(
-        0.2, help="Dropout before the new classifier.", rich_help_panel=TRAIN_PANEL
-    ),
-    class_weight: ClassWeight = typer.Option(
-        ClassWeight.none,
-        help="balanced: weigh each class's loss by how rare it is, for imbalanced folders.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    patience: Optional[int] = typer.Option(
-        None,
-        help="Within each phase, stop when validation loss has not improved for N epochs "
-        "and keep the best weights.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    seed: int = typer.Option(42, help="Random seed.", rich_help_panel=TRAIN_PANEL),
-    augment: Optional[AugmentPreset] = AUGMENT_OPTIONS["augment"],
-    flip: Optional[Flip] = AUGMENT_OPTIONS["flip"],
-    rotate: Optional[float] = AUGMENT_OPTIONS["rotate"],
-    crop: Optional[float] = AUGMENT_OPTIONS["crop"],
-    zoom: Optional[float] = AUGMENT_OPTIONS["zoom"],
-    translate: Optional[float] = AUGMENT_OPTIONS["translate"],
-    contrast: Optional[float] = AUGMENT_OPTIONS["contrast"],
-    brightness: Optional[float] = AUGMENT_OPTIONS["brightness"],
-    color_jitter: Optional[float] = AUGMENT_OPTIONS["color_jitter"],
-    erase: Optional[float] = AUGMENT_OPTIONS["erase"],
-    fill: Optional[FillMode] = AUGMENT_OPTIONS["fill"],
-    mixup: float = AUGMENT_OPTIONS["mixup"],
-    cutmix: float = AUGMENT_OPTIONS["cutmix"],
-    strategy: StrategyOption = Strategy.auto,
-    scale_lr: ScaleLrOption = False,
-    mixed_precision: MixedPrecisionOption = False,
-    deterministic: DeterministicOption = False,
-    save_every: SaveEveryOption = None,
-    resume: ResumeOption = None,
-    config_file: Optional[Path] = typer.Option(
-        None,
-        "--config",
-        help="Read options from a finetune run's config.json; flags given here override it.",
-        rich_help_panel=TRAIN_PANEL,
-    ),
-    output: Optional[Path] = typer.Option(
-        None,
-        help="Run directory. Default: runs/finetune-<data>-<backbone>[-N].",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-    force: ForceOption = False,
-    quiet: QuietOption = False,
+    dataset: Dataset = None,
+    data: DataFolder = None,
+    data_dir: DataDir = None,
+    manual_dir: ManualDir = None,
+    image_size: Annotated[
+        Optional[int],
+        option(
+            "Resize images to SIZE x SIZE (at least 32). Default: 224, the ImageNet size.",
+            panel=DATA,
+        ),
+    ] = None,
+    val_split: ValSplit = 0.1,
+    test_split: TestSplit = 0.1,
+    cache: Cache = CacheMode.auto,
+    backbone: Annotated[str, option(backbone_help(), panel=TRAINING)] = FinetuneConfig.backbone,
+    weights: Annotated[
+        str,
+        option(
+            "imagenet (Keras' cache ~/.keras/models, downloaded when missing), none (random), "
+            "or a weights file saved from the backbone (include_top=False).",
+            panel=TRAINING,
+        ),
+    ] = FinetuneConfig.weights,
+    head_epochs: Annotated[
+        int,
+        option("Phase 1: epochs training the new head on the frozen backbone.", panel=TRAINING),
+    ] = FinetuneConfig.head_epochs,
+    epochs: Annotated[
+        int, option("Phase 2: epochs fine-tuning the unfrozen layers.", panel=TRAINING)
+    ] = FinetuneConfig.epochs,
+    unfreeze: Annotated[
+        str,
+        option(
+            "Phase 2 trains the top N backbone layers, or 'all'; 0 skips phase 2.", panel=TRAINING
+        ),
+    ] = str(FinetuneConfig.unfreeze),
+    lr: Annotated[float, option("Phase 1 learning rate.", panel=TRAINING)] = FinetuneConfig.lr,
+    finetune_lr: Annotated[
+        Optional[float], option("Phase 2 learning rate. Default: --lr / 10.", panel=TRAINING)
+    ] = None,
+    batch_size: BatchSize = FinetuneConfig.batch_size,
+    optimizer: OptimizerOption = FinetuneConfig.optimizer,
+    weight_decay: WeightDecay = FinetuneConfig.weight_decay,
+    label_smoothing: LabelSmoothing = FinetuneConfig.label_smoothing,
+    dropout: Annotated[
+        float, option("Dropout before the new classifier.", panel=TRAINING)
+    ] = FinetuneConfig.dropout,
+    class_weight: Annotated[
+        ClassWeight,
+        option(
+            "balanced: weigh each class's loss by how rare it is, for imbalanced folders.",
+            panel=TRAINING,
+        ),
+    ] = FinetuneConfig.class_weight,
+    patience: Patience = None,
+    seed: Seed = FinetuneConfig.seed,
+    augment: Preset = None,
+    flip: FlipOption = None,
+    rotate: Rotate = None,
+    crop: Crop = None,
+    zoom: Zoom = None,
+    translate: Translate = None,
+    contrast: Contrast = None,
+    brightness: Brightness = None,
+    color_jitter: ColorJitter = None,
+    erase: Erase = None,
+    fill: Fill = None,
+    mixup: Mixup = 0.0,
+    cutmix: Cutmix = 0.0,
+    strategy: StrategyOption = FinetuneConfig.strategy,
+    scale_lr: ScaleLr = False,
+    mixed_precision: MixedPrecision = False,
+    deterministic: Deterministic = False,
+    save_every: SaveEvery = None,
+    resume: Resume = None,
+    config_file: ConfigFile = None,
+    output: Annotated[
+        Optional[Path],
+        option("Run directory. Default: runs/finetune-<data>-<backbone>[-N].", panel=OUTPUT),
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
     """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new
     head on the frozen backbone, then unfreeze its top layers at a lower learning rate."""
+    run_and_report(ctx, resume, config_file, output, force, quiet)
+
+
+def run_and_report(
+    ctx: typer.Context,
+    resume: Path | None,
+    config_file: Path | None,
+    output: Path | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Train or finetune with the options given, then print the result; an interruption
+    says how to resume."""
+    import shlex
+
+    from . import console
+
+    command = ctx.info_name or "train"
     with user_errors():
-        options = {k: v for k, v in locals().items() if k in FINETUNE_OPTION_NAMES}
-        config, run_dir, resuming = choose_run(
-            ctx, options, FINETUNE_OPTION_NAMES, resume, config_file, output, force
+        from .api import execute_run, prepare_run
+        from .training import TrainingInterrupted
+
+        options = given(ctx, *RUN_FLAGS)
+        config, run_dir, resuming = prepare_run(
+            command, options, output, force, resume, config_file
         )
-        from .finetune import run_finetune
-
-        run_and_report(
-            lambda reporter: run_finetune(config, run_dir, reporter, resume=resuming),
-            ctx.info_name,
-            run_dir,
-            quiet,
+        try:
+            run = execute_run(config, run_dir, resuming, console.RichReporter(quiet))
+        except TrainingInterrupted as stop:
+            console.error(
+                f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
+                f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
+            )
+            raise typer.Exit(stop.exit_code) from None
+        fingerprint = run.metrics["weights_fingerprint"]
+        if not run.is_chief:
+            console.out.print(
+                f"Worker done (weights {fingerprint}); the chief writes {console.escape(run.path)}",
+                soft_wrap=True,
+            )
+            return
+        if not quiet:
+            console.out.print(console.metrics_table(run.metrics))
+        console.out.print(
+            f"Run saved to [bold]{console.escape(run.path)}[/] (weights {fingerprint})",
+            soft_wrap=True,
         )
 
 
-FINETUNE_OPTION_NAMES = (
-    *DATA_KEYS,
-    *AUGMENT_OPTIONS,
-    "backbone",
-    "weights",
-    "head_epochs",
-    "epochs",
-    "unfreeze",
-    "lr",
-    "finetune_lr",
-    "batch_size",
-    "optimizer",
-    "weight_decay",
-    "label_smoothing",
-    "dropout",
-    "class_weight",
-    "patience",
-    "seed",
-    "strategy",
-    "scale_lr",
-    "mixed_precision",
-    "deterministic",
-    "save_every",
-)
+@app.command("augment-preview")
+def augment_preview(
+    ctx: typer.Context,
+    files: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            metavar="IMAGE...",
+            help="Image files to preview, instead of --dataset or --data.",
+            show_default=False,
+        ),
+    ] = None,
+    dataset: Annotated[
+        Optional[str], option("TFDS name or 'digits' (embedded). Default: digits.", panel=DATA)
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        option(
+            "Folder with one sub-folder per class; samples come from its training part.",
+            panel=DATA,
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    image_size: Annotated[
+        Optional[int],
+        option(
+            "Resize images to SIZE x SIZE, as train does. Default: the data's own size, or 64.",
+            panel=DATA,
+        ),
+    ] = None,
+    samples: Annotated[
+        int, option("Source images (rows), from --dataset or --data; at most 64.", panel=OUTPUT)
+    ] = 4,
+    variants: Annotated[
+        int, option("Augmented versions of each image (columns); at most 64.", panel=OUTPUT)
+    ] = 5,
+    seed: Annotated[
+        int, option("Random seed: picks the samples and drives the augmentation.", panel=OUTPUT)
+    ] = 42,
+    augment: Preset = None,
+    flip: FlipOption = None,
+    rotate: Rotate = None,
+    crop: Crop = None,
+    zoom: Zoom = None,
+    translate: Translate = None,
+    contrast: Contrast = None,
+    brightness: Brightness = None,
+    color_jitter: ColorJitter = None,
+    erase: Erase = None,
+    fill: Fill = None,
+    mixup: Mixup = 0.0,
+    cutmix: Cutmix = 0.0,
+    output: Annotated[Path, option("The PNG to write.", panel=OUTPUT)] = Path(
+        "augment-preview.png"
+    ),
+) -> None:
+    """Draw a PNG grid of images and augmented versions of them, to check an augmentation
+    before training with it: one row per image, the original first."""
+    from . import console
+
+    with user_errors():
+        from .api import augment_preview as preview
+
+        options = given(ctx, "files", "samples", "variants", "seed", "output")
+        path = preview(
+            files,
+            output=output,
+            samples=samples,
+            variants=variants,
+            seed=seed,
+            log=console.info,
+            **options,
+        )
+        console.out.print(str(path), soft_wrap=True, markup=False)
 
 
-def build_finetune_config(values: dict[str, Any]):
-    from .config import parse_unfreeze, to_jsonable
-    from .models.backbones import check_image_size, get_backbone
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    dataset: Annotated[
+        Optional[str],
+        option(
+            "Evaluate on this TFDS dataset (or 'digits') instead of the run's own data.",
+            panel=DATA,
+        ),
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        option(
+            "Evaluate on a folder with one sub-folder per class (class names as in the run).",
+            panel=DATA,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Optional[Path], option("TFDS data_dir (default: the run's).", panel=DATA)
+    ] = None,
+    split: Annotated[
+        Optional[EvalSplit],
+        option(
+            "Which part of the data. Default: test (carved the same way as in training); "
+            "'all' for a --data folder without a test/ folder.",
+            panel=DATA,
+        ),
+    ] = None,
+    top_k: Annotated[
+        Optional[int],
+        option("Also report top-K accuracy. Default: 5 when there are more than 5 classes."),
+    ] = None,
+    batch_size: Annotated[int, option("Images per batch.")] = EvaluateConfig.batch_size,
+    mistakes: Annotated[
+        int, option("How many of the most confident mistakes to list (folder data).")
+    ] = EvaluateConfig.mistakes,
+    min_accuracy: Annotated[
+        Optional[float],
+        option("CI gate: exit with code 1 when accuracy is below this fraction (e.g. 0.9)."),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        option("Where to write the report files. Default: the run directory.", panel=OUTPUT),
+    ] = None,
+    json_output: Annotated[
+        bool, option("Print the JSON report on stdout and nothing else.", "--json", panel=OUTPUT)
+    ] = False,
+) -> None:
+    """Score a trained model: loss, accuracy, per-class precision/recall/F1, confusion matrix,
+    calibration; writes evaluation.json, confusion_matrix.csv/.png (and mistakes for folders)."""
+    import json
 
-    values, data = split_data_options(values)
-    augment = build_augment_config({key: values.pop(key) for key in AUGMENT_OPTIONS})
-    get_backbone(values["backbone"])
-    if data.image_size is not None:
-        check_image_size(values["backbone"], data.image_size)
-    unfreeze = parse_unfreeze(str(values.pop("unfreeze")))
-    # Through from_dict, so strings from a --config file become enums again.
-    return FinetuneConfig.from_dict(
-        {**values, "data": to_jsonable(data), "augment": to_jsonable(augment), "unfreeze": unfreeze}
-    )
+    from . import console
+
+    with user_errors():
+        from .api import evaluate as score
+        from .evaluate import REPORT_FILES, accuracy_shortfall
+
+        options = given(ctx, "model", "output", "json_output")
+        with console.batch_progress("Evaluating") as progress:
+            report = score(model, output=output, log=console.info, progress=progress, **options)
+        for item in report["unreadable"]:
+            console.warning(f"Left out {item['path']} ({item['reason']}): it could not be read.")
+        if json_output:
+            console.write_line(json.dumps(report, indent=2))
+        else:
+            console.print_evaluation(report)
+            names = [*REPORT_FILES, *report["mistakes_files"]]
+            console.info(f"Wrote {', '.join(names)} to {output or report['model']}")
+        shortfall = accuracy_shortfall(report, options.get("min_accuracy"))
+        if shortfall:
+            raise ImgclsError(shortfall)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders (searched recursively), glob patterns in quotes, "
+            "or - to read paths from stdin.",
+            show_default=False,
+        ),
+    ],
+    model: ModelOption = None,
+    top_k: Annotated[int, option("How many classes to show per image.")] = PredictConfig.top_k,
+    tta: Annotated[
+        bool,
+        option(
+            "Average over each image and its horizontal flip (skipped for models trained "
+            "without horizontal flips).",
+            "--tta",
+        ),
+    ] = False,
+    batch_size: Annotated[int, option("Images per batch.")] = PredictConfig.batch_size,
+    json_output: Annotated[
+        bool,
+        option(
+            "One JSON object per line: path, label, confidence, top_k, error.",
+            "--json",
+            panel=OUTPUT,
+        ),
+    ] = False,
+    csv_output: Annotated[bool, option("CSV with a header row.", "--csv", panel=OUTPUT)] = False,
+) -> None:
+    """Classify images with a trained model. Exit code 1 when any input could not be read."""
+    import sys
+
+    from . import console
+
+    with user_errors():
+        if json_output and csv_output:
+            raise UsageError("Give at most one of --json and --csv.")
+        from .api import open_predictions
+
+        options = given(ctx, "inputs", "model", "json_output", "csv_output")
+        predictions = open_predictions(
+            model, inputs, read_stdin=sys.stdin.read, log=console.info, **options
+        )
+        if predictions.tta_skipped:
+            console.warning(f"--tta skipped: {predictions.tta_skipped}.")
+        records, k = predictions.records, predictions.top_k
+        if json_output:
+            failed = console.write_json_lines(records)
+        elif csv_output:
+            failed = console.write_csv_rows(records, k)
+        else:
+            shown = list(records)
+            console.print_result(console.predictions_table(shown, k))
+            failed = sum(p.error is not None for p in shown)
+        if failed:
+            count = len(predictions.inputs)
+            raise ImgclsError(f"{failed} of {count} input(s) could not be read; see above.")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import typing
 from enum import Enum
 from pathlib import Path
 from types import UnionType
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import UsageError
 
@@ -248,63 +248,97 @@ class AugmentConfig:
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
 
 
-def shared_checks(config: Any) -> list[tuple[bool, str]]:
-    """(ok, message) for the options train and finetune share. isfinite: --lr inf or nan
-    would train to NaN weights without a word."""
-    return [
-        (config.batch_size >= 1, f"--batch-size must be at least 1; got {config.batch_size}."),
-        (
-            math.isfinite(config.lr) and config.lr > 0,
-            f"--lr must be a positive number; got {config.lr}.",
-        ),
-        (
-            math.isfinite(config.weight_decay) and config.weight_decay >= 0,
-            f"--weight-decay must be a number >= 0; got {config.weight_decay}.",
-        ),
-        (
-            0.0 <= config.label_smoothing < 1.0,
-            f"--label-smoothing must be in [0, 1); got {config.label_smoothing}.",
-        ),
-        (
-            0 <= config.seed <= MAX_SEED,
-            f"--seed must be between 0 and {MAX_SEED}; got {config.seed}.",
-        ),
-        (
-            config.patience is None or config.patience >= 1,
-            f"--patience must be at least 1; got {config.patience}.",
-        ),
-        (
-            config.save_every is None or config.save_every >= 1,
-            f"--save-every must be at least 1; got {config.save_every}.",
-        ),
-    ]
-
-
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything `imgcls train` needs; saved as config.json so a run can be reproduced."""
+class RunConfig:
+    """The options of every command that trains and writes a run directory; saved in
+    its config.json so the run can be reproduced."""
 
+    command: ClassVar[str]  # the imgcls command that reads these options
     data: DataConfig
-    arch: str = "simplecnn"
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: Optimizer = Optimizer.adam
     weight_decay: float = 1e-4  # used by adamw only
-    schedule: Schedule = Schedule.constant
-    warmup_epochs: int = 0
     label_smoothing: float = 0.0
     patience: int | None = None  # early stopping on validation loss; None: off
     seed: int = 42
     strategy: Strategy = Strategy.auto
-    scale_lr: bool = False  # multiply lr by the number of replicas
+    scale_lr: bool = False  # multiply the learning rate(s) by the number of replicas
     mixed_precision: bool = False
     deterministic: bool = False
     save_every: int | None = None  # steps between mid-epoch checkpoints
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        checks = shared_checks(self) + [
+        for ok, message in self.checks():
+            if not ok:
+                raise UsageError(message)
+
+    def checks(self) -> list[tuple[bool, str]]:
+        """(ok, message) pairs; isfinite: --lr inf or nan would train to NaN weights
+        without a word."""
+        return [
+            (self.batch_size >= 1, f"--batch-size must be at least 1; got {self.batch_size}."),
+            (
+                math.isfinite(self.lr) and self.lr > 0,
+                f"--lr must be a positive number; got {self.lr}.",
+            ),
+            (
+                math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+                f"--weight-decay must be a number >= 0; got {self.weight_decay}.",
+            ),
+            (
+                0.0 <= self.label_smoothing < 1.0,
+                f"--label-smoothing must be in [0, 1); got {self.label_smoothing}.",
+            ),
+            (
+                0 <= self.seed <= MAX_SEED,
+                f"--seed must be between 0 and {MAX_SEED}; got {self.seed}.",
+            ),
+            (
+                self.patience is None or self.patience >= 1,
+                f"--patience must be at least 1; got {self.patience}.",
+            ),
+            (
+                self.save_every is None or self.save_every >= 1,
+                f"--save-every must be at least 1; got {self.save_every}.",
+            ),
+        ]
+
+    @property
+    def model_name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def run_name(self) -> str:
+        """The default run directory's name after its command: <data>-<model>."""
+        return f"{self.data.source_name}-{self.model_name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        """From config.json's "options": the data and augment sections, then the rest."""
+        values = dict(values)
+        values["data"] = from_dict(DataConfig, values.pop("data", {}), where="data")
+        # Runs saved before augmentation existed have no 'augment' section.
+        values["augment"] = from_dict(AugmentConfig, values.pop("augment", {}), where="augment")
+        return from_dict(cls, values, where="options")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(RunConfig):
+    """Everything `imgcls train` needs."""
+
+    command: ClassVar[str] = "train"
+    arch: str = "simplecnn"
+    schedule: Schedule = Schedule.constant
+    warmup_epochs: int = 0
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return super().checks() + [
             (self.epochs >= 1, f"--epochs must be at least 1; got {self.epochs}."),
             (
                 0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
@@ -312,59 +346,35 @@ class TrainConfig:
                 f"got {self.warmup_epochs}.",
             ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
 
     @property
-    def run_name(self) -> str:
-        """The default run directory's name after its command: <data>-<arch>."""
-        return f"{self.data.source_name}-{self.arch}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        values = dict(values)
-        data = from_dict(DataConfig, values.pop("data", {}), where="data")
-        # Runs saved before augmentation existed have no 'augment' section.
-        augment = from_dict(AugmentConfig, values.pop("augment", {}), where="augment")
-        return from_dict(cls, {**values, "data": data, "augment": augment}, where="options")
+    def model_name(self) -> str:
+        return self.arch
 
 
 @dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(RunConfig):
     """Everything `imgcls finetune` needs: phase 1 trains a new head on the frozen
-    backbone, phase 2 unfreezes the backbone's top layers at a lower learning rate."""
+    backbone for `head_epochs`, phase 2 unfreezes the backbone's top layers for `epochs`
+    at a lower learning rate."""
 
-    data: DataConfig
+    command: ClassVar[str] = "finetune"
+    batch_size: int = 32
     backbone: str = "mobilenetv2"
     weights: str = "imagenet"  # "imagenet", "none" or a weights file for the backbone
     head_epochs: int = 10  # phase 1
-    epochs: int = 10  # phase 2
     unfreeze: int | str = 20  # phase 2 trains the top N backbone layers, or "all"
-    lr: float = 1e-3  # phase 1
     finetune_lr: float | None = None  # phase 2; None: lr / 10
-    batch_size: int = 32
-    optimizer: Optimizer = Optimizer.adam
-    weight_decay: float = 1e-4  # used by adamw only
-    label_smoothing: float = 0.0
     dropout: float = 0.2  # before the new classifier
     class_weight: ClassWeight = ClassWeight.none
-    patience: int | None = None  # early stopping within each phase; None: off
-    seed: int = 42
-    strategy: Strategy = Strategy.auto
-    scale_lr: bool = False  # multiply both phases' lr by the number of replicas
-    mixed_precision: bool = False
-    deterministic: bool = False
-    save_every: int | None = None  # steps between mid-epoch checkpoints
-    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.unfreeze, str):
             object.__setattr__(self, "unfreeze", parse_unfreeze(self.unfreeze))
-        checks = shared_checks(self) + [
+        super().__post_init__()
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return super().checks() + [
             (self.head_epochs >= 0, f"--head-epochs must be 0 or more; got {self.head_epochs}."),
             (self.epochs >= 0, f"--epochs must be 0 or more; got {self.epochs}."),
             (
@@ -382,9 +392,10 @@ class FinetuneConfig:
             ),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1); got {self.dropout}."),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+
+    @property
+    def model_name(self) -> str:
+        return self.backbone
 
     @property
     def finetune_epochs(self) -> int:
@@ -395,17 +406,58 @@ class FinetuneConfig:
     def resolved_finetune_lr(self) -> float:
         return self.finetune_lr if self.finetune_lr is not None else self.lr / 10
 
-    @property
-    def run_name(self) -> str:
-        """The default run directory's name after its command: <data>-<backbone>."""
-        return f"{self.data.source_name}-{self.backbone}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+RUN_CONFIGS: dict[str, type[RunConfig]] = {c.command: c for c in (TrainConfig, FinetuneConfig)}
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> FinetuneConfig:
-        return command_config_from_dict(cls, values)
+# Option names as the CLI and the Python API spell them, flat: the data and augmentation
+# sections' fields sit beside the command's own, and --augment is the augmentation preset.
+AUGMENT_OPTION = {"preset": "augment"}
+
+
+def option_names(cls: type[RunConfig]) -> list[str]:
+    """The flat option names a command takes (dataset, epochs, augment, flip, …)."""
+    own = [f.name for f in dataclasses.fields(cls) if f.name not in ("data", "augment")]
+    data = [f.name for f in dataclasses.fields(DataConfig)]
+    augment = [AUGMENT_OPTION.get(f.name, f.name) for f in dataclasses.fields(AugmentConfig)]
+    return data + own + augment
+
+
+def config_from_options(cls: type[RunConfig], options: dict[str, Any]) -> Any:
+    """A command's config from flat option values (flags, --config, Python keywords):
+    missing options take their defaults; unknown names and wrong types are refused."""
+    unknown = sorted(set(options) - set(option_names(cls)))
+    if unknown:
+        raise UsageError(
+            f"Unknown option(s) {', '.join(unknown)} for {cls.command}. "
+            f"Valid: {', '.join(option_names(cls))}."
+        )
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+    data_names = {f.name for f in dataclasses.fields(DataConfig)}
+    augment_names = {
+        AUGMENT_OPTION.get(f.name, f.name): f.name for f in dataclasses.fields(AugmentConfig)
+    }
+    data = {k: v for k, v in options.items() if k in data_names}
+    if data.get("dataset") is None and data.get("data") is None:
+        data["dataset"] = "digits"  # the embedded data set: no network, no files
+    augment = {augment_names[k]: v for k, v in options.items() if k in augment_names}
+    own = {k: v for k, v in options.items() if k not in data_names and k not in augment_names}
+    if isinstance(own.get("unfreeze"), str):
+        own["unfreeze"] = parse_unfreeze(own["unfreeze"])
+    return cls.from_dict({**own, "data": data, "augment": augment})
+
+
+def split_augment_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the other options, AugmentConfig's fields) from flat option values."""
+    names = {AUGMENT_OPTION.get(f.name, f.name): f.name for f in dataclasses.fields(AugmentConfig)}
+    other = {k: v for k, v in options.items() if k not in names}
+    return other, {names[k]: v for k, v in options.items() if k in names}
+
+
+def options_of(config: RunConfig) -> dict[str, Any]:
+    """The flat option values of a config (what --config turns into defaults)."""
+    values = config.to_dict()
+    data, augment = values.pop("data"), values.pop("augment")
+    return {**data, **values, **{AUGMENT_OPTION.get(k, k): v for k, v in augment.items()}}
 
 
 def parse_unfreeze(value: str) -> int | str:
@@ -429,16 +481,6 @@ def to_jsonable(config: Any) -> dict[str, Any]:
         return value
 
     return convert(dataclasses.asdict(config))
-
-
-def command_config_from_dict(cls: type, values: dict[str, Any]) -> Any:
-    """A command's config from its JSON "options": the data section, then the rest."""
-    values = dict(values)
-    values["data"] = from_dict(DataConfig, values.pop("data", {}), where="data")
-    if "augment" in {f.name for f in dataclasses.fields(cls)}:
-        # Runs saved before augmentation existed have no 'augment' section.
-        values["augment"] = from_dict(AugmentConfig, values.pop("augment", {}), where="augment")
-    return from_dict(cls, values, where="options")
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -56,6 +56,34 @@ def default_run_dir(command: str, name: str, root: Path = RUNS_ROOT) -> Path:
     return root / f"{command}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
 
 
+def plan_run_dir(config: Any, output: Path | None, force: bool) -> tuple[Path, bool]:
+    """(run directory, resuming) for a new run of `config` (a TrainConfig or
+    FinetuneConfig): claimed at once, so no other run can take it. A restarted
+    multi-worker job, which reruns the same command, resumes instead; its non-chief
+    workers claim nothing (only the chief writes the run)."""
+    from .config import Strategy
+    from .runtime import is_chief_task
+
+    data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
+    if output is not None:
+        check_apart_from_data(output, data_paths)
+    if config.strategy == Strategy.multi_worker:
+        # As tf.keras' BackupAndRestore does: continue from the last checkpoint.
+        if is_same_run(output, config.command, config.to_dict()):
+            return Path(output), True
+        if not is_chief_task():
+            return Path(output) if output else default_run_dir(
+                config.command, config.run_name
+            ), False
+    run_dir = claim_run_dir(output, config.command, config.run_name, force)
+    try:
+        check_apart_from_data(run_dir, data_paths)  # the default runs/ may lie in the data
+    except UsageError:
+        release_claim(run_dir)
+        raise
+    return run_dir, False
+
+
 def claim_run_dir(
     output: Path | None, command: str, name: str, force: bool, root: Path = RUNS_ROOT
 ) -> Path:
@@ -213,6 +241,16 @@ def begin_run(
     document = {"command": command, "options": options, "resolved": resolved}
     write_run_config(run_dir, {**document, "versions": versions})
     write_json_atomic(Path(run_dir) / LABELS_FILE, class_names)
+
+
+def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
+    """The saved options of the `command` run in run_dir (for --resume)."""
+    document = read_json(
+        Path(run_dir) / CONFIG_FILE, f"--resume needs a run directory made by {command}"
+    )
+    if not isinstance(document, dict) or document.get("command") != command:
+        raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
+    return document.get("options", {})
 
 
 def update_options(run_dir: Path, options: dict[str, Any]) -> None:

@@ -1,0 +1,276 @@
+"""imgcls from Python, for notebooks and scripts: the CLI's commands as functions that take
+the CLI's option names as keywords (`--batch-size 32` is `batch_size=32`).
+
+    from imgcls_cli import api
+
+    run = api.train(dataset="digits", epochs=5)
+    run.path, run.metrics["test"]["accuracy"]
+    report = api.evaluate(run.path)          # what `imgcls evaluate --json` prints
+    records = api.predict(run.path, ["a.png", "photos/"])
+
+Errors are the CLI's: ImgclsError (UsageError for bad options) with the same one-line
+messages. Importing this module imports no TensorFlow; each call imports what it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import runs
+from .config import RUN_CONFIGS, RunConfig, config_from_options, options_of, read_config_options
+from .errors import UsageError
+
+# What `--resume` may change: how long, on what devices, how often to checkpoint.
+RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A finished train or finetune run: its directory and metrics.json's content."""
+
+    path: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    is_chief: bool = True  # False on the other workers of a multi-worker job
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / runs.MODEL_FILE
+
+
+def train(
+    *,
+    output: str | Path | None = None,
+    force: bool = False,
+    resume: str | Path | None = None,
+    config: str | Path | None = None,
+    reporter: Any = None,
+    **options: Any,
+) -> Run:
+    """Train a CNN from scratch (`imgcls train`). `config`: a run's config.json whose
+    options are the defaults here; `reporter`: progress callbacks (training.Reporter)."""
+    return run_command("train", options, output, force, resume, config, reporter)
+
+
+def finetune(
+    *,
+    output: str | Path | None = None,
+    force: bool = False,
+    resume: str | Path | None = None,
+    config: str | Path | None = None,
+    reporter: Any = None,
+    **options: Any,
+) -> Run:
+    """Fine-tune an ImageNet backbone (`imgcls finetune`); arguments as for train."""
+    return run_command("finetune", options, output, force, resume, config, reporter)
+
+
+def run_command(
+    command: str,
+    options: dict[str, Any],
+    output: str | Path | None,
+    force: bool,
+    resume: str | Path | None,
+    config_file: str | Path | None,
+    reporter: Any,
+) -> Run:
+    config, run_dir, resuming = prepare_run(command, options, output, force, resume, config_file)
+    return execute_run(config, run_dir, resuming, reporter)
+
+
+def prepare_run(
+    command: str,
+    options: dict[str, Any],
+    output: str | Path | None = None,
+    force: bool = False,
+    resume: str | Path | None = None,
+    config_file: str | Path | None = None,
+) -> tuple[RunConfig, Path, bool]:
+    """(config, run directory, resuming): a run to resume, or a new one from the options
+    over a --config file's, with its directory claimed."""
+    if resume is not None:
+        if output is not None or config_file is not None:
+            raise UsageError("--resume continues RUN_DIR itself; drop --output and --config.")
+        return resumed_config(command, Path(resume), options), Path(resume), True
+    cls = RUN_CONFIGS[command]
+    if config_file is not None:
+        saved = options_of(cls.from_dict(read_config_options(Path(config_file), command)))
+        if "data" in options or "dataset" in options:  # a source given replaces the saved one
+            saved.pop("data"), saved.pop("dataset")
+        options = {**saved, **options}
+    config = config_from_options(cls, options)
+    check_names(config)
+    run_dir, resuming = runs.plan_run_dir(config, Path(output) if output else None, force)
+    return config, run_dir, resuming
+
+
+def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunConfig:
+    """The saved options of the `command` run in run_dir, with the few that may change."""
+    refused = [name for name in changes if name not in RESUME_OVERRIDES]
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise UsageError(
+            f"--resume continues a run with its saved options; drop {flags} "
+            "(only --epochs, --strategy and --save-every may change)."
+        )
+    saved = runs.read_run_options(run_dir, command)
+    if "epochs" in changes:
+        # config.json would claim fewer epochs than metrics.json and the model have.
+        done = runs.epochs_trained(run_dir, phase=None if command == "train" else "finetune")
+        if changes["epochs"] < done:
+            raise UsageError(
+                f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
+            )
+    cls = RUN_CONFIGS[command]
+    return config_from_options(cls, {**options_of(cls.from_dict(saved)), **changes})
+
+
+def check_names(config: RunConfig) -> None:
+    """Model and dataset names, refused with the closest valid one before any work."""
+    from .data.sources import EMBEDDED_DATASETS
+
+    if config.command == "train":
+        from .models import check_architecture
+
+        check_architecture(config.arch)
+    else:
+        from .models.backbones import check_image_size, get_backbone
+
+        get_backbone(config.backbone)
+        if config.data.image_size is not None:
+            check_image_size(config.backbone, config.data.image_size)
+    dataset = config.data.dataset
+    if dataset is not None and dataset not in EMBEDDED_DATASETS:
+        from .data.tfds_source import check_dataset_name
+
+        check_dataset_name(dataset)  # before any run directory or TensorFlow
+
+
+def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any = None) -> Run:
+    """Train `config` into run_dir. A run that stops before training starts gives its
+    claimed directory back; one that started keeps it, for --resume."""
+    if reporter is None:
+        from .training import SilentReporter
+
+        reporter = SilentReporter()
+    try:
+        if config.command == "train":
+            from .train import run_train as run
+        else:
+            from .finetune import run_finetune as run
+        result = run(config, run_dir, reporter, resume=resuming)
+    except BaseException:
+        runs.release_claim(run_dir)
+        raise
+    return Run(result.run_dir, result.metrics, result.history, result.is_chief)
+
+
+def evaluate(
+    model: str | Path | None = None,
+    *,
+    output: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Score a trained model (`imgcls evaluate`) and write its report files into `output`
+    (default: the run directory). Returns what `imgcls evaluate --json` prints. `model`:
+    a run directory or its model.keras (default: the latest run under ./runs)."""
+    from .config import EvaluateConfig, from_dict
+    from .evaluate import evaluate as score
+    from .evaluate import open_data, write_evaluation
+    from .model_io import open_run
+
+    log = log or (lambda message: None)
+    config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
+    run = open_run(Path(model) if model else None, log)
+    data = open_data(run, config, log)
+    evaluation = score(run, data, config, progress or (lambda done, total: None))
+    write_evaluation(evaluation, Path(output) if output else run.run_dir, run.channels)
+    return evaluation.report
+
+
+@dataclasses.dataclass
+class Predictions:
+    """predict's inputs expanded and the model loaded; `records` yields one Prediction
+    per input as it is classified (the CLI prints them as they come)."""
+
+    inputs: list[Any]
+    top_k: int  # columns to show: --top-k, at most the number of classes
+    tta_skipped: str | None  # why --tta was not applied, if it was asked for
+    records: Iterator[Any]
+
+
+def open_predictions(
+    model: str | Path | None,
+    inputs: list[str],
+    *,
+    read_stdin: Callable[[], str] | None = None,
+    log: Callable[[str], None] | None = None,
+    **options: Any,
+) -> Predictions:
+    """The lazy form of predict: inputs expanded (files, folders, globs, "-" for paths
+    on `read_stdin`), the model loaded, nothing classified yet."""
+    from .config import PredictConfig, from_dict
+    from .model_io import open_run
+    from .predict import expand_inputs, predict_inputs, tta_skip_reason
+
+    config = from_dict(PredictConfig, options, where="predict options")
+    items = expand_inputs(inputs, read_stdin or (lambda: ""))
+    run = open_run(Path(model) if model else None, log or (lambda message: None))
+    skipped = tta_skip_reason(run.config) if config.tta else None
+    if skipped:
+        config = dataclasses.replace(config, tta=False)
+    top_k = min(config.top_k, run.num_classes)
+    return Predictions(items, top_k, skipped, predict_inputs(items, run, config))
+
+
+def predict(model: str | Path | None, inputs: list[str], **options: Any) -> list[dict[str, Any]]:
+    """Classify images (`imgcls predict`): one record per input, as `predict --json`
+    prints them (path, label, confidence, top_k, error)."""
+    return [record.to_dict() for record in open_predictions(model, inputs, **options).records]
+
+
+def augment_preview(
+    files: list[str | Path] | None = None,
+    *,
+    output: str | Path = "augment-preview.png",
+    samples: int = 4,
+    variants: int = 5,
+    seed: int = 42,
+    log: Callable[[str], None] | None = None,
+    **options: Any,
+) -> Path:
+    """Draw the augmentation (`imgcls augment-preview`) as a PNG grid of images and their
+    augmented versions: `files`, or samples of --dataset/--data (options: dataset, data,
+    data_dir, image_size and the augmentation options of train). Returns the PNG's path."""
+    from .augment_preview import run_augment_preview
+    from .config import AugmentConfig, DataConfig, from_dict, split_augment_options
+
+    options, augment = split_augment_options(paths_as_text(options))
+    augment_config = from_dict(AugmentConfig, augment, where="augmentation options")
+    if files and (options.get("dataset") is not None or options.get("data") is not None):
+        raise UsageError("Give image files or --dataset/--data, not both.")
+    if files:
+        source: Any = [Path(f) for f in files]
+    else:
+        if options.get("dataset") is None and options.get("data") is None:
+            options["dataset"] = "digits"
+        source = from_dict(DataConfig, options, where="data options")
+    return run_augment_preview(
+        source,
+        image_size=options.get("image_size"),
+        augment=augment_config,
+        samples=samples,
+        variants=variants,
+        seed=seed,
+        output=Path(output),
+        report=log or (lambda message: None),
+    )
+
+
+def paths_as_text(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
