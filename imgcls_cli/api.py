@@ -41,31 +41,30 @@ class Run:
         return self.path / runs.MODEL_FILE
 
 
-def train(
-    *,
-    output: str | Path | None = None,
-    force: bool = False,
-    resume: str | Path | None = None,
-    config: str | Path | None = None,
-    reporter: Any = None,
-    **options: Any,
-) -> Run:
-    """Train a CNN from scratch (`imgcls train`). `config`: a run's config.json whose
-    options are the defaults here; `reporter`: progress callbacks (training.Reporter)."""
-    return run_command("train", options, output, force, resume, config, reporter)
+def command_function(command: str, summary: str) -> Callable[..., Run]:
+    """api.train and api.finetune: the command with the CLI's options as keywords."""
+
+    def run(
+        *,
+        output: str | Path | None = None,
+        force: bool = False,
+        resume: str | Path | None = None,
+        config: str | Path | None = None,
+        reporter: Any = None,
+        **options: Any,
+    ) -> Run:
+        return run_command(command, options, output, force, resume, config, reporter)
+
+    run.__name__ = run.__qualname__ = command
+    run.__doc__ = (
+        f"{summary} (`imgcls {command}`). `config`: a run's config.json whose options are "
+        "the defaults here; `reporter`: progress callbacks (training.Reporter)."
+    )
+    return run
 
 
-def finetune(
-    *,
-    output: str | Path | None = None,
-    force: bool = False,
-    resume: str | Path | None = None,
-    config: str | Path | None = None,
-    reporter: Any = None,
-    **options: Any,
-) -> Run:
-    """Fine-tune an ImageNet backbone (`imgcls finetune`); arguments as for train."""
-    return run_command("finetune", options, output, force, resume, config, reporter)
+train = command_function("train", "Train a CNN from scratch")
+finetune = command_function("finetune", "Fine-tune an ImageNet backbone")
 
 
 def run_command(

@@ -1,9 +1,8 @@
-"""The Typer app: option declarations and calls into `api`, nothing else.
+"""The Typer app: each command's own options and a call into `api`, nothing else.
 
-Options are declared once, as Annotated aliases shared by every command that takes them;
-their defaults come from the config dataclasses. A command passes on only the options
-given on its command line (ctx.params), so the library fills in the same defaults for
-the CLI and for Python callers. Heavy modules are imported lazily.
+Options that several commands share are declared once, in cli_options.py. A command passes
+on only the options given on its command line (see `given`), so the library fills in the
+same defaults for the CLI and for Python callers. Heavy modules are imported lazily.
 """
 
 from __future__ import annotations
@@ -15,20 +14,30 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, runtime
+from .cli_options import (
+    AUGMENT_OPTIONS,
+    DATA,
+    DATA_OPTIONS,
+    OUTPUT,
+    PREVIEW_DATA_OPTIONS,
+    RUN_FLAGS,
+    RUN_OPTIONS,
+    SCALE_OPTIONS,
+    TRAINING,
+    TRAINING_OPTIONS,
+    BatchSize,
+    ModelOption,
+    option,
+    with_options,
+)
 from .config import (
-    AugmentPreset,
-    CacheMode,
     ClassWeight,
     EvalSplit,
     EvaluateConfig,
-    FillMode,
     FinetuneConfig,
-    Flip,
-    Optimizer,
     PredictConfig,
     Schedule,
-    Strategy,
     TrainConfig,
 )
 from .errors import ImgclsError, UsageError
@@ -41,226 +50,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="rich",
 )
-
-DATA, TRAINING, SCALE, OUTPUT, MODEL, AUGMENT = (
-    "Data",
-    "Training",
-    "Devices and checkpoints",
-    "Output",
-    "Model",
-    "Augmentation",
-)
-
-
-def option(help: str, *names: str, panel: str | None = None, **kwargs: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=panel, **kwargs)
-
-
-# --- Data -------------------------------------------------------------------------------
-Dataset = Annotated[
-    Optional[str],
-    option(
-        "TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' (embedded, "
-        "no network). Default: digits.",
-        panel=DATA,
-    ),
-]
-DataFolder = Annotated[
-    Optional[Path],
-    option(
-        "Folder with one sub-folder per class (optionally inside train/ val/ test/).", panel=DATA
-    ),
-]
-DataDir = Annotated[
-    Optional[Path], option("TFDS data_dir (default ~/tensorflow_datasets).", panel=DATA)
-]
-ManualDir = Annotated[
-    Optional[Path],
-    option("TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).", panel=DATA),
-]
-ImageSize = Annotated[
-    Optional[int],
-    option("Resize images to SIZE x SIZE. Default: the data's own size, or 64.", panel=DATA),
-]
-ValSplit = Annotated[
-    float, option("Fraction of the training data held out for validation (seeded).", panel=DATA)
-]
-TestSplit = Annotated[
-    float,
-    option("Fraction held out for the final test, when the data has no test split.", panel=DATA),
-]
-Cache = Annotated[
-    CacheMode,
-    option(
-        "Keep resized images in memory between epochs (memory), or decode them from their "
-        "source every epoch with flat memory use (none). auto: memory when they fit in "
-        "min(2 GiB, a quarter of RAM).",
-        panel=DATA,
-    ),
-]
-
-# --- Augmentation: shared by train, finetune and augment-preview, so the preview shows
-# exactly what training does. None: from the preset.
-Preset = Annotated[
-    Optional[AugmentPreset],
-    option(
-        "Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for mnist "
-        "and other character datasets, standard otherwise. strong adds colour jitter and "
-        "random erasing.",
-        panel=AUGMENT,
-    ),
-]
-FlipOption = Annotated[
-    Optional[Flip], option("Random mirroring (digit datasets: none).", panel=AUGMENT)
-]
-Rotate = Annotated[
-    Optional[float], option("Rotate by up to DEGREES either way.", metavar="DEGREES", panel=AUGMENT)
-]
-Crop = Annotated[
-    Optional[float],
-    option(
-        "Crop a random window FRACTION smaller in height and width, resize it back.",
-        metavar="FRACTION",
-        panel=AUGMENT,
-    ),
-]
-Zoom = Annotated[
-    Optional[float], option("Zoom in or out by up to FRACTION.", metavar="FRACTION", panel=AUGMENT)
-]
-Translate = Annotated[
-    Optional[float],
-    option("Shift by up to FRACTION of the height and width.", metavar="FRACTION", panel=AUGMENT),
-]
-Contrast = Annotated[
-    Optional[float], option("Change contrast by up to FRACTION.", metavar="FRACTION", panel=AUGMENT)
-]
-Brightness = Annotated[
-    Optional[float],
-    option("Shift brightness by up to FRACTION of 255.", metavar="FRACTION", panel=AUGMENT),
-]
-ColorJitter = Annotated[
-    Optional[float],
-    option(
-        "Jitter saturation and hue by up to FRACTION (colour images).",
-        metavar="FRACTION",
-        panel=AUGMENT,
-    ),
-]
-Erase = Annotated[
-    Optional[float],
-    option("Blank a random rectangle with this PROBABILITY.", metavar="PROBABILITY", panel=AUGMENT),
-]
-Fill = Annotated[
-    Optional[FillMode],
-    option(
-        "Fill for corners uncovered by crop/rotate/zoom/translate. Default: constant (black) "
-        "for digit datasets, reflect otherwise.",
-        panel=AUGMENT,
-    ),
-]
-Mixup = Annotated[
-    float,
-    option(
-        "Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
-        metavar="ALPHA",
-        panel=AUGMENT,
-    ),
-]
-Cutmix = Annotated[
-    float,
-    option(
-        "Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
-        metavar="ALPHA",
-        panel=AUGMENT,
-    ),
-]
-
-# --- Training ---------------------------------------------------------------------------
-BatchSize = Annotated[int, option("Global batch size, split across all replicas.", panel=TRAINING)]
-OptimizerOption = Annotated[Optimizer, option("Optimizer.", panel=TRAINING)]
-WeightDecay = Annotated[float, option("Weight decay (adamw only).", panel=TRAINING)]
-LabelSmoothing = Annotated[float, option("Label smoothing.", panel=TRAINING)]
-Patience = Annotated[
-    Optional[int],
-    option(
-        "Stop when validation loss has not improved for N epochs (within each finetune "
-        "phase); keep the best weights.",
-        panel=TRAINING,
-    ),
-]
-Seed = Annotated[
-    int, option("Random seed: the same seed gives the same run on CPU.", panel=TRAINING)
-]
-ConfigFile = Annotated[
-    Optional[Path],
-    option(
-        "Read options from a run's config.json (of the same command); flags given here "
-        "override it.",
-        "--config",
-        panel=TRAINING,
-    ),
-]
-
-# --- Devices and checkpoints ------------------------------------------------------------
-StrategyOption = Annotated[
-    Strategy,
-    option(
-        "tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
-        "multi-worker reads TF_CONFIG.",
-        panel=SCALE,
-    ),
-]
-ScaleLr = Annotated[
-    bool, option("Multiply the learning rate by the number of replicas.", "--scale-lr", panel=SCALE)
-]
-MixedPrecision = Annotated[
-    bool,
-    option(
-        "mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; the classifier stays float32.",
-        "--mixed-precision",
-        panel=SCALE,
-    ),
-]
-Deterministic = Annotated[
-    bool,
-    option(
-        "Deterministic kernels (with --seed: bit-identical runs).", "--deterministic", panel=SCALE
-    ),
-]
-SaveEvery = Annotated[
-    Optional[int],
-    option("Also checkpoint every N steps (a checkpoint follows every epoch anyway).", panel=SCALE),
-]
-Resume = Annotated[
-    Optional[Path],
-    option(
-        "Continue RUN_DIR from its last checkpoint with its saved options (--epochs, "
-        "--strategy and --save-every may change).",
-        panel=SCALE,
-    ),
-]
-
-# --- Output -----------------------------------------------------------------------------
-Force = Annotated[
-    bool,
-    option(
-        "Replace an earlier imgcls run in --output (never a folder of anything else).",
-        "--force",
-        panel=OUTPUT,
-    ),
-]
-Quiet = Annotated[bool, option("No progress output (for CI logs).", "--quiet", "-q", panel=OUTPUT)]
-ModelOption = Annotated[
-    Optional[Path],
-    option(
-        "A run directory or its model.keras. Default: the latest run under ./runs.",
-        "--model",
-        "-m",
-        panel=MODEL,
-    ),
-]
-
-_state = {"debug": False}
 
 
 def version_callback(value: bool) -> None:
@@ -282,10 +71,7 @@ def main_options(
     ] = False,
 ) -> None:
     """Image classification with TensorFlow and Keras."""
-    _state["debug"] = debug
-    from .runtime import set_debug
-
-    set_debug(debug)
+    runtime.set_debug(debug)
 
 
 @contextlib.contextmanager
@@ -296,7 +82,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except ImgclsError as error:
-        if _state["debug"]:
+        if runtime.debugging():
             raise
         console.error(str(error))
         raise typer.Exit(error.exit_code) from None
@@ -309,13 +95,13 @@ def user_errors() -> Iterator[None]:
         with console.closed_stdout_ends_quietly():
             raise
     except OSError as error:  # unwritable output, full disk, vanished files
-        if _state["debug"]:
+        if runtime.debugging():
             raise
         where = f": {error.filename}" if error.filename else ""
         console.error(f"{error.strerror or error}{where}. Check the path and free space.")
         raise typer.Exit(1) from None
     except Exception as error:
-        if _state["debug"]:
+        if runtime.debugging():
             raise
         console.error(
             f"Unexpected {type(error).__name__}: {error}. Run again with --debug for the traceback."
@@ -350,20 +136,16 @@ def backbone_help() -> str:
     )
 
 
-RUN_FLAGS = ("resume", "config_file", "output", "force", "quiet")  # not training options
+# train and finetune: data options first in --help, then each command's own, then the rest.
+with_run_options = with_options(
+    before=[DATA_OPTIONS], after=[TRAINING_OPTIONS, AUGMENT_OPTIONS, SCALE_OPTIONS, RUN_OPTIONS]
+)
 
 
 @app.command()
+@with_run_options
 def train(
     ctx: typer.Context,
-    dataset: Dataset = None,
-    data: DataFolder = None,
-    data_dir: DataDir = None,
-    manual_dir: ManualDir = None,
-    image_size: ImageSize = None,
-    val_split: ValSplit = 0.1,
-    test_split: TestSplit = 0.1,
-    cache: Cache = CacheMode.auto,
     arch: Annotated[str, option(arch_help(), panel=TRAINING)] = TrainConfig.arch,
     epochs: Annotated[int, option("Training epochs.", panel=TRAINING)] = TrainConfig.epochs,
     batch_size: BatchSize = TrainConfig.batch_size,
@@ -374,65 +156,22 @@ def train(
             panel=TRAINING,
         ),
     ] = TrainConfig.lr,
-    optimizer: OptimizerOption = TrainConfig.optimizer,
-    weight_decay: WeightDecay = TrainConfig.weight_decay,
     schedule: Annotated[
         Schedule, option("Learning-rate schedule.", panel=TRAINING)
     ] = TrainConfig.schedule,
     warmup_epochs: Annotated[
         int, option("Epochs of linear learning-rate warmup from 0.", panel=TRAINING)
     ] = TrainConfig.warmup_epochs,
-    label_smoothing: LabelSmoothing = TrainConfig.label_smoothing,
-    patience: Patience = None,
-    seed: Seed = TrainConfig.seed,
-    augment: Preset = None,
-    flip: FlipOption = None,
-    rotate: Rotate = None,
-    crop: Crop = None,
-    zoom: Zoom = None,
-    translate: Translate = None,
-    contrast: Contrast = None,
-    brightness: Brightness = None,
-    color_jitter: ColorJitter = None,
-    erase: Erase = None,
-    fill: Fill = None,
-    mixup: Mixup = 0.0,
-    cutmix: Cutmix = 0.0,
-    strategy: StrategyOption = TrainConfig.strategy,
-    scale_lr: ScaleLr = False,
-    mixed_precision: MixedPrecision = False,
-    deterministic: Deterministic = False,
-    save_every: SaveEvery = None,
-    resume: Resume = None,
-    config_file: ConfigFile = None,
-    output: Annotated[
-        Optional[Path],
-        option("Run directory. Default: runs/train-<data>-<arch>[-N].", panel=OUTPUT),
-    ] = None,
-    force: Force = False,
-    quiet: Quiet = False,
+    **shared: Any,
 ) -> None:
     """Train a CNN from scratch on a TFDS dataset, a folder of images, or the embedded digits."""
-    run_and_report(ctx, resume, config_file, output, force, quiet)
+    run_and_report(ctx)
 
 
 @app.command()
+@with_run_options
 def finetune(
     ctx: typer.Context,
-    dataset: Dataset = None,
-    data: DataFolder = None,
-    data_dir: DataDir = None,
-    manual_dir: ManualDir = None,
-    image_size: Annotated[
-        Optional[int],
-        option(
-            "Resize images to SIZE x SIZE (at least 32). Default: 224, the ImageNet size.",
-            panel=DATA,
-        ),
-    ] = None,
-    val_split: ValSplit = 0.1,
-    test_split: TestSplit = 0.1,
-    cache: Cache = CacheMode.auto,
     backbone: Annotated[str, option(backbone_help(), panel=TRAINING)] = FinetuneConfig.backbone,
     weights: Annotated[
         str,
@@ -460,9 +199,6 @@ def finetune(
         Optional[float], option("Phase 2 learning rate. Default: --lr / 10.", panel=TRAINING)
     ] = None,
     batch_size: BatchSize = FinetuneConfig.batch_size,
-    optimizer: OptimizerOption = FinetuneConfig.optimizer,
-    weight_decay: WeightDecay = FinetuneConfig.weight_decay,
-    label_smoothing: LabelSmoothing = FinetuneConfig.label_smoothing,
     dropout: Annotated[
         float, option("Dropout before the new classifier.", panel=TRAINING)
     ] = FinetuneConfig.dropout,
@@ -473,65 +209,35 @@ def finetune(
             panel=TRAINING,
         ),
     ] = FinetuneConfig.class_weight,
-    patience: Patience = None,
-    seed: Seed = FinetuneConfig.seed,
-    augment: Preset = None,
-    flip: FlipOption = None,
-    rotate: Rotate = None,
-    crop: Crop = None,
-    zoom: Zoom = None,
-    translate: Translate = None,
-    contrast: Contrast = None,
-    brightness: Brightness = None,
-    color_jitter: ColorJitter = None,
-    erase: Erase = None,
-    fill: Fill = None,
-    mixup: Mixup = 0.0,
-    cutmix: Cutmix = 0.0,
-    strategy: StrategyOption = FinetuneConfig.strategy,
-    scale_lr: ScaleLr = False,
-    mixed_precision: MixedPrecision = False,
-    deterministic: Deterministic = False,
-    save_every: SaveEvery = None,
-    resume: Resume = None,
-    config_file: ConfigFile = None,
-    output: Annotated[
-        Optional[Path],
-        option("Run directory. Default: runs/finetune-<data>-<backbone>[-N].", panel=OUTPUT),
-    ] = None,
-    force: Force = False,
-    quiet: Quiet = False,
+    **shared: Any,
 ) -> None:
     """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new
     head on the frozen backbone, then unfreeze its top layers at a lower learning rate."""
-    run_and_report(ctx, resume, config_file, output, force, quiet)
+    run_and_report(ctx)
 
 
-def run_and_report(
-    ctx: typer.Context,
-    resume: Path | None,
-    config_file: Path | None,
-    output: Path | None,
-    force: bool,
-    quiet: bool,
-) -> None:
+def run_and_report(ctx: typer.Context) -> None:
     """Train or finetune with the options given, then print the result; an interruption
     says how to resume."""
     import shlex
 
     from . import console
 
-    command = ctx.info_name or "train"
+    command, flags = ctx.info_name or "train", ctx.params
     with user_errors():
         from .api import execute_run, prepare_run
         from .training import TrainingInterrupted
 
-        options = given(ctx, *RUN_FLAGS)
         config, run_dir, resuming = prepare_run(
-            command, options, output, force, resume, config_file
+            command,
+            given(ctx, *RUN_FLAGS),
+            flags["output"],
+            flags["force"],
+            flags["resume"],
+            flags["config_file"],
         )
         try:
-            run = execute_run(config, run_dir, resuming, console.RichReporter(quiet))
+            run = execute_run(config, run_dir, resuming, console.RichReporter(flags["quiet"]))
         except TrainingInterrupted as stop:
             console.error(
                 f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
@@ -545,7 +251,7 @@ def run_and_report(
                 soft_wrap=True,
             )
             return
-        if not quiet:
+        if not flags["quiet"]:
             console.out.print(console.metrics_table(run.metrics))
         console.out.print(
             f"Run saved to [bold]{console.escape(run.path)}[/] (weights {fingerprint})",
@@ -554,6 +260,7 @@ def run_and_report(
 
 
 @app.command("augment-preview")
+@with_options(before=[PREVIEW_DATA_OPTIONS], after=[AUGMENT_OPTIONS])
 def augment_preview(
     ctx: typer.Context,
     files: Annotated[
@@ -562,24 +269,6 @@ def augment_preview(
             metavar="IMAGE...",
             help="Image files to preview, instead of --dataset or --data.",
             show_default=False,
-        ),
-    ] = None,
-    dataset: Annotated[
-        Optional[str], option("TFDS name or 'digits' (embedded). Default: digits.", panel=DATA)
-    ] = None,
-    data: Annotated[
-        Optional[Path],
-        option(
-            "Folder with one sub-folder per class; samples come from its training part.",
-            panel=DATA,
-        ),
-    ] = None,
-    data_dir: DataDir = None,
-    image_size: Annotated[
-        Optional[int],
-        option(
-            "Resize images to SIZE x SIZE, as train does. Default: the data's own size, or 64.",
-            panel=DATA,
         ),
     ] = None,
     samples: Annotated[
@@ -591,22 +280,10 @@ def augment_preview(
     seed: Annotated[
         int, option("Random seed: picks the samples and drives the augmentation.", panel=OUTPUT)
     ] = 42,
-    augment: Preset = None,
-    flip: FlipOption = None,
-    rotate: Rotate = None,
-    crop: Crop = None,
-    zoom: Zoom = None,
-    translate: Translate = None,
-    contrast: Contrast = None,
-    brightness: Brightness = None,
-    color_jitter: ColorJitter = None,
-    erase: Erase = None,
-    fill: Fill = None,
-    mixup: Mixup = 0.0,
-    cutmix: Cutmix = 0.0,
     output: Annotated[Path, option("The PNG to write.", panel=OUTPUT)] = Path(
         "augment-preview.png"
     ),
+    **shared: Any,
 ) -> None:
     """Draw a PNG grid of images and augmented versions of them, to check an augmentation
     before training with it: one row per image, the original first."""

@@ -86,18 +86,8 @@ def run_finetune(
         "precision_policy": policy,
     }
     work_dir = worker_dir(run_dir, strategy)
-    saved_history = runs.read_history(run_dir) if resume else []
-    resolved = {**data.describe(), **extra}
-    runs.begin_run(
-        run_dir,
-        work_dir,
-        "finetune",
-        config.to_dict(),
-        resolved,
-        versions(),
-        data.source.class_names,
-        resume,
-    )
+    resolved, classes = {**data.describe(), **extra}, data.source.class_names
+    saved_history = runs.begin_run(run_dir, work_dir, config, resolved, versions(), classes, resume)
     history: list[dict[str, Any]] = []
     for number, phase in enumerate(phases, 1):
         reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))

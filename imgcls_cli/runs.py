@@ -223,24 +223,25 @@ class TrainResult:
 def begin_run(
     run_dir: Path,
     work_dir: Path,
-    command: str,
-    options: dict[str, Any],
+    config: Any,
     resolved: dict[str, Any],
     versions: dict[str, str],
     class_names: list[str],
     resume: bool,
-) -> None:
-    """The chief writes config.json and labels.json before training starts (so a run in
-    progress says what it is), or on resume records the options that changed. Other workers, whose
-    work_dir is scratch, write nothing here."""
+) -> list[dict[str, Any]]:
+    """The history so far (empty for a new run). The chief writes config.json and
+    labels.json before training starts (so a run in progress says what it is), or on
+    resume records the options that changed; other workers, whose work_dir is scratch,
+    write nothing here."""
     if work_dir != run_dir:
-        return
+        return read_history(run_dir) if resume else []
     if resume:
-        update_options(run_dir, options)
-        return
-    document = {"command": command, "options": options, "resolved": resolved}
+        update_options(run_dir, config.to_dict())
+        return read_history(run_dir)
+    document = {"command": config.command, "options": config.to_dict(), "resolved": resolved}
     write_run_config(run_dir, {**document, "versions": versions})
     write_json_atomic(Path(run_dir) / LABELS_FILE, class_names)
+    return []
 
 
 def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:

@@ -15,9 +15,13 @@ _debug = False
 
 
 def set_debug(debug: bool) -> None:
-    """With --debug, TensorFlow's own start-up log is left alone."""
+    """--debug: tracebacks instead of one-line errors, and TensorFlow's own log."""
     global _debug
     _debug = debug
+
+
+def debugging() -> bool:
+    return _debug
 
 
 @contextlib.contextmanager

@@ -74,18 +74,9 @@ def run_train(
         data.report_unreadable(reporter)  # images deleted or changed while streaming
         runs.write_csv_atomic(work_dir / runs.HISTORY_FILE, rows)
 
-    history = runs.read_history(run_dir) if resume else []
     resolved = {**data.describe(), **runtime_info}
-    runs.begin_run(
-        run_dir,
-        work_dir,
-        "train",
-        config.to_dict(),
-        resolved,
-        versions(),
-        data.source.class_names,
-        resume,
-    )
+    classes = data.source.class_names
+    history = runs.begin_run(run_dir, work_dir, config, resolved, versions(), classes, resume)
     with cluster_errors():
         history = fit(
             trainer,
