@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
-from .config import RUN_CONFIGS, RunConfig, config_from_options, options_of, read_config_options
+from .config import RUN_CONFIGS, RunConfig, config_from_options, options_of
 from .errors import UsageError
 
 # What `--resume` may change: how long, on what devices, how often to checkpoint.
@@ -96,7 +96,7 @@ def prepare_run(
         return resumed_config(command, Path(resume), options), Path(resume), True
     cls = RUN_CONFIGS[command]
     if config_file is not None:
-        saved = options_of(cls.from_dict(read_config_options(Path(config_file), command)))
+        saved = options_of(cls.from_dict(runs.read_options_file(Path(config_file), command)))
         if "data" in options or "dataset" in options:  # a source given replaces the saved one
             saved.pop("data"), saved.pop("dataset")
         options = {**saved, **options}

@@ -534,31 +534,6 @@ def convert_value(name: str, value: Any, hint: Any) -> Any:
     raise UsageError(f"Bad {name} {json.dumps(value)} in config: expected {expected}.")
 
 
-def read_config_options(path: Path, command: str | None = None) -> dict[str, Any]:
-    """The 'options' section of a run's config.json (or a file holding only options).
-    `command`: refuse a config.json that another command wrote."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"Config file {path} does not exist.") from None
-    except (OSError, ValueError) as error:
-        raise UsageError(
-            f"Cannot read config file {path}: {error}. Give a run's config.json."
-        ) from None
-    if not isinstance(document, dict):
-        raise UsageError(f"Config file {path} must hold a JSON object.")
-    written_by = document.get("command")
-    if command and written_by and written_by != command:
-        raise UsageError(
-            f"{path} is the config of an `imgcls {written_by}` run; `imgcls {command} "
-            f"--config` needs one written by `imgcls {command}`."
-        )
-    options = document.get("options", document)
-    if not isinstance(options, dict):
-        raise UsageError(f"Config file {path}: 'options' must be a JSON object.")
-    return options
-
-
 class EvalSplit(str, Enum):
     train = "train"
     val = "val"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics, runs
-from .config import DataConfig, EvalSplit, EvaluateConfig, from_dict
+from .config import RUN_CONFIGS, DataConfig, EvalSplit, EvaluateConfig, RunConfig
 from .errors import DataError, RunDirError
 from .model_io import LoadedRun
 
@@ -50,15 +50,16 @@ class Evaluation:
 
 def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
     """The run's data options (folder paths made absolute) and seed, from config.json."""
-    options = run.config.get("options", {})
-    seed = options.get("seed", 42) if isinstance(options.get("seed"), int) else 42
-    if not isinstance(options.get("data"), dict):
-        return None, seed
-    data = from_dict(DataConfig, options["data"], where="options.data")
+    run_config = RUN_CONFIGS.get(run.config.get("command"))
+    options = run.config.get("options")
+    if run_config is None or not isinstance(options, dict):
+        return None, RunConfig.seed
+    saved = run_config.from_dict(options)
+    data = saved.data
     source = run.config.get("resolved", {}).get("source", {})
     if data.data is not None and source.get("kind") == "folder" and source.get("path"):
         data = dataclasses.replace(data, data=source["path"])  # train may have run elsewhere
-    return data, seed
+    return data, saved.seed
 
 
 def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, int, EvalSplit]:

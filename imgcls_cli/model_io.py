@@ -111,17 +111,6 @@ def model_file(run_dir: Path, model: Path | None) -> Path:
     return run_dir / runs.MODEL_FILE
 
 
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """config.json, or {} for a run directory without one (predict does not need it)."""
-    path = run_dir / runs.CONFIG_FILE
-    if not path.exists():
-        return {}
-    config = runs.read_json(path, "it records how the run was trained")
-    if not isinstance(config, dict):
-        raise RunDirError(f"{path} must hold a JSON object.")
-    return config
-
-
 def load_keras_model(path: Path) -> Any:
     """keras.saving.load_model with safe mode on, its failures turned into one line."""
     from .runtime import import_tensorflow
@@ -182,7 +171,7 @@ def input_size(model: Any, config: dict[str, Any], path: Path) -> tuple[tuple[in
 def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
     """Class names, config and model of a run, each checked with a clear error."""
     class_names = runs.read_labels(run_dir)
-    config = read_run_config(run_dir)
+    config = runs.read_run_config(run_dir)
     path = model_file(run_dir, model)
     keras_model = load_keras_model(path)
     outputs = keras_model.outputs[0].shape[-1]

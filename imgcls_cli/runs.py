@@ -244,12 +244,51 @@ def begin_run(
     return []
 
 
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """config.json, or {} for a run directory without one (predict does not need it)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        return {}
+    config = read_json(path, "it records how the run was trained")
+    if not isinstance(config, dict):
+        raise RunDirError(f"{path} must hold a JSON object.")
+    return config
+
+
+def read_options_file(path: Path, command: str | None = None) -> dict[str, Any]:
+    """The 'options' section of a run's config.json (or a file holding only options).
+    `command`: refuse a config.json that another command wrote."""
+    try:
+        document = json.loads(Path(path).read_text())  # any file: --config may be a copy
+    except FileNotFoundError:
+        raise UsageError(f"Config file {path} does not exist.") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"Cannot read config file {path}: {error}. Give a run's config.json."
+        ) from None
+    if not isinstance(document, dict):
+        raise UsageError(f"Config file {path} must hold a JSON object.")
+    written_by = document.get("command")
+    if command and written_by and written_by != command:
+        raise UsageError(
+            f"{path} is the config of an `imgcls {written_by}` run; `imgcls {command} "
+            f"--config` needs one written by `imgcls {command}`."
+        )
+    options = document.get("options", document)
+    if not isinstance(options, dict):
+        raise UsageError(f"Config file {path}: 'options' must be a JSON object.")
+    return options
+
+
 def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
     """The saved options of the `command` run in run_dir (for --resume)."""
-    document = read_json(
-        Path(run_dir) / CONFIG_FILE, f"--resume needs a run directory made by {command}"
-    )
-    if not isinstance(document, dict) or document.get("command") != command:
+    if not (Path(run_dir) / CONFIG_FILE).is_file():
+        raise RunDirError(
+            f"{Path(run_dir) / CONFIG_FILE} is missing: --resume needs a run directory made "
+            f"by {command}."
+        )
+    document = read_run_config(run_dir)
+    if document.get("command") != command:
         raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
     return document.get("options", {})
 

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from imgcls_cli.config import DataConfig, Optimizer, TrainConfig, read_config_options
+from imgcls_cli.config import DataConfig, Optimizer, TrainConfig
 from imgcls_cli.errors import UsageError
+from imgcls_cli.runs import read_options_file
 
 
 def make(**overrides):
@@ -62,14 +63,14 @@ def test_bad_enum_value_lists_valid_ones():
 def test_read_config_options_takes_the_options_section(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"command": "train", "options": {"epochs": 7}, "versions": {}}))
-    assert read_config_options(path) == {"epochs": 7}
+    assert read_options_file(path) == {"epochs": 7}
 
 
 def test_read_config_options_reports_bad_json(tmp_path):
     path = tmp_path / "config.json"
     path.write_text("{not json")
     with pytest.raises(UsageError, match="Cannot read config file"):
-        read_config_options(path)
+        read_options_file(path)
 
 
 def test_finetune_config_round_trips_and_resolves_phase_two():

@@ -226,6 +226,7 @@ def folder_run(tmp_path, folder, with_fingerprints=True):
     if not with_fingerprints:  # a run from before fingerprints were recorded
         description.pop("fingerprints")
     config = {
+        "command": "train",
         "options": {"data": {"data": str(folder)}, "seed": 0},
         "resolved": {"source": description},
     }
