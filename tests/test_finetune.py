@@ -264,7 +264,9 @@ def test_augmentation_turns_caching_off_and_evaluate_predict_use_the_run(runner,
     result = runner.invoke(cli_app, ["evaluate", "--model", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert 0.0 <= report["accuracy"] <= 1.0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert report["examples"] == metrics["test"]["examples"]  # the run's own test split
+    assert report["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     image = next((root / "a").iterdir())
     result = runner.invoke(cli_app, ["predict", str(image), "--model", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output

@@ -150,6 +150,13 @@ def saved_run(outcome: Outcome) -> Path:
     return Path(match.group(1))
 
 
+def assert_is_count_fraction(accuracy: float, examples: int) -> None:
+    """An accuracy must be (images right) / examples: a whole number of them."""
+    assert examples > 0
+    right = accuracy * examples
+    assert right == pytest.approx(round(right), abs=1e-6), (accuracy, examples)
+
+
 def read_json(path: Path):
     return json.loads(path.read_text())
 
@@ -170,7 +177,9 @@ def trained(labels=None, epochs=None, **resolved) -> Callable:
         run_dir = ws / saved_run(outcome)
         assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
         metrics = read_json(run_dir / "metrics.json")
-        assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+        assert metrics["weights_fingerprint"] in outcome.stdout  # the run printed is this one
+        assert metrics["epochs_trained"] == len(history_rows(run_dir))
+        assert_is_count_fraction(metrics["test"]["accuracy"], metrics["test"]["examples"])
         if labels is not None:
             assert read_json(run_dir / "labels.json") == labels
         if epochs is not None:
@@ -243,7 +252,10 @@ def evaluated(run_dir: str | None, mistakes: bool, split: str) -> Callable:
             files |= {"mistakes.csv", "mistakes.png"}
         assert files <= {p.name for p in directory.iterdir()}
         evaluation = read_json(directory / "evaluation.json")
-        assert 0.0 <= evaluation["accuracy"] <= 1.0
+        matrix = evaluation["confusion_matrix"]["matrix"]
+        correct = sum(row[i] for i, row in enumerate(matrix))
+        assert sum(map(sum, matrix)) == evaluation["examples"] > 0
+        assert evaluation["accuracy"] == pytest.approx(correct / evaluation["examples"])
         assert evaluation["data"]["split"] == split
 
     return check
@@ -271,10 +283,8 @@ def check_ci_gate(ws: Path, outcome: Outcome) -> None:
         report["accuracy"]
         == read_json(ws / "runs/train-digits-simplecnn/evaluation.json")["accuracy"]
     )
-    if report["accuracy"] >= 0.9:
-        assert outcome.exit_code == 0, outcome.output
-    else:  # the documented CI-gate failure
-        assert outcome.exit_code == 1 and "below --min-accuracy" in outcome.stderr
+    # 10 seeded epochs on the digits score well above the README's bar of 90%.
+    assert report["accuracy"] >= 0.9 and outcome.exit_code == 0, outcome.output
 
 
 def table_rows(stdout: str) -> list[tuple[str, str]]:
@@ -413,11 +423,7 @@ def check_multi_worker(ws: Path, outcome: None) -> None:
     train = get_command(app).commands["train"]  # parsing only: unknown options would raise
     context = train.make_context("train", arguments[1:])
     assert context.params["strategy"].value == "multi-worker"
-    script = (ROOT / "examples" / "multi_worker_local.sh").read_text()
-    assert "$IMGCLS train --strategy multi-worker" in script and "TF_CONFIG=" in script
-    example_test = (ROOT / "tests" / "test_examples.py").read_text()
-    assert "def test_multi_worker_example" in example_test
-    assert '"multi_worker_local.sh"' in example_test
+    assert context.params["output"] == Path("/shared/runs/c10")
 
 
 DEMO_EPOCHS = 10

@@ -164,15 +164,9 @@ def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     wait_for(lambda: checkpoint_epochs(run_dir) >= 1, chief)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    try:  # the chief notices the lost peer and stops with a clear line, or is restarted
-        started = time.monotonic()
-        code, output = finish(chief, timeout=60)
-        print(f"chief stopped by itself after {time.monotonic() - started:.1f}s")
-        assert code == 1 and "Restart every worker" in output, output
-    except subprocess.TimeoutExpired:
-        print("chief still waiting for its peer after 60 s: restarted")
-        chief.kill()
-        chief.wait()
+    # The chief notices the lost peer and stops by itself, with one line saying what to do.
+    code, output = finish(chief, timeout=60)
+    assert code == 1 and "Restart every worker" in output, output
     done_before = checkpoint_epochs(run_dir)
     assert done_before == 1  # the chief cannot finish epoch 2 without its peer
 
