@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint format bench clean
+.PHONY: install test test-fast demo lint format bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The unit tests only (seconds): tests that need TensorFlow or start imgcls are skipped.
+test-fast: $(STAMP)
+	IMGCLS_FAST_TESTS=1 $(BIN)/python -m pytest -q
 
 demo: $(STAMP)
 	$(BIN)/imgcls train --dataset digits --arch simplecnn --epochs 30

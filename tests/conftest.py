@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -14,6 +16,33 @@ _HOME = tempfile.mkdtemp(prefix="imgcls-tests-")
 os.environ.setdefault("KERAS_HOME", os.path.join(_HOME, "keras"))
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(_HOME, "mpl"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# `make test-fast` (IMGCLS_FAST_TESTS=1): the unit tests only, in seconds. A test that
+# reaches TensorFlow (in this process, or by starting imgcls, marked `slow`) is skipped
+# there; `make test` runs every test.
+FAST = os.environ.get("IMGCLS_FAST_TESTS") == "1"
+HEAVY_MODULES = ("tensorflow", "keras", "tensorflow_datasets")
+
+
+class SkipWhereTensorFlowIsNeeded(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HEAVY_MODULES:
+            raise pytest.skip.Exception(
+                "needs TensorFlow: `make test` runs it", allow_module_level=True
+            )
+        return None
+
+
+if FAST:
+    sys.meta_path.insert(0, SkipWhereTensorFlowIsNeeded())
+
+
+def pytest_collection_modifyitems(config, items):
+    if FAST:
+        marker = pytest.mark.skip(reason="starts imgcls: `make test` runs it")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(marker)
 
 
 def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:

@@ -111,6 +111,7 @@ def test_config_files_with_wrong_types_are_refused(runner, cli_app, tmp_path, op
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+@pytest.mark.slow  # starts imgcls
 def test_two_runs_started_together_get_their_own_directories(tmp_path):
     command = [sys.executable, "-m", "imgcls_cli", "train", "--epochs", "1", "--quiet"]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}

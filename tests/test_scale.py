@@ -60,6 +60,7 @@ def checkpoint_epochs(run_dir: Path) -> int:
     )
 
 
+@pytest.mark.slow  # starts imgcls
 def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
     """With augmentation and mixup on: their random draws must replay too."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -84,6 +85,7 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # starts imgcls
 def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
     run_dir = tmp_path / "run"
     process = imgcls("train", *SLOW_RUN, "--epochs", "5", "--output", str(run_dir))
@@ -98,6 +100,7 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
     assert len(history(run_dir)) == 2 and (run_dir / "model.keras").exists()
 
 
+@pytest.mark.slow  # starts imgcls
 def test_mirrored_over_two_cpu_devices_matches_the_default_strategy(tmp_path):
     results = {}
     for name, extra, env in (
@@ -157,6 +160,7 @@ def start_workers(tmp_path, run_dir, epochs, ports):
     return processes
 
 
+@pytest.mark.slow  # starts imgcls
 def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     run_dir = tmp_path / "shared" / "run"  # a folder every worker sees, as on a shared disk
     ports = [free_port(), free_port()]

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ["tensorflow", "keras", "tensorflow_datasets", "matplotlib", "sklearn"]
 
 
@@ -58,6 +60,7 @@ def test_console_script_is_installed():
     assert "train" in result.stdout
 
 
+@pytest.mark.slow  # starts imgcls
 def test_quiet_training_prints_nothing_of_tensorflow_on_stderr(tmp_path):
     """Not its start-up lines, nor the C++ E0000 line that deterministic augmentation
     triggered, with the environment a user has (no TF_CPP_MIN_LOG_LEVEL of our own)."""
