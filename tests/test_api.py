@@ -77,3 +77,19 @@ def test_bad_options_raise_the_cli_errors(tmp_path, options, message):
     with pytest.raises(UsageError, match=message):
         api.train(output=tmp_path / "run", **options)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's Python block, as written, from a folder holding examples/images."""
+    import re
+    import shutil
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    [block] = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    shutil.copytree(EXAMPLE_IMAGES, tmp_path / "examples" / "images")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["run"].path == Path("runs/api-demo")
+    assert namespace["report"]["accuracy"] == namespace["run"].metrics["test"]["accuracy"]
+    assert len(namespace["records"]) == len(list(EXAMPLE_IMAGES.iterdir()))

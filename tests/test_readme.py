@@ -543,6 +543,11 @@ COMMANDS: dict[str, How] = {
         "README runs it right after `make demo`, whose run is then the latest; here later "
         "README commands wrote newer runs, so the demo's run is named",
     ),
+    "make test-fast": How(
+        make_dry_run("test-fast", "IMGCLS_FAST_TESTS=1", "pytest"),
+        why="a subset of this suite; `make -n` checks the target",
+        run="not-run",
+    ),
     "make lint": How(
         make_dry_run("lint", "ruff format --check", "ruff check"),
         why="CI runs it (.ci/run); `make -n` checks the target",
