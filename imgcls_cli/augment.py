@@ -22,28 +22,6 @@ import keras  # noqa: E402
 VALUE_RANGE = (0, 255)  # pixels stay raw until the model's own Rescaling layer
 
 
-class RandomFlip(keras.layers.RandomFlip):
-    """keras.layers.RandomFlip with a chosen flip probability (Keras fixes one half)."""
-
-    def __init__(self, mode: str, probability: float = 0.5, seed: int | None = None, **kwargs):
-        super().__init__(mode=mode, seed=seed, **kwargs)
-        self.probability = probability
-
-    def get_random_transformation(self, data, training=True, seed=None):
-        if not training:
-            return None
-        images = data["images"] if isinstance(data, dict) else data
-        shape = self.backend.core.shape(images)
-        flips_shape = (1, 1, 1) if len(shape) == 3 else (shape[0], 1, 1, 1)
-        if seed is None:
-            seed = self._get_seed_generator(self.backend._backend)
-        draws = self.backend.random.uniform(shape=flips_shape, seed=seed)
-        return {"flips": self.backend.numpy.less(draws, self.probability), "input_shape": shape}
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "probability": self.probability}
-
-
 class RandomAffine(keras.layers.RandomRotation):
     """Random crop, rotation, zoom and shift, drawn per image and applied in one resampling.
 
@@ -165,25 +143,20 @@ def build_augmentation(
     config: AugmentConfig,
     channels: int,
     seed: int,
-    flip_probability: float = 0.5,
 ) -> Augmentation:
-    """The Keras layers a resolved config turns on, each seeded from `seed`.
-
-    `flip_probability` is one half for training; tests use 1 to check exact mirroring.
-    """
+    """The Keras layers a resolved config turns on, each seeded from `seed`."""
     if not config.is_resolved:
         raise ValueError("build_augmentation needs a resolved AugmentConfig (call .resolve)")
     # The seed generators' state variables must live on the CPU with tf.data, even on a
     # machine whose default device is a GPU.
     with tf.device("/cpu:0"):
-        return create_layers(config, channels, seed, flip_probability)
+        return create_layers(config, channels, seed)
 
 
 def create_layers(
     config: AugmentConfig,
     channels: int,
     seed: int,
-    flip_probability: float,
 ) -> Augmentation:
     """In a fixed order: flips, geometry (crop, rotation, zoom, shift), contrast,
     brightness, colour, erasing, then mixing."""
@@ -203,7 +176,7 @@ def create_layers(
         Flip.both: ["horizontal", "vertical"],
     }[config.flip]
     for mode in flip_modes:
-        layers.append(RandomFlip(mode, probability=flip_probability, seed=next_seed()))
+        layers.append(keras.layers.RandomFlip(mode, seed=next_seed()))
     if config.crop or config.rotate or config.zoom or config.translate:
         layers.append(
             RandomAffine(
