@@ -39,7 +39,8 @@ def epoch_rates(split, preset: str, batch_size: int, epochs: int, seed: int) -> 
     from imgcls_cli.config import AugmentConfig, AugmentPreset
     from imgcls_cli.data.pipeline import create_batches
     from imgcls_cli.models import create_model
-    from imgcls_cli.training import SilentReporter, Trainer, create_optimizer, fit
+    from imgcls_cli.reporting import SilentReporter
+    from imgcls_cli.training import Trainer, create_optimizer, fit
 
     augment = AugmentConfig(preset=AugmentPreset(preset)).resolve("mnist", 1)
     augmentation = None if augment.is_off else build_augmentation(augment, 1, seed)

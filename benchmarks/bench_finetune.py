@@ -36,7 +36,8 @@ def bench_caching(images: int, head_epochs: int, batch_size: int) -> dict:
     from imgcls_cli.finetune import cache_features
     from imgcls_cli.models.backbones import create_backbone
     from imgcls_cli.models.transfer import build_transfer_model
-    from imgcls_cli.training import SilentReporter, Trainer, create_optimizer, fit
+    from imgcls_cli.reporting import SilentReporter
+    from imgcls_cli.training import Trainer, create_optimizer, fit
 
     tf = import_tensorflow()
     with tempfile.TemporaryDirectory() as folder:

@@ -37,7 +37,8 @@ def imgcls_epochs(data, epochs: int) -> list[float]:
     import tensorflow as tf
 
     from imgcls_cli.models import create_model
-    from imgcls_cli.training import SilentReporter, Trainer, create_optimizer
+    from imgcls_cli.reporting import SilentReporter
+    from imgcls_cli.training import Trainer, create_optimizer
 
     model = create_model("simplecnn", (28, 28, 1), 10)
     trainer = Trainer(model, create_optimizer("adam", 1e-3, 0.0), tf.distribute.get_strategy())

@@ -22,6 +22,7 @@ from typing import Any
 from . import runs
 from .config import RUN_CONFIGS, RunConfig, config_from_options, options_of
 from .errors import UsageError
+from .reporting import Reporter, SilentReporter
 
 # What `--resume` may change: how long, on what devices, how often to checkpoint.
 RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
@@ -58,7 +59,7 @@ def command_function(command: str, summary: str) -> Callable[..., Run]:
     run.__name__ = run.__qualname__ = command
     run.__doc__ = (
         f"{summary} (`imgcls {command}`). `config`: a run's config.json whose options are "
-        "the defaults here; `reporter`: progress callbacks (training.Reporter)."
+        "the defaults here; `reporter`: progress callbacks (reporting.Reporter)."
     )
     return run
 
@@ -151,10 +152,7 @@ def check_names(config: RunConfig) -> None:
 def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any = None) -> Run:
     """Train `config` into run_dir. A run that stops before training starts gives its
     claimed directory back; one that started keeps it, for --resume."""
-    if reporter is None:
-        from .training import SilentReporter
-
-        reporter = SilentReporter()
+    reporter = reporter or SilentReporter()
     try:
         if config.command == "train":
             from .train import run_train as run
@@ -171,8 +169,7 @@ def evaluate(
     model: str | Path | None = None,
     *,
     output: str | Path | None = None,
-    log: Callable[[str], None] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    reporter: Reporter | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Score a trained model (`imgcls evaluate`) and write its report files into `output`
@@ -183,11 +180,11 @@ def evaluate(
     from .evaluate import open_data, write_evaluation
     from .model_io import open_run
 
-    log = log or (lambda message: None)
+    reporter = reporter or SilentReporter()
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
-    run = open_run(Path(model) if model else None, log)
-    data = open_data(run, config, log)
-    evaluation = score(run, data, config, progress or (lambda done, total: None))
+    run = open_run(Path(model) if model else None, reporter)
+    data = open_data(run, config, reporter)
+    evaluation = score(run, data, config, reporter)
     write_evaluation(evaluation, Path(output) if output else run.run_dir, run.channels)
     return evaluation.report
 
@@ -208,7 +205,7 @@ def open_predictions(
     inputs: list[str],
     *,
     read_stdin: Callable[[], str] | None = None,
-    log: Callable[[str], None] | None = None,
+    reporter: Reporter | None = None,
     **options: Any,
 ) -> Predictions:
     """The lazy form of predict: inputs expanded (files, folders, globs, "-" for paths
@@ -219,7 +216,7 @@ def open_predictions(
 
     config = from_dict(PredictConfig, options, where="predict options")
     items = expand_inputs(inputs, read_stdin or (lambda: ""))
-    run = open_run(Path(model) if model else None, log or (lambda message: None))
+    run = open_run(Path(model) if model else None, reporter or SilentReporter())
     skipped = tta_skip_reason(run.config) if config.tta else None
     if skipped:
         config = dataclasses.replace(config, tta=False)
@@ -240,7 +237,7 @@ def augment_preview(
     samples: int = 4,
     variants: int = 5,
     seed: int = 42,
-    log: Callable[[str], None] | None = None,
+    reporter: Reporter | None = None,
     **options: Any,
 ) -> Path:
     """Draw the augmentation (`imgcls augment-preview`) as a PNG grid of images and their
@@ -267,7 +264,7 @@ def augment_preview(
         variants=variants,
         seed=seed,
         output=Path(output),
-        report=log or (lambda message: None),
+        reporter=reporter or SilentReporter(),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from . import runs
 from .config import AugmentConfig, DataConfig
 from .errors import DataError, UsageError
+from .reporting import Reporter
 
 POOL_SIZE = 500  # streamed datasets: samples are picked among this many first examples
 MIN_TILE = 96  # smaller images are enlarged (nearest neighbour) to at least this size
@@ -139,13 +139,13 @@ def pick_examples(split: Any, channels: int, samples: int, seed: int) -> list[tu
 
 
 def load_from_source(
-    config: DataConfig, samples: int, seed: int, report: Callable[[str], None]
+    config: DataConfig, samples: int, seed: int, reporter: Reporter
 ) -> PreviewImages:
     """Samples from the training split of a dataset or folder, as `train` would read it."""
     from .data.pipeline import resolve_image_size
     from .data.sources import load_source
 
-    source = load_source(config, seed, report)
+    source = load_source(config, seed, reporter)
     image_size = resolve_image_size(config.image_size, source.native_size)
     split = source.splits["train"]
     if split.num_examples == 0:
@@ -299,7 +299,7 @@ def run_augment_preview(
     variants: int,
     seed: int,
     output: Path,
-    report: Callable[[str], None],
+    reporter: Reporter,
 ) -> Path:
     """Load samples from a dataset or folder (or the image files given), augment them
     `variants` times, and write the grid to `output`."""
@@ -310,13 +310,13 @@ def run_augment_preview(
     import_tensorflow()
     seed_everything(seed)
     if isinstance(source, DataConfig):
-        preview = load_from_source(source, samples, seed, report)
+        preview = load_from_source(source, samples, seed, reporter)
     else:
         preview = load_from_files(source, image_size)
     rows, height, width, channels = preview.images.shape
     check_picture_size(GridLayout(rows, variants + 1, *tile_size((height, width))))
     resolved = augment.resolve(preview.dataset, channels)
-    report(f"Augmentation: {resolved.describe()}")
+    reporter.info(f"Augmentation: {resolved.describe()}")
     variant_images, variant_labels = augmented_variants(preview, resolved, variants, seed)
     captions = [
         [preview.class_names[label]]

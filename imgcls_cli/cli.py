@@ -299,7 +299,7 @@ def augment_preview(
             samples=samples,
             variants=variants,
             seed=seed,
-            log=console.info,
+            reporter=console.RichReporter(),
             **options,
         )
         console.out.print(str(path), soft_wrap=True, markup=False)
@@ -365,8 +365,7 @@ def evaluate(
         from .evaluate import REPORT_FILES, accuracy_shortfall
 
         options = given(ctx, "model", "output", "json_output")
-        with console.batch_progress("Evaluating") as progress:
-            report = score(model, output=output, log=console.info, progress=progress, **options)
+        report = score(model, output=output, reporter=console.RichReporter(), **options)
         for item in report["unreadable"]:
             console.warning(f"Left out {item['path']} ({item['reason']}): it could not be read.")
         if json_output:
@@ -424,7 +423,7 @@ def predict(
 
         options = given(ctx, "inputs", "model", "json_output", "csv_output")
         predictions = open_predictions(
-            model, inputs, read_stdin=sys.stdin.read, log=console.info, **options
+            model, inputs, read_stdin=sys.stdin.read, reporter=console.RichReporter(), **options
         )
         if predictions.tta_skipped:
             console.warning(f"--tta skipped: {predictions.tta_skipped}.")

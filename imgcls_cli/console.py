@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -49,7 +49,8 @@ def format_logs(logs: dict[str, float]) -> str:
 
 
 class RichReporter:
-    """Training progress: a bar per epoch, then a one-line summary. Quiet: warnings only."""
+    """reporting.Reporter on the terminal: a bar per epoch, then a one-line summary; a bar
+    while evaluating. Quiet: warnings only."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
@@ -86,10 +87,27 @@ class RichReporter:
         if self.progress is not None:
             self.progress.update(self.task, completed=step, logs=format_logs(logs))
 
-    def epoch_end(self, logs: dict[str, float]) -> None:
+    def batches(self, done: int, total: int | None) -> None:
+        """A transient bar (on a terminal) while evaluating; gone once done reaches total."""
+        if self.quiet or not err.is_terminal:
+            return
+        if self.progress is None:
+            self.progress = Progress(
+                BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+        if total is not None and done >= total:
+            self.stop_progress()
+
+    def stop_progress(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def epoch_end(self, logs: dict[str, float]) -> None:
+        self.stop_progress()
         if not self.quiet:
             line = f"{self.epoch_label}  {format_logs(logs)}  {logs.get('seconds', 0):.1f}s"
             err.print(line, soft_wrap=True)
@@ -113,25 +131,6 @@ def write_line(text: str) -> None:
     import sys
 
     sys.stdout.write(text + "\n")
-
-
-@contextlib.contextmanager
-def batch_progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A transient progress bar on stderr (only on a terminal); yields update(done, total)."""
-    if not (enabled and err.is_terminal):
-        yield lambda done, total: None
-        return
-    progress = Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    task = progress.add_task(description, total=None)
-    with progress:
-        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def percent(value: float) -> str:

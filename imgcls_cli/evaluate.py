@@ -17,6 +17,7 @@ from . import metrics, runs
 from .config import RUN_CONFIGS, DataConfig, EvalSplit, EvaluateConfig, RunConfig
 from .errors import DataError, RunDirError
 from .model_io import LoadedRun
+from .reporting import Reporter, SilentReporter
 
 EVALUATION_FILE = "evaluation.json"
 CONFUSION_CSV = "confusion_matrix.csv"
@@ -108,18 +109,16 @@ def class_index_map(data_classes: list[str], model_classes: list[str]) -> np.nda
     return np.array([model_classes.index(name) for name in data_classes], dtype=np.int64)
 
 
-def open_data(
-    run: LoadedRun, options: EvaluateConfig, report: Callable[[str], None]
-) -> EvaluationData:
+def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> EvaluationData:
     """Open the source and pick the split, with labels mapped to the model's classes."""
     from .data.sources import load_source
 
     config, seed, split_name = choose_data(run, options)
-    source = load_source(config, seed, report)
+    source = load_source(config, seed, reporter)
     if source.skipped:
-        report(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
+        reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
     for warning in source.warnings:
-        report(warning)
+        reporter.warning(warning)
     names = [name for name in ("train", "val", "test") if name in source.splits]
     if split_name != EvalSplit.all:
         names = [split_name.value] if split_name.value in source.splits else []
@@ -131,7 +130,7 @@ def open_data(
         )
     change = folder_change(run, source.description, names, split_name)
     if change:
-        report(change)
+        reporter.warning(change)
     split = relabel(concatenate(parts), class_index_map(source.class_names, run.class_names))
     description = {**source.description, "split": split_name.value}
     description["examples"] = split.num_examples
@@ -196,7 +195,7 @@ def predict_split(
     run: LoadedRun,
     data: EvaluationData,
     batch_size: int,
-    progress: Callable[[int, int], None],
+    reporter: Reporter,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and probabilities for every example, through the training pipeline."""
     from .data.pipeline import create_batches
@@ -207,7 +206,7 @@ def predict_split(
         probabilities.append(run.predict_batch(images))
         labels.append(np.argmax(one_hot.numpy(), axis=1))
         done += len(labels[-1])
-        progress(done, data.split.num_examples)
+        reporter.batches(done, data.split.num_examples)
     if not labels:
         raise DataError("The evaluation data yielded no images.")
     return np.concatenate(labels), np.concatenate(probabilities)
@@ -217,9 +216,10 @@ def evaluate(
     run: LoadedRun,
     data: EvaluationData,
     options: EvaluateConfig,
-    progress: Callable[[int, int], None] = lambda done, total: None,
+    reporter: Reporter | None = None,
 ) -> Evaluation:
-    labels, probabilities = predict_split(run, data, options.batch_size, progress)
+    reporter = reporter or SilentReporter()
+    labels, probabilities = predict_split(run, data, options.batch_size, reporter)
     top_k = resolve_top_k(options.top_k, run.num_classes)
     report = metrics.classification_report(labels, probabilities, run.class_names, top_k)
     paths = data.split.paths

@@ -184,9 +184,9 @@ def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
     return LoadedRun(run_dir, keras_model, class_names, config, image_size, channels)
 
 
-def open_run(model: Path | None, report: Any) -> LoadedRun:
+def open_run(model: Path | None, reporter: Any) -> LoadedRun:
     """find_run_dir + load_run, saying which run was picked when none was given."""
     run_dir, picked = find_run_dir(model)
     if picked:
-        report(f"Using the latest run: {describe_run(run_dir)}")
+        reporter.info(f"Using the latest run: {describe_run(run_dir)}")
     return load_run(run_dir, model)

@@ -14,45 +14,19 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from .config import Optimizer, Schedule
 from .errors import ImgclsError
+from .reporting import Reporter
 from .runtime import import_tensorflow
 
 tf = import_tensorflow()  # first, so TensorFlow's start-up log stays quiet
 import keras  # noqa: E402
 
 REPORT_INTERVAL_S = 0.25  # how often the progress bar is refreshed (each refresh syncs)
-
-
-class Reporter(Protocol):
-    """How the library reports progress; cli.py passes a Rich implementation."""
-
-    def info(self, message: str) -> None: ...
-    def warning(self, message: str) -> None: ...
-    def epoch_start(self, epoch: int, epochs: int, steps: int | None) -> None: ...
-    def step(self, step: int, logs: dict[str, float]) -> None: ...
-    def epoch_end(self, logs: dict[str, float]) -> None: ...
-
-
-class SilentReporter:
-    def info(self, message: str) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        pass
-
-    def epoch_start(self, epoch: int, epochs: int, steps: int | None) -> None:
-        pass
-
-    def step(self, step: int, logs: dict[str, float]) -> None:
-        pass
-
-    def epoch_end(self, logs: dict[str, float]) -> None:
-        pass
 
 
 def create_learning_rate(

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from imgcls_cli.config import AugmentConfig, AugmentPreset, DataConfig, Flip
-from imgcls_cli.training import SilentReporter
+from imgcls_cli.reporting import SilentReporter
 
 
 def resolved(channels=3, dataset=None, **options):

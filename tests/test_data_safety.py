@@ -68,8 +68,8 @@ def test_bad_dataset_name_exits_2_with_one_line(runner, cli_app, tmp_path, name)
 
 def test_training_goes_on_when_an_image_vanishes_and_names_it_once(tmp_path):
     from imgcls_cli.config import CacheMode, TrainConfig
+    from imgcls_cli.reporting import SilentReporter
     from imgcls_cli.train import run_train
-    from imgcls_cli.training import SilentReporter
 
     root = make_class_folder(tmp_path / "d", per_class=8, size=8)
     vanishing = root / "circle" / "circle_5.png"

@@ -9,6 +9,15 @@ import pytest
 from conftest import make_class_folder, write_image
 
 from imgcls_cli import runs
+from imgcls_cli.reporting import SilentReporter
+
+
+class Recorder(SilentReporter):
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, message):
+        self.warnings.append(message)
 
 
 def evaluate(runner, app, *args):
@@ -242,17 +251,17 @@ def test_evaluating_a_changed_training_folder_warns_in_one_line(tmp_path, with_f
     make_class_folder(folder / "train", per_class=6)
     make_class_folder(folder / "test", per_class=2, seed=1)
     run = folder_run(tmp_path, folder, with_fingerprints)
-    messages = []
-    open_data(run, EvaluateConfig(), messages.append)
-    assert messages == []  # unchanged: evaluates as before
+    messages = Recorder()
+    open_data(run, EvaluateConfig(), messages)
+    assert messages.warnings == []  # unchanged: evaluates as before
     for i in range(3):
         write_image(folder / "test" / "circle" / f"new_{i}.png", np.zeros((16, 16, 3), np.uint8))
-    data = open_data(run, EvaluateConfig(), messages.append)
+    data = open_data(run, EvaluateConfig(), messages)
     assert data.split.num_examples == 7
     if not with_fingerprints:
-        assert messages == []
+        assert messages.warnings == []
         return
-    [message] = messages
+    [message] = messages.warnings
     assert message.startswith(f"The test images of {folder} changed since the run was trained")
     assert "(4 then, 7 now;" in message
 
@@ -266,8 +275,8 @@ def test_an_image_that_vanishes_while_scored_is_left_out_and_mistakes_name_the_r
     from imgcls_cli.model_io import open_run
 
     folder = write_mislabelled_folder(tmp_path)
-    run = open_run(shapes_run, lambda message: None)
-    data = open_data(run, EvaluateConfig(data=str(folder)), lambda message: None)
+    run = open_run(shapes_run, SilentReporter())
+    data = open_data(run, EvaluateConfig(data=str(folder)), SilentReporter())
     vanished = folder / "circle" / "circle_0.png"  # listed before the mistakes below it
     vanished.unlink()
     report = score(run, data, EvaluateConfig(data=str(folder))).report

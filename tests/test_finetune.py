@@ -94,7 +94,7 @@ def test_grayscale_run_directory_reloads_and_predicts_the_same(tmp_path):
 
     from imgcls_cli.config import DataConfig, FinetuneConfig
     from imgcls_cli.finetune import run_finetune
-    from imgcls_cli.training import SilentReporter
+    from imgcls_cli.reporting import SilentReporter
 
     rng = np.random.default_rng(0)
     for name in ("dark", "light"):
@@ -139,7 +139,8 @@ def test_class_weights_scale_each_examples_training_loss():
     import keras
     import tensorflow as tf
 
-    from imgcls_cli.training import SilentReporter, Trainer, create_optimizer
+    from imgcls_cli.reporting import SilentReporter
+    from imgcls_cli.training import Trainer, create_optimizer
 
     def first_epoch_loss(class_weights):
         keras.utils.set_random_seed(0)

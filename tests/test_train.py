@@ -43,8 +43,8 @@ def test_saved_model_reloads_and_predicts_the_same(tmp_path):
     import keras
 
     from imgcls_cli.config import DataConfig, TrainConfig
+    from imgcls_cli.reporting import SilentReporter
     from imgcls_cli.train import run_train
-    from imgcls_cli.training import SilentReporter
 
     config = TrainConfig(data=DataConfig(dataset="digits"), epochs=1, arch="resnet8")
     result = run_train(config, tmp_path / "run", SilentReporter())

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from imgcls_cli.config import Schedule
-from imgcls_cli.training import SilentReporter, Trainer, create_learning_rate, create_optimizer, fit
+from imgcls_cli.reporting import SilentReporter
+from imgcls_cli.training import Trainer, create_learning_rate, create_optimizer, fit
 
 
 def schedule_values(schedule, steps):

@@ -87,7 +87,7 @@ def prepare_data(
     replaces the source's own size when --image-size is not given. `augment` (None: off)
     is resolved for this data and applied to the training batches only.
     """
-    source = load_source(config, seed, reporter.info)
+    source = load_source(config, seed, reporter)
     report_source_problems(source, reporter)
     image_size = resolve_image_size(config.image_size or default_image_size, source.native_size)
     channels = channels or source.channels

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..config import DataConfig
+from ..reporting import Reporter, SilentReporter
 from . import splits as carving
 
 EMBEDDED_DATASETS = ("digits",)
@@ -74,8 +75,8 @@ class Source:
         return self.stream_failures.take()
 
 
-def load_source(config: DataConfig, seed: int, report: Callable[[str], None] = print) -> Source:
-    """Open the source the options name; `report` receives progress messages."""
+def load_source(config: DataConfig, seed: int, reporter: Reporter | None = None) -> Source:
+    """Open the source the options name, saying what takes time (a TFDS download)."""
     if config.data is not None:
         from .folder import load_folder
 
@@ -84,7 +85,7 @@ def load_source(config: DataConfig, seed: int, report: Callable[[str], None] = p
         return load_digits(config, seed)
     from .tfds_source import load_tfds
 
-    return load_tfds(config, seed, report)
+    return load_tfds(config, seed, reporter or SilentReporter())
 
 
 def split_arrays(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig
 from ..errors import DataError, UsageError, unknown_name_message
+from ..reporting import Reporter
 from .sources import EMBEDDED_DATASETS, Source, Split
 from .splits import stream_carve
 
@@ -116,7 +116,7 @@ def image_and_label_keys(builder: Any) -> tuple[str, str]:
     return image_key, label_key
 
 
-def ensure_prepared(builder: Any, config: DataConfig, report: Callable[[str], None]) -> None:
+def ensure_prepared(builder: Any, config: DataConfig, reporter: Reporter) -> None:
     """Download and prepare the dataset if needed, or say at once how to provide it."""
     if builder.is_prepared():
         return
@@ -136,7 +136,7 @@ def ensure_prepared(builder: Any, config: DataConfig, report: Callable[[str], No
             "run the same command once on a machine with internet and copy that folder here, "
             "then pass --data-dir."
         )
-    report(f"Downloading and preparing '{builder.name}' into {data_dir} (first use only)…")
+    reporter.info(f"Downloading and preparing '{builder.name}' into {data_dir} (first use only)…")
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     try:
         builder.download_and_prepare(download_config=download_config)
@@ -147,11 +147,11 @@ def ensure_prepared(builder: Any, config: DataConfig, report: Callable[[str], No
         ) from None
 
 
-def load_tfds(config: DataConfig, seed: int, report: Callable[[str], None]) -> Source:
+def load_tfds(config: DataConfig, seed: int, reporter: Reporter) -> Source:
     name = config.dataset
     builder = create_builder(name, config.data_dir)
     image_key, label_key = image_and_label_keys(builder)
-    ensure_prepared(builder, config, report)
+    ensure_prepared(builder, config, reporter)
     info = builder.info
     # info.splits is empty only for builders that were never generated, as under
     # tfds.testing.mock_data; the conventional train/test pair is then assumed.
