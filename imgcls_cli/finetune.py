@@ -102,9 +102,9 @@ def run_finetune(
             done_before,
         )
 
-    from .training import Trainer, final_metrics
+    from .training import Evaluator, final_metrics
 
-    evaluator = Trainer(transfer.model, None, strategy)  # scores the served model
+    evaluator = Evaluator(transfer.model, strategy)  # scores the served model
     metrics = final_metrics(evaluator, {"val": data.val, "test": data.test}, len(history))
     data.report_unreadable(reporter)
     runs.save_result(work_dir, transfer.model, metrics)

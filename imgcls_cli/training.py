@@ -58,31 +58,16 @@ def create_optimizer(
     return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling else optimizer
 
 
-class Trainer:
-    """Holds the model, optimizer, strategy and compiled step functions."""
+class Evaluator:
+    """A model under a strategy, with a compiled evaluation step: the loss and accuracy of
+    a dataset (what metrics.json records)."""
 
-    def __init__(
-        self,
-        model: Any,
-        optimizer: Any,
-        strategy: Any,
-        label_smoothing: float = 0.0,
-        class_weights: Any = None,
-    ):
+    def __init__(self, model: Any, strategy: Any, label_smoothing: float = 0.0):
         self.model = model
-        self.optimizer = optimizer
         self.strategy = strategy
-        # Optional loss weight per class (e.g. 'balanced' for imbalanced data): each
-        # training example's loss is scaled by its class's weight; evaluation is unweighted.
-        self.class_weights = (
-            None if class_weights is None else tf.constant(class_weights, tf.float32)
-        )
-        # reduction=None: per-example losses, averaged over the *global* batch below.
+        # reduction=None: per-example losses, averaged over the *global* batch.
         self.loss_fn = keras.losses.CategoricalCrossentropy(
             label_smoothing=label_smoothing, reduction=None
-        )
-        self._train_step = tf.function(
-            self._distributed(self._train_replica), reduce_retracing=True
         )
         self._eval_step = tf.function(self._distributed(self._eval_replica), reduce_retracing=True)
 
@@ -97,6 +82,49 @@ class Trainer:
         hits = tf.equal(tf.argmax(probabilities, -1), tf.argmax(labels, -1))
         count = tf.cast(tf.shape(labels)[0], tf.float32)
         return [tf.reduce_sum(per_example_loss), tf.reduce_sum(tf.cast(hits, tf.float32)), count]
+
+    def _eval_replica(self, images, labels):
+        probabilities = self.model(images, training=False)
+        return self._sums(labels, probabilities, self.loss_fn(labels, probabilities))
+
+    def distribute(self, dataset: Any) -> Any:
+        """Split global batches across replicas (and workers). Done once per dataset: a
+        distributed dataset keeps its reshuffle state between epochs."""
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    def evaluate(self, dataset: Any, distributed: bool = False) -> dict[str, float]:
+        totals = tf.zeros([3])
+        for batch in dataset if distributed else self.distribute(dataset):
+            totals += tf.stack(self._eval_step(batch))
+        logs = summarize(totals.numpy(), None)
+        return {"loss": logs["loss"], "accuracy": logs["accuracy"], "examples": logs["examples"]}
+
+    def evaluate_splits(self, splits: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """{name: loss, accuracy, examples} for each dataset that is not None."""
+        return {name: self.evaluate(data) for name, data in splits.items() if data is not None}
+
+
+class Trainer(Evaluator):
+    """An Evaluator that also trains: the optimizer and the compiled training step."""
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        strategy: Any,
+        label_smoothing: float = 0.0,
+        class_weights: Any = None,
+    ):
+        super().__init__(model, strategy, label_smoothing)
+        self.optimizer = optimizer
+        # Optional loss weight per class (e.g. 'balanced' for imbalanced data): each
+        # training example's loss is scaled by its class's weight; evaluation is unweighted.
+        self.class_weights = (
+            None if class_weights is None else tf.constant(class_weights, tf.float32)
+        )
+        self._train_step = tf.function(
+            self._distributed(self._train_replica), reduce_retracing=True
+        )
 
     def _train_replica(self, images, labels):
         with tf.GradientTape() as tape:
@@ -113,15 +141,6 @@ class Trainer:
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._sums(labels, probabilities, per_example_loss)
-
-    def _eval_replica(self, images, labels):
-        probabilities = self.model(images, training=False)
-        return self._sums(labels, probabilities, self.loss_fn(labels, probabilities))
-
-    def distribute(self, dataset: Any) -> Any:
-        """Split global batches across replicas (and workers). Done once per dataset: a
-        distributed dataset keeps its reshuffle state between epochs."""
-        return self.strategy.experimental_distribute_dataset(dataset)
 
     def train_epoch(
         self,
@@ -156,17 +175,6 @@ class Trainer:
         logs["images_per_second"] = trained / elapsed if elapsed else 0.0
         reporter.step(step, logs)
         return logs
-
-    def evaluate(self, dataset: Any, distributed: bool = False) -> dict[str, float]:
-        totals = tf.zeros([3])
-        for batch in dataset if distributed else self.distribute(dataset):
-            totals += tf.stack(self._eval_step(batch))
-        logs = summarize(totals.numpy(), None)
-        return {"loss": logs["loss"], "accuracy": logs["accuracy"], "examples": logs["examples"]}
-
-    def evaluate_splits(self, splits: dict[str, Any]) -> dict[str, dict[str, float]]:
-        """{name: loss, accuracy, examples} for each dataset that is not None."""
-        return {name: self.evaluate(data) for name, data in splits.items() if data is not None}
 
     def current_learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
@@ -306,12 +314,12 @@ def weights_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def final_metrics(trainer: Trainer, splits: dict[str, Any], epochs: int) -> dict[str, Any]:
+def final_metrics(evaluator: Evaluator, splits: dict[str, Any], epochs: int) -> dict[str, Any]:
     """metrics.json: epochs trained, the weights' fingerprint, each split's scores."""
     return {
         "epochs_trained": epochs,
-        "weights_fingerprint": weights_fingerprint(trainer.model),
-        **trainer.evaluate_splits(splits),
+        "weights_fingerprint": weights_fingerprint(evaluator.model),
+        **evaluator.evaluate_splits(splits),
     }
 
 
