@@ -19,10 +19,11 @@ from . import runs
 from .config import CacheMode, ClassWeight, FinetuneConfig
 from .data.pipeline import memory_cache_budget
 from .data.prepare import PreparedData, prepare_data
+from .models import create_model
 from .models.backbones import check_image_size
 from .runs import TrainResult
 from .runtime import cluster_errors, set_up_runtime, strategy_name, versions, worker_dir
-from .weights import create_backbone_with_weights, resolve_weights
+from .weights import resolve_weights
 
 DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
 
@@ -48,10 +49,6 @@ def run_finetune(
     # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
     weights = resolve_weights(config.weights, config.backbone, image_size)
     strategy, policy = set_up_runtime(config)
-    from .models.transfer import build_transfer_model
-
-    with strategy.scope():
-        backbone = create_backbone_with_weights(config.backbone, image_size, weights)
     data = prepare_data(
         config.data,
         seed=config.seed,
@@ -62,9 +59,14 @@ def run_finetune(
         augment=config.augment,
     )
     with strategy.scope():
-        transfer = build_transfer_model(
-            config.backbone, backbone, data.source.num_classes, config.dropout
+        transfer = create_model(
+            config.backbone,
+            data.input_shape,
+            data.source.num_classes,
+            weights=weights,
+            dropout=config.dropout,
         )
+    backbone = transfer.backbone
     class_weights = choose_class_weights(config, data, reporter)
     replicas = strategy.num_replicas_in_sync
     phases = plan_phases(config, transfer, data, replicas)

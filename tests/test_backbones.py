@@ -169,3 +169,11 @@ def test_preprocessing_survives_saving_and_loading_safely(name, tmp_path):
     np.testing.assert_allclose(
         reloaded.predict(images, verbose=0), probe.model.predict(images, verbose=0), atol=1e-6
     )
+
+
+def test_one_factory_knows_every_model_name():
+    from imgcls_cli.errors import UsageError
+    from imgcls_cli.models import create_model
+
+    with pytest.raises(UsageError, match="simplecnn.*resnet8.*mobilenetv2.*efficientnetb0"):
+        create_model("mobilenet", (32, 32, 3), 2)

@@ -1,5 +1,6 @@
-"""Model registry: names → builders. Pure Python, so --help and errors can list names
-without importing Keras."""
+"""The model registry and its one factory, create_model: from-scratch CNNs (`train
+--arch`) and pretrained backbones (`finetune --backbone`, listed in backbones.py). Pure
+Python until a model is built, so --help and errors list names without importing Keras."""
 
 from __future__ import annotations
 
@@ -33,8 +34,30 @@ def check_architecture(name: str) -> str:
     return name
 
 
-def create_model(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> Any:
-    """Build an architecture whose input is raw 0-255 pixels of input_shape."""
-    module_name, function_name, _ = ARCHITECTURES[check_architecture(arch)]
-    builder = getattr(importlib.import_module(module_name), function_name)
-    return builder(input_shape, num_classes)
+def create_model(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    weights: Any = None,
+    dropout: float = 0.2,
+) -> Any:
+    """Build any registered model for raw 0-255 pixels of input_shape.
+
+    A from-scratch architecture comes back as a keras.Model. A backbone comes back as a
+    models.transfer.TransferModel: the backbone with `weights` (a weights.WeightsChoice)
+    and a new dropout + softmax head, the served model and its training view.
+    """
+    from .backbones import BACKBONES, backbone_names
+
+    if name in ARCHITECTURES:
+        module_name, function_name, _ = ARCHITECTURES[name]
+        builder = getattr(importlib.import_module(module_name), function_name)
+        return builder(input_shape, num_classes)
+    if name in BACKBONES:
+        from ..weights import create_backbone_with_weights
+        from .transfer import build_transfer_model
+
+        backbone = create_backbone_with_weights(name, input_shape[0], weights)
+        return build_transfer_model(name, backbone, num_classes, dropout)
+    raise UsageError(unknown_name_message("model", name, architecture_names() + backbone_names()))
