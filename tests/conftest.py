@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.abc
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 
 # Before anything imports Keras or matplotlib: keep their caches out of the user's home.
 _HOME = tempfile.mkdtemp(prefix="imgcls-tests-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ.setdefault("KERAS_HOME", os.path.join(_HOME, "keras"))
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(_HOME, "mpl"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -60,10 +60,10 @@ def test_a_forced_run_that_fails_leaves_the_earlier_run_intact(runner, cli_app, 
 
 
 def test_force_replaces_an_earlier_run_and_paths_print_as_given(runner, cli_app, tmp_path):
-    output = tmp_path / "out[red]y"
+    output = tmp_path / "out[red]y" / "run[/]x"  # Rich markup: a style, a closing tag
     first = train(runner, cli_app, "--epochs", "1", "--output", str(output))
     assert first.exit_code == 0, first.output
-    assert "out[red]y" in first.stdout  # Rich markup in a path is printed, not applied
+    assert str(output) in first.stdout  # printed as it is, not applied or refused
     second = train(runner, cli_app, "--epochs", "2", "--seed", "3", "--output", str(output))
     assert second.exit_code == 1 and "--force" in second.output
     third = train(
@@ -72,7 +72,7 @@ def test_force_replaces_an_earlier_run_and_paths_print_as_given(runner, cli_app,
     assert third.exit_code == 0, third.output
     assert json.loads((output / "config.json").read_text())["options"]["seed"] == 3
     assert runs.epochs_trained(output) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out[red]y"]
+    assert sorted(p.name for p in output.parent.iterdir()) == ["]x"]  # no staging left
     # Resuming with fewer epochs than were trained would leave config.json and the model
     # disagreeing: refused.
     fewer = runner.invoke(cli_app, ["train", "--resume", str(output), "--epochs", "1"])
