@@ -24,11 +24,11 @@ from .cli_options import (
     RUN_FLAGS,
     RUN_OPTIONS,
     SCALE_OPTIONS,
-    TRAINING,
     TRAINING_OPTIONS,
     BatchSize,
     ModelOption,
     option,
+    training_option,
     with_options,
 )
 from .config import (
@@ -146,22 +146,16 @@ with_run_options = with_options(
 @with_run_options
 def train(
     ctx: typer.Context,
-    arch: Annotated[str, option(arch_help(), panel=TRAINING)] = TrainConfig.arch,
-    epochs: Annotated[int, option("Training epochs.", panel=TRAINING)] = TrainConfig.epochs,
+    arch: training_option(str, arch_help()) = TrainConfig.arch,
+    epochs: training_option(int, "Training epochs.") = TrainConfig.epochs,
     batch_size: BatchSize = TrainConfig.batch_size,
-    lr: Annotated[
-        float,
-        option(
-            "Learning rate, used as given whatever the replica count (see --scale-lr).",
-            panel=TRAINING,
-        ),
-    ] = TrainConfig.lr,
-    schedule: Annotated[
-        Schedule, option("Learning-rate schedule.", panel=TRAINING)
-    ] = TrainConfig.schedule,
-    warmup_epochs: Annotated[
-        int, option("Epochs of linear learning-rate warmup from 0.", panel=TRAINING)
-    ] = TrainConfig.warmup_epochs,
+    lr: training_option(
+        float, "Learning rate, used as given whatever the replica count (see --scale-lr)."
+    ) = TrainConfig.lr,
+    schedule: training_option(Schedule, "Learning-rate schedule.") = TrainConfig.schedule,
+    warmup_epochs: training_option(
+        int, "Epochs of linear learning-rate warmup from 0."
+    ) = TrainConfig.warmup_epochs,
     **shared: Any,
 ) -> None:
     """Train a CNN from scratch on a TFDS dataset, a folder of images, or the embedded digits."""
@@ -172,43 +166,30 @@ def train(
 @with_run_options
 def finetune(
     ctx: typer.Context,
-    backbone: Annotated[str, option(backbone_help(), panel=TRAINING)] = FinetuneConfig.backbone,
-    weights: Annotated[
+    backbone: training_option(str, backbone_help()) = FinetuneConfig.backbone,
+    weights: training_option(
         str,
-        option(
-            "imagenet (Keras' cache ~/.keras/models, downloaded when missing), none (random), "
-            "or a weights file saved from the backbone (include_top=False).",
-            panel=TRAINING,
-        ),
-    ] = FinetuneConfig.weights,
-    head_epochs: Annotated[
-        int,
-        option("Phase 1: epochs training the new head on the frozen backbone.", panel=TRAINING),
-    ] = FinetuneConfig.head_epochs,
-    epochs: Annotated[
-        int, option("Phase 2: epochs fine-tuning the unfrozen layers.", panel=TRAINING)
-    ] = FinetuneConfig.epochs,
-    unfreeze: Annotated[
-        str,
-        option(
-            "Phase 2 trains the top N backbone layers, or 'all'; 0 skips phase 2.", panel=TRAINING
-        ),
-    ] = str(FinetuneConfig.unfreeze),
-    lr: Annotated[float, option("Phase 1 learning rate.", panel=TRAINING)] = FinetuneConfig.lr,
-    finetune_lr: Annotated[
-        Optional[float], option("Phase 2 learning rate. Default: --lr / 10.", panel=TRAINING)
-    ] = None,
+        "imagenet (Keras' cache ~/.keras/models, downloaded when missing), none (random), "
+        "or a weights file saved from the backbone (include_top=False).",
+    ) = FinetuneConfig.weights,
+    head_epochs: training_option(
+        int, "Phase 1: epochs training the new head on the frozen backbone."
+    ) = FinetuneConfig.head_epochs,
+    epochs: training_option(
+        int, "Phase 2: epochs fine-tuning the unfrozen layers."
+    ) = FinetuneConfig.epochs,
+    unfreeze: training_option(
+        str, "Phase 2 trains the top N backbone layers, or 'all'; 0 skips phase 2."
+    ) = str(FinetuneConfig.unfreeze),
+    lr: training_option(float, "Phase 1 learning rate.") = FinetuneConfig.lr,
+    finetune_lr: training_option(
+        Optional[float], "Phase 2 learning rate. Default: --lr / 10."
+    ) = None,
     batch_size: BatchSize = FinetuneConfig.batch_size,
-    dropout: Annotated[
-        float, option("Dropout before the new classifier.", panel=TRAINING)
-    ] = FinetuneConfig.dropout,
-    class_weight: Annotated[
-        ClassWeight,
-        option(
-            "balanced: weigh each class's loss by how rare it is, for imbalanced folders.",
-            panel=TRAINING,
-        ),
-    ] = FinetuneConfig.class_weight,
+    dropout: training_option(float, "Dropout before the new classifier.") = FinetuneConfig.dropout,
+    class_weight: training_option(
+        ClassWeight, "balanced: weigh each class's loss by how rare it is, for imbalanced folders."
+    ) = FinetuneConfig.class_weight,
     **shared: Any,
 ) -> None:
     """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new

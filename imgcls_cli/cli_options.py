@@ -332,6 +332,12 @@ RUN_OPTIONS: OptionGroup = [
 ]
 RUN_FLAGS = tuple(name for name, _, _ in RUN_OPTIONS)
 
+
+def training_option(kind: Any, help: str) -> Any:
+    """A command's own option in the Training panel of --help."""
+    return Annotated[kind, option(help, panel=TRAINING)]
+
+
 BatchSize = Annotated[int, option("Global batch size, split across all replicas.", panel=TRAINING)]
 ModelOption = Annotated[
     Optional[Path],
