@@ -130,8 +130,6 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
 
 def check_names(config: RunConfig) -> None:
     """Model and dataset names, refused with the closest valid one before any work."""
-    from .data.sources import EMBEDDED_DATASETS
-
     if config.command == "train":
         from .models import check_architecture
 
@@ -142,11 +140,18 @@ def check_names(config: RunConfig) -> None:
         get_backbone(config.backbone)
         if config.data.image_size is not None:
             check_image_size(config.backbone, config.data.image_size)
-    dataset = config.data.dataset
-    if dataset is not None and dataset not in EMBEDDED_DATASETS:
+    if config.data.dataset is not None:
+        check_dataset(config.data.dataset)
+
+
+def check_dataset(name: str) -> None:
+    """A TFDS name, refused with the closest valid one before any directory or TensorFlow."""
+    from .data.sources import EMBEDDED_DATASETS
+
+    if name not in EMBEDDED_DATASETS:
         from .data.tfds_source import check_dataset_name
 
-        check_dataset_name(dataset)  # before any run directory or TensorFlow
+        check_dataset_name(name)
 
 
 def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any = None) -> Run:
@@ -265,6 +270,36 @@ def augment_preview(
         seed=seed,
         output=Path(output),
         reporter=reporter or SilentReporter(),
+    )
+
+
+def inspect(
+    *,
+    seed: int = 42,
+    throughput: bool = False,
+    batch_size: int = 64,
+    reporter: Reporter | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """The data report (`imgcls inspect`): classes and counts per split, sizes, modes,
+    formats, unreadable files, exact duplicates; with `throughput`, one timed pass of the
+    training input pipeline. Options: the data options of train (dataset, data, data_dir,
+    image_size, val_split, test_split, cache). Returns what `inspect --json` prints."""
+    from .config import DataConfig, from_dict
+    from .data.report import inspect_data
+
+    options = paths_as_text(options)
+    if options.get("dataset") is None and options.get("data") is None:
+        options["dataset"] = "digits"
+    config = from_dict(DataConfig, options, where="data options")
+    if config.dataset is not None:
+        check_dataset(config.dataset)
+    return inspect_data(
+        config,
+        reporter or SilentReporter(),
+        seed=seed,
+        throughput=throughput,
+        batch_size=batch_size,
     )
 
 

@@ -422,5 +422,42 @@ def predict(
             raise ImgclsError(f"{failed} of {count} input(s) could not be read; see above.")
 
 
+@app.command()
+@with_options(before=[DATA_OPTIONS])
+def inspect(
+    ctx: typer.Context,
+    seed: Annotated[
+        int, option("Random seed: carves val/test as `train --seed` does.")
+    ] = TrainConfig.seed,
+    throughput: Annotated[
+        bool,
+        option(
+            "Also time one pass of the training input pipeline (at --image-size, --cache).",
+            "--throughput",
+        ),
+    ] = False,
+    batch_size: Annotated[int, option("Images per batch, for --throughput.")] = 64,
+    json_output: Annotated[
+        bool, option("Print the JSON report on stdout and nothing else.", "--json", panel=OUTPUT)
+    ] = False,
+    **shared: Any,
+) -> None:
+    """Report what a dataset holds before training on it: classes and counts per split, image
+    sizes, modes and formats, unreadable files, exact duplicates and train/test leaks."""
+    import json
+
+    from . import console
+
+    with user_errors():
+        from .api import inspect as inspect_data
+
+        options = given(ctx, "json_output")
+        report = inspect_data(reporter=console.RichReporter(), **options)
+        if json_output:
+            console.write_line(json.dumps(report, indent=2))
+        else:
+            console.print_data_report(report)
+
+
 def main() -> None:
     app()

@@ -293,3 +293,45 @@ def closed_stdout_ends_quietly() -> Iterator[None]:
         except (AttributeError, io.UnsupportedOperation):  # a stdout without a descriptor
             sys.stdout = open(os.devnull, "w")  # kept open until exit
         raise typer.Exit(0) from None
+
+
+def print_data_report(report: dict[str, Any], shown: int = 10) -> None:
+    """`imgcls inspect` in the terminal: classes, what the images are, problems found."""
+    splits = list(report["split_sizes"])
+    table = Table(
+        title=f"Classes of {escape(report['data'].get('path') or report['data'].get('name', ''))}"
+    )
+    table.add_column("class")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name, counts in report["class_counts"].items():
+        table.add_row(escape(name), *(f"{counts.get(split, 0):,}" for split in splits))
+    table.add_section()
+    table.add_row("all", *(f"{report['split_sizes'][split]:,}" for split in splits), style="bold")
+    out.print(table)
+    ratio = report["imbalance_ratio"]
+    lines = [
+        f"Imbalance (largest / smallest class in train): {ratio:.2f}" if ratio else "",
+        "Sizes (WxH): "
+        + ", ".join(f"{row['size']} ({row['images']:,})" for row in report["sizes"]),
+        "Modes: " + ", ".join(f"{k} ({v:,})" for k, v in report["modes"].items()),
+        "Formats: " + ", ".join(f"{k} ({v:,})" for k, v in report["formats"].items()),
+    ]
+    for line in filter(None, lines):
+        out.print(escape(line), soft_wrap=True)
+    for item in report["unreadable"][:shown]:
+        warning(f"Unreadable: {item['path']} ({item['reason']})")
+    duplicates = report["duplicates"]
+    for item in duplicates["across_splits"][:shown]:
+        warning(f"{item['split']} image {item['file']} is also in train: {item['train_file']}")
+    for item in duplicates["within_splits"][:shown]:
+        info(f"Duplicate in {item['split']}: {item['file']} = {item['same_as']}")
+    counts = (len(duplicates["within_splits"]), len(duplicates["across_splits"]))
+    out.print(f"Exact duplicates: {counts[0]:,} within splits, {counts[1]:,} across splits")
+    if "throughput" in report:
+        t = report["throughput"]
+        out.print(
+            f"Throughput: {t['images_per_second']:,.0f} images/s ({t['images']:,} images at "
+            f"{t['image_size'][0]}x{t['image_size'][1]}, {t['cache']}); "
+            f"scan {t['scan_seconds']:.2f} s"
+        )

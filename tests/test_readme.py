@@ -235,6 +235,20 @@ def check_mirrored(ws: Path, outcome: Outcome) -> None:
     assert "MirroredStrategy with 2 replica(s)" in outcome.output
 
 
+def check_inspect(ws: Path, outcome: Outcome) -> None:
+    assert outcome.exit_code == 0, outcome.output
+    assert "Exact duplicates: 0 within splits, 0 across splits" in outcome.stdout
+    for name in SHAPES:
+        assert name in outcome.stdout
+
+
+def check_inspect_json(ws: Path, outcome: Outcome) -> None:
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads(outcome.stdout)  # stdout holds only the JSON report
+    assert report["classes"] == SHAPES
+    assert report["throughput"]["images"] == report["split_sizes"]["train"]
+
+
 def check_help(ws: Path, outcome: Outcome) -> None:
     assert outcome.exit_code == 0, outcome.output
     for command in ("train", "finetune", "evaluate", "predict", "augment-preview"):
@@ -502,6 +516,8 @@ COMMANDS: dict[str, How] = {
     ),
     "find . -name '*.jpg' | imgcls predict - --json > predictions.jsonl": How(check_jsonl),
     "imgcls predict one.png": How(predicted("one.png")),
+    "imgcls inspect --data ./shapes": How(check_inspect),
+    "imgcls inspect --data ./shapes --throughput --json": How(check_inspect_json),
     "imgcls augment-preview --data ./shapes --augment strong --samples 4 --variants 6": How(
         preview_written("augment-preview.png", rows=4, columns=7)
     ),

@@ -107,6 +107,9 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
             f"e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg."
         )
 
+    from ..runtime import import_tensorflow
+
+    import_tensorflow()  # quietly: the splits are tf.data datasets
     files, broken = list_split_files(root, split_roots, class_names)
     all_paths = [path for entries in files.values() for path, _ in entries]
     good, grayscale, skipped, sizes = check_images(all_paths)

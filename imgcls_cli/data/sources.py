@@ -81,6 +81,9 @@ def load_source(config: DataConfig, seed: int, reporter: Reporter | None = None)
         from .folder import load_folder
 
         return load_folder(Path(config.data), config, seed)
+    from ..runtime import import_tensorflow
+
+    import_tensorflow()  # quietly, before anything below imports it
     if config.dataset in EMBEDDED_DATASETS:
         return load_digits(config, seed)
     from .tfds_source import load_tfds

@@ -1,0 +1,94 @@
+"""`imgcls inspect`: the data report, checked against folders whose content is known."""
+
+import json
+import shutil
+
+import pytest
+from conftest import make_class_folder
+
+from imgcls_cli import api
+
+
+@pytest.fixture
+def messy_folder(tmp_path):
+    """train/ with 6 circles (one copied twice) and 4 squares plus a corrupt file; test/
+    with 2 of each, one of them a copy of a training image (a leak)."""
+    root = tmp_path / "shapes"
+    make_class_folder(root / "train", per_class=6)
+    make_class_folder(root / "test", per_class=2, seed=1)
+    for i in (4, 5):
+        (root / "train" / "square" / f"square_{i}.png").unlink()
+    shutil.copy(root / "train/circle/circle_0.png", root / "train/circle/copy.png")
+    shutil.copy(root / "train/square/square_1.png", root / "test/square/leak.png")
+    (root / "train" / "square" / "bad.png").write_bytes(b"not an image")
+    return root
+
+
+def test_report_counts_classes_finds_duplicates_leaks_and_unreadable_files(messy_folder):
+    report = api.inspect(data=messy_folder, val_split=0.0)
+    root = str(messy_folder)
+    assert report["classes"] == ["circle", "square"]
+    assert report["class_counts"] == {
+        "circle": {"train": 7, "test": 2},
+        "square": {"train": 4, "test": 3},
+    }
+    assert report["imbalance_ratio"] == pytest.approx(7 / 4)
+    assert report["sizes"] == [{"size": "16x16", "images": 16}]
+    assert report["modes"] == {"RGB": 16} and report["formats"] == {"PNG": 16}
+    assert report["unreadable"] == [
+        {"path": f"{root}/train/square/bad.png", "reason": "not an image (format not recognised)"}
+    ]
+    assert report["duplicates"] == {
+        "within_splits": [
+            {
+                "split": "train",
+                "file": f"{root}/train/circle/copy.png",
+                "same_as": f"{root}/train/circle/circle_0.png",
+            }
+        ],
+        "across_splits": [
+            {
+                "split": "test",
+                "file": f"{root}/test/square/leak.png",
+                "train_file": f"{root}/train/square/square_1.png",
+            }
+        ],
+    }
+    assert "throughput" not in report
+
+
+def test_json_output_and_throughput_through_the_cli(runner, cli_app, messy_folder):
+    result = runner.invoke(
+        cli_app, ["inspect", "--data", str(messy_folder), "--json", "--throughput"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    throughput = report["throughput"]
+    assert (
+        throughput["images"]
+        == sum(report["split_sizes"].values())
+        - report["split_sizes"].get("val", 0)
+        - report["split_sizes"]["test"]
+    )
+    assert throughput["images_per_second"] > 0 and throughput["scan_seconds"] > 0
+    assert throughput["image_size"] == [16, 16]
+
+
+def test_the_terminal_report_warns_about_leaks(runner, cli_app, messy_folder):
+    result = runner.invoke(cli_app, ["inspect", "--data", str(messy_folder)])
+    assert result.exit_code == 0, result.output
+    assert "leak.png is also in train" in result.stderr
+    assert "Exact duplicates: 1 within splits, 1 across splits" in result.stdout
+
+
+def test_embedded_digits_are_counted_without_files():
+    report = api.inspect()
+    assert sum(report["split_sizes"].values()) == 1797
+    assert report["sizes"] == [{"size": "8x8", "images": 1797}] and report["modes"] == {"L": 1797}
+
+
+@pytest.mark.parametrize("args", [["--data", "no/such/folder"], ["--dataset", "mnsit"]])
+def test_missing_data_is_one_line(runner, cli_app, args):
+    result = runner.invoke(cli_app, ["inspect", *args])
+    assert result.exit_code in (1, 2) and len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
