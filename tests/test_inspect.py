@@ -92,3 +92,18 @@ def test_missing_data_is_one_line(runner, cli_app, args):
     result = runner.invoke(cli_app, ["inspect", *args])
     assert result.exit_code in (1, 2) and len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_training_data_with_a_leak_says_so_in_one_line(messy_folder):
+    """train and finetune print the source's warnings (data.prepare)."""
+    from imgcls_cli.config import DataConfig
+    from imgcls_cli.data.sources import load_source
+
+    source = load_source(DataConfig(data=str(messy_folder), val_split=0.0), seed=0)
+    [leak] = [w for w in source.warnings if "exact copies" in w]
+    assert leak.startswith("1 val/test image(s) are exact copies of training images")
+    assert "leak.png" in leak and "\n" not in leak
+    clean = messy_folder.parent / "clean"
+    make_class_folder(clean / "train", per_class=4)
+    make_class_folder(clean / "test", per_class=2, seed=1)
+    assert load_source(DataConfig(data=str(clean)), seed=0).warnings == []

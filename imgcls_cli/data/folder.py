@@ -55,28 +55,38 @@ def is_broken_link(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 
 
-def check_images(paths: list[Path]) -> tuple[list[Path], list[bool], list[tuple[str, str]], set]:
-    """Decode every file once; return the good ones, their grayscale flags, the skipped
-    ones with reasons, and the set of sizes seen."""
+@dataclasses.dataclass
+class ScanResult:
+    good: list[Path]
+    grayscale: list[bool]  # per good file
+    skipped: list[tuple[str, str]]  # (path, reason)
+    sizes: set[tuple[int, int]]  # (height, width) seen
+    hashes: dict[str, str]  # path → sha256 of its bytes, to find copies across splits
+
+
+def check_images(paths: list[Path]) -> ScanResult:
+    """Decode every file once (in parallel) and hash its bytes."""
 
     def check(path: Path):
         try:
-            return read_image_header(path)
+            header = read_image_header(path)
+            return header, hashlib.sha256(path.read_bytes()).hexdigest()
         except Exception as error:  # PIL raises many types for bad files
             return unreadable_reason(path, error)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(check, paths))
-    good, grayscale, skipped, sizes = [], [], [], set()
+    scan = ScanResult([], [], [], set(), {})
     for path, result in zip(paths, results):
         if isinstance(result, str):
-            skipped.append((str(path), result))
+            scan.skipped.append((str(path), result))
         else:
-            width, height, is_gray = result
-            good.append(path)
-            grayscale.append(is_gray)
-            sizes.add((height, width))
-    return good, grayscale, skipped, sizes
+            (width, height, is_gray), digest = result
+            scan.good.append(path)
+            scan.grayscale.append(is_gray)
+            scan.sizes.add((height, width))
+            scan.hashes[str(path)] = digest
+    return scan
 
 
 def find_split_folders(root: Path) -> dict[str, Path] | None:
@@ -112,8 +122,8 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
     import_tensorflow()  # quietly: the splits are tf.data datasets
     files, broken = list_split_files(root, split_roots, class_names)
     all_paths = [path for entries in files.values() for path, _ in entries]
-    good, grayscale, skipped, sizes = check_images(all_paths)
-    good_set = set(good)
+    scan = check_images(all_paths)
+    good_set, skipped, sizes = set(scan.good), scan.skipped, scan.sizes
     files = {
         split: [(p, i) for p, i in entries if p in good_set] for split, entries in files.items()
     }
@@ -138,10 +148,13 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
             "classification needs at least 2 class sub-folders with images."
         )
 
-    channels = 1 if all(grayscale) else 3
+    channels = 1 if all(scan.grayscale) else 3
     native = next(iter(sizes)) if len(sizes) == 1 else None
     failures = StreamFailures()
     splits = carve_folder_splits(files, config, seed, channels, failures)
+    leak = leak_warning(root, splits, scan.hashes)
+    if leak:
+        warnings.append(leak)
     return Source(
         name=root.name,
         class_names=class_names,
@@ -188,6 +201,27 @@ def list_split_files(
                 files[split] += [(path, index) for path in images]
                 broken += links
     return files, broken
+
+
+def leak_warning(root: Path, splits: dict[str, Split], hashes: dict[str, str]) -> str | None:
+    """One line when val/test images are byte-for-byte copies of training images: a model
+    that memorised them scores higher than it would on new data."""
+    train = {hashes[p]: p for p in splits["train"].paths or [] if p in hashes}
+    copies = [
+        (path, train[hashes[path]])
+        for name in ("val", "test")
+        if name in splits
+        for path in splits[name].paths or []
+        if hashes.get(path) in train
+    ]
+    if not copies:
+        return None
+    path, original = copies[0]
+    return (
+        f"{len(copies)} val/test image(s) are exact copies of training images, which "
+        f"inflates the scores (e.g. {path} = {original}); `imgcls inspect --data {root}` "
+        "lists them all."
+    )
 
 
 def broken_links_warning(broken: list[Path]) -> str:
