@@ -181,12 +181,14 @@ def evaluate(
     (default: the run directory). Returns what `imgcls evaluate --json` prints. `model`:
     a run directory or its model.keras (default: the latest run under ./runs)."""
     from .config import EvaluateConfig, from_dict
+    from .evaluate import check_report_dir, open_data, write_evaluation
     from .evaluate import evaluate as score
-    from .evaluate import open_data, write_evaluation
     from .model_io import open_run
 
     reporter = reporter or SilentReporter()
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
+    if output is not None:
+        check_report_dir(Path(output))  # before any work: it may be a folder of the user's
     run = open_run(Path(model) if model else None, reporter)
     data = open_data(run, config, reporter)
     evaluation = score(run, data, config, reporter)

@@ -101,6 +101,25 @@ def check_output(output: Path) -> None:
         raise UsageError(f"--output must name a .png file; got {output}.")
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder; give a file name such as {output}/x.png.")
+    if output.exists() and not written_by_preview(output):
+        raise UsageError(
+            f"--output {output} exists and was not drawn by augment-preview; imgcls does not "
+            "overwrite it: choose another file name."
+        )
+
+
+PNG_MARK = ("Software", "imgcls augment-preview")  # a text chunk in every preview we write
+
+
+def written_by_preview(path: Path) -> bool:
+    """Whether an existing file is an earlier preview (which may be replaced)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.info.get(PNG_MARK[0]) == PNG_MARK[1]
+    except Exception:  # not an image at all
+        return False
 
 
 def spread_over_classes(labels: np.ndarray, samples: int, seed: int) -> list[int]:
@@ -282,8 +301,12 @@ def fit_text(draw: Any, text: str, font: Any, width: int) -> str:
 
 
 def write_png(picture: Any, output: Path) -> None:
+    from PIL import PngImagePlugin
+
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
+    mark = PngImagePlugin.PngInfo()
+    mark.add_text(*PNG_MARK)
+    picture.save(buffer, format="PNG", pnginfo=mark)
     try:
         runs.write_bytes_atomic(output, buffer.getvalue())
     except OSError as error:

@@ -7,6 +7,7 @@ run's options and seed, so it holds the very images `train` held out.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,24 @@ def accuracy_shortfall(report: dict[str, Any], min_accuracy: float | None) -> st
 
 
 # --- Files ------------------------------------------------------------------------------
+
+
+def check_report_dir(output_dir: Path) -> None:
+    """evaluate --output DIR writes its report files into DIR: over an earlier
+    evaluation's, never over files of the same names that something else wrote."""
+    names = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG)
+    existing = [name for name in names if (output_dir / name).exists()]
+    if not existing:
+        return
+    try:
+        earlier = json.loads((output_dir / EVALUATION_FILE).read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and {"model", "confusion_matrix"} <= set(earlier)):
+        raise RunDirError(
+            f"{output_dir} holds {', '.join(existing)}, not written by imgcls evaluate; "
+            "imgcls does not overwrite them: choose another --output."
+        )
 
 
 def confusion_rows(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -220,3 +220,19 @@ def test_large_images_with_many_variants_are_refused_in_one_line(runner, cli_app
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert "over the limit of 16384 a side" in lines[-1] and not output.exists()
+
+
+def test_a_png_that_is_not_a_preview_is_never_overwritten(runner, cli_app, tmp_path):
+    import numpy as np
+    from conftest import write_image
+
+    output = tmp_path / "holiday.png"
+    write_image(output, np.zeros((4, 4, 3), np.uint8))
+    before = output.read_bytes()
+    result = runner.invoke(cli_app, ["augment-preview", "--output", str(output)])
+    assert result.exit_code == 2 and "not drawn by augment-preview" in result.output
+    assert output.read_bytes() == before
+    preview = tmp_path / "preview.png"
+    for _ in range(2):  # an earlier preview is ours to replace
+        result = runner.invoke(cli_app, ["augment-preview", "--output", str(preview)])
+        assert result.exit_code == 0, result.output

@@ -139,8 +139,9 @@ def test_data_without_paths_leaves_earlier_mistake_files_alone(
     runner, cli_app, digits_run, tmp_path
 ):
     earlier = {"mistakes.csv": b"path,true,predicted\n", "mistakes.png": b"earlier"}
-    for name, content in earlier.items():
+    for name, content in earlier.items():  # from an earlier evaluation on folder data
         (tmp_path / name).write_bytes(content)
+    (tmp_path / "evaluation.json").write_text(json.dumps({"model": "x", "confusion_matrix": {}}))
     result = evaluate(runner, cli_app, "--model", str(digits_run), "--output", str(tmp_path))
     assert result.exit_code == 0, result.output
     for name, content in earlier.items():  # not written by this invocation: kept as they were
@@ -287,3 +288,18 @@ def test_an_image_that_vanishes_while_scored_is_left_out_and_mistakes_name_the_r
         "circle_11.png",
         "square_10.png",
     }
+
+
+def test_output_files_of_the_same_names_that_evaluate_did_not_write_are_kept(
+    runner, cli_app, shapes_run, tmp_path
+):
+    output = tmp_path / "thesis"
+    output.mkdir()
+    (output / "confusion_matrix.csv").write_text("my own table")
+    result = evaluate(runner, cli_app, "--model", str(shapes_run), "--output", str(output))
+    assert result.exit_code == 1 and "not written by imgcls evaluate" in result.output
+    assert (output / "confusion_matrix.csv").read_text() == "my own table"
+    report_dir = tmp_path / "reports"
+    for _ in range(2):  # an earlier evaluation's files are replaced
+        result = evaluate(runner, cli_app, "--model", str(shapes_run), "--output", str(report_dir))
+        assert result.exit_code == 0, result.output
