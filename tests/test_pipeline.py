@@ -49,10 +49,10 @@ def test_streaming_a_folder_shuffles_paths_before_decoding(tmp_path, monkeypatch
     split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
         "train"
     ]
-    decoded = []
-    real_load_image = folder.load_image
+    decoded = []  # every file read, for either decoder
+    real_fetch = folder.FileDecoder.fetch
     monkeypatch.setattr(
-        folder, "load_image", lambda *args: decoded.append(1) or real_load_image(*args)
+        folder.FileDecoder, "fetch", lambda self, path: decoded.append(1) or real_fetch(self, path)
     )
     batches = pipeline.create_batches(split, (4, 4), 1, 2, 5, shuffle_seed=0, cache=cache)
     next(iter(batches))

@@ -13,7 +13,15 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import DataError
-from .images import is_image_file, load_image, read_image_header, unreadable_reason
+from . import scan_index
+from .images import (
+    ImageFacts,
+    check_image,
+    decode_plain,
+    is_image_file,
+    load_image,
+    unreadable_reason,
+)
 from .sources import Source, Split, StreamFailures, split_arrays
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -55,6 +63,15 @@ def is_broken_link(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 
 
+@dataclasses.dataclass(frozen=True)
+class KnownFile:
+    """A file as the scan checked it: plain files whose size and modification time are
+    unchanged since are decoded by TensorFlow in the graph; the rest by PIL."""
+
+    facts: ImageFacts
+    signature: tuple[int, int]  # (size, mtime in ns)
+
+
 @dataclasses.dataclass
 class ScanResult:
     good: list[Path]
@@ -62,30 +79,49 @@ class ScanResult:
     skipped: list[tuple[str, str]]  # (path, reason)
     sizes: set[tuple[int, int]]  # (height, width) seen
     hashes: dict[str, str]  # path → sha256 of its bytes, to find copies across splits
+    known: dict[str, KnownFile]  # path → what the scan saw, for the decoder
+    index_warning: str | None = None  # the scan index could not be saved
 
 
-def check_images(paths: list[Path]) -> ScanResult:
-    """Decode every file once (in parallel) and hash its bytes."""
+def check_images(root: Path, paths: list[Path]) -> ScanResult:
+    """Check every file once, in parallel: decode it in full and hash its bytes, unless
+    the index of the last scan of root holds it unchanged (same size and mtime)."""
+    index = scan_index.load_index(root)
+
+    def relative(path: Path) -> str:  # the index's key: the same from any working folder
+        return path.relative_to(root).as_posix()
 
     def check(path: Path):
         try:
-            header = read_image_header(path)
-            return header, hashlib.sha256(path.read_bytes()).hexdigest()
+            stat = path.stat()
+            signature = (stat.st_size, stat.st_mtime_ns)
+            reused = scan_index.reuse(index, relative(path), signature)
+            if reused is None:
+                facts = check_image(path)
+                reused = facts, hashlib.sha256(path.read_bytes()).hexdigest()
+            return KnownFile(reused[0], signature), reused[1]
         except Exception as error:  # PIL raises many types for bad files
             return unreadable_reason(path, error)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(check, paths))
-    scan = ScanResult([], [], [], set(), {})
+    scan = ScanResult([], [], [], set(), {}, {})
     for path, result in zip(paths, results):
         if isinstance(result, str):
             scan.skipped.append((str(path), result))
         else:
-            (width, height, is_gray), digest = result
+            known, digest = result
             scan.good.append(path)
-            scan.grayscale.append(is_gray)
-            scan.sizes.add((height, width))
+            scan.grayscale.append(known.facts.grayscale)
+            scan.sizes.add((known.facts.height, known.facts.width))
             scan.hashes[str(path)] = digest
+            scan.known[str(path)] = known
+    entries = {
+        relative(Path(path)): scan_index.entry(known.signature, known.facts, scan.hashes[path])
+        for path, known in scan.known.items()
+    }
+    if entries != index:
+        scan.index_warning = scan_index.save_index(root, entries)
     return scan
 
 
@@ -122,12 +158,14 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
     import_tensorflow()  # quietly: the splits are tf.data datasets
     files, broken = list_split_files(root, split_roots, class_names)
     all_paths = [path for entries in files.values() for path, _ in entries]
-    scan = check_images(all_paths)
+    scan = check_images(root, all_paths)
     good_set, skipped, sizes = set(scan.good), scan.skipped, scan.sizes
     files = {
         split: [(p, i) for p, i in entries if p in good_set] for split, entries in files.items()
     }
     warnings = [broken_links_warning(broken)] if broken else []
+    if scan.index_warning:
+        warnings.append(scan.index_warning)
     for split in ("val", "test"):
         if split in files and not files[split]:
             # An empty split folder is most likely not meant as "no validation": treat it as
@@ -151,7 +189,7 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
     channels = 1 if all(scan.grayscale) else 3
     native = next(iter(sizes)) if len(sizes) == 1 else None
     failures = StreamFailures()
-    splits = carve_folder_splits(files, config, seed, channels, failures)
+    splits = carve_folder_splits(files, config, seed, FileDecoder(channels, failures, scan.known))
     leak = leak_warning(root, splits, scan.hashes)
     if leak:
         warnings.append(leak)
@@ -261,8 +299,7 @@ def carve_folder_splits(
     files: dict[str, list[tuple[Path, int]]],
     config: DataConfig,
     seed: int,
-    channels: int,
-    failures: StreamFailures,
+    decoder: FileDecoder,
 ) -> dict[str, Split]:
     """Use the split folders that exist; carve the missing test/val parts out of train."""
     has_test, has_val = "test" in files, "val" in files
@@ -271,53 +308,98 @@ def carve_folder_splits(
     paths = np.array([str(p) for p, _ in files["train"]], dtype=object)
     labels = np.array([label for _, label in files["train"]], dtype=np.int64)
     parts = split_arrays(paths, labels, config, seed, has_test=has_test)
-    result = {
-        name: files_to_split(list(zip(*arrays)), channels, failures)
-        for name, arrays in parts.items()
-    }
+    result = {name: files_to_split(list(zip(*arrays)), decoder) for name, arrays in parts.items()}
     for name in ("val", "test"):
         if name in files:
-            result[name] = files_to_split(files[name], channels, failures)
+            result[name] = files_to_split(files[name], decoder)
     return result
 
 
-def files_to_split(
-    entries: list[tuple[Path, int]], channels: int, failures: StreamFailures
-) -> Split:
-    """A tf.data stream decoding the files with the shared decoder, in parallel.
+IN_GRAPH, WITH_PIL, FAILED = 0, 1, 2  # how FileDecoder.fetch says to decode a file
 
-    A file that vanishes or stops decoding after the scan is dropped from the stream and
-    recorded in `failures`, so a long training run does not die on it.
-    """
+
+@dataclasses.dataclass
+class FileDecoder:
+    """Decodes a folder's files inside tf.data. Plain files that the scan checked and that
+    have not changed since are read here and decoded by TensorFlow in the graph, in
+    parallel and at a reduced JPEG scale when the target size allows; the others go
+    through load_image (PIL). A file that vanishes or stops decoding after the scan is
+    dropped from the stream and recorded in `failures`, so a long run does not die."""
+
+    channels: int
+    failures: StreamFailures
+    known: dict[str, KnownFile]
+
+    def fetch(self, path: bytes) -> tuple[bytes, np.int32, np.int64, np.int64]:
+        """(bytes to decode in the graph, route, stored height, stored width)."""
+        name = path.decode()
+        known = self.known.get(name)
+        try:
+            stat = os.stat(name)
+            unchanged = known is not None and known.signature == (
+                stat.st_size,
+                stat.st_mtime_ns,
+            )
+            if not (unchanged and known.facts.plain):
+                return b"", np.int32(WITH_PIL), np.int64(0), np.int64(0)
+            with open(name, "rb") as handle:
+                content = handle.read()
+        except OSError as error:
+            self.failures.add(name, unreadable_reason(name, error))
+            return b"", np.int32(FAILED), np.int64(0), np.int64(0)
+        facts = known.facts
+        return content, np.int32(IN_GRAPH), np.int64(facts.height), np.int64(facts.width)
+
+    def load(self, path: bytes) -> tuple[np.ndarray, bool]:
+        try:
+            return load_image(path.decode(), self.channels), True
+        except Exception as error:  # PIL raises many types for bad files
+            self.failures.add(path.decode(), unreadable_reason(path.decode(), error))
+            return np.zeros((1, 1, self.channels), np.uint8), False
+
+    def decode_files(self, files: Any, target: tuple[int, int] | None = None) -> Any:
+        """(path, label) → (uint8 image, label), without the files that failed."""
+        import tensorflow as tf
+
+        channels = self.channels
+
+        def with_pil(path: Any) -> tuple[Any, Any]:
+            image, ok = tf.numpy_function(self.load, [path], [tf.uint8, tf.bool], stateful=False)
+            image.set_shape([None, None, channels])
+            return image, ok
+
+        def decode(path: Any, label: Any) -> tuple[Any, Any, Any]:
+            content, route, height, width = tf.numpy_function(
+                self.fetch, [path], [tf.string, tf.int32, tf.int64, tf.int64], stateful=False
+            )
+            image, ok = tf.switch_case(
+                route,
+                [
+                    lambda: (decode_plain(content, (height, width), channels, target), True),
+                    lambda: with_pil(path),
+                    lambda: (tf.zeros([1, 1, channels], tf.uint8), False),
+                ],
+            )
+            image.set_shape([None, None, channels])
+            return image, label, ok
+
+        flagged = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        kept = flagged.filter(lambda image, label, ok: ok)
+        return kept.map(lambda image, label, ok: (image, label))
+
+
+def files_to_split(entries: list[tuple[Path, int]], decoder: FileDecoder) -> Split:
+    """A split of (path, label) files that decoder decodes as a tf.data stream."""
     import tensorflow as tf
 
     paths = [str(p) for p, _ in entries]
     labels = np.array([int(label) for _, label in entries], dtype=np.int64)
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-
-    def read(path: bytes) -> tuple[np.ndarray, bool]:
-        try:
-            return load_image(path.decode(), channels), True
-        except Exception as error:  # PIL raises many types for bad files
-            failures.add(path.decode(), unreadable_reason(path.decode(), error))
-            return np.zeros((1, 1, channels), np.uint8), False
-
-    def decode_flagged(path, label):
-        image, ok = tf.numpy_function(read, [path], [tf.uint8, tf.bool], stateful=False)
-        image.set_shape([None, None, channels])
-        ok.set_shape([])
-        return image, label, ok
-
-    def decode_files(files):
-        flagged = files.map(decode_flagged, num_parallel_calls=tf.data.AUTOTUNE)
-        kept = flagged.filter(lambda image, label, ok: ok)
-        return kept.map(lambda image, label, ok: (image, label))
-
+    files = tf.data.Dataset.from_tensor_slices((paths, labels))
     return Split(
-        decode_files(dataset),
+        decoder.decode_files(files),
         len(paths),
         paths,
         labels,
-        files=dataset,
-        decode_files=decode_files,
+        files=files,
+        decode_files=decoder.decode_files,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,27 @@ def image_to_array(image: Any, channels: int | None = None) -> np.ndarray:
 
 
 def read_image_header(path: Path) -> tuple[int, int, bool]:
-    """Fully decode a file once to check it; returns (width, height, is_grayscale).
+    """Fully decode a file once to check it; returns (width, height, is_grayscale)."""
+    facts = check_image(path)
+    return facts.width, facts.height, facts.grayscale
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFacts:
+    width: int
+    height: int
+    grayscale: bool
+    # TensorFlow's own decoders read it as PIL does: an 8-bit grayscale or RGB JPEG, PNG
+    # or BMP that no EXIF tag rotates. Everything else takes load_image (PIL).
+    plain: bool
+
+
+PLAIN_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
+EXIF_ORIENTATION = 0x0112
+
+
+def check_image(path: Path) -> ImageFacts:
+    """Fully decode a file once to check it, and say how it can be decoded.
 
     JPEGs are decoded at reduced scale (draft mode), which still reads every byte, so
     truncated files are caught at a fraction of the cost.
@@ -110,11 +131,74 @@ def read_image_header(path: Path) -> tuple[int, int, bool]:
         raise OSError("empty file")
     with open_image(path) as image:
         width, height = image.size
-        grayscale = image.mode in GRAYSCALE_MODES
+        plain = (
+            image.format in PLAIN_FORMATS
+            and image.mode in ("L", "RGB")
+            and image.getexif().get(EXIF_ORIENTATION, 1) == 1
+        )
+        facts = ImageFacts(width, height, image.mode in GRAYSCALE_MODES, plain)
         if image.format == "JPEG":
             image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
         image.load()
-    return width, height, grayscale
+    return facts
+
+
+JPEG_SCALES = (1, 2, 4, 8)  # libjpeg decodes at 1/1, 1/2, 1/4 or 1/8 of the stored size
+
+
+def jpeg_scale_index(stored: tuple[Any, Any], target: tuple[int, int]) -> Any:
+    """i such that a JPEG of `stored` (height, width) decoded at 1/JPEG_SCALES[i] stays at
+    least `target` on both sides (tensors welcome): the largest such reduction. The
+    decode then costs a fraction, and the antialiased resize that follows does the rest."""
+    import tensorflow as tf
+
+    height, width = (tf.cast(side, tf.int64) for side in stored)
+    fits = [
+        tf.logical_and(height // scale >= target[0], width // scale >= target[1])
+        for scale in JPEG_SCALES[1:]
+    ]
+    return tf.add_n([tf.cast(fit, tf.int32) for fit in fits])  # fits are nested: 1/8 ⊂ 1/4
+
+
+def decode_plain(content: Any, stored: tuple[Any, Any], channels: int, target: Any) -> Any:
+    """A plain file's bytes (see ImageFacts) decoded by TensorFlow, in the graph: uint8
+    HxWxC with `channels`, the pixels load_image gives. JPEGs decode at a reduced scale
+    when `target` (height, width) allows. INTEGER_ACCURATE is libjpeg's ISLOW DCT, which
+    PIL uses; files decode in their own channels, then convert as PIL converts."""
+    import tensorflow as tf
+
+    def jpeg(scale: int) -> Any:
+        return lambda: tf.io.decode_jpeg(content, ratio=scale, dct_method="INTEGER_ACCURATE")
+
+    def other() -> Any:
+        return tf.io.decode_image(content, expand_animations=False)
+
+    scale_index = tf.constant(0) if target is None else jpeg_scale_index(stored, target)
+    index = tf.where(tf.io.is_jpeg(content), scale_index, len(JPEG_SCALES))
+    image = tf.switch_case(index, [jpeg(scale) for scale in JPEG_SCALES] + [other])
+    image = tf.cond(
+        tf.shape(image)[-1] == channels,
+        lambda: image,
+        lambda: gray_to_rgb(image) if channels == 3 else rgb_to_gray(image),
+    )
+    image.set_shape([None, None, channels])
+    return image
+
+
+def gray_to_rgb(image: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.repeat(image[..., :1], 3, axis=-1)
+
+
+def rgb_to_gray(image: Any) -> Any:
+    """PIL's convert('L') exactly: ITU-R 601-2 luma in 16-bit fixed point, rounded."""
+    import tensorflow as tf
+
+    rgb = tf.cast(image[..., :3], tf.int32)
+    weighted = rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000
+    luma = tf.bitwise.right_shift(weighted, 16)
+    return tf.cast(luma, tf.uint8)[..., None]
 
 
 def prepare_images(images: Any, image_size: tuple[int, int], channels: int) -> Any:

@@ -79,10 +79,13 @@ def create_batches(
         files = split.files.shuffle(
             max(1, split.num_examples), seed=shuffle_seed, reshuffle_each_iteration=True
         )
-        dataset = split.decode_files(files)
+        dataset = split.decode_files(files, image_size)
         dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        dataset = split.dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        # Folders: decoded knowing the target size (large JPEGs decode at reduced scale).
+        folder = split.files is not None
+        source = split.decode_files(split.files, image_size) if folder else split.dataset
+        dataset = source.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             dataset = dataset.cache()
         if shuffle:

@@ -32,7 +32,7 @@ class Split:
     # the files that fail to decode and records them on the Source: one file that vanishes
     # mid-training must not end the run.
     files: Any = None
-    decode_files: Callable[[Any], Any] | None = None
+    decode_files: Callable[..., Any] | None = None  # (files, target size or None) → dataset
 
 
 class StreamFailures:

@@ -1,0 +1,167 @@
+"""Folder streaming throughput: imgcls' input pipeline (TensorFlow decoding plain files in
+the graph, at reduced JPEG scale when the target allows) against the PIL-only decoder it
+replaced and against keras.utils.image_dataset_from_directory, on the same folders, in one
+run; plus the quality cost of reduced-scale JPEG decoding.
+
+The folders are crops of the real photos scikit-learn ships (china.jpg, flower.jpg): 256 px
+squares read at 160 px, and 1024x768 photos (the crops enlarged) read at 224 px.
+
+    python benchmarks/bench_folder.py [--small N] [--large N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import print_table, save, summary
+
+BATCH = 64
+
+
+def make_folder(root: Path, count: int, size: tuple[int, int], seed: int) -> Path:
+    """`count` JPEGs of `size` (width, height) in two class folders, cut from real photos."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    photos = load_sample_images().images  # two 427x640 RGB photos
+    for i in range(count):
+        photo = photos[i % 2]
+        top, left = rng.integers(0, 427 - 192), rng.integers(0, 640 - 256)
+        crop = Image.fromarray(photo[top : top + 192, left : left + 256])
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        path = root / f"class_{i % 2}" / f"{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        crop.resize(size, Image.Resampling.BICUBIC).save(path, quality=90)
+    return root
+
+
+def imgcls_pass(root: Path, image_size: int, graph: bool) -> float:
+    """Images/s of one streamed pass (the `--cache none` path of train)."""
+    from imgcls_cli.config import CacheMode, DataConfig
+    from imgcls_cli.data import folder
+    from imgcls_cli.data.pipeline import create_batches
+
+    real_check = folder.check_image
+    if not graph:  # the PIL-only decoder: every file takes load_image
+        folder.check_image = lambda path: _not_plain(real_check(path))
+    try:
+        config = DataConfig(data=str(root), val_split=0, test_split=0, cache=CacheMode.none)
+        started = time.perf_counter()
+        source = folder.load_folder(root, config, seed=0)
+        batches = create_batches(
+            source.splits["train"], (image_size, image_size), 3, 2, BATCH, shuffle_seed=0
+        )
+        seen = sum(int(x.shape[0]) for x, _ in batches)
+        return seen / (time.perf_counter() - started)
+    finally:
+        folder.check_image = real_check
+
+
+def _not_plain(facts):
+    import dataclasses
+
+    return dataclasses.replace(facts, plain=False)
+
+
+def keras_pass(root: Path, image_size: int) -> float:
+    import keras
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    dataset = keras.utils.image_dataset_from_directory(
+        root, image_size=(image_size, image_size), batch_size=BATCH, seed=0, verbose=False
+    ).prefetch(tf.data.AUTOTUNE)
+    seen = sum(int(x.shape[0]) for x, _ in dataset)
+    return seen / (time.perf_counter() - started)
+
+
+def reduced_scale_cost(root: Path, image_size: int) -> dict[str, float]:
+    """Mean absolute difference (grey levels) and PSNR between the resized images decoded
+    at reduced scale and at full scale, over the folder."""
+    import tensorflow as tf
+
+    from imgcls_cli.data.images import check_image, decode_plain, prepare_images
+
+    differences, squared = [], []
+    for path in sorted(root.rglob("*.jpg")):
+        facts = check_image(path)
+        content = tf.io.read_file(str(path))
+        stored = (facts.height, facts.width)
+        target = (image_size, image_size)
+        full = prepare_images(decode_plain(content, stored, 3, None), target, 3)
+        reduced = prepare_images(decode_plain(content, stored, 3, target), target, 3)
+        error = np.abs(full.numpy().astype(float) - reduced.numpy().astype(float))
+        differences.append(error.mean())
+        squared.append((error**2).mean())
+    mse = float(np.mean(squared))
+    return {
+        "mean_abs_difference": float(np.mean(differences)),
+        "psnr_db": float(10 * np.log10(255**2 / mse)) if mse else float("inf"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=2000, help="256 px JPEGs")
+    parser.add_argument("--large", type=int, default=400, help="1024x768 JPEGs")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    from imgcls_cli.runtime import import_tensorflow
+
+    import_tensorflow()
+    figures, rows = {}, []
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["IMGCLS_CACHE_DIR"] = str(Path(scratch) / "cache")  # the scan index
+        cases = {
+            "256px_at_160": (
+                make_folder(Path(scratch) / "small", args.small, (256, 256), 0),
+                160,
+            ),
+            "1024x768_at_224": (
+                make_folder(Path(scratch) / "large", args.large, (1024, 768), 1),
+                224,
+            ),
+        }
+        for name, (root, size) in cases.items():
+            # The first start checks every file (decoding it once) and writes the scan
+            # index; later starts reuse it for unchanged files.
+            first_start = imgcls_pass(root, size, graph=True)
+            runs = {"imgcls": [], "pil_only": [], "keras": []}
+            for _ in range(args.rounds):  # interleaved, so machine noise hits all three
+                runs["imgcls"].append(imgcls_pass(root, size, graph=True))
+                runs["pil_only"].append(imgcls_pass(root, size, graph=False))
+                runs["keras"].append(keras_pass(root, size))
+            stats = {key: summary(values) for key, values in runs.items()}
+            ratio = stats["imgcls"]["median"] / stats["keras"]["median"]
+            figures[name] = {**stats, "ratio_vs_keras": ratio, "imgcls_first_start": first_start}
+            rows.append(
+                (
+                    name,
+                    f"imgcls {stats['imgcls']['median']:,.0f} img/s (first start "
+                    f"{first_start:,.0f}), PIL-only decoder {stats['pil_only']['median']:,.0f}, "
+                    f"Keras loader {stats['keras']['median']:,.0f}: {ratio:.2f}x",
+                )
+            )
+        cost = reduced_scale_cost(cases["1024x768_at_224"][0], 224)
+        figures["reduced_scale_cost_1024x768_at_224"] = cost
+        rows.append(
+            (
+                "reduced-scale JPEG cost",
+                f"{cost['mean_abs_difference']:.2f} grey levels mean, "
+                f"PSNR {cost['psnr_db']:.1f} dB",
+            )
+        )
+    print_table("Folder streaming, one pass, batch 64 (median of rounds)", rows)
+    save("folder", figures)
+
+
+if __name__ == "__main__":
+    main()
