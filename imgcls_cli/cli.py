@@ -26,6 +26,7 @@ from .cli_options import (
     SCALE_OPTIONS,
     TRAINING_OPTIONS,
     BatchSize,
+    JsonReport,
     ModelOption,
     option,
     training_option,
@@ -331,9 +332,7 @@ def evaluate(
         Optional[Path],
         option("Where to write the report files. Default: the run directory.", panel=OUTPUT),
     ] = None,
-    json_output: Annotated[
-        bool, option("Print the JSON report on stdout and nothing else.", "--json", panel=OUTPUT)
-    ] = False,
+    json_output: JsonReport = False,
 ) -> None:
     """Score a trained model: loss, accuracy, per-class precision/recall/F1, confusion matrix,
     calibration; writes evaluation.json, confusion_matrix.csv/.png (and mistakes for folders)."""
@@ -437,9 +436,7 @@ def inspect(
         ),
     ] = False,
     batch_size: Annotated[int, option("Images per batch, for --throughput.")] = 64,
-    json_output: Annotated[
-        bool, option("Print the JSON report on stdout and nothing else.", "--json", panel=OUTPUT)
-    ] = False,
+    json_output: JsonReport = False,
     **shared: Any,
 ) -> None:
     """Report what a dataset holds before training on it: classes and counts per split, image

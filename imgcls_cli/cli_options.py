@@ -339,6 +339,9 @@ def training_option(kind: Any, help: str) -> Any:
 
 
 BatchSize = Annotated[int, option("Global batch size, split across all replicas.", panel=TRAINING)]
+JsonReport = Annotated[
+    bool, option("Print the JSON report on stdout and nothing else.", "--json", panel=OUTPUT)
+]
 ModelOption = Annotated[
     Optional[Path],
     option(
