@@ -108,9 +108,10 @@ DATA_OPTIONS: OptionGroup = [
         "cache",
         CacheMode,
         DataConfig.cache,
-        "Keep resized images in memory between epochs (memory), or decode them from their "
-        "source every epoch with flat memory use (none). auto: memory when they fit in "
-        "min(2 GiB, a quarter of RAM).",
+        "Keep resized images in memory between epochs (memory), in a file of the cache "
+        "folder (disk: decoded once, for data larger than memory), or decode them every "
+        "epoch with flat memory use (none). auto: memory when they fit in min(2 GiB, a "
+        "quarter of RAM), else disk when it has room.",
         panel=DATA,
     ),
 ]

@@ -106,9 +106,10 @@ DEFAULT_PRESETS = {"digits": AugmentPreset.none}
 class CacheMode(str, Enum):
     """Where resized training images are kept between epochs."""
 
-    auto = "auto"  # memory when train + val fit the memory budget, else stream
+    auto = "auto"  # memory when train + val fit the memory budget, else disk, else stream
     memory = "memory"  # always in memory (decode once)
     none = "none"  # stream: decode every epoch, memory bounded whatever the data size
+    disk = "disk"  # resized once into a file of the user's cache folder, read every epoch
 
 
 class ClassWeight(str, Enum):

@@ -27,7 +27,7 @@ def epoch_orders(split, epochs, seed, cache):
     ]
 
 
-@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("cache", [False, True, "disk"])
 def test_each_epoch_sees_every_image_once_in_a_new_seeded_order(tmp_path, cache):
     root = numbered_folder(tmp_path / "numbers")
     split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
@@ -71,16 +71,23 @@ def test_streaming_shuffle_buffer_is_bounded_in_bytes():
 
 
 def test_cache_modes(monkeypatch):
+    from imgcls_cli.data import disk_cache
+
+    place = pipeline.cache_placement
     monkeypatch.setattr(pipeline, "memory_cache_budget", lambda: 1000)
-    assert pipeline.should_cache(CacheMode.auto, 10, (10, 10), 1)  # 1,000 bytes
-    assert not pipeline.should_cache(CacheMode.auto, 11, (10, 10), 1)
-    assert pipeline.should_cache(CacheMode.memory, 10**6, (10, 10), 1)
-    assert not pipeline.should_cache(CacheMode.none, 1, (10, 10), 1)
+    assert place(CacheMode.auto, 10, (10, 10), 1) == "memory"  # 1,000 bytes
+    assert place(CacheMode.auto, 11, (10, 10), 1) == "disk"
+    assert place(CacheMode.memory, 10**6, (10, 10), 1) == "memory"
+    assert place(CacheMode.disk, 1, (10, 10), 1) == "disk"
+    assert place(CacheMode.none, 1, (10, 10), 1) == "stream"
+    monkeypatch.setattr(disk_cache, "has_room", lambda size: False)
+    assert place(CacheMode.auto, 11, (10, 10), 1) == "stream"
+    assert place(CacheMode.disk, 1, (10, 10), 1) == "stream"
     monkeypatch.undo()
     assert 0 < pipeline.memory_cache_budget() <= pipeline.MEMORY_CACHE_LIMIT
 
 
-def test_train_streams_when_asked_or_when_data_exceeds_the_budget(
+def test_train_caches_on_disk_or_streams_when_data_exceeds_the_memory_budget(
     runner, cli_app, tmp_path, monkeypatch
 ):
     root = numbered_folder(tmp_path / "numbers")
@@ -99,13 +106,50 @@ def test_train_streams_when_asked_or_when_data_exceeds_the_budget(
     monkeypatch.setattr(pipeline, "memory_cache_budget", lambda: 100)
     result = runner.invoke(cli_app, [*common, "--output", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
+    assert "Keeping the resized images in a file of the cache folder" in result.output
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["resolved"]["cache"] == ("disk")
+    from imgcls_cli.data import disk_cache
+
+    monkeypatch.setattr(disk_cache, "has_room", lambda size: False)
+    result = runner.invoke(cli_app, [*common, "--output", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
     assert "Streaming images" in result.output
-    assert json.loads((tmp_path / "c" / "config.json").read_text())["resolved"]["cache"] == (
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["resolved"]["cache"] == (
         "stream"
     )
 
 
 def test_bad_cache_mode_is_a_usage_error(runner, cli_app):
-    result = runner.invoke(cli_app, ["train", "--cache", "disk"])
+    result = runner.invoke(cli_app, ["train", "--cache", "tape"])
     assert result.exit_code == 2
     assert "disk" in result.output
+
+
+def test_the_disk_cache_decodes_once_keeps_labels_with_images_and_cleans_up(tmp_path, monkeypatch):
+    from imgcls_cli.data import disk_cache, folder
+
+    monkeypatch.setenv("IMGCLS_CACHE_DIR", str(tmp_path / "cache"))
+    stale = disk_cache.images_dir() / "imgcls-999999999-0.npy"  # a process that is gone
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by a killed run")
+    root = numbered_folder(tmp_path / "numbers", count=30)
+    split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
+        "train"
+    ]
+    fetched = []
+    real_fetch = folder.FileDecoder.fetch
+    monkeypatch.setattr(
+        folder.FileDecoder, "fetch", lambda self, path: fetched.append(1) or real_fetch(self, path)
+    )
+    batches = pipeline.create_batches(split, (4, 4), 1, 2, 4, shuffle_seed=0, cache="disk")
+    assert len(fetched) == 30 and not stale.exists()
+    for _ in range(3):
+        numbers, labels = [], []
+        for images, one_hot in batches:
+            numbers += [int(image[0, 0, 0]) for image in images.numpy()]
+            labels += list(np.argmax(one_hot.numpy(), axis=1))
+        assert sorted(numbers) == list(range(1, 31))
+        # class folders sort as even, odd: label 1 for the odd numbers
+        assert [n % 2 for n in numbers] == [int(label) for label in labels]
+    assert len(fetched) == 30  # epochs read the cache file, never the images
+    assert len(list(disk_cache.images_dir().glob("imgcls-*.npy"))) == 1  # this run's only

@@ -40,13 +40,20 @@ def image_bytes(image_size: tuple[int, int], channels: int) -> int:
     return image_size[0] * image_size[1] * channels
 
 
-def should_cache(
+def cache_placement(
     mode: CacheMode, num_examples: int, image_size: tuple[int, int], channels: int
-) -> bool:
-    """Whether `num_examples` resized images are kept in memory under --cache `mode`."""
-    if mode is CacheMode.auto:
-        return num_examples * image_bytes(image_size, channels) <= memory_cache_budget()
-    return mode is CacheMode.memory
+) -> str:
+    """Where resized images live between epochs under --cache `mode`: "memory" when asked
+    or when they fit the memory budget (auto); "disk" when asked or, under auto, when they
+    do not fit memory but fit the disk; else "stream" (decoded every epoch)."""
+    from . import disk_cache
+
+    size = num_examples * image_bytes(image_size, channels)
+    if mode is CacheMode.memory or (mode is CacheMode.auto and size <= memory_cache_budget()):
+        return "memory"
+    if mode in (CacheMode.disk, CacheMode.auto) and disk_cache.has_room(size):
+        return "disk"
+    return "stream"
 
 
 def create_batches(
@@ -58,15 +65,16 @@ def create_batches(
     *,
     shuffle_seed: int | None = None,
     augmentation: Any = None,
-    cache: bool = False,
+    cache: bool | str = False,
 ) -> Any:
     """Batches of (float32 0-255 images, one-hot labels); shuffled when a seed is given.
 
-    `cache`: keep the resized images in memory, so decoding happens once. Otherwise they
-    are streamed: a folder's file list is shuffled before decoding, and other sources
-    shuffle within a buffer of SHUFFLE_BUFFER_BYTES, so memory stays flat as data grows.
-    `augmentation` (training only) runs on each batch after the cache, so every epoch
-    sees new random changes.
+    `cache`: True or "memory" keeps the resized images in memory, "disk" in a file of
+    the user's cache folder, so decoding happens once. Otherwise they are streamed: a
+    folder's file list is shuffled before decoding, and other sources shuffle within a
+    buffer of SHUFFLE_BUFFER_BYTES, so memory stays flat as data grows. `augmentation`
+    (training only) runs on each batch after the cache, so every epoch sees new random
+    changes.
     """
     import tensorflow as tf
 
@@ -74,27 +82,37 @@ def create_batches(
         return prepare_images(image, image_size, channels), label
 
     shuffle = shuffle_seed is not None
-    if not cache and shuffle and split.files is not None:
+    in_memory = cache is True or cache == "memory"  # "stream" and False: neither
+    # Folders: decoded knowing the target size (large JPEGs decode at reduced scale).
+    folder = split.files is not None
+    if cache == "disk" and split.num_examples > 0:
+        from . import disk_cache
+
+        source = split.decode_files(split.files, image_size) if folder else split.dataset
+        resized = source.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        images, labels = disk_cache.write_images(
+            resized, split.num_examples, (*image_size, channels)
+        )
+        dataset = disk_cache.read_batches(images, labels, batch_size, shuffle_seed)
+    elif not in_memory and shuffle and folder:
         # Shuffling paths costs nothing, and gives a full shuffle without holding images.
         files = split.files.shuffle(
             max(1, split.num_examples), seed=shuffle_seed, reshuffle_each_iteration=True
         )
         dataset = split.decode_files(files, image_size)
-        dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     else:
-        # Folders: decoded knowing the target size (large JPEGs decode at reduced scale).
-        folder = split.files is not None
         source = split.decode_files(split.files, image_size) if folder else split.dataset
         dataset = source.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        if cache:
+        if in_memory:
             dataset = dataset.cache()
         if shuffle:
             dataset = dataset.shuffle(
-                shuffle_buffer_size(split.num_examples, image_size, channels, cache),
+                shuffle_buffer_size(split.num_examples, image_size, channels, in_memory),
                 seed=shuffle_seed,
                 reshuffle_each_iteration=True,
             )
-    dataset = dataset.batch(batch_size)
+        dataset = dataset.batch(batch_size)
     dataset = dataset.map(
         lambda images, labels: (tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import AugmentConfig, AugmentPreset, CacheMode, DataConfig, to_jsonable
 from ..errors import DataError
-from .pipeline import create_batches, resolve_image_size, should_cache
+from .pipeline import cache_placement, create_batches, resolve_image_size
 from .sources import load_source
 
 
@@ -25,7 +25,7 @@ class PreparedData:
     split_sizes: dict[str, int]
     steps_per_epoch: int
     augment: AugmentConfig  # resolved; applied to the training split only
-    cached: bool  # train and val images kept in memory (else streamed every epoch)
+    cache: str  # where train and val images live between epochs: memory, disk or stream
     unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
 
     def report_unreadable(self, reporter: Any) -> None:
@@ -57,7 +57,7 @@ class PreparedData:
             "split_sizes": self.split_sizes,
             "source": self.source.description,
             "augment": to_jsonable(self.augment),
-            "cache": "memory" if self.cached else "stream",
+            "cache": self.cache,
         }
 
 
@@ -114,12 +114,18 @@ def prepare_data(
     # Train and val are read every epoch: cached together when they fit. Test is read
     # once, at the end, so caching it would only hold memory.
     epoch_examples = sum(splits[name].num_examples for name in ("train", "val") if name in splits)
-    cache = should_cache(config.cache, epoch_examples, image_size, channels)
-    if not cache and config.cache is CacheMode.auto:
+    cache = cache_placement(config.cache, epoch_examples, image_size, channels)
+    if cache != "memory" and config.cache is CacheMode.auto:
+        how = {
+            "disk": "Keeping the resized images in a file of the cache folder (decoded once)",
+            "stream": "Streaming images from their source every epoch",
+        }[cache]
         reporter.info(
-            "Streaming images from their source every epoch: resized, they exceed the "
-            "memory cache budget (--cache memory keeps them in memory anyway)."
+            f"{how}: resized, they exceed the memory cache budget (--cache memory keeps them "
+            "in memory anyway)."
         )
+    elif cache == "stream" and config.cache is CacheMode.disk:
+        reporter.warning("No room on the disk for --cache disk: streaming images instead.")
 
     def batches(name: str, training: bool) -> Any:
         if name not in splits:
@@ -132,7 +138,7 @@ def prepare_data(
             batch_size,
             shuffle_seed=seed if training else None,
             augmentation=augmentation if training else None,
-            cache=cache and name != "test",
+            cache=cache if name != "test" else False,
         )
 
     return PreparedData(
@@ -145,5 +151,5 @@ def prepare_data(
         split_sizes={name: split.num_examples for name, split in splits.items()},
         steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
         augment=augment,
-        cached=cache,
+        cache=cache,
     )

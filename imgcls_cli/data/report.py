@@ -159,11 +159,11 @@ def measure_throughput(
 ) -> dict[str, Any]:
     """One pass over the training split through the training input pipeline (decode,
     resize, cache as --cache says, shuffle, batch), as `train` reads it."""
-    from .pipeline import create_batches, resolve_image_size, should_cache
+    from .pipeline import cache_placement, create_batches, resolve_image_size
 
     image_size = resolve_image_size(config.image_size, source.native_size)
     split = source.splits["train"]
-    cache = should_cache(config.cache, split.num_examples, image_size, source.channels)
+    cache = cache_placement(config.cache, split.num_examples, image_size, source.channels)
     batches = create_batches(
         split,
         image_size,
@@ -182,5 +182,5 @@ def measure_throughput(
         "seconds": seconds,
         "images_per_second": seen / seconds if seconds else 0.0,
         "image_size": list(image_size),
-        "cache": "memory" if cache else "stream",
+        "cache": cache,
     }
