@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
-from .config import RUN_CONFIGS, RunConfig, config_from_options, options_of
+from .config import RUN_CONFIGS, RunConfig, config_from_options, options_of, paths_as_text
 from .errors import UsageError
 from .reporting import Reporter, SilentReporter
 
@@ -251,7 +251,13 @@ def augment_preview(
     augmented versions: `files`, or samples of --dataset/--data (options: dataset, data,
     data_dir, image_size and the augmentation options of train). Returns the PNG's path."""
     from .augment_preview import run_augment_preview
-    from .config import AugmentConfig, DataConfig, from_dict, split_augment_options
+    from .config import (
+        AugmentConfig,
+        DataConfig,
+        from_dict,
+        split_augment_options,
+        with_default_source,
+    )
 
     options, augment = split_augment_options(paths_as_text(options))
     augment_config = from_dict(AugmentConfig, augment, where="augmentation options")
@@ -260,9 +266,7 @@ def augment_preview(
     if files:
         source: Any = [Path(f) for f in files]
     else:
-        if options.get("dataset") is None and options.get("data") is None:
-            options["dataset"] = "digits"
-        source = from_dict(DataConfig, options, where="data options")
+        source = from_dict(DataConfig, with_default_source(options), where="data options")
     return run_augment_preview(
         source,
         image_size=options.get("image_size"),
@@ -287,12 +291,10 @@ def inspect(
     formats, unreadable files, exact duplicates; with `throughput`, one timed pass of the
     training input pipeline. Options: the data options of train (dataset, data, data_dir,
     image_size, val_split, test_split, cache). Returns what `inspect --json` prints."""
-    from .config import DataConfig, from_dict
+    from .config import DataConfig, from_dict, with_default_source
     from .data.report import inspect_data
 
-    options = paths_as_text(options)
-    if options.get("dataset") is None and options.get("data") is None:
-        options["dataset"] = "digits"
+    options = with_default_source(paths_as_text(options))
     config = from_dict(DataConfig, options, where="data options")
     if config.dataset is not None:
         check_dataset(config.dataset)
@@ -303,7 +305,3 @@ def inspect(
         throughput=throughput,
         batch_size=batch_size,
     )
-
-
-def paths_as_text(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}

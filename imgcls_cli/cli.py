@@ -342,7 +342,8 @@ def evaluate(
 
     with user_errors():
         from .api import evaluate as score
-        from .evaluate import REPORT_FILES, accuracy_shortfall
+        from .evaluate import accuracy_shortfall
+        from .runs import REPORT_FILES
 
         options = given(ctx, "model", "output", "json_output")
         report = score(model, output=output, reporter=console.RichReporter(), **options)

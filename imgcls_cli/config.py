@@ -432,19 +432,26 @@ def config_from_options(cls: type[RunConfig], options: dict[str, Any]) -> Any:
             f"Unknown option(s) {', '.join(unknown)} for {cls.command}. "
             f"Valid: {', '.join(option_names(cls))}."
         )
-    options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+    options, augment = split_augment_options(paths_as_text(options))
     data_names = {f.name for f in dataclasses.fields(DataConfig)}
-    augment_names = {
-        AUGMENT_OPTION.get(f.name, f.name): f.name for f in dataclasses.fields(AugmentConfig)
-    }
-    data = {k: v for k, v in options.items() if k in data_names}
-    if data.get("dataset") is None and data.get("data") is None:
-        data["dataset"] = "digits"  # the embedded data set: no network, no files
-    augment = {augment_names[k]: v for k, v in options.items() if k in augment_names}
-    own = {k: v for k, v in options.items() if k not in data_names and k not in augment_names}
+    data = with_default_source({k: v for k, v in options.items() if k in data_names})
+    own = {k: v for k, v in options.items() if k not in data_names}
     if isinstance(own.get("unfreeze"), str):
         own["unfreeze"] = parse_unfreeze(own["unfreeze"])
     return cls.from_dict({**own, "data": data, "augment": augment})
+
+
+def paths_as_text(options: dict[str, Any]) -> dict[str, Any]:
+    """Path values as strings, as configs hold them (and JSON writes them)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+
+
+def with_default_source(options: dict[str, Any]) -> dict[str, Any]:
+    """Data options with the embedded digits when neither --dataset nor --data is given
+    (no network, no files)."""
+    if options.get("dataset") is None and options.get("data") is None:
+        return {**options, "dataset": "digits"}
+    return options
 
 
 def split_augment_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

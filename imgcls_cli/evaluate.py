@@ -19,13 +19,12 @@ from .config import RUN_CONFIGS, DataConfig, EvalSplit, EvaluateConfig, RunConfi
 from .errors import DataError, RunDirError
 from .model_io import LoadedRun
 from .reporting import Reporter, SilentReporter
-
-EVALUATION_FILE = "evaluation.json"
-CONFUSION_CSV = "confusion_matrix.csv"
-CONFUSION_PNG = "confusion_matrix.png"
-MISTAKES_CSV = "mistakes.csv"
-MISTAKES_PNG = "mistakes.png"
-REPORT_FILES = (EVALUATION_FILE, CONFUSION_CSV, CONFUSION_PNG)  # written by every evaluation
+from .runs import (
+    EVALUATION_FILE,
+    MISTAKES_CSV,
+    MISTAKES_PNG,
+    REPORT_FILES,
+)
 
 
 @dataclasses.dataclass

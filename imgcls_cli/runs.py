@@ -35,15 +35,16 @@ METRICS_FILE = "metrics.json"
 CHECKPOINTS_DIR = "checkpoints"
 
 
+# evaluate's report files (written into the run directory by default).
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_CSV = "confusion_matrix.csv"
+CONFUSION_PNG = "confusion_matrix.png"
+MISTAKES_CSV = "mistakes.csv"
+MISTAKES_PNG = "mistakes.png"
+REPORT_FILES = (EVALUATION_FILE, CONFUSION_CSV, CONFUSION_PNG)  # written by every evaluation
+EVALUATION_FILES = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG)
 # What imgcls writes into a run directory: --force replaces a folder only when it holds
 # nothing else, so a user's own files are never deleted with it.
-EVALUATION_FILES = (
-    "evaluation.json",
-    "confusion_matrix.csv",
-    "confusion_matrix.png",
-    "mistakes.csv",
-    "mistakes.png",
-)
 RUN_ENTRIES = frozenset(
     {MODEL_FILE, LABELS_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CHECKPOINTS_DIR}
     | set(EVALUATION_FILES)
@@ -107,13 +108,12 @@ def claim_run_dir(
         return _write_claim(output, command, created=True)
     if not any(output.iterdir()):
         return _write_claim(output, command, created=False)
+    check_replaceable(output)  # says why when it is not an imgcls run at all
     if not force:
-        check_replaceable(output)  # says why when it is not a run at all
         raise RunDirError(
             f"Run directory {output} already exists; pass --force to replace it "
             "or choose another --output."
         )
-    check_replaceable(output)
     real = output.resolve()
     staging = Path(tempfile.mkdtemp(dir=real.parent, prefix=f"{real.name}.new-"))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; give the usual mode
@@ -141,14 +141,22 @@ def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
             )
 
 
-def run_command(run_dir: Path) -> str | None:
-    """The command that made the run in run_dir (config.json's `command`), or None when
-    run_dir is not an imgcls run directory."""
+def config_document(run_dir: Path | None) -> dict[str, Any]:
+    """run_dir's config.json as a dict, or {} when there is none or it is unreadable
+    (for questions about a folder; read_run_config reports such problems instead)."""
+    if run_dir is None:
+        return {}
     try:
         document = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
     except (OSError, ValueError):
-        return None
-    command = document.get("command") if isinstance(document, dict) else None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def run_command(run_dir: Path) -> str | None:
+    """The command that made the run in run_dir (config.json's `command`), or None when
+    run_dir is not an imgcls run directory."""
+    command = config_document(run_dir).get("command")
     return command if command in RUN_COMMANDS else None
 
 
@@ -175,14 +183,10 @@ def check_replaceable(run_dir: Path) -> None:
 def release_claim(run_dir: Path) -> None:
     """Undo claim_run_dir when the run stopped before it started: remove the claim, and
     the directory when the claim created it. A run that started is left for --resume."""
-    path = Path(run_dir) / CONFIG_FILE
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
+    document = config_document(run_dir)
+    if "claim" not in document:
         return
-    if not isinstance(document, dict) or "claim" not in document:
-        return
-    path.unlink(missing_ok=True)
+    (Path(run_dir) / CONFIG_FILE).unlink(missing_ok=True)
     if document["claim"].get("created"):
         with contextlib.suppress(OSError):  # not empty: keep whatever is there
             Path(run_dir).rmdir()
@@ -320,14 +324,10 @@ def write_run_config(run_dir: Path, document: dict[str, Any]) -> None:
     """config.json of a run that starts training, in place of its claim (keeping the
     run it replaces). Multi-worker chiefs claim nothing: the directory may be new."""
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    path = Path(run_dir) / CONFIG_FILE
-    try:
-        claim = json.loads(path.read_text())
-    except (OSError, ValueError):
-        claim = {}
-    if isinstance(claim, dict) and "replaces" in claim:
+    claim = config_document(run_dir)
+    if "replaces" in claim:
         document = {**document, "replaces": claim["replaces"]}
-    write_json_atomic(path, document)
+    write_json_atomic(Path(run_dir) / CONFIG_FILE, document)
 
 
 def _make_dir(path: Path) -> bool:
@@ -366,13 +366,7 @@ def _is_own_temporary(name: str) -> bool:
 
 def is_same_run(run_dir: Path | None, command: str, options: dict[str, Any]) -> bool:
     """Whether run_dir holds a `command` run started with exactly these options."""
-    path = Path(run_dir) / CONFIG_FILE if run_dir is not None else None
-    if path is None or not path.is_file():
-        return False
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
+    document = config_document(run_dir)
     return document.get("command") == command and document.get("options") == options
 
 
