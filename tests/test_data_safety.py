@@ -89,5 +89,5 @@ def test_training_goes_on_when_an_image_vanishes_and_names_it_once(tmp_path):
     result = run_train(config, tmp_path / "run", Recorder())
     assert len(result.history) == 3
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
-    unreadable = [w for w in Recorder.warnings if "could not be read any more" in w]
+    unreadable = [w for w in Recorder.warnings if "could not be decoded this epoch" in w]
     assert len(unreadable) == 1 and str(vanishing) in unreadable[0]

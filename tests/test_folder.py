@@ -141,3 +141,39 @@ def test_fingerprints_change_with_the_files_of_a_split(tmp_path):
     noise = np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8)
     write_image(root / "train" / "square" / "square_0.png", noise)  # edited: another size
     assert fingerprints()["train"]["sha256"] != before["train"]["sha256"]
+
+
+def damage_inside(path):
+    """Zero the start-of-scan header of a JPEG: the header and end marker stay intact, so
+    only decoding finds out."""
+    content = path.read_bytes()
+    start = content.find(b"\xff\xda")
+    path.write_bytes(content[: start + 2] + bytes(8) + content[start + 10 :])
+
+
+def test_a_file_damaged_inside_is_skipped_while_streaming_and_named(tmp_path):
+    from imgcls_cli.data.pipeline import create_batches
+
+    root = tmp_path / "d"
+    for name in ("a", "b"):
+        for i in range(4):
+            write_image(root / name / f"{i}.jpg", np.full((16, 16, 3), 40 * i, np.uint8), "RGB")
+    damage_inside(root / "a" / "0.jpg")
+    source = load_folder(root, config(root, val_split=0.0, test_split=0.0), seed=0)
+    assert source.skipped == [] and source.splits["train"].num_examples == 8
+    for _ in range(2):  # every epoch drops it, and names it
+        batches = create_batches(source.splits["train"], (8, 8), 3, 2, 3, shuffle_seed=0)
+        assert sum(int(images.shape[0]) for images, _ in batches) == 7
+        assert source.take_stream_failures() == [
+            (str(root / "a" / "0.jpg"), "damaged image (its compressed data is corrupt)")
+        ]
+
+
+def test_files_in_flight_when_an_iterator_is_dropped_are_not_reported(tmp_path):
+    from imgcls_cli.data.pipeline import create_batches
+
+    root = make_class_folder(tmp_path / "d", per_class=20)
+    source = load_folder(root, config(root, val_split=0.0, test_split=0.0), seed=0)
+    batches = create_batches(source.splits["train"], (8, 8), 3, 2, 2, shuffle_seed=0)
+    next(iter(batches))  # prefetching has started on more files than this batch
+    assert source.take_stream_failures() == []

@@ -137,3 +137,65 @@ def test_image_above_the_pixel_limit_is_refused_naming_its_size(tmp_path):
         with pytest.raises(ImageTooLargeError, match=message) as raised:
             read(path)
         assert unreadable_reason(path, raised.value).startswith(message)
+
+
+def test_shrinking_averages_the_area_each_pixel_covers_and_growing_is_bilinear():
+    import tensorflow as tf
+
+    from imgcls_cli.data.images import prepare_images
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (12, 18, 3)).astype(np.uint8)
+    shrunk = prepare_images(image, (4, 6), 3).numpy().astype(float)
+    blocks = image.astype(float).reshape(4, 3, 6, 3, 3).mean(axis=(1, 3))
+    assert np.abs(shrunk - blocks).max() <= 0.5  # the exact block means, rounded
+    # 12 → 5 rows: each output row covers 2.4 input rows, weighted by overlap.
+    column = np.arange(12, dtype=np.uint8).reshape(12, 1, 1) * 20
+    five = prepare_images(np.repeat(column, 4, axis=1), (5, 4), 1).numpy()[:, 0, 0]
+    rows = np.arange(12) * 20.0
+    expected = [
+        (rows[0] + rows[1] + 0.4 * rows[2]) / 2.4,
+        (0.6 * rows[2] + rows[3] + 0.8 * rows[4]) / 2.4,
+    ]
+    assert np.abs(five[:2] - np.round(expected)).max() <= 1
+    grown = prepare_images(image, (24, 36), 3).numpy()
+    plain = tf.image.resize(image, (24, 36), method="bilinear").numpy()
+    assert np.abs(grown.astype(float) - np.round(plain)).max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_the_scan_reads_headers_without_decoding_pixels(tmp_path, monkeypatch, kind):
+    from PIL import ImageFile
+
+    from imgcls_cli.data.images import check_image
+
+    rng = np.random.default_rng(0)
+    path = save(
+        tmp_path, f"p.{kind.lower()}", Image.fromarray(rng.integers(0, 255, (40, 30, 3), np.uint8))
+    )
+
+    def no_decoding(self):
+        raise AssertionError("decoded the pixels")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    facts = check_image(path)
+    assert (facts.width, facts.height, facts.grayscale, facts.plain) == (30, 40, False, True)
+    with pytest.raises(AssertionError, match="decoded the pixels"):
+        check_image(path, decode=True)
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_the_header_scan_catches_truncated_files_and_keeps_files_with_trailing_data(tmp_path, kind):
+    from imgcls_cli.data.images import check_image, unreadable_reason
+
+    rng = np.random.default_rng(0)
+    path = save(
+        tmp_path, f"p.{kind.lower()}", Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8))
+    )
+    whole = path.read_bytes()
+    path.write_bytes(whole + bytes(5000))  # e.g. the video a phone appends to a photo
+    assert check_image(path).plain
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(OSError) as raised:
+        check_image(path)
+    assert unreadable_reason(path, raised.value) == "truncated image (the file ends early)"

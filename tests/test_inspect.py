@@ -107,3 +107,22 @@ def test_training_data_with_a_leak_says_so_in_one_line(messy_folder):
     make_class_folder(clean / "train", per_class=4)
     make_class_folder(clean / "test", per_class=2, seed=1)
     assert load_source(DataConfig(data=str(clean)), seed=0).warnings == []
+
+
+def test_inspect_decodes_every_file_and_names_those_damaged_inside(tmp_path):
+    import numpy as np
+    from conftest import write_image
+    from test_folder import damage_inside
+
+    root = tmp_path / "d"
+    for name in ("a", "b"):
+        for i in range(3):
+            write_image(root / name / f"{i}.jpg", np.full((16, 16, 3), 60 * i, np.uint8), "RGB")
+    damage_inside(root / "b" / "2.jpg")
+    report = api.inspect(data=root, val_split=0.0, test_split=0.0)
+    assert report["unreadable"] == [
+        {
+            "path": str(root / "b" / "2.jpg"),
+            "reason": "damaged image (its compressed data is corrupt)",
+        }
+    ]

@@ -49,10 +49,12 @@ def test_streaming_a_folder_shuffles_paths_before_decoding(tmp_path, monkeypatch
     split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
         "train"
     ]
-    decoded = []  # every file read, for either decoder
-    real_fetch = folder.FileDecoder.fetch
+    decoded = []  # every file handed to either decoder
+    real_started = folder.FileDecoder.started
     monkeypatch.setattr(
-        folder.FileDecoder, "fetch", lambda self, path: decoded.append(1) or real_fetch(self, path)
+        folder.FileDecoder,
+        "started",
+        lambda self, paths: decoded.extend(paths) or real_started(self, paths),
     )
     batches = pipeline.create_batches(split, (4, 4), 1, 2, 5, shuffle_seed=0, cache=cache)
     next(iter(batches))
@@ -137,9 +139,11 @@ def test_the_disk_cache_decodes_once_keeps_labels_with_images_and_cleans_up(tmp_
         "train"
     ]
     fetched = []
-    real_fetch = folder.FileDecoder.fetch
+    real_started = folder.FileDecoder.started
     monkeypatch.setattr(
-        folder.FileDecoder, "fetch", lambda self, path: fetched.append(1) or real_fetch(self, path)
+        folder.FileDecoder,
+        "started",
+        lambda self, paths: fetched.extend(paths) or real_started(self, paths),
     )
     batches = pipeline.create_batches(split, (4, 4), 1, 2, 4, shuffle_seed=0, cache="disk")
     assert len(fetched) == 30 and not stale.exists()

@@ -13,7 +13,9 @@ from imgcls_cli.data.sources import load_source
 def count_checks(monkeypatch) -> list:
     checked = []
     real = folder.check_image
-    monkeypatch.setattr(folder, "check_image", lambda path: checked.append(path) or real(path))
+    monkeypatch.setattr(
+        folder, "check_image", lambda path, *args: checked.append(path) or real(path, *args)
+    )
     return checked
 
 

@@ -84,27 +84,39 @@ class ScanResult:
 
 
 def check_images(root: Path, paths: list[Path]) -> ScanResult:
-    """Check every file once, in parallel: decode it in full and hash its bytes, unless
-    the index of the last scan of root holds it unchanged (same size and mtime)."""
+    """Check every file once, in parallel: read its header, check that it is whole and
+    hash its bytes (images.check_image), unless the index of the last scan of root holds
+    it unchanged (same size and mtime)."""
     index = scan_index.load_index(root)
 
     def relative(path: Path) -> str:  # the index's key: the same from any working folder
         return path.relative_to(root).as_posix()
 
+    def reuse(path: Path):
+        """What the index knows of an unchanged file, else None (check it)."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None  # check() names the reason
+        signature = (stat.st_size, stat.st_mtime_ns)
+        reused = scan_index.reuse(index, relative(path), signature)
+        return None if reused is None else (KnownFile(reused[0], signature), reused[1])
+
     def check(path: Path):
         try:
             stat = path.stat()
-            signature = (stat.st_size, stat.st_mtime_ns)
-            reused = scan_index.reuse(index, relative(path), signature)
-            if reused is None:
-                facts = check_image(path)
-                reused = facts, hashlib.sha256(path.read_bytes()).hexdigest()
-            return KnownFile(reused[0], signature), reused[1]
+            content = path.read_bytes()
+            known = KnownFile(check_image(path, content), (stat.st_size, stat.st_mtime_ns))
+            return known, hashlib.sha256(content).hexdigest()
         except Exception as error:  # PIL raises many types for bad files
             return unreadable_reason(path, error)
 
+    # Unchanged files cost a stat each: cheaper in this thread than through the pool.
+    results = [reuse(path) for path in paths] if index else [None] * len(paths)
+    unknown = [i for i, result in enumerate(results) if result is None]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(check, paths))
+        for i, result in zip(unknown, pool.map(check, [paths[i] for i in unknown])):
+            results[i] = result
     scan = ScanResult([], [], [], set(), {}, {})
     for path, result in zip(paths, results):
         if isinstance(result, str):
@@ -189,7 +201,9 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
     channels = 1 if all(scan.grayscale) else 3
     native = next(iter(sizes)) if len(sizes) == 1 else None
     failures = StreamFailures()
-    splits = carve_folder_splits(files, config, seed, FileDecoder(channels, failures, scan.known))
+    decoder = FileDecoder(channels, failures, scan.known)
+    failures.verify = decoder.verify
+    splits = carve_folder_splits(files, config, seed, decoder)
     leak = leak_warning(root, splits, scan.hashes)
     if leak:
         warnings.append(leak)
@@ -315,40 +329,30 @@ def carve_folder_splits(
     return result
 
 
-IN_GRAPH, WITH_PIL, FAILED = 0, 1, 2  # how FileDecoder.fetch says to decode a file
+MARK_EVERY = 16  # files per call of FileDecoder.started
 
 
 @dataclasses.dataclass
 class FileDecoder:
-    """Decodes a folder's files inside tf.data. Plain files that the scan checked and that
-    have not changed since are read here and decoded by TensorFlow in the graph, in
-    parallel and at a reduced JPEG scale when the target size allows; the others go
-    through load_image (PIL). A file that vanishes or stops decoding after the scan is
-    dropped from the stream and recorded in `failures`, so a long run does not die."""
+    """Decodes a folder's files inside tf.data. Files the scan found plain are read and
+    decoded by TensorFlow in the graph, in parallel and at a reduced JPEG scale when the
+    target size allows; the others go through load_image (PIL). A file that vanishes or
+    stops decoding after the scan is dropped from the stream and named through
+    `failures` (see StreamFailures), so a long run does not die."""
 
     channels: int
     failures: StreamFailures
     known: dict[str, KnownFile]
 
-    def fetch(self, path: bytes) -> tuple[bytes, np.int32, np.int64, np.int64]:
-        """(bytes to decode in the graph, route, stored height, stored width)."""
-        name = path.decode()
-        known = self.known.get(name)
-        try:
-            stat = os.stat(name)
-            unchanged = known is not None and known.signature == (
-                stat.st_size,
-                stat.st_mtime_ns,
-            )
-            if not (unchanged and known.facts.plain):
-                return b"", np.int32(WITH_PIL), np.int64(0), np.int64(0)
-            with open(name, "rb") as handle:
-                content = handle.read()
-        except OSError as error:
-            self.failures.add(name, unreadable_reason(name, error))
-            return b"", np.int32(FAILED), np.int64(0), np.int64(0)
-        facts = known.facts
-        return content, np.int32(IN_GRAPH), np.int64(facts.height), np.int64(facts.width)
+    def started(self, paths: np.ndarray) -> bool:
+        for path in paths:
+            self.failures.begin(path.decode())
+        return True
+
+    def finished(self, paths: np.ndarray) -> bool:
+        for path in paths:
+            self.failures.end(path.decode())
+        return True
 
     def load(self, path: bytes) -> tuple[np.ndarray, bool]:
         try:
@@ -357,33 +361,85 @@ class FileDecoder:
             self.failures.add(path.decode(), unreadable_reason(path.decode(), error))
             return np.zeros((1, 1, self.channels), np.uint8), False
 
+    def verify(self, name: str) -> str | None:
+        """Why a file that went in and never came out failed, or None when it decodes
+        now (it was in flight, or in an iterator dropped early)."""
+        import tensorflow as tf
+
+        known = self.known.get(name)
+        try:
+            if known is None or not known.facts.plain:
+                load_image(name, self.channels)
+                return None
+            content = tf.io.read_file(name)
+            decode_plain(content, (known.facts.height, known.facts.width), self.channels, None)
+            return None
+        except Exception as error:  # noqa: BLE001 - any failure is the answer
+            try:
+                load_image(name, self.channels)
+            except Exception as pil_error:  # PIL raises many types for bad files
+                return unreadable_reason(name, pil_error)
+            message = str(getattr(error, "message", error)).strip()
+            return f"TensorFlow cannot decode it ({type(error).__name__}: {message})"
+
+    def plain_files(self) -> Any:
+        """A graph table: path → row of (height, width) for the plain files, else -1."""
+        import tensorflow as tf
+
+        plain = [(name, known.facts) for name, known in self.known.items() if known.facts.plain]
+        names = [name for name, _ in plain] or [""]
+        sizes = [(facts.height, facts.width) for _, facts in plain] or [(0, 0)]
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(names), tf.range(len(names), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        return table, tf.constant(sizes, tf.int64), bool(plain)
+
     def decode_files(self, files: Any, target: tuple[int, int] | None = None) -> Any:
         """(path, label) → (uint8 image, label), without the files that failed."""
         import tensorflow as tf
 
         channels = self.channels
+        table, sizes, any_plain = self.plain_files()
 
         def with_pil(path: Any) -> tuple[Any, Any]:
             image, ok = tf.numpy_function(self.load, [path], [tf.uint8, tf.bool], stateful=False)
             image.set_shape([None, None, channels])
             return image, ok
 
-        def decode(path: Any, label: Any) -> tuple[Any, Any, Any]:
-            content, route, height, width = tf.numpy_function(
-                self.fetch, [path], [tf.string, tf.int32, tf.int64, tf.int64], stateful=False
-            )
-            image, ok = tf.switch_case(
-                route,
-                [
-                    lambda: (decode_plain(content, (height, width), channels, target), True),
-                    lambda: with_pil(path),
-                    lambda: (tf.zeros([1, 1, channels], tf.uint8), False),
-                ],
+        def in_graph(path: Any, row: Any) -> tuple[Any, Any]:
+            stored = (sizes[row][0], sizes[row][1])
+            image = decode_plain(tf.io.read_file(path), stored, channels, target)
+            return image, tf.constant(True)
+
+        def decode(path: Any, label: Any) -> tuple[Any, Any, Any, Any]:
+            row = table.lookup(path) if any_plain else tf.constant(-1, tf.int64)
+            image, ok = tf.cond(
+                row >= 0, lambda: in_graph(path, tf.maximum(row, 0)), lambda: with_pil(path)
             )
             image.set_shape([None, None, channels])
-            return image, label, ok
+            return image, label, ok, path
 
-        flagged = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        def start(paths: Any, labels: Any) -> tuple[Any, Any]:
+            marked = tf.numpy_function(self.started, [paths], tf.bool, stateful=True)
+            with tf.control_dependencies([marked]):  # before any of them is read
+                return tf.identity(paths), labels
+
+        # A file TensorFlow cannot decode (gone, or damaged inside its compressed data,
+        # which the header scan does not see) raises in the graph: ignore_errors drops it,
+        # and it stays "started" but never "finished", which is how failures.take finds
+        # and names it. `started` is called once per group of files (a Python call per
+        # file costs throughput), and stateful, so the graph keeps it before the reads.
+        files = files.batch(MARK_EVERY).map(start).unbatch()
+        flagged = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+
+        def finish(image: Any, label: Any, ok: Any, path: Any) -> tuple[Any, Any, Any]:
+            done = tf.numpy_function(self.finished, [path[None]], tf.bool, stateful=False)
+            return image, label, tf.logical_and(ok, done)
+
+        flagged = flagged.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
         kept = flagged.filter(lambda image, label, ok: ok)
         return kept.map(lambda image, label, ok: (image, label))
 
@@ -394,7 +450,7 @@ def files_to_split(entries: list[tuple[Path, int]], decoder: FileDecoder) -> Spl
 
     paths = [str(p) for p, _ in entries]
     labels = np.array([int(label) for _, label in entries], dtype=np.int64)
-    files = tf.data.Dataset.from_tensor_slices((paths, labels))
+    files = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
     return Split(
         decoder.decode_files(files),
         len(paths),

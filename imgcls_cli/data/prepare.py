@@ -29,8 +29,9 @@ class PreparedData:
     unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
 
     def report_unreadable(self, reporter: Any) -> None:
-        """Warn about images that could not be read since the last call (deleted or
-        changed while streaming): they were skipped, and training went on. Each file is
+        """Warn about images that could not be decoded since the last call (damaged
+        inside, or deleted or changed while streaming): they were skipped, and training
+        went on. Each file is
         named once, though it fails again every epoch."""
         new = {}
         for path, reason in self.source.take_stream_failures():
@@ -41,7 +42,7 @@ class PreparedData:
             shown = "; ".join(f"{path} ({reason})" for path, reason in list(new.items())[:10])
             more = f"; and {len(new) - 10} more" if len(new) > 10 else ""
             reporter.warning(
-                f"Skipped {len(new)} image(s) that could not be read any more: {shown}{more}"
+                f"Skipped {len(new)} image(s) that could not be decoded this epoch: {shown}{more}"
             )
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..reporting import Reporter
-from .images import open_image
+from .images import check_image, open_image, unreadable_reason
 from .sources import Source, load_source
 
 SPLITS = ("train", "val", "test")
@@ -57,7 +58,13 @@ def inspect_data(
         "sizes": size_histogram(images),
         "modes": dict(collections.Counter(i["mode"] for s in images.values() for i in s)),
         "formats": dict(collections.Counter(i["format"] for s in images.values() for i in s)),
-        "unreadable": [{"path": path, "reason": reason} for path, reason in source.skipped],
+        "unreadable": [{"path": path, "reason": reason} for path, reason in source.skipped]
+        + [
+            {"path": image["name"], "reason": image["unreadable"]}
+            for split in images.values()
+            for image in split
+            if image.get("unreadable")
+        ],
         "warnings": list(source.warnings),
         "duplicates": find_duplicates(images),
     }
@@ -91,20 +98,24 @@ def describe_split(split: Any) -> list[dict[str, Any]]:
 
 
 def describe_file(path: str) -> dict[str, Any]:
-    """Header facts and a content hash of one file; a file that fails here (gone since
-    the scan) is described as unreadable rather than stopping the report."""
+    """Header facts and a content hash of one file, decoded in full to check it (the
+    training scan reads headers only): a file that fails here is described as unreadable,
+    with its reason, rather than stopping the report."""
+    content, size, mode, kind, reason = b"", (0, 0), "?", "?", None
     try:
         content = Path(path).read_bytes()
-        with open_image(path) as image:
+        with open_image(io.BytesIO(content)) as image:
             size, mode, kind = image.size, image.mode, image.format or "?"
-    except Exception:
-        content, size, mode, kind = b"", (0, 0), "?", "?"
+        check_image(Path(path), content, decode=True)
+    except Exception as error:  # PIL raises many types for bad files
+        reason = unreadable_reason(path, error)
     return {
         "name": path,
         "size": size,
         "mode": mode,
-        "format": kind,
+        "format": kind if reason is None else "?",
         "hash": hashlib.sha256(content).hexdigest(),
+        "unreadable": reason,
     }
 
 

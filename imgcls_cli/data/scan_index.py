@@ -1,7 +1,8 @@
-"""What the folder scan learnt about each file, kept between runs: checking a file decodes
-it once in full, so a second start on the same folder checks only the files whose size or
-modification time changed. The index lives in the user's cache folder (the data folder may
-be read-only): $IMGCLS_CACHE_DIR, else $XDG_CACHE_HOME/imgcls, else ~/.cache/imgcls."""
+"""What the folder scan learnt about each file, kept between runs: checking a file reads
+all its bytes (to hash them) and its header, so a second start on the same folder checks
+only the files whose size or modification time changed. The index lives in the user's
+cache folder (the data folder may be read-only): $IMGCLS_CACHE_DIR, else
+$XDG_CACHE_HOME/imgcls, else ~/.cache/imgcls."""
 
 from __future__ import annotations
 

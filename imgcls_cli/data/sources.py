@@ -37,19 +37,40 @@ class Split:
 
 class StreamFailures:
     """Files that failed to decode while streaming. tf.data decodes in several threads,
-    and the training loop collects the failures at the end of each epoch."""
+    and the training loop collects the failures at the end of each epoch.
 
-    def __init__(self) -> None:
+    Failures that Python sees are added as they happen. A file that TensorFlow fails to
+    decode in the graph is dropped by tf.data without a name, so the decoder marks each
+    such file pending before decoding and done after; `take` then checks the files still
+    pending with `verify` ((path) → reason, or None when it decodes): those are the ones
+    that failed (the rest were in flight, or in an iterator dropped early)."""
+
+    def __init__(self, verify: Callable[[str], str | None] | None = None) -> None:
         self._lock = threading.Lock()
         self._failures: list[tuple[str, str]] = []
+        self._pending: set[str] = set()
+        self.verify = verify
 
     def add(self, path: str, reason: str) -> None:
         with self._lock:
             self._failures.append((path, reason))
 
+    def begin(self, path: str) -> None:
+        with self._lock:
+            self._pending.add(path)
+
+    def end(self, path: str) -> None:
+        with self._lock:
+            self._pending.discard(path)
+
     def take(self) -> list[tuple[str, str]]:
         with self._lock:
             taken, self._failures = self._failures, []
+            pending, self._pending = sorted(self._pending), set()
+        for path in pending:
+            reason = self.verify(path) if self.verify else None
+            if reason:
+                taken.append((path, reason))
         return taken
 
 
