@@ -33,7 +33,6 @@ from .cli_options import (
     with_options,
 )
 from .config import (
-    ClassWeight,
     EvalSplit,
     EvaluateConfig,
     FinetuneConfig,
@@ -188,9 +187,6 @@ def finetune(
     ) = None,
     batch_size: BatchSize = FinetuneConfig.batch_size,
     dropout: training_option(float, "Dropout before the new classifier.") = FinetuneConfig.dropout,
-    class_weight: training_option(
-        ClassWeight, "balanced: weigh each class's loss by how rare it is, for imbalanced folders."
-    ) = FinetuneConfig.class_weight,
     **shared: Any,
 ) -> None:
     """Fine-tune an ImageNet backbone (MobileNetV2, EfficientNetB0, ResNet50): train a new

@@ -18,6 +18,7 @@ from .config import (
     AugmentConfig,
     AugmentPreset,
     CacheMode,
+    ClassWeight,
     DataConfig,
     FillMode,
     Flip,
@@ -135,6 +136,24 @@ TRAINING_OPTIONS: OptionGroup = [
         None,
         "Stop when validation loss has not improved for N epochs (within each finetune "
         "phase); keep the best weights.",
+        panel=TRAINING,
+    ),
+    declare(
+        "class_weight",
+        ClassWeight,
+        RunConfig.class_weight,
+        "balanced: weigh each class's loss by how rare it is in the training split, for "
+        "imbalanced data.",
+        panel=TRAINING,
+    ),
+    declare(
+        "ema",
+        Optional[float],
+        None,
+        "Keep an exponential moving average of the weights with this DECAY (0.99-0.9999): "
+        "validation, early stopping, the final metrics and model.keras use the average. "
+        "Default: off.",
+        metavar="DECAY",
         panel=TRAINING,
     ),
     declare(

@@ -269,6 +269,8 @@ class RunConfig:
     mixed_precision: bool = False
     deterministic: bool = False
     save_every: int | None = None  # steps between mid-epoch checkpoints
+    class_weight: ClassWeight = ClassWeight.none
+    ema: float | None = None  # decay of the weights' moving average; None: off
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -304,6 +306,11 @@ class RunConfig:
             (
                 self.save_every is None or self.save_every >= 1,
                 f"--save-every must be at least 1; got {self.save_every}.",
+            ),
+            (
+                self.ema is None or 0.0 < self.ema < 1.0,
+                f"--ema must be a decay between 0 and 1 (exclusive), such as 0.999; "
+                f"got {self.ema}.",
             ),
         ]
 
@@ -367,7 +374,6 @@ class FinetuneConfig(RunConfig):
     unfreeze: int | str = 20  # phase 2 trains the top N backbone layers, or "all"
     finetune_lr: float | None = None  # phase 2; None: lr / 10
     dropout: float = 0.2  # before the new classifier
-    class_weight: ClassWeight = ClassWeight.none
 
     def __post_init__(self) -> None:
         if isinstance(self.unfreeze, str):

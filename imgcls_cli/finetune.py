@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from . import runs
-from .config import CacheMode, ClassWeight, FinetuneConfig
+from .class_weights import choose_class_weights
+from .config import CacheMode, FinetuneConfig
 from .data.pipeline import memory_cache_budget
 from .data.prepare import PreparedData, prepare_data
 from .models import create_model
@@ -67,7 +68,7 @@ def run_finetune(
             dropout=config.dropout,
         )
     backbone = transfer.backbone
-    class_weights = choose_class_weights(config, data, reporter)
+    class_weights = choose_class_weights(config.class_weight, data, reporter)
     replicas = strategy.num_replicas_in_sync
     phases = plan_phases(config, transfer, data, replicas)
     reporter.info(
@@ -180,7 +181,11 @@ def train_phase(
     model = transfer.classifier if phase.cached_features else transfer.training_model
     with run.strategy.scope():
         optimizer = create_optimizer(
-            config.optimizer, phase.lr, config.weight_decay, run.policy == "mixed_float16"
+            config.optimizer,
+            phase.lr,
+            config.weight_decay,
+            run.policy == "mixed_float16",
+            ema=config.ema,
         )
         trainer = Trainer(model, optimizer, run.strategy, config.label_smoothing, run.class_weights)
         checkpoints = Checkpoints(
@@ -280,32 +285,3 @@ def cache_features(
     seconds = time.perf_counter() - started
     reporter.info(f"  Features cached in {seconds:.1f} s ({images / seconds:,.0f} images/s)")
     return train, val
-
-
-def choose_class_weights(
-    config: FinetuneConfig, data: PreparedData, reporter: Any
-) -> list[float] | None:
-    if config.class_weight != ClassWeight.balanced:
-        return None
-    weights = balanced_class_weights(count_labels(data.train))
-    shown = ", ".join(f"{name} {w:.2f}" for name, w in zip(data.source.class_names, weights))
-    reporter.info(f"Class weights (balanced): {shown}")
-    return weights
-
-
-def count_labels(dataset: Any) -> np.ndarray:
-    """Examples per class in batches of one-hot labels (one pass; it also fills the
-    pipeline's image cache, so the first epoch does not decode again)."""
-    counts = None
-    for _, labels in dataset:
-        batch = labels.numpy().sum(axis=0)
-        counts = batch if counts is None else counts + batch
-    return np.asarray(counts, dtype=np.int64)
-
-
-def balanced_class_weights(counts: np.ndarray) -> list[float]:
-    """n_examples / (n_classes * n_in_class), as scikit-learn's 'balanced': every class
-    then contributes the same total loss. A class with no examples gets weight 0."""
-    counts = np.asarray(counts, dtype=np.float64)
-    total, classes = counts.sum(), len(counts)
-    return [float(total / (classes * n)) if n else 0.0 for n in counts]

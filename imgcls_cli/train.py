@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
+from .class_weights import choose_class_weights
 from .config import TrainConfig
 from .data.prepare import prepare_data
 from .runs import TrainResult
@@ -36,6 +37,7 @@ def run_train(
     )
     if config.patience is not None and data.val is None:
         reporter.warning("--patience has no effect without validation data (--val-split 0).")
+    class_weights = choose_class_weights(config.class_weight, data, reporter)
     replicas = strategy.num_replicas_in_sync
     lr = config.lr * replicas if config.scale_lr else config.lr
     work_dir = worker_dir(run_dir, strategy)
@@ -48,9 +50,13 @@ def run_train(
             warmup_steps=data.steps_per_epoch * config.warmup_epochs,
         )
         optimizer = create_optimizer(
-            config.optimizer, learning_rate, config.weight_decay, policy == "mixed_float16"
+            config.optimizer,
+            learning_rate,
+            config.weight_decay,
+            policy == "mixed_float16",
+            ema=config.ema,
         )
-        trainer = Trainer(model, optimizer, strategy, config.label_smoothing)
+        trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)
         checkpoints = Checkpoints(
             work_dir / runs.CHECKPOINTS_DIR,
             trainer,
@@ -74,7 +80,7 @@ def run_train(
         data.report_unreadable(reporter)  # images deleted or changed while streaming
         runs.write_csv_atomic(work_dir / runs.HISTORY_FILE, rows)
 
-    resolved = {**data.describe(), **runtime_info}
+    resolved = {**data.describe(), **runtime_info, "class_weights": class_weights}
     classes = data.source.class_names
     history = runs.begin_run(run_dir, work_dir, config, resolved, versions(), classes, resume)
     with cluster_errors():

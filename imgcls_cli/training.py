@@ -7,12 +7,13 @@ path on one CPU as on a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,25 @@ def create_learning_rate(
 
 
 def create_optimizer(
-    name: Optimizer, learning_rate: Any, weight_decay: float, loss_scaling: bool = False
+    name: Optimizer,
+    learning_rate: Any,
+    weight_decay: float,
+    loss_scaling: bool = False,
+    ema: float | None = None,
 ) -> keras.optimizers.Optimizer:
-    """Adam, AdamW or SGD with Nesterov momentum; loss scaling for float16 training."""
+    """Adam, AdamW or SGD with Nesterov momentum; loss scaling for float16 training.
+
+    `ema`: the decay of a moving average of the trainable weights that the optimizer
+    updates after every step (Keras' `use_ema`); its variables are the optimizer's, so
+    checkpoints hold them. Trainer.averaged_weights puts it in the model.
+    """
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == Optimizer.sgd:
-        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **averaging)
     elif name == Optimizer.adamw:
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, **averaging)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate, **averaging)
     return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling else optimizer
 
 
@@ -179,6 +190,35 @@ class Trainer(Evaluator):
     def current_learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
 
+    @property
+    def has_averaged_weights(self) -> bool:
+        """The optimizer keeps a moving average of the weights (--ema) and has stepped."""
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)  # loss scaling
+        return optimizer.use_ema and optimizer.built and int(optimizer.iterations.numpy()) > 0
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Within: the model holds the moving average of its trainable weights (with
+        --ema; else its own), for validation and the best weights; after: the trained
+        weights again, bit for bit, so training and its checkpoints go on unchanged."""
+        if not self.has_averaged_weights:
+            yield
+            return
+        variables = self.model.trainable_variables
+        trained = [variable.numpy() for variable in variables]
+        self.optimizer.finalize_variable_values(variables)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, trained):
+                variable.assign(value)
+
+    def keep_averaged_weights(self) -> None:
+        """At the end of training: the moving average replaces the trained weights for
+        good (with --ema; else nothing changes)."""
+        if self.has_averaged_weights:
+            self.optimizer.finalize_variable_values(self.model.trainable_variables)
+
 
 @dataclasses.dataclass(frozen=True)
 class EpochProgress:
@@ -228,9 +268,10 @@ class StopRequests:
 
 
 class Checkpoints:
-    """Model, optimizer, RNG and progress under `directory`, written after every epoch
-    (and every `save_every` steps). TensorFlow writes the files first and then points
-    the `checkpoint` index at them, so a kill mid-write leaves the previous one valid."""
+    """Model, optimizer (with its --ema average), RNG and progress under `directory`,
+    written after every epoch (and every `save_every` steps). TensorFlow writes the files
+    first and then points the `checkpoint` index at them, so a kill mid-write leaves the
+    previous one valid."""
 
     def __init__(
         self,
@@ -374,6 +415,8 @@ def fit(
 
     With `checkpoints`, training resumes from the last one (`history` holds the rows of
     the epochs it covers) and SIGINT/SIGTERM save one and raise TrainingInterrupted.
+    With --ema, the weights' moving average is what is validated, kept as the best and
+    left in the model at the end.
     """
     history = list(history or [])
     done, progress = 0, EpochProgress()
@@ -415,21 +458,25 @@ def fit(
                 "seconds": train_logs.get("seconds", 0.0),
                 "images_per_second": train_logs.get("images_per_second", 0.0),
             }
-            if val_batches is not None:
-                val_logs = trainer.evaluate(val_batches, distributed=True)
-                row["val_loss"], row["val_accuracy"] = val_logs["loss"], val_logs["accuracy"]
-            history.append(row)
-            reporter.epoch_end(row)
-            on_epoch_end(history)  # history first: a checkpoint never runs ahead of it
-            improved = val_batches is not None and row["val_loss"] < best_loss
-            if improved:
-                best_loss, best_epoch = row["val_loss"], epoch
-            if checkpoints is not None:
+            # With --ema, the averaged weights are the ones validated and kept as the best;
+            # the trained ones come back for the next epoch and the checkpoint.
+            with trainer.averaged_weights():
+                if val_batches is not None:
+                    val_logs = trainer.evaluate(val_batches, distributed=True)
+                    row["val_loss"], row["val_accuracy"] = val_logs["loss"], val_logs["accuracy"]
+                history.append(row)
+                reporter.epoch_end(row)
+                on_epoch_end(history)  # history first: a checkpoint never runs ahead of it
+                improved = val_batches is not None and row["val_loss"] < best_loss
+                if improved:
+                    best_loss, best_epoch = row["val_loss"], epoch
                 if improved and patience is not None:
-                    checkpoints.save_best()
+                    if checkpoints is not None:
+                        checkpoints.save_best()
+                    else:
+                        best_weights = trainer.model.get_weights()
+            if checkpoints is not None:
                 checkpoints.save(epoch)
-            elif improved and patience is not None:
-                best_weights = trainer.model.get_weights()
             if stop.signal_number is not None:
                 raise TrainingInterrupted(stop.signal_number, epoch + 1, 0, checkpoints)
             if patience is not None and val_batches is not None and epoch - best_epoch >= patience:
@@ -444,4 +491,6 @@ def fit(
             checkpoints.restore_best()
         else:
             trainer.model.set_weights(best_weights)
+    else:
+        trainer.keep_averaged_weights()
     return history

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from imgcls_cli.config import DataConfig, Optimizer, TrainConfig
+from imgcls_cli.config import ClassWeight, DataConfig, Optimizer, TrainConfig
 from imgcls_cli.errors import UsageError
 from imgcls_cli.runs import read_options_file
 
@@ -13,7 +13,14 @@ def make(**overrides):
 
 
 def test_json_round_trip_preserves_every_option():
-    config = make(epochs=3, optimizer=Optimizer.sgd, patience=2, label_smoothing=0.1)
+    config = make(
+        epochs=3,
+        optimizer=Optimizer.sgd,
+        patience=2,
+        label_smoothing=0.1,
+        class_weight=ClassWeight.balanced,
+        ema=0.99,
+    )
     text = json.dumps(config.to_dict())
     assert TrainConfig.from_dict(json.loads(text)) == config
 
@@ -27,11 +34,26 @@ def test_json_round_trip_preserves_every_option():
         ({"label_smoothing": 1.0}, "--label-smoothing"),
         ({"patience": 0}, "--patience"),
         ({"epochs": 2, "warmup_epochs": 2}, "--warmup-epochs"),
+        ({"ema": 1.5}, "--ema"),
+        ({"ema": 1.0}, "--ema"),
+        ({"ema": 0.0}, "--ema"),
+        ({"ema": float("nan")}, "--ema"),
     ],
 )
 def test_bad_values_name_the_flag(overrides, flag):
     with pytest.raises(UsageError, match=flag):
         make(**overrides)
+
+
+def test_config_json_of_earlier_versions_loads_with_the_newer_options_at_their_defaults():
+    from imgcls_cli.config import FinetuneConfig
+
+    for cls in (TrainConfig, FinetuneConfig):
+        values = cls(data=DataConfig(dataset="digits")).to_dict()
+        assert values["class_weight"] == "none" and values["ema"] is None
+        del values["class_weight"], values["ema"]
+        config = cls.from_dict(json.loads(json.dumps(values)))
+        assert config.class_weight is ClassWeight.none and config.ema is None
 
 
 def test_data_needs_exactly_one_source():
@@ -74,7 +96,7 @@ def test_read_config_options_reports_bad_json(tmp_path):
 
 
 def test_finetune_config_round_trips_and_resolves_phase_two():
-    from imgcls_cli.config import ClassWeight, FinetuneConfig
+    from imgcls_cli.config import FinetuneConfig
 
     config = FinetuneConfig(
         data=DataConfig(data="flowers"),

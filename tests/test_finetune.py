@@ -9,7 +9,6 @@ from conftest import make_class_folder, write_image
 from test_weights import save_backbone_weights
 
 from imgcls_cli import runs
-from imgcls_cli.finetune import balanced_class_weights
 
 SIZE = 32
 
@@ -124,14 +123,6 @@ def test_grayscale_run_directory_reloads_and_predicts_the_same(tmp_path):
         SIZE,
         3,
     )
-
-
-def test_balanced_class_weights_equalize_each_class_total():
-    counts = np.array([30, 10, 0, 20])
-    weights = balanced_class_weights(counts)
-    assert weights == pytest.approx([60 / 120, 60 / 40, 0.0, 60 / 80])
-    totals = [w * n for w, n in zip(weights, counts) if n]
-    assert totals == pytest.approx([totals[0]] * 3)
 
 
 @pytest.mark.slow
@@ -340,3 +331,49 @@ def test_interrupted_finetune_resumes_to_the_same_history_and_weights(
         if epoch == 3:
             assert "Phase already finished (2 epoch(s)): restored" in result.output
         assert outcome(run_dir) == expected
+
+
+@pytest.mark.slow
+def test_interrupted_finetune_with_ema_resumes_to_the_same_averaged_weights(
+    runner, cli_app, tmp_path, monkeypatch, deterministic_ops
+):
+    """The head phase ends by keeping its average (saved as the finished phase); the
+    fine-tuning phase is stopped after its first step, average and all."""
+    weights_file = tmp_path / "mobilenetv2.weights.h5"
+    save_backbone_weights("mobilenetv2", weights_file, SIZE)
+    data = make_class_folder(tmp_path / "shapes", classes=("a", "b"), per_class=8, size=SIZE)
+    options = [
+        *("--data", str(data), "--weights", str(weights_file), "--image-size", str(SIZE)),
+        *("--head-epochs", "1", "--epochs", "1", "--unfreeze", "6", "--batch-size", "4"),
+        *("--augment", "none", "--deterministic", "--dropout", "0.5"),
+    ]
+
+    def fingerprint(run_dir):
+        return json.loads((run_dir / runs.METRICS_FILE).read_text())["weights_fingerprint"]
+
+    from imgcls_cli import training
+
+    decays, create_optimizer = [], training.create_optimizer
+
+    def recording_decays(*args, ema=None):
+        decays.append(ema)
+        return create_optimizer(*args, ema=ema)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "create_optimizer", recording_decays)
+        result = finetune(
+            runner, cli_app, *options, "--ema", "0.5", "--output", str(tmp_path / "whole")
+        )
+    assert result.exit_code == 0, result.output
+    assert decays == [0.5, 0.5]  # each phase's optimizer averages
+
+    run_dir = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        interrupt_epoch(patch, 2)
+        result = finetune(runner, cli_app, *options, "--ema", "0.5", "--output", str(run_dir))
+    assert result.exit_code == 130, result.output
+    result = runner.invoke(cli_app, ["finetune", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "Phase already finished (1 epoch(s)): restored" in result.output
+    assert json.loads((run_dir / runs.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
+    assert fingerprint(run_dir) == fingerprint(tmp_path / "whole")

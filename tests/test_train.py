@@ -58,6 +58,29 @@ def test_saved_model_reloads_and_predicts_the_same(tmp_path):
     )
 
 
+def test_ema_run_saves_the_average_of_its_weights_not_the_last_trained_ones(tmp_path):
+    import keras
+    import tensorflow as tf
+    from conftest import train_run
+
+    from imgcls_cli.models import create_model
+    from imgcls_cli.training import Checkpoints, Trainer, create_optimizer
+
+    run_dir = train_run(tmp_path / "run", {"dataset": "digits"}, epochs=1, ema=0.9)
+    assert json.loads((run_dir / runs.CONFIG_FILE).read_text())["options"]["ema"] == 0.9
+    saved = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True).get_weights()
+    # The last checkpoint holds the trained weights, and the average in the optimizer.
+    model = create_model("simplecnn", (8, 8, 1), 10)
+    optimizer = create_optimizer("adam", 1e-3, 0.0, ema=0.9)
+    trainer = Trainer(model, optimizer, tf.distribute.get_strategy())
+    assert Checkpoints(run_dir / runs.CHECKPOINTS_DIR, trainer).restore() is not None
+    trained = model.get_weights()
+    assert not any(np.array_equal(a, b) for a, b in zip(trained, saved))
+    trainer.keep_averaged_weights()
+    for average, kept in zip(model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(average, kept)
+
+
 def test_same_seed_gives_the_same_history(runner, cli_app, tmp_path):
     rows = []
     for name in ("a", "b"):
@@ -218,6 +241,7 @@ def test_an_existing_folder_of_the_users_is_refused_even_with_force(runner, cli_
         (["--data", "/no/such/folder"], 1, "does not exist"),
         (["--epochs", "0"], 2, "--epochs must be at least 1"),
         (["--batch-size", "-3"], 2, "--batch-size must be at least 1"),
+        (["--ema", "1.5"], 2, "--ema must be a decay between 0 and 1"),
         (["--dataset", "digits", "--data", "x"], 2, "exactly one"),
         (["--config", "/no/such/config.json"], 2, "does not exist"),
     ],

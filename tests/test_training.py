@@ -100,13 +100,14 @@ class CrashAtStep(SilentReporter):
             self.action()
 
 
-def checkpointed_trainer(tmp_path, save_every=None):
+def checkpointed_trainer(tmp_path, save_every=None, ema=None):
     import tensorflow as tf
 
     from imgcls_cli.training import Checkpoints
 
     model, data = tiny_model_and_data()
-    trainer = Trainer(model, create_optimizer("adam", 1e-2, 0.0), tf.distribute.get_strategy())
+    optimizer = create_optimizer("adam", 1e-2, 0.0, ema=ema)
+    trainer = Trainer(model, optimizer, tf.distribute.get_strategy())
     return trainer, Checkpoints(tmp_path / "ckpt", trainer, save_every), data.unbatch().batch(4)
 
 
@@ -196,3 +197,127 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_temp_files(
     with pytest.raises(ImgclsError, match="No space left on the disk .* --resume"):
         checkpoints.save(2)
     assert sorted(p.name for p in directory.iterdir()) == complete
+
+
+class WeightsRecorder(SilentReporter):
+    """The model's weights after every training step, and when each epoch's row is
+    reported (while the validation weights are in place)."""
+
+    def __init__(self, model):
+        self.model, self.epoch = model, 0
+        self.after_step, self.validated = {}, []
+
+    def epoch_start(self, epoch, epochs, steps):
+        self.epoch = epoch
+
+    def step(self, step, logs):  # the last step is reported twice: keyed, kept once
+        self.after_step[(self.epoch, step)] = self.model.get_weights()
+
+    def epoch_end(self, logs):
+        self.validated.append(self.model.get_weights())
+
+
+def moving_average(trajectory, decay):
+    """Keras' EMA: the first step's weights, then decay * average + (1 - decay) * weights."""
+    average = trajectory[0]
+    for weights in trajectory[1:]:
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, weights)]
+    return average
+
+
+def assert_weights_close(got, want):
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_ema_validates_and_keeps_the_average_while_training_uses_the_trained_weights(
+    monkeypatch,
+):
+    import keras
+    import tensorflow as tf
+
+    from imgcls_cli import training
+
+    monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)  # report every step
+    runs = {}
+    for ema in (None, 0.5):
+        keras.utils.set_random_seed(0)
+        model, data = tiny_model_and_data()
+        optimizer = create_optimizer("adam", 0.05, 0.0, ema=ema)
+        trainer = Trainer(model, optimizer, tf.distribute.get_strategy())
+        recorder = WeightsRecorder(model)
+        fit(trainer, data, data, epochs=3, steps_per_epoch=2, patience=None, reporter=recorder)
+        runs[ema] = recorder, model.get_weights()
+    (plain, plain_final), (averaged, final) = runs[None], runs[0.5]
+
+    # Swapping the average in for validation leaves training exactly as without EMA.
+    assert list(averaged.after_step) == [(e, s) for e in (1, 2, 3) for s in (1, 2)]
+    for got, want in zip(averaged.after_step.values(), plain.after_step.values(), strict=True):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    trajectory = list(averaged.after_step.values())
+    for epoch, validated in enumerate(averaged.validated, 1):
+        assert_weights_close(validated, moving_average(trajectory[: 2 * epoch], 0.5))
+    # The model left at the end holds the average, not the last trained weights.
+    assert_weights_close(final, moving_average(trajectory, 0.5))
+    assert not any(np.allclose(a, b) for a, b in zip(final, plain_final))
+
+
+def test_ema_with_early_stopping_restores_the_best_epochs_average(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    trainer, checkpoints, data = checkpointed_trainer(tmp_path, ema=0.5)
+    validated = []
+
+    class ScriptedValidation(SilentReporter):
+        def epoch_end(self, logs):
+            validated.append(trainer.model.get_weights())
+
+    scripted = iter([1.0, 0.5, 0.7, 0.8])
+    trainer.evaluate = lambda dataset, distributed=False: {
+        "loss": next(scripted),
+        "accuracy": 0.5,
+        "examples": 1,
+    }
+    history = fit(
+        trainer,
+        data,
+        data,
+        epochs=4,
+        steps_per_epoch=4,
+        patience=2,
+        reporter=ScriptedValidation(),
+        checkpoints=checkpoints,
+    )
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    for restored, best in zip(trainer.model.get_weights(), validated[1], strict=True):
+        np.testing.assert_array_equal(restored, best)
+
+
+def test_interrupted_ema_run_resumes_to_the_same_average(tmp_path, monkeypatch):
+    """The average is optimizer state: the checkpoint must carry it, or the resumed run
+    would average from scratch."""
+    import os
+    import signal
+
+    import keras
+
+    from imgcls_cli import training
+    from imgcls_cli.training import TrainingInterrupted
+
+    monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)
+
+    def run(directory, reporter):
+        keras.utils.set_random_seed(0)
+        trainer, checkpoints, data = checkpointed_trainer(directory, ema=0.5)
+        options = dict(epochs=2, steps_per_epoch=4, patience=None, checkpoints=checkpoints)
+        fit(trainer, data, None, reporter=reporter, **options)
+        return trainer.model.get_weights()
+
+    whole = run(tmp_path / "whole", SilentReporter())
+    with pytest.raises(TrainingInterrupted):
+        run(tmp_path / "stopped", CrashAtStep(3, lambda: os.kill(os.getpid(), signal.SIGINT)))
+    resumed = run(tmp_path / "stopped", SilentReporter())
+    for a, b in zip(resumed, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
