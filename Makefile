@@ -35,6 +35,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix imgcls_cli tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -10,6 +10,9 @@ set -euo pipefail
 
 IMGCLS=${IMGCLS:-imgcls}
 EPOCHS=${EPOCHS:-5}
+# simplecnn has no batch normalization, so both workers end with the very same weights
+# (with convnet or resnet8 each worker keeps its own normalization statistics).
+ARCH=${ARCH:-simplecnn}
 OUTPUT=${OUTPUT:-runs/multi-worker-digits}
 PORT0=${PORT0:-12345}
 PORT1=${PORT1:-12346}
@@ -18,7 +21,7 @@ CLUSTER="\"worker\": [\"127.0.0.1:$PORT0\", \"127.0.0.1:$PORT1\"]"
 pids=()
 for index in 0 1; do
   TF_CONFIG="{\"cluster\": {$CLUSTER}, \"task\": {\"type\": \"worker\", \"index\": $index}}" \
-    $IMGCLS train --strategy multi-worker --dataset digits --epochs "$EPOCHS" \
+    $IMGCLS train --strategy multi-worker --dataset digits --arch "$ARCH" --epochs "$EPOCHS" \
       --batch-size 64 --output "$OUTPUT" &
   pids+=($!)
 done

@@ -38,6 +38,11 @@ class PreviewImages:
     labels: list[int]
     class_names: list[str]
     dataset: str | None  # the TFDS/embedded name, for the data's default augmentation
+    # What --augment auto looks at: the images' own size and channels, and the check of
+    # whether a mirror keeps their classes (None for image files: no classes to check).
+    native_size: tuple[int, int] | None = None
+    channels: int | None = None
+    mirror_check: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +177,21 @@ def load_from_source(
     examples = pick_examples(split, source.channels, samples, seed)
     images = resize_all([image for image, _ in examples], image_size, source.channels)
     labels = [label for _, label in examples]
-    return PreviewImages(images, labels, source.class_names, config.dataset)
+
+    def mirror_check() -> float:
+        from .data.flip_check import mirror_accuracy_drop
+
+        return mirror_accuracy_drop(split, seed)
+
+    return PreviewImages(
+        images,
+        labels,
+        source.class_names,
+        config.dataset,
+        native_size=source.native_size or image_size,
+        channels=source.channels,
+        mirror_check=mirror_check,
+    )
 
 
 def load_from_files(paths: list[Path], image_size: int | None) -> PreviewImages:
@@ -338,8 +357,13 @@ def run_augment_preview(
         preview = load_from_files(source, image_size)
     rows, height, width, channels = preview.images.shape
     check_picture_size(GridLayout(rows, variants + 1, *tile_size((height, width))))
-    resolved = augment.resolve(preview.dataset, channels)
-    reporter.info(f"Augmentation: {resolved.describe()}")
+    resolved, reason = augment.resolve_with_reason(
+        preview.dataset,
+        preview.channels or channels,
+        preview.native_size or (height, width),
+        preview.mirror_check,
+    )
+    reporter.info(f"Augmentation: {resolved.describe()}; {reason}")
     variant_images, variant_labels = augmented_variants(preview, resolved, variants, seed)
     captions = [
         [preview.class_names[label]]

@@ -152,9 +152,14 @@ def train(
     lr: training_option(
         float, "Learning rate, used as given whatever the replica count (see --scale-lr)."
     ) = TrainConfig.lr,
-    schedule: training_option(Schedule, "Learning-rate schedule.") = TrainConfig.schedule,
+    schedule: training_option(
+        Optional[Schedule],
+        "Learning-rate schedule. Default: cosine (constant for simplecnn, its classic recipe).",
+    ) = TrainConfig.schedule,
     warmup_epochs: training_option(
-        int, "Epochs of linear learning-rate warmup from 0."
+        Optional[int],
+        "Epochs of linear learning-rate warmup from 0. Default: 1 when --epochs is 3 or "
+        "more, else 0.",
     ) = TrainConfig.warmup_epochs,
     **shared: Any,
 ) -> None:

@@ -172,9 +172,10 @@ AUGMENT_OPTIONS: OptionGroup = [
         "augment",
         Optional[AugmentPreset],
         None,
-        "Preset. Default: none for the embedded 8x8 digits, light (shifts, no flip) for "
-        "mnist and other character datasets, standard otherwise. strong adds colour jitter "
-        "and random erasing.",
+        "Preset. auto (default) chooses from the data: shifts without flips for "
+        "single-channel, small (≤ 32 px) and character images; standard (flips, small "
+        "rotations, zoom, shifts, contrast) for colour photos, without flips when a "
+        "mirror turns classes into others. strong adds colour jitter and random erasing.",
         panel=AUGMENT,
     ),
     declare(

@@ -34,6 +34,7 @@ def run_train(
         batch_size=config.batch_size,
         reporter=reporter,
         augment=config.augment,
+        default_augment=config.default_augment,
     )
     if config.patience is not None and data.val is None:
         reporter.warning("--patience has no effect without validation data (--val-split 0).")
@@ -45,9 +46,9 @@ def run_train(
         model = create_model(config.arch, data.input_shape, data.source.num_classes)
         learning_rate = create_learning_rate(
             lr,
-            config.schedule,
+            config.resolved_schedule,
             total_steps=data.steps_per_epoch * config.epochs,
-            warmup_steps=data.steps_per_epoch * config.warmup_epochs,
+            warmup_steps=data.steps_per_epoch * config.warmup,
         )
         optimizer = create_optimizer(
             config.optimizer,
@@ -68,6 +69,8 @@ def run_train(
         "replicas": replicas,
         "global_batch_size": config.batch_size,
         "learning_rate": lr,
+        "schedule": config.resolved_schedule.value,
+        "warmup_epochs": config.warmup,
         "precision_policy": policy,
     }
     reporter.info(

@@ -110,7 +110,14 @@ def shapes_run(tmp_path_factory) -> Path:
     # No augmentation: circle and square are mirror images of each other, which flips
     # would make indistinguishable.
     augment = AugmentConfig(preset=AugmentPreset.none)
-    return train_run(root / "run", {"data": str(folder)}, epochs=6, batch_size=8, augment=augment)
+    return train_run(
+        root / "run",
+        {"data": str(folder)},
+        arch="simplecnn",
+        epochs=6,
+        batch_size=8,
+        augment=augment,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,10 @@ def test_digit_datasets_never_flip_by_default_even_with_a_preset(dataset):
         assert resolved.fill == FillMode.constant
 
 
-def test_embedded_digits_default_to_no_augmentation():
-    assert AugmentConfig().resolve("digits", 1).is_off
-    assert not AugmentConfig().resolve("mnist", 1).is_off
+def test_tiny_images_such_as_the_embedded_digits_default_to_no_augmentation():
+    assert AugmentConfig().resolve("digits", 1, (8, 8)).is_off
+    assert AugmentConfig().resolve(None, 3, (16, 12)).is_off
+    assert not AugmentConfig().resolve("mnist", 1, (28, 28)).is_off
 
 
 def test_flags_override_single_parts_of_the_preset():
@@ -104,3 +105,43 @@ def test_configs_saved_before_augmentation_existed_still_load():
     values = TrainConfig(data=DataConfig(dataset="digits")).to_dict()
     del values["augment"]
     assert TrainConfig.from_dict(values).augment == AugmentConfig()
+
+
+def test_auto_gives_single_channel_and_small_images_shifts_without_flips():
+    from imgcls_cli.auto_augment import SMALL_PRESET
+
+    for channels, size in [(1, (64, 64)), (3, (32, 32))]:
+        resolved, reason = AugmentConfig().resolve_with_reason(None, channels, size)
+        assert resolved.preset == SMALL_PRESET and resolved.flip == Flip.none
+        assert resolved.fill == FillMode.constant
+        assert reason.startswith("auto: ") and "no flips" in reason
+    assert "single-channel" in AugmentConfig().resolve_with_reason(None, 1, (64, 64))[1]
+    assert "small images (32x32)" in AugmentConfig().resolve_with_reason(None, 3, (32, 32))[1]
+
+
+@pytest.mark.parametrize("drop, flips", [(None, True), (0.1, True), (0.4, False)])
+def test_auto_flips_colour_photos_unless_a_mirror_changes_their_classes(drop, flips):
+    check = None if drop is None else (lambda: drop)
+    resolved, reason = AugmentConfig().resolve_with_reason(None, 3, (64, 64), check)
+    assert resolved.preset == AugmentPreset.standard
+    assert resolved.flip == (Flip.horizontal if flips else Flip.none), reason
+    assert resolved.rotate > 0 and resolved.fill == FillMode.reflect
+
+
+def test_auto_runs_the_mirror_check_only_for_colour_photos():
+    def check():
+        raise AssertionError("checked")
+
+    AugmentConfig().resolve(None, 1, (64, 64), check)
+    AugmentConfig().resolve(None, 3, (28, 28), check)
+    AugmentConfig(preset=AugmentPreset.standard).resolve(None, 3, (64, 64), check)
+    with pytest.raises(AssertionError, match="checked"):
+        AugmentConfig(preset=AugmentPreset.auto).resolve(None, 3, (64, 64), check)
+
+
+def test_a_named_preset_or_a_flag_wins_over_auto():
+    given = AugmentConfig(preset=AugmentPreset.standard).resolve_with_reason(None, 1, (28, 28))
+    assert given[0].flip == Flip.horizontal and given[1] == "--augment standard"
+    flipped, reason = AugmentConfig(flip=Flip.horizontal).resolve_with_reason(None, 1, (28, 28))
+    assert flipped.flip == Flip.horizontal and reason.endswith("with --flip")
+    assert AugmentConfig(flip=Flip.none).resolve(None, 3, (64, 64), lambda: 0.0).flip == Flip.none

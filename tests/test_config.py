@@ -113,3 +113,26 @@ def test_finetune_config_round_trips_and_resolves_phase_two():
         FinetuneConfig(data=DataConfig(data="x"), unfreeze=-1)
     with pytest.raises(UsageError, match="Unknown key"):
         FinetuneConfig.from_dict({"data": {"data": "x"}, "backbone_name": "resnet50"})
+
+
+def test_the_default_recipe_and_simplecnns_own():
+    from imgcls_cli.config import AugmentConfig, AugmentPreset, Schedule
+
+    data = DataConfig(dataset="digits")
+    default = TrainConfig(data=data)
+    assert default.arch == "convnet" and default.resolved_schedule is Schedule.cosine
+    assert default.warmup == 1 and default.default_augment is None
+    assert TrainConfig(data=data, epochs=2).warmup == 0  # too short to warm up
+    classic = TrainConfig(data=data, arch="simplecnn")
+    assert classic.resolved_schedule is Schedule.constant and classic.warmup == 0
+    assert classic.default_augment == (AugmentPreset.none, "simplecnn's classic recipe")
+    given = TrainConfig(data=data, arch="simplecnn", schedule=Schedule.cosine, warmup_epochs=2)
+    assert given.resolved_schedule is Schedule.cosine and given.warmup == 2
+    resolved, reason = AugmentConfig().resolve_with_reason(
+        None, 3, (64, 64), default=classic.default_augment
+    )
+    assert resolved.is_off and reason == "simplecnn's classic recipe"
+    flipped = AugmentConfig(preset=AugmentPreset.standard).resolve_with_reason(
+        None, 3, (64, 64), default=classic.default_augment
+    )
+    assert flipped[0].flip.value == "horizontal"  # a preset given wins over the recipe

@@ -295,7 +295,7 @@ def check_ci_gate(ws: Path, outcome: Outcome) -> None:
     report = read_json(ws / "report.json")  # stdout held only the JSON report
     assert (
         report["accuracy"]
-        == read_json(ws / "runs/train-digits-simplecnn/evaluation.json")["accuracy"]
+        == read_json(ws / "runs/train-digits-convnet/evaluation.json")["accuracy"]
     )
     # 10 seeded epochs on the digits score well above the README's bar of 90%.
     assert report["accuracy"] >= 0.9 and outcome.exit_code == 0, outcome.output
@@ -502,7 +502,7 @@ COMMANDS: dict[str, How] = {
         trained(labels=DIGITS), ("--epochs", "2"), "2 epochs: only the run's existence matters"
     ),
     "imgcls evaluate": How(evaluated(None, mistakes=False, split="test")),
-    "imgcls evaluate --model runs/train-digits-simplecnn --min-accuracy 0.9 --json "
+    "imgcls evaluate --model runs/train-digits-convnet --min-accuracy 0.9 --json "
     "> report.json": How(check_ci_gate),
     "imgcls evaluate --model runs/train-shapes-simplecnn --data new_photos/": How(
         evaluated("runs/train-shapes-simplecnn", mistakes=False, split="all")

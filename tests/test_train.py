@@ -66,7 +66,9 @@ def test_ema_run_saves_the_average_of_its_weights_not_the_last_trained_ones(tmp_
     from imgcls_cli.models import create_model
     from imgcls_cli.training import Checkpoints, Trainer, create_optimizer
 
-    run_dir = train_run(tmp_path / "run", {"dataset": "digits"}, epochs=1, ema=0.9)
+    run_dir = train_run(
+        tmp_path / "run", {"dataset": "digits"}, arch="simplecnn", epochs=1, ema=0.9
+    )
     assert json.loads((run_dir / runs.CONFIG_FILE).read_text())["options"]["ema"] == 0.9
     saved = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True).get_weights()
     # The last checkpoint holds the trained weights, and the average in the optimizer.
@@ -270,3 +272,25 @@ def test_unwritable_output_is_one_line_not_a_traceback(runner, cli_app, tmp_path
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and str(blocker) in lines[0]
+
+
+@pytest.mark.parametrize("arch", ["convnet", "resnet8"])
+def test_batch_normalized_models_predict_at_inference_after_few_steps(tmp_path, arch):
+    """A small folder trains for few steps: the moving statistics that inference uses
+    must have caught up with the data by then (Keras' default momentum, 0.99, keeps most
+    of its initial variance of 1 for hundreds of steps, and inference then fails)."""
+    from imgcls_cli import api
+
+    folder = make_class_folder(tmp_path / "shapes", per_class=24)
+    run = api.train(
+        data=folder,
+        arch=arch,
+        epochs=4,
+        batch_size=4,
+        val_split=0.25,
+        test_split=0.0,
+        augment="none",
+        output=tmp_path / "run",
+    )  # 36 training images: 9 steps an epoch, 36 in all
+    assert run.history[-1]["accuracy"] >= 0.9
+    assert run.metrics["val"]["accuracy"] >= 0.9

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import AugmentConfig, AugmentPreset, CacheMode, DataConfig, to_jsonable
 from ..errors import DataError
+from .flip_check import mirror_accuracy_drop
 from .pipeline import cache_placement, create_batches, resolve_image_size
 from .sources import load_source
 
@@ -25,6 +26,7 @@ class PreparedData:
     split_sizes: dict[str, int]
     steps_per_epoch: int
     augment: AugmentConfig  # resolved; applied to the training split only
+    augment_reason: str  # why: the preset given, or what --augment auto saw
     cache: str  # where train and val images live between epochs: memory, disk or stream
     unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
 
@@ -58,6 +60,7 @@ class PreparedData:
             "split_sizes": self.split_sizes,
             "source": self.source.description,
             "augment": to_jsonable(self.augment),
+            "augment_choice": self.augment_reason,
             "cache": self.cache,
         }
 
@@ -81,12 +84,14 @@ def prepare_data(
     channels: int | None = None,
     default_image_size: int | None = None,
     augment: AugmentConfig | None = None,
+    default_augment: tuple[AugmentPreset, str] | None = None,
 ) -> PreparedData:
     """Open the source, report what it holds, and build the batched splits.
 
     `channels` forces a channel count (3 for ImageNet backbones); `default_image_size`
     replaces the source's own size when --image-size is not given. `augment` (None: off)
-    is resolved for this data and applied to the training batches only.
+    is resolved for this data and applied to the training batches only; without a preset
+    it is `default_augment` (preset, reason) when given, else auto.
     """
     source = load_source(config, seed, reporter)
     report_source_problems(source, reporter)
@@ -102,10 +107,17 @@ def prepare_data(
         f"Data: {source.name}, {source.num_classes} classes, {sizes} images, "
         f"{image_size[0]}x{image_size[1]}x{channels}"
     )
-    augment = (augment or AugmentConfig(preset=AugmentPreset.none)).resolve(
-        config.dataset, channels
+    augment, augment_reason = (
+        augment or AugmentConfig(preset=AugmentPreset.none)
+    ).resolve_with_reason(
+        # What the data is decides, not the model's input (finetune enlarges and colours).
+        config.dataset,
+        source.channels,
+        source.native_size or image_size,
+        lambda: mirror_accuracy_drop(splits["train"], seed),
+        default_augment,
     )
-    reporter.info(f"Augmentation: {augment.describe()}")
+    reporter.info(f"Augmentation: {augment.describe()}; {augment_reason}")
     augmentation = None
     if not augment.is_off:
         from ..augment import build_augmentation
@@ -152,5 +164,6 @@ def prepare_data(
         split_sizes={name: split.num_examples for name, split in splits.items()},
         steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
         augment=augment,
+        augment_reason=augment_reason,
         cache=cache,
     )

@@ -16,6 +16,11 @@ ARCHITECTURES: dict[str, tuple[str, str, str]] = {
         "build_simplecnn",
         "convolution → ReLU → pooling (x2) → dropout → fully connected; the classic",
     ),
+    "convnet": (
+        "imgcls_cli.models.cnn",
+        "build_convnet",
+        "five convolutions with batch normalization in three pooled stages; the default",
+    ),
     "resnet8": (
         "imgcls_cli.models.cnn",
         "build_resnet8",

@@ -1,0 +1,79 @@
+"""`--augment auto`, the default: the augmentation chosen from what the data is.
+
+- Characters, digits and other single-channel or small (≤ 32 px) images: no flips (a
+  mirrored 2 is not a 2), a black fill for the corners that shifts uncover, and the
+  preset that measured best on such data (BENCHMARKS.md, "Defaults").
+- Colour photos: the photo preset with horizontal flips, unless a quick check on the
+  training images finds that mirroring turns some classes into others (left and right
+  arrows, text): then the same preset without flips.
+
+Pure Python: the check itself (data.flip_check) runs only when it is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from .config import TEXT_DATASETS, AugmentPreset, FillMode, Flip
+
+SMALL_IMAGE = 32  # pixels, the larger side: at most this is "small"
+SMALL_PRESET = AugmentPreset.light  # shifts by up to 10%; measured in BENCHMARKS.md
+# At most this (the larger side), images get no augmentation: a shift of a tenth is under
+# 2 pixels, and resampling blurs them more than it teaches (8x8 digits: BENCHMARKS.md).
+TINY_IMAGE = 16
+PHOTO_PRESET = AugmentPreset.standard
+# Mirroring is refused when adding mirrored copies to a nearest-neighbour classifier of
+# the training images costs one class this much of its accuracy (a fraction, see
+# data.flip_check): measured 0.39-0.49 on arrows; at most 0.12 on photo crops, 0.11 on
+# MNIST digits, 0.05 on scikit-learn's digits, 0.03 on faces (6 samples each).
+FLIP_ACCURACY_DROP = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoChoice:
+    preset: AugmentPreset
+    parts: dict[str, Any]  # what changes in the preset: flip, fill
+    reason: str  # one line, for the console and config.json
+
+
+def choose(
+    dataset: str | None,
+    channels: int,
+    image_size: tuple[int, int] | None,
+    mirror_check: Callable[[], float] | None = None,
+) -> AutoChoice:
+    """The preset for this data, and why. `mirror_check` returns the accuracy lost when
+    mirrored copies join the training images (data.flip_check); None: not checked."""
+    small = image_size is not None and max(image_size) <= SMALL_IMAGE
+    if image_size is not None and max(image_size) <= TINY_IMAGE:
+        return AutoChoice(
+            AugmentPreset.none,
+            {"fill": FillMode.constant},
+            f"tiny images ({image_size[0]}x{image_size[1]}): no augmentation",
+        )
+    if dataset in TEXT_DATASETS or channels == 1 or small:
+        what = (
+            f"{dataset} holds characters"
+            if dataset in TEXT_DATASETS
+            else "single-channel images"
+            if channels == 1
+            else f"small images ({image_size[0]}x{image_size[1]})"
+        )
+        return AutoChoice(
+            SMALL_PRESET,
+            {"flip": Flip.none, "fill": FillMode.constant},
+            f"{what}: shifts, no flips, black fill",
+        )
+    drop = mirror_check() if mirror_check is not None else None
+    if drop is not None and drop > FLIP_ACCURACY_DROP:
+        return AutoChoice(
+            PHOTO_PRESET,
+            {"flip": Flip.none},
+            f"colour images, but mirroring turns some classes into others (mirrored copies "
+            f"cost a class {drop:.0%} of its accuracy in a quick nearest-neighbour check): "
+            "no flips",
+        )
+    checked = "" if drop is None else f" (mirrored copies cost a class at most {max(drop, 0):.0%})"
+    return AutoChoice(PHOTO_PRESET, {}, f"colour images: the photo preset with flips{checked}")
