@@ -68,8 +68,8 @@ STUDIES: dict[str, dict[str, dict]] = {
         "simplecnn": {"arch": "simplecnn"},
         "simplecnn-classic": {"arch": "simplecnn", "schedule": "constant", "augment": "none"},
     },
-    # A moving average of the weights (--ema), on top of the defaults.
-    "ema": {"default": {}, "ema-0.99": {"ema": 0.99}},
+    # A moving average of the weights (--ema) and label smoothing, on top of the defaults.
+    "ema": {"default": {}, "ema-0.99": {"ema": 0.99}, "smoothing-0.1": {"label_smoothing": 0.1}},
     # The training recipe, on top of the default augmentation.
     "recipe": {
         "default": {},
@@ -88,7 +88,7 @@ DATASETS = {
     "arch-augment": ["mnist5k", "photos", "arrows", "digits28", "faces"],
     "recipe": ["mnist5k", "digits28", "faces", "photos", "arrows"],
     "final": ["mnist5k", "digits28", "faces", "digits8", "arrows", "photos"],
-    "ema": ["mnist5k", "arrows", "digits28"],
+    "ema": ["mnist5k", "digits28", "faces", "arrows"],
 }
 
 
