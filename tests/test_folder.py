@@ -151,13 +151,18 @@ def damage_inside(path):
     path.write_bytes(content[: start + 2] + bytes(8) + content[start + 10 :])
 
 
+def jpeg_folder(root, per_class):
+    """Classes a and b of plain 16x16 JPEGs, i.jpg of grey level 40 * i."""
+    for name in ("a", "b"):
+        for i in range(per_class):
+            write_image(root / name / f"{i}.jpg", np.full((16, 16, 3), 40 * i, np.uint8), "RGB")
+    return root
+
+
 def test_a_file_damaged_inside_is_skipped_while_streaming_and_named(tmp_path):
     from imgcls_cli.data.pipeline import create_batches
 
-    root = tmp_path / "d"
-    for name in ("a", "b"):
-        for i in range(4):
-            write_image(root / name / f"{i}.jpg", np.full((16, 16, 3), 40 * i, np.uint8), "RGB")
+    root = jpeg_folder(tmp_path / "d", per_class=4)
     damage_inside(root / "a" / "0.jpg")
     source = load_folder(root, config(root, val_split=0.0, test_split=0.0), seed=0)
     assert source.skipped == [] and source.splits["train"].num_examples == 8

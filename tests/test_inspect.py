@@ -110,14 +110,9 @@ def test_training_data_with_a_leak_says_so_in_one_line(messy_folder):
 
 
 def test_inspect_decodes_every_file_and_names_those_damaged_inside(tmp_path):
-    import numpy as np
-    from conftest import write_image
-    from test_folder import damage_inside
+    from test_folder import damage_inside, jpeg_folder
 
-    root = tmp_path / "d"
-    for name in ("a", "b"):
-        for i in range(3):
-            write_image(root / name / f"{i}.jpg", np.full((16, 16, 3), 60 * i, np.uint8), "RGB")
+    root = jpeg_folder(tmp_path / "d", per_class=3)
     damage_inside(root / "b" / "2.jpg")
     report = api.inspect(data=root, val_split=0.0, test_split=0.0)
     assert report["unreadable"] == [

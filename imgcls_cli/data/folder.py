@@ -65,8 +65,8 @@ def is_broken_link(path: Path) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class KnownFile:
-    """A file as the scan checked it: plain files whose size and modification time are
-    unchanged since are decoded by TensorFlow in the graph; the rest by PIL."""
+    """A file as the scan checked it: its facts (plain files are decoded by TensorFlow in
+    the graph, the rest by PIL) and the signature the scan index keys it by."""
 
     facts: ImageFacts
     signature: tuple[int, int]  # (size, mtime in ns)
@@ -367,20 +367,22 @@ class FileDecoder:
         import tensorflow as tf
 
         known = self.known.get(name)
-        try:
-            if known is None or not known.facts.plain:
-                load_image(name, self.channels)
-                return None
-            content = tf.io.read_file(name)
-            decode_plain(content, (known.facts.height, known.facts.width), self.channels, None)
-            return None
-        except Exception as error:  # noqa: BLE001 - any failure is the answer
+        graph_error = None
+        if known is not None and known.facts.plain:
             try:
-                load_image(name, self.channels)
-            except Exception as pil_error:  # PIL raises many types for bad files
-                return unreadable_reason(name, pil_error)
-            message = str(getattr(error, "message", error)).strip()
-            return f"TensorFlow cannot decode it ({type(error).__name__}: {message})"
+                content = tf.io.read_file(name)
+                decode_plain(content, (known.facts.height, known.facts.width), self.channels, None)
+                return None
+            except Exception as error:  # noqa: BLE001 - any failure is the answer
+                graph_error = error
+        try:  # PIL: the decoder of the other files, and the clearer reason
+            load_image(name, self.channels)
+        except Exception as pil_error:  # PIL raises many types for bad files
+            return unreadable_reason(name, pil_error)
+        if graph_error is None:
+            return None
+        message = str(getattr(graph_error, "message", graph_error)).strip()
+        return f"TensorFlow cannot decode it ({type(graph_error).__name__}: {message})"
 
     def plain_files(self) -> Any:
         """A graph table: path → row of (height, width) for the plain files, else -1."""
