@@ -20,6 +20,7 @@ from .images import (
     decode_plain,
     is_image_file,
     load_image,
+    prepare_images,
     unreadable_reason,
 )
 from .sources import Source, Split, StreamFailures, split_arrays
@@ -344,10 +345,21 @@ class FileDecoder:
     failures: StreamFailures
     known: dict[str, KnownFile]
 
-    def started(self, paths: np.ndarray) -> bool:
-        for path in paths:
-            self.failures.begin(path.decode())
-        return True
+    def __post_init__(self) -> None:
+        # The plain files' stored (height, width), by row; the graph reads it by row.
+        plain = [(name, known.facts) for name, known in self.known.items() if known.facts.plain]
+        self._rows = {name: row for row, (name, _) in enumerate(plain)}
+        self.plain_sizes = [(facts.height, facts.width) for _, facts in plain]
+
+    def started(self, paths: np.ndarray) -> np.ndarray:
+        """Marks the files pending; returns each one's row in `plain_sizes`, or -1 for
+        the files that PIL decodes (looked up here, in the call this costs anyway)."""
+        rows = np.empty(len(paths), np.int64)
+        for i, path in enumerate(paths):
+            name = path.decode()
+            self.failures.begin(name)
+            rows[i] = self._rows.get(name, -1)
+        return rows
 
     def finished(self, paths: np.ndarray) -> bool:
         for path in paths:
@@ -384,27 +396,17 @@ class FileDecoder:
         message = str(getattr(graph_error, "message", graph_error)).strip()
         return f"TensorFlow cannot decode it ({type(graph_error).__name__}: {message})"
 
-    def plain_files(self) -> Any:
-        """A graph table: path → row of (height, width) for the plain files, else -1."""
-        import tensorflow as tf
-
-        plain = [(name, known.facts) for name, known in self.known.items() if known.facts.plain]
-        names = [name for name, _ in plain] or [""]
-        sizes = [(facts.height, facts.width) for _, facts in plain] or [(0, 0)]
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(names), tf.range(len(names), dtype=tf.int64)
-            ),
-            default_value=-1,
-        )
-        return table, tf.constant(sizes, tf.int64), bool(plain)
-
-    def decode_files(self, files: Any, target: tuple[int, int] | None = None) -> Any:
-        """(path, label) → (uint8 image, label), without the files that failed."""
+    def decode_files(
+        self, files: Any, target: tuple[int, int] | None = None, batch_size: int | None = None
+    ) -> Any:
+        """(path, label) → (uint8 image, label), without the files that failed. Images
+        come out resized to `target` (height, width) when it is given, else as stored;
+        in batches of `batch_size` (with a target) when it is given, which saves a step
+        per image (a batch that lost a failed file is one image shorter)."""
         import tensorflow as tf
 
         channels = self.channels
-        table, sizes, any_plain = self.plain_files()
+        sizes = tf.constant(self.plain_sizes or [(0, 0)], tf.int64)
 
         def with_pil(path: Any) -> tuple[Any, Any]:
             image, ok = tf.numpy_function(self.load, [path], [tf.uint8, tf.bool], stateful=False)
@@ -416,34 +418,46 @@ class FileDecoder:
             image = decode_plain(tf.io.read_file(path), stored, channels, target)
             return image, tf.constant(True)
 
-        def decode(path: Any, label: Any) -> tuple[Any, Any, Any, Any]:
-            row = table.lookup(path) if any_plain else tf.constant(-1, tf.int64)
+        def decode(path: Any, label: Any, row: Any) -> tuple[Any, Any, Any, Any]:
             image, ok = tf.cond(
                 row >= 0, lambda: in_graph(path, tf.maximum(row, 0)), lambda: with_pil(path)
             )
             image.set_shape([None, None, channels])
-            return image, label, ok, path
+            if target is not None:  # here, so that the group below has one shape
+                image = prepare_images(image, target, channels)
+            return image, label, tf.reshape(ok, []), path
 
-        def start(paths: Any, labels: Any) -> tuple[Any, Any]:
-            marked = tf.numpy_function(self.started, [paths], tf.bool, stateful=True)
-            with tf.control_dependencies([marked]):  # before any of them is read
-                return tf.identity(paths), labels
+        def start(paths: Any, labels: Any) -> tuple[Any, Any, Any]:
+            rows = tf.numpy_function(self.started, [paths], tf.int64, stateful=True)
+            with tf.control_dependencies([rows]):  # before any of them is read
+                return tf.identity(paths), labels, tf.reshape(rows, [-1])
+
+        def finish(images: Any, labels: Any, ok: Any, paths: Any) -> tuple[Any, Any]:
+            done = tf.numpy_function(self.finished, [paths], tf.bool, stateful=False)
+            keep = tf.reshape(tf.logical_and(ok, done), [-1])  # done: one flag for all
+            return tf.boolean_mask(images, keep), tf.boolean_mask(labels, keep)
 
         # A file TensorFlow cannot decode (gone, or damaged inside its compressed data,
         # which the header scan does not see) raises in the graph: ignore_errors drops it,
         # and it stays "started" but never "finished", which is how failures.take finds
-        # and names it. `started` is called once per group of files (a Python call per
-        # file costs throughput), and stateful, so the graph keeps it before the reads.
+        # and names it. Both marks are Python calls, so they are made once per group of
+        # MARK_EVERY files (a call per file cost ~10% of throughput); `started` is
+        # stateful, so the graph keeps it before the reads.
         files = files.batch(MARK_EVERY).map(start).unbatch()
         flagged = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-
-        def finish(image: Any, label: Any, ok: Any, path: Any) -> tuple[Any, Any, Any]:
-            done = tf.numpy_function(self.finished, [path[None]], tf.bool, stateful=False)
-            return image, label, tf.logical_and(ok, done)
-
-        flagged = flagged.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-        kept = flagged.filter(lambda image, label, ok: ok)
-        return kept.map(lambda image, label, ok: (image, label))
+        if target is not None:  # one shape: finish a group at a time
+            group = batch_size or MARK_EVERY
+            kept = flagged.batch(group).map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+            shape = (*target, channels)
+            if batch_size:
+                return kept.map(
+                    lambda images, labels: (tf.ensure_shape(images, (None, *shape)), labels)
+                )
+            return kept.unbatch().map(lambda image, label: (tf.ensure_shape(image, shape), label))
+        kept = flagged.map(
+            lambda image, label, ok, path: (image[None], label[None], ok[None], path[None])
+        ).map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+        return kept.unbatch()
 
 
 def files_to_split(entries: list[tuple[Path, int]], decoder: FileDecoder) -> Split:

@@ -78,20 +78,30 @@ def create_batches(
     """
     import tensorflow as tf
 
-    def prepare(image: Any, label: Any) -> tuple[Any, Any]:
-        return prepare_images(image, image_size, channels), label
-
     shuffle = shuffle_seed is not None
     in_memory = cache is True or cache == "memory"  # "stream" and False: neither
-    # Folders: decoded knowing the target size (large JPEGs decode at reduced scale).
     folder = split.files is not None
+
+    def resized(files: Any = None, batch: int | None = None) -> Any:
+        """The split's images at image_size (in batches of `batch` if given, for folders):
+        a folder's decoder resizes as it decodes (large JPEGs decode at a reduced scale);
+        other sources are resized here."""
+        dataset = split.dataset
+        if folder:
+            files = split.files if files is None else files
+            dataset = split.decode_files(files, image_size, batch)
+            if dataset.element_spec[0].shape[-1] == channels:
+                return dataset
+        return dataset.map(
+            lambda image, label: (prepare_images(image, image_size, channels), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
     if cache == "disk" and split.num_examples > 0:
         from . import disk_cache
 
-        source = split.decode_files(split.files, image_size) if folder else split.dataset
-        resized = source.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         images, labels = disk_cache.write_images(
-            resized, split.num_examples, (*image_size, channels)
+            resized(), split.num_examples, (*image_size, channels)
         )
         dataset = disk_cache.read_batches(images, labels, batch_size, shuffle_seed)
     elif not in_memory and shuffle and folder:
@@ -99,11 +109,9 @@ def create_batches(
         files = split.files.shuffle(
             max(1, split.num_examples), seed=shuffle_seed, reshuffle_each_iteration=True
         )
-        dataset = split.decode_files(files, image_size)
-        dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+        dataset = resized(files, batch_size)
     else:
-        source = split.decode_files(split.files, image_size) if folder else split.dataset
-        dataset = source.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = resized()
         if in_memory:
             dataset = dataset.cache()
         if shuffle:
