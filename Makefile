@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,export]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -35,7 +35,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix imgcls_cli tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,export,bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

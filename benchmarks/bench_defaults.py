@@ -68,6 +68,13 @@ STUDIES: dict[str, dict[str, dict]] = {
         "simplecnn": {"arch": "simplecnn"},
         "simplecnn-classic": {"arch": "simplecnn", "schedule": "constant", "augment": "none"},
     },
+    # Single-channel images under the default convnet: how far to shift, or rotate instead.
+    "gray-shift": {
+        "default": {},
+        "none": {"augment": "none"},
+        "shift-0.05": {"translate": 0.05},
+        "rotate-10": {"translate": 0.0, "rotate": 10.0},
+    },
     # A moving average of the weights (--ema) and label smoothing, on top of the defaults.
     "ema": {"default": {}, "ema-0.99": {"ema": 0.99}, "smoothing-0.1": {"label_smoothing": 0.1}},
     # The training recipe, on top of the default augmentation.
@@ -89,6 +96,7 @@ DATASETS = {
     "recipe": ["mnist5k", "digits28", "faces", "photos", "arrows"],
     "final": ["mnist5k", "digits28", "faces", "digits8", "arrows", "photos"],
     "ema": ["mnist5k", "digits28", "faces", "arrows"],
+    "gray-shift": ["mnist5k", "digits28", "faces"],
 }
 
 

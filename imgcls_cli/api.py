@@ -237,6 +237,47 @@ def predict(model: str | Path | None, inputs: list[str], **options: Any) -> list
     return [record.to_dict() for record in open_predictions(model, inputs, **options).records]
 
 
+def export(
+    run_dir: str | Path,
+    *,
+    output: str | Path | None = None,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Export a run's model (`imgcls export`): options as ExportConfig (format, quantize,
+    calibration, min_agreement, check, dataset, data, data_dir, batch_size, seed).
+    Returns export.json's content with `folder`, where it was written; when the parity
+    check failed, `parity.passed` is false (`imgcls export` then exits 1)."""
+    from .config import ExportConfig, from_dict
+    from .export.command import run_export
+
+    config = from_dict(ExportConfig, paths_as_text(options), where="export options")
+    result = run_export(
+        Path(run_dir), config, reporter or SilentReporter(), Path(output) if output else None, force
+    )
+    return {"folder": str(result.folder), **result.document}
+
+
+def benchmark(
+    run_dir: str | Path,
+    *,
+    batch_sizes: list[int] | tuple[int, ...] = (1, 32),
+    runs_per_size: int = 20,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Time model.keras and every export of a run (`imgcls benchmark`); returns what
+    `imgcls benchmark --json` prints."""
+    from .export.benchmark import benchmark_run
+
+    sizes = [int(size) for size in batch_sizes]
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--batch-sizes must be positive whole numbers, e.g. 1,32; got {sizes}.")
+    if runs_per_size < 1:
+        raise UsageError(f"--runs must be at least 1; got {runs_per_size}.")
+    return benchmark_run(Path(run_dir), sizes, runs_per_size, reporter or SilentReporter())
+
+
 def augment_preview(
     files: list[str | Path] | None = None,
     *,

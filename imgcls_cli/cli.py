@@ -35,8 +35,11 @@ from .cli_options import (
 from .config import (
     EvalSplit,
     EvaluateConfig,
+    ExportConfig,
+    ExportFormat,
     FinetuneConfig,
     PredictConfig,
+    Quantize,
     Schedule,
     TrainConfig,
 )
@@ -456,6 +459,118 @@ def inspect(
             console.write_line(json.dumps(report, indent=2))
         else:
             console.print_data_report(report)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory to export.", show_default=False)
+    ],
+    format: Annotated[
+        ExportFormat, option("savedmodel (TF Serving), tflite (phones, edge), onnx.")
+    ] = ExportConfig.format,
+    quantize: Annotated[
+        Quantize,
+        option(
+            "TFLite only: fp16 weights, dynamic (int8 weights), or int8 (full integer, "
+            "calibrated on training images)."
+        ),
+    ] = ExportConfig.quantize,
+    calibration: Annotated[
+        int, option("Training images that calibrate --quantize int8 (seeded sample).")
+    ] = ExportConfig.calibration,
+    min_agreement: Annotated[
+        Optional[float],
+        option(
+            "Exit 1 when the export's top-1 answers agree with model.keras on less than "
+            "this fraction of held-out images. Default: 0.99, and 0.97 for int8."
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        option("Check the export against model.keras on held-out data.", "--check/--no-check"),
+    ] = ExportConfig.check,
+    dataset: Annotated[
+        Optional[str],
+        option("Check on this TFDS dataset instead of the run's test split.", panel=DATA),
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        option("Check on this folder (one sub-folder per class) instead.", panel=DATA),
+    ] = None,
+    data_dir: Annotated[
+        Optional[Path], option("TFDS data_dir (default: the run's).", panel=DATA)
+    ] = None,
+    batch_size: Annotated[int, option("Images per batch.")] = ExportConfig.batch_size,
+    output: Annotated[
+        Optional[Path],
+        option("Export folder. Default: RUN_DIR/export/<format>[-<quantize>].", panel=OUTPUT),
+    ] = None,
+    force: Annotated[
+        bool,
+        option("Replace an earlier export in the folder (nothing else).", "--force", panel=OUTPUT),
+    ] = False,
+    json_output: JsonReport = False,
+) -> None:
+    """Export a trained model to SavedModel, TFLite (float, fp16, dynamic, int8) or ONNX, and
+    check that it answers like model.keras; writes the artifact, labels.json, export.json."""
+    import json
+
+    from . import console
+
+    with user_errors():
+        from .api import export as export_run
+        from .export.command import parity_shortfall
+
+        options = given(ctx, "run_dir", "output", "force", "json_output")
+        document = export_run(
+            run_dir, output=output, force=force, reporter=console.RichReporter(), **options
+        )
+        if json_output:
+            console.write_line(json.dumps(document, indent=2))
+        else:
+            console.print_result(console.export_table(document))
+            console.info(
+                f"Wrote {document['artifact']}, labels.json, export.json to {document['folder']}"
+            )
+        shortfall = parity_shortfall(document, Path(document["folder"]))
+        if shortfall:
+            raise ImgclsError(shortfall)
+
+
+@app.command()
+def benchmark(
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory (its exports are found in it).")
+    ],
+    batch_sizes: Annotated[str, option("Batch sizes to time, comma-separated.")] = "1,32",
+    runs: Annotated[int, option("Timed calls per batch size (after 3 warm-up calls).")] = 20,
+    json_output: JsonReport = False,
+) -> None:
+    """Time model.keras and each export of a run on this machine: p50/p95 latency per batch
+    size, images/s, file size, parameters, FLOPs per image and held-out accuracy."""
+    import json
+
+    from . import console
+
+    with user_errors():
+        from .api import benchmark as time_models
+
+        try:
+            sizes = [int(part) for part in batch_sizes.split(",") if part.strip()]
+        except ValueError:
+            raise UsageError(
+                "--batch-sizes takes whole numbers separated by commas, e.g. 1,32; "
+                f"got {batch_sizes!r}."
+            ) from None
+        report = time_models(
+            run_dir, batch_sizes=sizes, runs_per_size=runs, reporter=console.RichReporter()
+        )
+        if json_output:
+            console.write_line(json.dumps(report, indent=2))
+        else:
+            console.print_result(console.benchmark_table(report))
 
 
 def main() -> None:

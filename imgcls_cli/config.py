@@ -665,3 +665,69 @@ class PredictConfig:
 def check_positive(flag: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise UsageError(f"{flag} must be at least 1; got {value}.")
+
+
+class ExportFormat(str, Enum):
+    savedmodel = "savedmodel"
+    tflite = "tflite"
+    onnx = "onnx"
+
+
+class Quantize(str, Enum):
+    none = "none"
+    fp16 = "fp16"  # weights stored as float16 (TFLite)
+    dynamic = "dynamic"  # int8 weights, float activations (TFLite)
+    int8 = "int8"  # weights and activations int8, calibrated on training images (TFLite)
+
+
+# Top-1 agreement with model.keras below which `imgcls export` fails (exit 1): float
+# formats should agree but for ties; full-integer quantization costs a little.
+DEFAULT_MIN_AGREEMENT = {Quantize.int8: 0.97}
+FLOAT_MIN_AGREEMENT = 0.99
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What `imgcls export` writes and how it checks it; recorded in export.json."""
+
+    format: ExportFormat = ExportFormat.savedmodel
+    quantize: Quantize = Quantize.none
+    calibration: int = 200  # training images that calibrate int8 quantization
+    min_agreement: float | None = None  # None: DEFAULT_MIN_AGREEMENT / FLOAT_MIN_AGREEMENT
+    check: bool = True  # the parity check on held-out data
+    dataset: str | None = None  # parity data; None with data None: the run's test split
+    data: str | None = None
+    data_dir: str | None = None
+    batch_size: int = 64
+    seed: int = 0  # which training images calibrate
+
+    def __post_init__(self) -> None:
+        if self.dataset is not None and self.data is not None:
+            raise UsageError("Give at most one of --dataset NAME or --data DIR.")
+        if self.quantize is not Quantize.none and self.format is not ExportFormat.tflite:
+            raise UsageError(
+                f"--quantize {self.quantize.value} applies to --format tflite; "
+                f"{self.format.value} exports keep float32 weights (--quantize none)."
+            )
+        check_positive("--calibration", self.calibration)
+        check_positive("--batch-size", self.batch_size)
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
+            raise UsageError(
+                f"--min-agreement is a fraction in [0, 1] (0.99 for 99%); got {self.min_agreement}."
+            )
+
+    @property
+    def agreement_needed(self) -> float:
+        if self.min_agreement is not None:
+            return self.min_agreement
+        return DEFAULT_MIN_AGREEMENT.get(self.quantize, FLOAT_MIN_AGREEMENT)
+
+    @property
+    def folder_name(self) -> str:
+        """export/<format>[-<quantize>]: one folder per kind of export."""
+        if self.quantize is Quantize.none:
+            return self.format.value
+        return f"{self.format.value}-{self.quantize.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)

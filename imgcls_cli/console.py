@@ -335,3 +335,60 @@ def print_data_report(report: dict[str, Any], shown: int = 10) -> None:
             f"{t['image_size'][0]}x{t['image_size'][1]}, {t['cache']}); "
             f"scan {t['scan_seconds']:.2f} s"
         )
+
+
+def export_table(document: dict[str, Any]) -> Table:
+    """What an export wrote and how well it agrees with model.keras."""
+    table = Table(title=f"Export {document['format']} ({document['quantize']})", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("artifact", escape(document["artifact"]))
+    size, original = document["file_bytes"], document["keras_model_bytes"]
+    table.add_row("size", f"{size / 1e6:.2f} MB ({size / original:.2f}x model.keras)")
+    shape = "x".join("N" if side is None else str(side) for side in document["input"]["shape"])
+    table.add_row("input", f"{document['input']['name']}: {shape} {document['input']['dtype']}")
+    parity = document.get("parity")
+    if parity is None:
+        table.add_row("parity", "not checked (--no-check)")
+        return table
+    verdict = "[green]passed[/]" if parity["passed"] else "[red]FAILED[/]"
+    table.add_row(
+        "top-1 agreement",
+        f"{percent(parity['agreement'])} of {parity['examples']} (needs "
+        f"{percent(parity['min_agreement'])}): {verdict}",
+    )
+    table.add_row("largest probability difference", f"{parity['max_abs_difference']:.2e}")
+    table.add_row(
+        "accuracy",
+        f"{percent(parity['export_accuracy'])} (model.keras {percent(parity['keras_accuracy'])})",
+    )
+    return table
+
+
+def benchmark_table(report: dict[str, Any]) -> Table:
+    hardware = report["hardware"]
+    where = f"{hardware['cpu']}, {hardware['cpu_cores']} cores"
+    if hardware["gpus"]:
+        where += ", " + ", ".join(hardware["gpus"])
+    flops = report["flops_per_image"]
+    caption = f"{report['parameters']:,} parameters"
+    if flops is not None:
+        caption += f", {flops / 1e6:,.1f} MFLOPs per image"
+    table = Table(title=f"Benchmark on {escape(where)}", caption=caption)
+    for name in ("model", "size", "accuracy", "batch", "p50 ms", "p95 ms", "images/s"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for model in report["models"]:
+        accuracy = "?" if model["accuracy"] is None else percent(model["accuracy"])
+        first = [escape(model["name"]), f"{model['file_bytes'] / 1e6:.2f} MB", accuracy]
+        for size in report["batch_sizes"]:
+            timing = model["latency"][str(size)]
+            table.add_row(
+                *first,
+                str(size),
+                f"{timing['p50_ms']:.3g}",
+                f"{timing['p95_ms']:.3g}",
+                f"{timing['images_per_second']:,.0f}",
+            )
+            first = ["", "", ""]
+        table.add_section()
+    return table

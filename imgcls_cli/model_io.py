@@ -32,6 +32,7 @@ class LoadedRun:
     config: dict[str, Any]  # config.json as written by the run ({} when absent)
     image_size: tuple[int, int]
     channels: int
+    exported: Any = None  # export.runtimes.ExportedModel when run_dir is an export folder
     _predict_fns: dict[bool, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -42,8 +43,11 @@ class LoadedRun:
         """Class probabilities for a float32 batch already at the model's input size.
 
         With tta, the average over each image and its horizontal flip. compiled=False runs
-        eagerly: for a single call, tracing a graph would cost more than it saves.
+        eagerly: for a single call, tracing a graph would cost more than it saves. An
+        exported model runs in its own runtime.
         """
+        if self.exported is not None:
+            return self.exported.predict(images, tta)
         if not compiled:
             return np.asarray(predict_probabilities(self.model, images, tta))
         if tta not in self._predict_fns:
@@ -67,7 +71,8 @@ def predict_probabilities(model: Any, images: Any, tta: bool) -> Any:
 def find_run_dir(model: Path | None, runs_root: Path = runs.RUNS_ROOT) -> tuple[Path, bool]:
     """The run directory to use and whether it was picked automatically.
 
-    --model takes a run directory or its model.keras; without it, the run whose model was
+    --model takes a run directory or its model.keras, or an export folder (`imgcls
+    export`) or the artifact in it; without it, the run whose model was
     written last under runs/ (runs still training have no model yet and are passed over).
     """
     if model is not None:
@@ -86,10 +91,13 @@ def run_dir_of(model: Path) -> Path:
             f"--model {model} does not exist; give a run directory (such as "
             f"runs/train-digits-simplecnn) or its {runs.MODEL_FILE}."
         )
-    if (model / runs.MODEL_FILE).is_file():
+    if (model / runs.MODEL_FILE).is_file() or runs.is_export_dir(model):
         return model
     if model.is_file() and model.suffix == ".keras":
         return model.parent
+    for folder in (model.parent, model.parent.parent):  # model.tflite; saved_model/x.pb
+        if runs.is_export_dir(folder):
+            return folder
     if model.is_dir() and any((model / n).exists() for n in (runs.LABELS_FILE, runs.CONFIG_FILE)):
         raise RunDirError(
             f"{model} has no {runs.MODEL_FILE}: give a run directory written by `imgcls train` "
@@ -170,6 +178,8 @@ def input_size(model: Any, config: dict[str, Any], path: Path) -> tuple[tuple[in
 
 def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
     """Class names, config and model of a run, each checked with a clear error."""
+    if runs.is_export_dir(run_dir):
+        return load_export(run_dir)
     class_names = runs.read_labels(run_dir)
     config = runs.read_run_config(run_dir)
     path = model_file(run_dir, model)
@@ -182,6 +192,32 @@ def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
         )
     image_size, channels = input_size(keras_model, config, path)
     return LoadedRun(run_dir, keras_model, class_names, config, image_size, channels)
+
+
+def load_export(folder: Path) -> LoadedRun:
+    """An export folder as a run: its artifact, run by the format's own runtime, with the
+    class names, input size and the source run's config that export.json records."""
+    from .config import ExportFormat
+    from .export.runtimes import open_artifact
+
+    document = runs.read_json(Path(folder) / runs.EXPORT_FILE, "the export's description")
+    class_names = runs.read_labels(folder)
+    try:
+        format = ExportFormat(document["format"])
+        _, height, width, channels = document["input"]["shape"]
+        artifact = Path(folder) / document["artifact"]
+    except (KeyError, ValueError, TypeError):
+        raise RunDirError(
+            f"{Path(folder) / runs.EXPORT_FILE} is not as `imgcls export` writes it; "
+            "export the run again."
+        ) from None
+    if not artifact.exists():
+        raise RunDirError(f"{artifact} is missing; export the run again.")
+    exported = open_artifact(format, artifact)
+    config = document.get("run_config") if isinstance(document.get("run_config"), dict) else {}
+    return LoadedRun(
+        Path(folder), None, class_names, config, (int(height), int(width)), int(channels), exported
+    )
 
 
 def open_run(model: Path | None, reporter: Any) -> LoadedRun:

@@ -33,6 +33,8 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 CHECKPOINTS_DIR = "checkpoints"
+EXPORT_DIR = "export"  # imgcls export's folders: export/<format>[-<quantize>]/
+EXPORT_FILE = "export.json"  # the mark of an export folder
 
 
 # evaluate's report files (written into the run directory by default).
@@ -46,7 +48,7 @@ EVALUATION_FILES = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG)
 # What imgcls writes into a run directory: --force replaces a folder only when it holds
 # nothing else, so a user's own files are never deleted with it.
 RUN_ENTRIES = frozenset(
-    {MODEL_FILE, LABELS_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CHECKPOINTS_DIR}
+    {MODEL_FILE, LABELS_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CHECKPOINTS_DIR, EXPORT_DIR}
     | set(EVALUATION_FILES)
 )
 RUN_COMMANDS = ("train", "finetune")
@@ -144,13 +146,23 @@ def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
 def config_document(run_dir: Path | None) -> dict[str, Any]:
     """run_dir's config.json as a dict, or {} when there is none or it is unreadable
     (for questions about a folder; read_run_config reports such problems instead)."""
-    if run_dir is None:
+    return config_document_named(run_dir, CONFIG_FILE)
+
+
+def config_document_named(folder: Path | None, name: str) -> dict[str, Any]:
+    """folder/name read as a JSON object, or {} when absent, unreadable or not an object."""
+    if folder is None:
         return {}
     try:
-        document = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
+        document = json.loads((Path(folder) / name).read_text())
     except (OSError, ValueError):
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def is_export_dir(path: Path) -> bool:
+    """Whether path is a folder written by `imgcls export`."""
+    return isinstance(config_document_named(path, EXPORT_FILE).get("artifact"), str)
 
 
 def run_command(run_dir: Path) -> str | None:

@@ -325,6 +325,44 @@ def predicted(*paths: str) -> Callable:
     return check
 
 
+def exported(folder: str, dtype: str) -> Callable:
+    """Check an export: exit 0, its files, and parity figures that are counts."""
+
+    def check(ws: Path, outcome: Outcome) -> None:
+        assert outcome.exit_code == 0, outcome.output
+        document = read_json(ws / folder / "export.json")
+        assert (ws / folder / document["artifact"]).exists()
+        assert (ws / folder / "labels.json").read_text() == (
+            ws / "runs/train-shapes-simplecnn/labels.json"
+        ).read_text()
+        assert document["input"]["dtype"] == dtype
+        parity = document["parity"]
+        assert_is_count_fraction(parity["agreement"], parity["examples"])
+        assert_is_count_fraction(parity["export_accuracy"], parity["examples"])
+        assert "top-1 agreement" in outcome.stdout
+
+    return check
+
+
+def check_export_evaluated(ws: Path, outcome: Outcome) -> None:
+    """evaluate on the int8 export: its reports in the export folder, and the accuracy the
+    export's parity check measured on the same test split."""
+    evaluated("runs/train-shapes-simplecnn/export/tflite-int8", mistakes=False, split="test")(
+        ws, outcome
+    )
+    folder = ws / "runs/train-shapes-simplecnn/export/tflite-int8"
+    parity = read_json(folder / "export.json")["parity"]
+    assert read_json(folder / "evaluation.json")["accuracy"] == pytest.approx(
+        parity["export_accuracy"]
+    )
+
+
+def check_benchmark(ws: Path, outcome: Outcome) -> None:
+    assert outcome.exit_code == 0, outcome.output
+    for name in ("keras", "onnx", "tflite-int8", "p50 ms", "images/s"):
+        assert name in outcome.stdout
+
+
 def check_jsonl(ws: Path, outcome: Outcome) -> None:
     assert outcome.exit_code == 0, outcome.output
     records = [json.loads(line) for line in (ws / "predictions.jsonl").read_text().splitlines()]
@@ -516,6 +554,24 @@ COMMANDS: dict[str, How] = {
     ),
     "find . -name '*.jpg' | imgcls predict - --json > predictions.jsonl": How(check_jsonl),
     "imgcls predict one.png": How(predicted("one.png")),
+    "imgcls export runs/train-shapes-simplecnn --format onnx": How(
+        exported("runs/train-shapes-simplecnn/export/onnx", "float32")
+    ),
+    "imgcls export runs/train-shapes-simplecnn --format tflite --quantize int8": How(
+        exported("runs/train-shapes-simplecnn/export/tflite-int8", "uint8"),
+        ("--min-agreement", "0", "--calibration", "20"),
+        "a 1-epoch model's near-tied probabilities fall either side of the 97% gate: the "
+        "figures, not the verdict, are under test; 20 calibration images for speed",
+    ),
+    "imgcls evaluate --model runs/train-shapes-simplecnn/export/tflite-int8": How(
+        check_export_evaluated
+    ),
+    "imgcls predict photo.jpg --model runs/train-shapes-simplecnn/export/onnx/model.onnx": How(
+        predicted("photo.jpg")
+    ),
+    "imgcls benchmark runs/train-shapes-simplecnn": How(
+        check_benchmark, ("--runs", "3"), "3 timed calls per batch size: the table, not the speed"
+    ),
     "imgcls inspect --data ./shapes": How(check_inspect),
     "imgcls inspect --data ./shapes --throughput --json": How(check_inspect_json),
     "imgcls augment-preview --data ./shapes --augment strong --samples 4 --variants 6": How(

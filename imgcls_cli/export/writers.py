@@ -1,0 +1,196 @@
+"""Write a Keras model as a SavedModel, a TFLite flatbuffer or an ONNX graph.
+
+Every artifact takes what model.keras takes: a batch of raw 0-255 pixels (float32,
+NHWC; uint8 for full-integer TFLite) with the preprocessing inside, and returns class
+probabilities. The exports need packages beyond TensorFlow (tf2onnx, onnxruntime,
+ai-edge-litert): `export_extra` names the missing one in one line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import ExportFormat, Quantize
+from ..errors import UsageError
+
+ARTIFACTS = {
+    ExportFormat.savedmodel: "saved_model",
+    ExportFormat.tflite: "model.tflite",
+    ExportFormat.onnx: "model.onnx",
+}
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+SIGNATURE = "serving_default"  # what TF Serving calls by default
+ONNX_OPSET = 17
+
+# What writing (and checking) each format needs that TensorFlow does not bring, as
+# module → pip name; running needs less (RUNTIME_MODULES). TFLite needs nothing more:
+# LiteRT's interpreter (ai-edge-litert, in the extra) is used when installed, else
+# TensorFlow's own.
+EXPORT_MODULES = {
+    ExportFormat.onnx: {"tf2onnx": "tf2onnx", "onnx": "onnx", "onnxruntime": "onnxruntime"},
+}
+RUNTIME_MODULES = {ExportFormat.onnx: {"onnxruntime": "onnxruntime"}}
+
+
+def export_extra(format: ExportFormat, needs: dict = EXPORT_MODULES) -> None:
+    """One line naming what to install when a format's packages are missing."""
+    missing = [
+        package
+        for module, package in needs.get(format, {}).items()
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise UsageError(
+            f"{format.value} export needs {', '.join(missing)}: pip install 'imgcls[export]' "
+            "(`make install` installs it)."
+        )
+
+
+def input_signature(image_size: tuple[int, int], channels: int) -> Any:
+    import tensorflow as tf
+
+    return tf.TensorSpec((None, *image_size, channels), tf.float32, name=INPUT_NAME)
+
+
+def write_savedmodel(model: Any, path: Path, image_size: tuple[int, int], channels: int) -> None:
+    """A SavedModel whose `serving_default` signature maps `images` to `probabilities`."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        SIGNATURE,
+        lambda images: {OUTPUT_NAME: model(images, training=False)},
+        input_signature=[input_signature(image_size, channels)],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def write_tflite(
+    model: Any,
+    path: Path,
+    image_size: tuple[int, int],
+    channels: int,
+    quantize: Quantize,
+    calibration: Callable[[], Iterator[np.ndarray]] | None = None,
+) -> None:
+    """Through a SavedModel (the converter's most reliable door for Keras 3 models).
+    int8 is full-integer with uint8 input (raw pixels: scale near 1) and uint8 output,
+    calibrated on `calibration`'s images (single-image float32 batches)."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="imgcls-export-") as scratch:
+        saved = Path(scratch) / "saved_model"
+        write_savedmodel(model, saved, image_size, channels)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        if quantize is Quantize.fp16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize is Quantize.dynamic:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantize is Quantize.int8:
+            if calibration is None:
+                raise ValueError("int8 quantization needs calibration images")
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([image] for image in calibration())
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.uint8
+            converter.inference_output_type = tf.uint8
+        try:
+            flatbuffer = converter.convert()
+        except Exception as error:  # the converter raises ConverterError and others
+            raise UsageError(conversion_failure("TFLite", error)) from None
+    path.write_bytes(flatbuffer)
+
+
+def write_onnx(model: Any, path: Path, image_size: tuple[int, int], channels: int) -> None:
+    """Through tf2onnx, from the model's traced graph with its variables and captured
+    constants frozen (tf2onnx's own from_function, which Keras 3's ONNX export uses too,
+    leaves a captured constant as a second input: ResNet50's preprocessing has one). The
+    graph's input is `images` and its output `probabilities`."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    function = tf.function(lambda images: model(images, training=False))
+    frozen = convert_variables_to_constants_v2(
+        function.get_concrete_function(input_signature(image_size, channels))
+    )
+    inputs = [tensor.name for tensor in frozen.inputs if tensor.dtype != tf.resource]
+    outputs = [tensor.name for tensor in frozen.outputs]
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(),
+            input_names=inputs,
+            output_names=outputs,
+            opset=ONNX_OPSET,
+        )
+    except Exception as error:  # tf2onnx raises many types for ops it cannot take
+        raise UsageError(conversion_failure("ONNX", error)) from None
+    rename(proto, proto.graph.input, INPUT_NAME)
+    rename(proto, proto.graph.output, OUTPUT_NAME)
+    onnx.save(proto, str(path))
+
+
+def rename(proto: Any, ends: Any, name: str) -> None:
+    """Name the graph's only input or output `name` (tf2onnx keeps TensorFlow's tensor
+    names, such as 'images:0' and 'Identity:0'), in every node that uses it."""
+    old = ends[0].name
+    for node in proto.graph.node:
+        node.input[:] = [name if value == old else value for value in node.input]
+        node.output[:] = [name if value == old else value for value in node.output]
+    ends[0].name = name
+
+
+def conversion_failure(format_name: str, error: Exception) -> str:
+    """One line naming the ops a converter could not take, not its dump."""
+    text = " ".join(str(error).split())
+    # TFLite: "Flex ops: FlexMatrixInverse ... tf.MatrixInverse(...)"; tf2onnx:
+    # "Unsupported ops: Counter({'MatrixInverse': 1})".
+    found = re.findall(r"\btf\.([A-Z]\w+)|\bFlex([A-Z]\w+)|'([A-Z]\w+)': \d+", text)
+    ops = sorted({name for names in found for name in names if name})
+    if ops:
+        return (
+            f"The model has ops that {format_name} cannot take: {', '.join(ops[:8])}; "
+            "export another format (savedmodel takes every op)."
+        )
+    first = text.split(". ")[0][:300]
+    return f"{format_name} conversion failed: {first}"
+
+
+def write_artifact(
+    format: ExportFormat,
+    model: Any,
+    folder: Path,
+    image_size: tuple[int, int],
+    channels: int,
+    quantize: Quantize = Quantize.none,
+    calibration: Callable[[], Iterator[np.ndarray]] | None = None,
+) -> Path:
+    """The artifact of `format` in folder (see ARTIFACTS); its path."""
+    path = folder / ARTIFACTS[format]
+    if format is ExportFormat.savedmodel:
+        write_savedmodel(model, path, image_size, channels)
+    elif format is ExportFormat.tflite:
+        write_tflite(model, path, image_size, channels, quantize, calibration)
+    else:
+        write_onnx(model, path, image_size, channels)
+    return path
+
+
+def artifact_bytes(path: Path) -> int:
+    """Size on disk of a file, or of everything in a folder (a SavedModel)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

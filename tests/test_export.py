@@ -1,0 +1,226 @@
+"""`imgcls export` and `imgcls benchmark`: every format round-trips through its own runtime
+and answers like model.keras; evaluate and predict take exports; a wrong export fails the
+parity check; folders are refused, replaced only with --force; a missing extra is one line."""
+
+import json
+
+import pytest
+from conftest import make_class_folder
+
+from imgcls_cli import api, runs
+from imgcls_cli.errors import ImgclsError, UsageError
+from imgcls_cli.export import command, writers
+
+FORMATS = [
+    ("savedmodel", "none"),
+    ("onnx", "none"),
+    ("tflite", "none"),
+    ("tflite", "fp16"),
+    ("tflite", "dynamic"),
+    ("tflite", "int8"),
+]
+
+
+@pytest.fixture(scope="module")
+def check_folder(tmp_path_factory):
+    """New images of the shapes run's classes: 90 to check parity on (its own test split
+    holds 6)."""
+    root = tmp_path_factory.mktemp("check")
+    return make_class_folder(
+        root / "shapes", classes=("circle", "square", "tri"), per_class=30, seed=7
+    )
+
+
+@pytest.fixture(scope="module")
+def exports(shapes_run, check_folder, tmp_path_factory):
+    """Every format of the shapes run, exported once for the module's tests."""
+    root = tmp_path_factory.mktemp("exports")
+    found = {}
+    for format, quantize in FORMATS:
+        name = format if quantize == "none" else f"{format}-{quantize}"
+        found[name] = api.export(
+            shapes_run,
+            output=root / name,
+            format=format,
+            quantize=quantize,
+            data=check_folder,
+            calibration=30,
+        )
+    return found
+
+
+@pytest.mark.parametrize("name", ["savedmodel", "onnx", "tflite", "tflite-fp16", "tflite-dynamic"])
+def test_float_exports_agree_with_the_keras_model(exports, name):
+    document = exports[name]
+    parity = document["parity"]
+    assert parity["examples"] == 90 and parity["passed"]
+    assert parity["agreement"] == 1.0
+    assert parity["max_abs_difference"] < (1e-2 if name != "tflite-dynamic" else 5e-2)
+    assert parity["export_accuracy"] == parity["keras_accuracy"]
+    assert document["input"] == {
+        "name": "images",
+        "shape": [None, 16, 16, 3],
+        "dtype": "float32",
+        "pixels": document["input"]["pixels"],
+    }
+    folder = document["folder"]
+    assert json.loads(open(f"{folder}/export.json").read())["parity"] == parity
+
+
+def test_int8_export_takes_uint8_pixels_and_is_smaller(exports):
+    document, float_tflite = exports["tflite-int8"], exports["tflite"]
+    assert document["input"]["dtype"] == "uint8"
+    assert document["parity"]["agreement"] >= document["parity"]["min_agreement"] == 0.97
+    assert document["file_bytes"] < float_tflite["file_bytes"] / 2
+
+
+@pytest.mark.parametrize("name", ["savedmodel", "onnx", "tflite-int8"])
+def test_evaluate_and_predict_run_the_export_in_its_runtime(exports, check_folder, name, tmp_path):
+    document = exports[name]
+    report = api.evaluate(document["folder"], data=check_folder, output=tmp_path / "report")
+    assert report["examples"] == 90
+    assert report["accuracy"] == pytest.approx(document["parity"]["export_accuracy"])
+    files = sorted(str(p) for p in (check_folder / "tri").iterdir())[:5]
+    artifact = f"{document['folder']}/{document['artifact']}"
+    records = api.predict(artifact, files)  # the artifact itself works as --model too
+    assert [r["label"] for r in records] == [
+        r["label"] for r in api.predict(document["source_run"], files)
+    ]
+
+
+def test_a_wrong_export_fails_the_parity_check_and_keeps_its_files(
+    shapes_run, check_folder, runner, cli_app, monkeypatch, tmp_path
+):
+    import keras
+
+    def scrambled(run):  # the same architecture, the last layer's classes swapped
+        model = keras.models.clone_model(run.model)
+        weights = run.model.get_weights()
+        weights[-2], weights[-1] = weights[-2][:, ::-1], weights[-1][::-1]
+        model.set_weights(weights)
+        return model
+
+    monkeypatch.setattr(command, "model_to_export", scrambled)
+    folder = tmp_path / "wrong"
+    result = runner.invoke(
+        cli_app,
+        [
+            "export",
+            str(shapes_run),
+            "--format",
+            "onnx",
+            "--data",
+            str(check_folder),
+            "--output",
+            str(folder),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "below --min-agreement 99.00%" in result.output and "files are kept" in result.output
+    assert "Traceback" not in result.output
+    parity = json.loads((folder / "export.json").read_text())["parity"]
+    assert parity["passed"] is False and parity["agreement"] < 0.5
+    assert (folder / "model.onnx").stat().st_size > 0
+
+
+def test_export_folders_are_refused_unless_they_are_exports_and_force_is_given(
+    shapes_run, exports, tmp_path
+):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    with pytest.raises(ImgclsError, match="not an imgcls export folder"):
+        api.export(shapes_run, output=theirs, format="tflite", check=False)
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+
+    earlier = exports["tflite"]["folder"]
+    with pytest.raises(ImgclsError, match="already exists; pass --force"):
+        api.export(shapes_run, output=earlier, format="tflite", check=False)
+    replaced = api.export(shapes_run, output=earlier, format="tflite", check=False, force=True)
+    assert replaced["parity"] is None
+    assert json.loads(open(f"{earlier}/export.json").read())["parity"] is None
+    with pytest.raises(ImgclsError, match="is an export already"):
+        api.export(exports["onnx"]["folder"], format="tflite")
+
+
+def test_bad_export_options_are_one_line(runner, cli_app, shapes_run):
+    result = runner.invoke(
+        cli_app, ["export", str(shapes_run), "--format", "onnx", "--quantize", "int8"]
+    )
+    assert result.exit_code == 2
+    assert "--quantize int8 applies to --format tflite" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_missing_export_extra_names_what_to_install(shapes_run, monkeypatch, tmp_path):
+    real = writers.importlib.util.find_spec
+    monkeypatch.setattr(
+        writers.importlib.util, "find_spec", lambda name: None if name == "tf2onnx" else real(name)
+    )
+    with pytest.raises(UsageError, match=r"needs tf2onnx: pip install 'imgcls\[export\]'"):
+        api.export(shapes_run, output=tmp_path / "out", format="onnx")
+    assert not (tmp_path / "out").exists()
+
+
+def test_converter_failures_name_the_ops():
+    error = Exception(
+        "Some ops are not supported by the native TFLite runtime, you can enable TF kernels "
+        "fallback using TF Select. Flex ops: FlexMatrixInverse Details: tf.MatrixInverse(...)"
+    )
+    line = writers.conversion_failure("TFLite", error)
+    assert line.startswith("The model has ops that TFLite cannot take: MatrixInverse")
+    assert "\n" not in line
+
+
+def test_benchmark_times_the_model_and_each_export(shapes_run, exports, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(shapes_run, run)
+    shutil.copytree(exports["onnx"]["folder"], run / runs.EXPORT_DIR / "onnx")
+    report = api.benchmark(run, batch_sizes=[1, 4], runs_per_size=3)
+    assert [m["name"] for m in report["models"]] == ["keras", "onnx"]
+    keras_entry, onnx_entry = report["models"]
+    assert keras_entry["file_bytes"] == (run / runs.MODEL_FILE).stat().st_size
+    assert onnx_entry["accuracy"] == exports["onnx"]["parity"]["export_accuracy"]
+    assert report["flops_per_image"] > report["parameters"] > 0
+    for entry in report["models"]:
+        assert set(entry["latency"]) == {"1", "4"}
+        assert all(t["p95_ms"] >= t["p50_ms"] > 0 for t in entry["latency"].values())
+    assert report["hardware"]["cpu_cores"] >= 1
+
+
+def test_onnx_failures_name_the_ops_too():
+    error = Exception("tf2onnx: Unsupported ops: Counter({'MatrixInverse': 1, 'Svd': 2})")
+    line = writers.conversion_failure("ONNX", error)
+    assert line.startswith("The model has ops that ONNX cannot take: MatrixInverse, Svd;")
+
+
+def test_finetune_runs_export_through_the_nested_backbone(tmp_path):
+    """MobileNetV2 (locally saved weights: no download) through the nested backbone to
+    ONNX, checked on its held-out images. ResNet50 and EfficientNetB0 take 30-60 s each
+    to convert here: benchmarks/bench_export.py exports all three."""
+    backbone = "mobilenetv2"
+    from test_weights import save_backbone_weights
+
+    from imgcls_cli.config import DataConfig, FinetuneConfig
+    from imgcls_cli.finetune import run_finetune
+    from imgcls_cli.reporting import SilentReporter
+
+    weights = tmp_path / f"{backbone}.weights.h5"
+    save_backbone_weights(backbone, weights, 32)
+    data = make_class_folder(tmp_path / "shapes", classes=("a", "b"), per_class=10, size=40)
+    config = FinetuneConfig(
+        data=DataConfig(data=str(data), test_split=0.5, image_size=32),
+        backbone=backbone,
+        weights=str(weights),
+        head_epochs=1,
+        epochs=0,
+        batch_size=8,
+    )
+    run_dir = tmp_path / "run"
+    run_finetune(config, run_dir, SilentReporter())
+    document = api.export(run_dir, format="onnx")
+    assert document["folder"] == str(run_dir / runs.EXPORT_DIR / "onnx")
+    assert document["parity"]["passed"] and document["parity"]["examples"] == 10
+    assert document["parity"]["max_abs_difference"] < 1e-3
