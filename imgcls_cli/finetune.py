@@ -108,7 +108,9 @@ def run_finetune(
     from .training import Evaluator, final_metrics
 
     evaluator = Evaluator(transfer.model, strategy)  # scores the served model
-    metrics = final_metrics(evaluator, {"val": data.val, "test": data.test}, len(history))
+    metrics = final_metrics(
+        evaluator, {"val": data.inputs("val"), "test": data.inputs("test")}, len(history)
+    )
     data.report_unreadable(reporter)
     runs.save_result(work_dir, transfer.model, metrics)
     final_dir = runs.close_run(run_dir, work_dir)
@@ -212,12 +214,12 @@ def train_phase(
         if phase.cached_features:
             iter(data.train)
         else:
-            distributed = trainer.distribute(data.train)
+            distributed = trainer.distribute(data.inputs("train"))
             for _ in rows_done:
                 iter(distributed)
         return label(rows_done)
 
-    train_ds, val_ds = data.train, data.val
+    train_ds, val_ds = data.inputs("train"), data.inputs("val")
     if phase.cached_features:
         train_ds, val_ds = cache_features(transfer.features, data, config, run.reporter)
     elif phase.name == "head":

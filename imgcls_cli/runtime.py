@@ -147,6 +147,8 @@ def create_strategy(name: str = "auto") -> Any:
     """The tf.distribute strategy for --strategy. `auto`: MirroredStrategy over all GPUs
     when there are several, the one GPU when there is one, the CPU otherwise."""
     tf = import_tensorflow()
+    if name == "multi-worker":  # first: Slurm's resolver assigns GPUs before TF sees them
+        return multi_worker_strategy()
     if os.environ.get(CPU_REPLICAS_ENV):
         split_cpu(int(os.environ[CPU_REPLICAS_ENV]))
     gpus = tf.config.list_physical_devices("GPU")
@@ -166,13 +168,6 @@ def create_strategy(name: str = "auto") -> Any:
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(cpus)
-    if name == "multi-worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise UsageError(
-                "--strategy multi-worker needs the TF_CONFIG environment variable on every "
-                "worker (cluster addresses and this worker's task); see the README."
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -184,10 +179,65 @@ def create_strategy(name: str = "auto") -> Any:
     raise UsageError(f"Unknown strategy '{name}'.")
 
 
+SLURM_PORT_ENV = "IMGCLS_SLURM_PORT"  # first port of a node's tasks (default 8888)
+
+
+def in_slurm_step() -> bool:
+    """Started by srun in a step of several tasks (Slurm sets these per task)."""
+    return "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_STEP_NUM_TASKS", 1)) > 1
+
+
+def multi_worker_strategy() -> Any:
+    """MultiWorkerMirroredStrategy from TF_CONFIG when it is set (Kubernetes, a script),
+    else from Slurm's variables under srun (SlurmClusterResolver)."""
+    tf = import_tensorflow()
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if in_slurm_step():
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_resolver())
+    raise UsageError(
+        "--strategy multi-worker needs the TF_CONFIG environment variable on every worker "
+        "(cluster addresses and this worker's task), or a Slurm step (srun) with several "
+        "tasks; see the README."
+    )
+
+
+def slurm_resolver() -> Any:
+    """TensorFlow's SlurmClusterResolver: one worker per task, on ports from
+    IMGCLS_SLURM_PORT (8888) up on each node. With GPUs, each task gets its share of its
+    node's (CUDA_VISIBLE_DEVICES). On CPU-only nodes the resolver would find no GPU to
+    share and no task to place, so it is told one 'slot' per task, and sets no GPUs."""
+    import shutil
+
+    tf = import_tensorflow()
+    resolver_class = tf.distribute.cluster_resolver.SlurmClusterResolver
+    port = int(os.environ.get(SLURM_PORT_ENV, 8888))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    has_gpus = bool(visible) if visible is not None else shutil.which("nvidia-smi") is not None
+    if has_gpus:
+        resolver = resolver_class(port_base=port)
+    else:
+        per_node = max(
+            int(n.split("(")[0]) for n in os.environ["SLURM_STEP_TASKS_PER_NODE"].split(",")
+        )
+        resolver = resolver_class(
+            port_base=port, gpus_per_node=per_node, gpus_per_task=1, auto_set_gpu=False
+        )
+    resolver.cluster_spec()  # places the tasks (and their GPUs) now, before TF starts
+    return resolver
+
+
+def is_multi_worker(strategy: Any) -> bool:
+    return isinstance(strategy, import_tensorflow().distribute.MultiWorkerMirroredStrategy)
+
+
 def is_chief_task() -> bool:
-    """is_chief, decided from TF_CONFIG before any strategy exists (and without TF)."""
+    """is_chief, decided from TF_CONFIG (or Slurm's task rank) before any strategy
+    exists (and without TF)."""
     import json
 
+    if not os.environ.get("TF_CONFIG") and in_slurm_step():
+        return os.environ["SLURM_PROCID"] == "0"
     try:
         cluster_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
         task = cluster_config.get("task", {})

@@ -89,8 +89,8 @@ def run_train(
     with cluster_errors():
         history = fit(
             trainer,
-            data.train,
-            data.val,
+            data.inputs("train"),
+            data.inputs("val"),
             epochs=config.epochs,
             steps_per_epoch=data.steps_per_epoch,
             patience=config.patience,
@@ -99,7 +99,9 @@ def run_train(
             checkpoints=checkpoints,
             history=history,
         )
-    metrics = final_metrics(trainer, {"val": data.val, "test": data.test}, len(history))
+    metrics = final_metrics(
+        trainer, {"val": data.inputs("val"), "test": data.inputs("test")}, len(history)
+    )
     data.report_unreadable(reporter)
     runs.save_result(work_dir, model, metrics)
     final_dir = runs.close_run(run_dir, work_dir)

@@ -69,6 +69,18 @@ def create_optimizer(
     return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling else optimizer
 
 
+def if_any_examples(images: Any, compute: Callable, empty: Callable, guard: bool) -> Any:
+    """compute() unless this replica's batch is empty, then empty(), when `guard`. On
+    several workers, one that has run out of data takes empty batches until the others
+    finish their epoch, and a model given an empty batch can fail (oneDNN's fused
+    convolution: "input depth must be evenly divisible by filter depth"). Only there:
+    under MirroredStrategy, batch normalization is synchronized across replicas, which
+    tf.cond cannot hold."""
+    if not guard or (images.shape[0] is not None and images.shape[0] > 0):
+        return compute()
+    return tf.cond(tf.shape(images)[0] > 0, compute, empty)
+
+
 class Evaluator:
     """A model under a strategy, with a compiled evaluation step: the loss and accuracy of
     a dataset (what metrics.json records)."""
@@ -81,6 +93,9 @@ class Evaluator:
             label_smoothing=label_smoothing, reduction=None
         )
         self._eval_step = tf.function(self._distributed(self._eval_replica), reduce_retracing=True)
+        from .runtime import is_multi_worker
+
+        self.guard_empty = is_multi_worker(strategy)  # see if_any_examples
 
     def _distributed(self, replica_fn: Callable) -> Callable:
         def step(batch):
@@ -95,12 +110,29 @@ class Evaluator:
         return [tf.reduce_sum(per_example_loss), tf.reduce_sum(tf.cast(hits, tf.float32)), count]
 
     def _eval_replica(self, images, labels):
-        probabilities = self.model(images, training=False)
-        return self._sums(labels, probabilities, self.loss_fn(labels, probabilities))
+        def scores():
+            probabilities = self.model(images, training=False)
+            return self._sums(labels, probabilities, self.loss_fn(labels, probabilities))
+
+        return if_any_examples(images, scores, lambda: [tf.zeros([])] * 3, self.guard_empty)
 
     def distribute(self, dataset: Any) -> Any:
         """Split global batches across replicas (and workers). Done once per dataset: a
-        distributed dataset keeps its reshuffle state between epochs."""
+        distributed dataset keeps its reshuffle state between epochs.
+
+        A ShardedInput under a multi-worker strategy goes through
+        distribute_datasets_from_function instead, so each worker reads and decodes only
+        its part of the data (experimental_distribute_dataset would have every worker
+        read all of it and keep 1/N of the batches). Workers that run out of batches
+        first take empty ones until all are done, so every worker runs the same steps.
+        """
+        from .data.pipeline import ShardedInput
+        from .runtime import is_multi_worker
+
+        if isinstance(dataset, ShardedInput):
+            if is_multi_worker(self.strategy):
+                return self.strategy.distribute_datasets_from_function(dataset.for_worker)
+            dataset = dataset.dataset
         return self.strategy.experimental_distribute_dataset(dataset)
 
     def evaluate(self, dataset: Any, distributed: bool = False) -> dict[str, float]:
@@ -138,20 +170,31 @@ class Trainer(Evaluator):
         )
 
     def _train_replica(self, images, labels):
-        with tf.GradientTape() as tape:
-            probabilities = self.model(images, training=True)
-            per_example_loss = self.loss_fn(labels, probabilities)
-            if self.class_weights is not None:
-                per_example_loss *= tf.reduce_sum(labels * self.class_weights, axis=-1)
-            loss = tf.nn.compute_average_loss(per_example_loss)
-            if self.model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-            # A no-op unless the optimizer is a LossScaleOptimizer (mixed_float16).
-            scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
+
+        def learn():
+            with tf.GradientTape() as tape:
+                probabilities = self.model(images, training=True)
+                per_example_loss = self.loss_fn(labels, probabilities)
+                if self.class_weights is not None:
+                    per_example_loss *= tf.reduce_sum(labels * self.class_weights, axis=-1)
+                loss = tf.nn.compute_average_loss(per_example_loss)
+                if self.model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+                # A no-op unless the optimizer is a LossScaleOptimizer (mixed_float16).
+                scaled_loss = self.optimizer.scale_loss(loss)
+            gradients = tape.gradient(scaled_loss, variables)
+            # A branch of tf.cond cannot return None (a variable the loss does not reach).
+            gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
+            return [*gradients, *self._sums(labels, probabilities, per_example_loss)]
+
+        def nothing():  # still takes part in the gradients' all-reduce, adding zeros
+            return [*(tf.zeros_like(v) for v in variables), *[tf.zeros([])] * 3]
+
+        results = if_any_examples(images, learn, nothing, self.guard_empty)
+        gradients, sums = results[: len(variables)], results[len(variables) :]
         self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._sums(labels, probabilities, per_example_loss)
+        return sums
 
     def train_epoch(
         self,

@@ -1,6 +1,7 @@
 """The shared tf.data pipeline: cache or stream, and shuffling that holds few images."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,64 @@ def test_the_disk_cache_decodes_once_keeps_labels_with_images_and_cleans_up(tmp_
         assert [n % 2 for n in numbers] == [int(label) for label in labels]
     assert len(fetched) == 30  # epochs read the cache file, never the images
     assert len(list(disk_cache.images_dir().glob("imgcls-*.npy"))) == 1  # this run's only
+
+
+def worker_epochs(split, shards, epochs, cache, augmentation=None):
+    """Per worker: the image numbers of each epoch it reads, in per-worker batches."""
+    result = []
+    for index in range(shards):
+        batches = pipeline.create_batches(
+            split, (4, 4), 1, 2, 3, shuffle_seed=5, cache=cache, shard=(shards, index)
+        )
+        result.append(
+            [
+                [int(image[0, 0, 0]) for images, _ in batches for image in images.numpy()]
+                for _ in range(epochs)
+            ]
+        )
+    return result
+
+
+@pytest.mark.parametrize("cache", [False, True, "disk"])
+def test_workers_decode_disjoint_parts_that_cover_every_image_each_epoch(
+    tmp_path, monkeypatch, cache
+):
+    """Sharded before decoding: each of 2 workers decodes half of the files, together all
+    of them, none twice in an epoch; streaming reshuffles which worker gets which."""
+    from imgcls_cli.data import folder
+
+    root = numbered_folder(tmp_path / "numbers", count=25)
+    split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
+        "train"
+    ]
+    decoded = []
+    real_started = folder.FileDecoder.started
+    monkeypatch.setattr(
+        folder.FileDecoder,
+        "started",
+        lambda self, paths: decoded.extend(p.decode() for p in paths) or real_started(self, paths),
+    )
+    (first_0, second_0), (first_1, second_1) = worker_epochs(split, 2, 2, cache)
+    for one, other in ((first_0, first_1), (second_0, second_1)):
+        assert sorted(one + other) == list(range(1, 26))
+        assert {len(one), len(other)} == {12, 13}
+    if cache is False:  # the epoch's shuffle comes before the split into parts
+        assert set(first_0) != set(second_0)
+        assert len(decoded) == 2 * 25  # two epochs, each file decoded once
+    else:  # each worker decodes its part once, into its own cache
+        assert sorted(int(Path(p).stem) for p in decoded) == list(range(1, 26))
+    assert worker_epochs(split, 2, 2, cache) == [[first_0, second_0], [first_1, second_1]]
+
+
+def test_array_sources_shard_too():
+    from imgcls_cli.data.sources import load_digits
+
+    split = load_digits(DataConfig(dataset="digits"), 0).splits["test"]
+    counts = [
+        sum(
+            int(images.shape[0])
+            for images, _ in pipeline.create_batches(split, (8, 8), 1, 10, 64, shard=(3, index))
+        )
+        for index in range(3)
+    ]
+    assert counts == [150, 150, 150]

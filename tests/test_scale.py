@@ -183,3 +183,140 @@ def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     assert [int(row["epoch"]) for row in history(run_dir)] == [1, 2]
     fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
     assert len(fingerprints) == 1
+
+
+COUNTING_WORKER = """
+import json, sys
+out = sys.argv.pop(1)
+from imgcls_cli.data import folder
+seen = []
+real = folder.FileDecoder.started
+folder.FileDecoder.started = lambda self, paths: seen.extend(p.decode() for p in paths) or real(self, paths)
+try:
+    from imgcls_cli.cli import main
+    main()
+finally:
+    with open(out, "w") as handle:
+        json.dump(seen, handle)
+"""
+
+
+@pytest.mark.slow  # starts imgcls
+def test_two_workers_each_decode_half_of_a_folder(tmp_path):
+    """Sharded before decoding: over 2 epochs of 41 files, each worker decodes its half
+    each epoch (counted in the workers: 21 and 20), together every file once per epoch;
+    the worker with fewer files steps on (an empty batch) and both end with the same
+    weights."""
+    import shutil
+
+    from conftest import make_class_folder
+
+    data = make_class_folder(tmp_path / "shapes", per_class=20)
+    shutil.copy(data / "circle" / "circle_0.png", data / "circle" / "circle_extra.png")
+    script = tmp_path / "counting_worker.py"
+    script.write_text(COUNTING_WORKER)
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        args = [
+            "train",
+            "--strategy",
+            "multi-worker",
+            "--data",
+            str(data),
+            "--cache",
+            "none",
+            "--val-split",
+            "0",
+            "--test-split",
+            "0",
+            *SLOW_RUN,
+            "--epochs",
+            "2",
+            "--output",
+            str(tmp_path / "run"),
+        ]
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(tmp_path / f"decoded-{index}.json"), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TF_CONFIG": config},
+            )
+        )
+    outputs = [finish(p) for p in processes]
+    for code, output in outputs:
+        assert code == 0, output
+    decoded = [json.loads((tmp_path / f"decoded-{i}.json").read_text()) for i in range(2)]
+    files = sorted(str(p) for p in data.rglob("*.png"))
+    assert sorted(len(paths) for paths in decoded) == [40, 42]  # 20 and 21 per epoch, not 41
+    both = decoded[0] + decoded[1]
+    assert sorted(set(both)) == files and all(both.count(path) == 2 for path in files)
+    fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
+    assert len(fingerprints) == 1
+
+
+SLURM_TASK = {
+    "SLURM_JOB_ID": "42",
+    "SLURM_STEP_NUM_TASKS": "2",
+    "SLURM_STEP_NODELIST": "node[07-08]",
+    "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
+}
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_slurm_tasks_become_workers_without_tf_config(monkeypatch, rank):
+    """Under srun (Slurm's variables, no TF_CONFIG) each task is a worker on its node at
+    IMGCLS_SLURM_PORT, rank 0 the chief; on CPU-only nodes no GPU is assigned."""
+    from imgcls_cli import runtime
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi: a CPU node
+    for name, value in {**SLURM_TASK, "SLURM_PROCID": str(rank)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(runtime.SLURM_PORT_ENV, "23456")
+    resolver = runtime.slurm_resolver()
+    assert resolver.cluster_spec().as_dict() == {"worker": ["node07:23456", "node08:23456"]}
+    assert (resolver.task_type, resolver.task_id) == ("worker", rank)
+    assert runtime.is_chief_task() is (rank == 0)
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+def test_without_tf_config_or_slurm_multi_worker_says_what_to_set(monkeypatch):
+    from imgcls_cli import runtime
+    from imgcls_cli.errors import UsageError
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a one-task step: nothing to join
+    with pytest.raises(UsageError, match="TF_CONFIG .* or a Slurm step"):
+        runtime.create_strategy("multi-worker")
+
+
+@pytest.mark.slow  # starts imgcls
+def test_two_local_slurm_tasks_train_together(tmp_path):
+    """Two tasks on one node, as `srun --ntasks 2` starts them: they find each other
+    through SlurmClusterResolver and end with the same weights; only rank 0 writes."""
+    port = free_port()
+    processes = []
+    for rank in range(2):
+        env = {
+            **SLURM_TASK,
+            "SLURM_STEP_NODELIST": "localhost",
+            "SLURM_STEP_TASKS_PER_NODE": "2",
+            "SLURM_PROCID": str(rank),
+            "IMGCLS_SLURM_PORT": str(port),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        args = ("train", "--strategy", "multi-worker", *SLOW_RUN, "--epochs", "1")
+        processes.append(imgcls(*args, "--output", str(tmp_path / "run"), env=env))
+    outputs = [finish(p) for p in processes]
+    for code, output in outputs:
+        assert code == 0, output
+    fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
+    assert len(fingerprints) == 1
+    assert "Run saved to" in outputs[0][1] and "Worker done" in outputs[1][1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..config import CacheMode
@@ -56,6 +58,14 @@ def cache_placement(
     return "stream"
 
 
+def shard_size(count: int, shard: tuple[int, int] | None) -> int:
+    """Examples in shard (shards, index) of `count`, as Dataset.shard deals them."""
+    if shard is None:
+        return count
+    shards, index = shard
+    return max(0, (count - index + shards - 1) // shards)
+
+
 def create_batches(
     split: Split,
     image_size: tuple[int, int],
@@ -66,8 +76,13 @@ def create_batches(
     shuffle_seed: int | None = None,
     augmentation: Any = None,
     cache: bool | str = False,
+    shard: tuple[int, int] | None = None,
 ) -> Any:
     """Batches of (float32 0-255 images, one-hot labels); shuffled when a seed is given.
+
+    `shard` (shards, index): only this input pipeline's part of the split, taken before
+    any image is read (a folder's file list, after the epoch's shuffle when streaming;
+    see Split.shard for the other sources), for one worker of a multi-worker run.
 
     `cache`: True or "memory" keeps the resized images in memory, "disk" in a file of
     the user's cache folder, so decoding happens once. Otherwise they are streamed: a
@@ -82,13 +97,16 @@ def create_batches(
     in_memory = cache is True or cache == "memory"  # "stream" and False: neither
     folder = split.files is not None
 
+    def part(files: Any) -> Any:
+        return files if shard is None else files.shard(*shard)
+
     def resized(files: Any = None, batch: int | None = None) -> Any:
-        """The split's images at image_size (in batches of `batch` if given, for folders):
-        a folder's decoder resizes as it decodes (large JPEGs decode at a reduced scale);
-        other sources are resized here."""
-        dataset = split.dataset
+        """The split's images (this shard's) at image_size (in batches of `batch` if
+        given, for folders): a folder's decoder resizes as it decodes (large JPEGs decode
+        at a reduced scale); other sources are resized here."""
+        dataset = split.dataset if shard is None else split.shard(*shard)
         if folder:
-            files = split.files if files is None else files
+            files = part(split.files) if files is None else files
             dataset = split.decode_files(files, image_size, batch)
             if dataset.element_spec[0].shape[-1] == channels:
                 return dataset
@@ -101,15 +119,17 @@ def create_batches(
         from . import disk_cache
 
         images, labels = disk_cache.write_images(
-            resized(), split.num_examples, (*image_size, channels)
+            resized(), shard_size(split.num_examples, shard), (*image_size, channels)
         )
         dataset = disk_cache.read_batches(images, labels, batch_size, shuffle_seed)
     elif not in_memory and shuffle and folder:
         # Shuffling paths costs nothing, and gives a full shuffle without holding images.
+        # Every worker draws the same order (same seed) and takes its own part of it, so
+        # an epoch reads each file once across the cluster.
         files = split.files.shuffle(
             max(1, split.num_examples), seed=shuffle_seed, reshuffle_each_iteration=True
         )
-        dataset = resized(files, batch_size)
+        dataset = resized(part(files), batch_size)
     else:
         dataset = resized()
         if in_memory:
@@ -130,11 +150,38 @@ def create_batches(
         # epoch e depend on the seed and e only, so a resumed run (which replays epochs
         # by creating iterators, see training.fit) augments as an uninterrupted one.
         # Sequential on purpose: the layers' seed generators are shared state.
-        keys = tf.data.Dataset.random(seed=augmentation.seed, rerandomize_each_iteration=True)
+        # Each worker (shard) draws its own keys, or they would change their images alike.
+        seed = augmentation.seed + (0 if shard is None else shard[1])
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, keys).map(
             lambda batch, key: augmentation(*batch, key=key)
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass
+class ShardedInput:
+    """A split's batches for training, two ways: `dataset`, global batches from one input
+    pipeline; `for_worker(input_context)`, the part of the split one worker reads, in
+    per-replica batches (tf.distribute's distribute_datasets_from_function): on several
+    workers, each reads and decodes only its own part."""
+
+    dataset: Any
+    for_worker: Callable[[Any], Any]
+
+
+def sharded_batches(split: Split, batch_size: int, **options: Any) -> ShardedInput:
+    """create_batches(split, …, batch_size, **options) as a ShardedInput."""
+
+    def for_worker(context: Any) -> Any:
+        return create_batches(
+            split,
+            batch_size=context.get_per_replica_batch_size(batch_size),
+            shard=(context.num_input_pipelines, context.input_pipeline_id),
+            **options,
+        )
+
+    return ShardedInput(create_batches(split, batch_size=batch_size, **options), for_worker)
 
 
 def shuffle_buffer_size(

@@ -9,7 +9,7 @@ from typing import Any
 from ..config import AugmentConfig, AugmentPreset, CacheMode, DataConfig, to_jsonable
 from ..errors import DataError
 from .flip_check import mirror_accuracy_drop
-from .pipeline import cache_placement, create_batches, resolve_image_size
+from .pipeline import ShardedInput, cache_placement, resolve_image_size, sharded_batches
 from .sources import load_source
 
 
@@ -28,7 +28,14 @@ class PreparedData:
     augment: AugmentConfig  # resolved; applied to the training split only
     augment_reason: str  # why: the preset given, or what --augment auto saw
     cache: str  # where train and val images live between epochs: memory, disk or stream
+    # Each split's batches also as a ShardedInput, which multi-worker training reads so
+    # that every worker decodes only its part (see Trainer.distribute).
+    sharded: dict[str, ShardedInput | None] = dataclasses.field(default_factory=dict)
     unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
+
+    def inputs(self, name: str) -> ShardedInput | None:
+        """What training reads of split `name` (None when there is no such split)."""
+        return self.sharded.get(name)
 
     def report_unreadable(self, reporter: Any) -> None:
         """Warn about images that could not be decoded since the last call (damaged
@@ -140,27 +147,30 @@ def prepare_data(
     elif cache == "stream" and config.cache is CacheMode.disk:
         reporter.warning("No room on the disk for --cache disk: streaming images instead.")
 
-    def batches(name: str, training: bool) -> Any:
+    def batches(name: str, training: bool) -> ShardedInput | None:
         if name not in splits:
             return None
-        return create_batches(
+        return sharded_batches(
             splits[name],
-            image_size,
-            channels,
-            source.num_classes,
             batch_size,
+            image_size=image_size,
+            channels=channels,
+            num_classes=source.num_classes,
             shuffle_seed=seed if training else None,
             augmentation=augmentation if training else None,
             cache=cache if name != "test" else False,
         )
 
+    inputs = {"train": batches("train", True), "val": batches("val", False)}
+    inputs["test"] = batches("test", False)
     return PreparedData(
         source=source,
         image_size=image_size,
         channels=channels,
-        train=batches("train", True),
-        val=batches("val", False),
-        test=batches("test", False),
+        train=inputs["train"].dataset,
+        val=inputs["val"] and inputs["val"].dataset,
+        test=inputs["test"] and inputs["test"].dataset,
+        sharded=inputs,
         split_sizes={name: split.num_examples for name, split in splits.items()},
         steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
         augment=augment,

@@ -33,6 +33,15 @@ class Split:
     # mid-training must not end the run.
     files: Any = None
     decode_files: Callable[..., Any] | None = None  # (files, target size or None) → dataset
+    # (shards, index) → that part of `dataset`, read without reading the rest where the
+    # source can (TFDS shards its record files); None: Dataset.shard.
+    read_shard: Callable[[int, int], Any] | None = None
+
+    def shard(self, shards: int, index: int) -> Any:
+        """Part `index` of `shards` of the dataset (folders shard `files` instead)."""
+        if self.read_shard is not None:
+            return self.read_shard(shards, index)
+        return self.dataset.shard(shards, index)
 
 
 class StreamFailures:

@@ -161,31 +161,52 @@ def load_tfds(config: DataConfig, seed: int, reporter: Reporter) -> Source:
     has_test = "test" in available
     val_name = next((s for s in ("validation", "val") if s in available), None)
 
-    def read(split: str) -> Any:
-        dataset = builder.as_dataset(split=split, shuffle_files=False)
+    def read(split: str, shard: tuple[int, int] | None = None) -> Any:
+        """The split's (image, label) examples; with shard (shards, index), only that
+        part: each worker reads its own record files when there are enough of them
+        (TFDS's input_context), else every record and keeps its 1/shards."""
+        import tensorflow as tf
+
+        read_config = None
+        files = getattr(available.get(split), "num_shards", 0) or 0
+        if shard is not None and files >= shard[0]:
+            context = tf.distribute.InputContext(
+                num_input_pipelines=shard[0], input_pipeline_id=shard[1]
+            )
+            read_config = import_tfds().ReadConfig(input_context=context)
+        dataset = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
+        if shard is not None and read_config is None:
+            dataset = dataset.shard(*shard)
         return dataset.map(lambda ex: (ex[image_key], ex[label_key]))
 
-    def sized(dataset: Any, split: str, fraction: float = 1.0) -> Split:
+    def sized(dataset: Any, split: str, fraction: float = 1.0, read_shard: Any = None) -> Split:
         split_info = available.get(split)
         if split_info is None:  # mocked builder: count by reading
-            return Split(dataset, int(dataset.reduce(0, lambda n, _: n + 1)))
+            count = int(dataset.reduce(0, lambda n, _: n + 1))
+            return Split(dataset, count, read_shard=read_shard)
         # Carved parts are drawn by hash, so their size is the expected one, not exact.
-        return Split(dataset, int(round(split_info.num_examples * fraction)))
+        return Split(dataset, int(round(split_info.num_examples * fraction)), read_shard=read_shard)
 
     test_fraction = 0.0 if has_test else config.test_split
     val_fraction = 0.0 if val_name else config.val_split
     train_stream = read("train")
 
     def carve(part: str, fraction: float) -> Split:
+        # Carving by each example's hash keeps a part the same whichever worker reads it.
+        def read_shard(shards: int, index: int) -> Any:
+            stream = read("train", (shards, index))
+            return stream_carve(stream, part, seed, test_fraction, val_fraction)
+
         dataset = stream_carve(train_stream, part, seed, test_fraction, val_fraction)
-        return sized(dataset, "train", fraction)
+        return sized(dataset, "train", fraction, read_shard)
+
+    def whole(split: str) -> Split:
+        return sized(read(split), split, read_shard=lambda n, i: read(split, (n, i)))
 
     splits = {
         "train": carve("train", (1 - test_fraction) * (1 - val_fraction)),
-        "val": sized(read(val_name), val_name)
-        if val_name
-        else carve("val", (1 - test_fraction) * val_fraction),
-        "test": sized(read("test"), "test") if has_test else carve("test", test_fraction),
+        "val": whole(val_name) if val_name else carve("val", (1 - test_fraction) * val_fraction),
+        "test": whole("test") if has_test else carve("test", test_fraction),
     }
     shape = info.features[image_key].shape
     native = (shape[0], shape[1]) if shape[0] and shape[1] else None
