@@ -74,6 +74,8 @@ STUDIES: dict[str, dict[str, dict]] = {
         "none": {"augment": "none"},
         "shift-0.05": {"translate": 0.05},
         "rotate-10": {"translate": 0.0, "rotate": 10.0},
+        "shift-0.1-rotate-10": {"rotate": 10.0},
+        "shift-0.05-rotate-10": {"translate": 0.05, "rotate": 10.0},
     },
     # A moving average of the weights (--ema) and label smoothing, on top of the defaults.
     "ema": {"default": {}, "ema-0.99": {"ema": 0.99}, "smoothing-0.1": {"label_smoothing": 0.1}},

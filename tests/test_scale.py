@@ -191,7 +191,10 @@ out = sys.argv.pop(1)
 from imgcls_cli.data import folder
 seen = []
 real = folder.FileDecoder.started
-folder.FileDecoder.started = lambda self, paths: seen.extend(p.decode() for p in paths) or real(self, paths)
+def started(self, paths):
+    seen.extend(p.decode() for p in paths)
+    return real(self, paths)
+folder.FileDecoder.started = started
 try:
     from imgcls_cli.cli import main
     main()
