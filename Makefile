@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,export]"
 	touch $(STAMP)
 
+# Two test processes (pytest-xdist), each test file whole in one of them: the suite is
+# mostly single-threaded Python and graph building, so this machine's two cores halve it.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The unit tests only (seconds): tests that need TensorFlow or start imgcls are skipped.
 test-fast: $(STAMP)

@@ -172,7 +172,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "augment",
         Optional[AugmentPreset],
         None,
-        "Preset. auto (default) chooses from the data: shifts without flips for "
+        "Preset. auto (default) chooses from the data: rotations up to 10° for "
         "single-channel, small (≤ 32 px) and character images; standard (flips, small "
         "rotations, zoom, shifts, contrast) for colour photos, without flips when a "
         "mirror turns classes into others. strong adds colour jitter and random erasing.",

@@ -107,13 +107,14 @@ def test_configs_saved_before_augmentation_existed_still_load():
     assert TrainConfig.from_dict(values).augment == AugmentConfig()
 
 
-def test_auto_gives_single_channel_and_small_images_shifts_without_flips():
+def test_auto_gives_single_channel_and_small_images_rotations_without_flips():
     from imgcls_cli.auto_augment import SMALL_PRESET
 
     for channels, size in [(1, (64, 64)), (3, (32, 32))]:
         resolved, reason = AugmentConfig().resolve_with_reason(None, channels, size)
         assert resolved.preset == SMALL_PRESET and resolved.flip == Flip.none
         assert resolved.fill == FillMode.constant
+        assert (resolved.rotate, resolved.translate, resolved.zoom) == (10.0, 0.0, 0.0)
         assert reason.startswith("auto: ") and "no flips" in reason
     assert "single-channel" in AugmentConfig().resolve_with_reason(None, 1, (64, 64))[1]
     assert "small images (32x32)" in AugmentConfig().resolve_with_reason(None, 3, (32, 32))[1]

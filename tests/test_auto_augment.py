@@ -53,7 +53,7 @@ def test_auto_drops_flips_for_classes_a_mirror_swaps(tmp_path):
 def test_auto_on_small_and_tiny_colour_folders(tmp_path):
     small = make_class_folder(tmp_path / "small", per_class=8, size=24)
     run = api.train(data=small, epochs=1, output=tmp_path / "r1")
-    assert auto_choice(run) == "auto: small images (24x24): shifts, no flips, black fill"
+    assert auto_choice(run) == "auto: small images (24x24): rotations up to 10°, no flips"
     tiny = make_class_folder(tmp_path / "tiny", per_class=8, size=16)
     run = api.train(data=tiny, epochs=1, output=tmp_path / "r2")
     assert auto_choice(run) == "auto: tiny images (16x16): no augmentation"

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -104,3 +105,84 @@ def test_multi_worker_example(tmp_path):
     )
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["multi-worker-digits"]
+
+
+def parse_train_command(arguments: list[str]):
+    """The options `imgcls train` would run with (parsing only: a typo would raise)."""
+    from typer.main import get_command
+
+    from imgcls_cli.cli import app
+
+    assert arguments[0] == "train", arguments
+    return get_command(app).commands["train"].make_context("train", arguments[1:]).params
+
+
+def test_slurm_script_runs_imgcls_under_srun_as_multi_worker():
+    script = EXAMPLES / "slurm" / "train.sbatch"
+    subprocess.run(["bash", "-n", str(script)], check=True)  # valid bash
+    text = script.read_text()
+    directives = dict(
+        line[len("#SBATCH --") :].split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("#SBATCH --")
+    )
+    assert int(directives["nodes"]) >= 2 and directives["ntasks-per-node"] == "1"
+    srun = " ".join(text.split("srun ", 1)[1].replace("\\\n", " ").split("\n", 1)[0].split())
+    words = shlex.split(srun)
+    assert words[0] == "$IMGCLS"
+    params = parse_train_command(words[1:])
+    assert params["strategy"].value == "multi-worker"
+    assert str(params["output"]) == "$RUN_DIR"
+
+
+def test_kubernetes_job_gives_each_pod_its_tf_config(tmp_path):
+    """The manifests hold together (names, counts, volume), and the pod's script, run
+    with a stand-in imgcls, builds a TF_CONFIG that names every pod and its own index."""
+    import yaml
+
+    documents = {
+        d["kind"]: d
+        for d in yaml.safe_load_all((EXAMPLES / "kubernetes" / "train-job.yaml").read_text())
+    }
+    service, job, claim = documents["Service"], documents["Job"], documents["PersistentVolumeClaim"]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"]["job-name"] == job["metadata"]["name"]
+    assert pod["subdomain"] == service["metadata"]["name"]
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == int(env["WORKERS"])
+    assert pod["restartPolicy"] == "OnFailure"
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+
+    stand_in = tmp_path / "bin" / "imgcls"
+    stand_in.parent.mkdir()
+    stand_in.write_text('#!/bin/sh\nprintf "%s\\n" "$TF_CONFIG"\nprintf "%s\\n" "$@"\n')
+    stand_in.chmod(0o755)
+    outcome = subprocess.run(
+        [*container["command"], container["args"][0]],
+        env={
+            **os.environ,
+            **env,
+            "JOB_COMPLETION_INDEX": "1",
+            "PATH": f"{stand_in.parent}:{os.environ['PATH']}",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = outcome.stdout.splitlines()
+    config = json.loads(lines[0])
+    name, port = job["metadata"]["name"], env["PORT"]
+    assert config == {
+        "cluster": {
+            "worker": [f"{name}-{i}.{service['metadata']['name']}:{port}" for i in range(2)]
+        },
+        "task": {"type": "worker", "index": 1},
+    }
+    params = parse_train_command(lines[1:])
+    assert params["strategy"].value == "multi-worker"
+    mount = container["volumeMounts"][0]["mountPath"]
+    assert str(params["output"]).startswith(mount + "/")

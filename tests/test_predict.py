@@ -5,6 +5,7 @@ import functools
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -305,8 +306,8 @@ def test_undecodable_file_names_are_written_as_valid_utf8(
             assert json.loads(text)["path"] == shown
         elif output == "--csv":
             assert next(csv.DictReader(io.StringIO(text)))["path"] == shown
-        else:
-            assert "\\xff.png" in text
+        else:  # the table folds a long path over lines: read the cells' text whole
+            assert "\\xff.png" in re.sub(r"[\s│]", "", text)
 
 
 @pytest.mark.parametrize("output", ["--json", "--csv"])

@@ -435,7 +435,7 @@ def masked(line: str) -> str:
 
 def check_make_test(ws: Path, outcome: None) -> None:
     """`make test` is what CI runs; it runs pytest over tests/, which holds this file."""
-    assert makefile_recipe("test") == "$(BIN)/python -m pytest -q"
+    assert makefile_recipe("test") == "$(BIN)/python -m pytest -q -n 2 --dist loadfile"
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'testpaths = ["tests"]' in pyproject and Path(__file__).parent.name == "tests"
     assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -185,6 +185,14 @@ def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     assert len(fingerprints) == 1
 
 
+SLURM_TASK = {
+    "SLURM_JOB_ID": "42",
+    "SLURM_STEP_NUM_TASKS": "2",
+    "SLURM_STEP_NODELIST": "node[07-08]",
+    "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
+}
+
+
 COUNTING_WORKER = """
 import json, sys
 out = sys.argv.pop(1)
@@ -209,7 +217,8 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
     """Sharded before decoding: over 2 epochs of 41 files, each worker decodes its half
     each epoch (counted in the workers: 21 and 20), together every file once per epoch;
     the worker with fewer files steps on (an empty batch) and both end with the same
-    weights."""
+    weights. The workers are two local Slurm tasks (the resolver path); only rank 0
+    writes the run."""
     import shutil
 
     from conftest import make_class_folder
@@ -218,11 +227,19 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
     shutil.copy(data / "circle" / "circle_0.png", data / "circle" / "circle_extra.png")
     script = tmp_path / "counting_worker.py"
     script.write_text(COUNTING_WORKER)
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    port = free_port()  # and the next one: Slurm's tasks on a node take consecutive ports
     processes = []
     for index in range(2):
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        # Two tasks of a Slurm step on this node, as `srun --ntasks 2` starts them: no
+        # TF_CONFIG, the cluster comes from SlurmClusterResolver.
+        slurm = {
+            **SLURM_TASK,
+            "SLURM_STEP_NODELIST": "localhost",
+            "SLURM_STEP_TASKS_PER_NODE": "2",
+            "SLURM_PROCID": str(index),
+            "IMGCLS_SLURM_PORT": str(port),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
         args = [
             "train",
             "--strategy",
@@ -247,7 +264,7 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env={**os.environ, "TF_CONFIG": config},
+                env={**{k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, **slurm},
             )
         )
     outputs = [finish(p) for p in processes]
@@ -260,14 +277,7 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
     assert sorted(set(both)) == files and all(both.count(path) == 2 for path in files)
     fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
     assert len(fingerprints) == 1
-
-
-SLURM_TASK = {
-    "SLURM_JOB_ID": "42",
-    "SLURM_STEP_NUM_TASKS": "2",
-    "SLURM_STEP_NODELIST": "node[07-08]",
-    "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
-}
+    assert "Run saved to" in outputs[0][1] and "Worker done" in outputs[1][1]
 
 
 @pytest.mark.parametrize("rank", [0, 1])
@@ -298,28 +308,3 @@ def test_without_tf_config_or_slurm_multi_worker_says_what_to_set(monkeypatch):
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a one-task step: nothing to join
     with pytest.raises(UsageError, match="TF_CONFIG .* or a Slurm step"):
         runtime.create_strategy("multi-worker")
-
-
-@pytest.mark.slow  # starts imgcls
-def test_two_local_slurm_tasks_train_together(tmp_path):
-    """Two tasks on one node, as `srun --ntasks 2` starts them: they find each other
-    through SlurmClusterResolver and end with the same weights; only rank 0 writes."""
-    port = free_port()
-    processes = []
-    for rank in range(2):
-        env = {
-            **SLURM_TASK,
-            "SLURM_STEP_NODELIST": "localhost",
-            "SLURM_STEP_TASKS_PER_NODE": "2",
-            "SLURM_PROCID": str(rank),
-            "IMGCLS_SLURM_PORT": str(port),
-            "CUDA_VISIBLE_DEVICES": "",
-        }
-        args = ("train", "--strategy", "multi-worker", *SLOW_RUN, "--epochs", "1")
-        processes.append(imgcls(*args, "--output", str(tmp_path / "run"), env=env))
-    outputs = [finish(p) for p in processes]
-    for code, output in outputs:
-        assert code == 0, output
-    fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
-    assert len(fingerprints) == 1
-    assert "Run saved to" in outputs[0][1] and "Worker done" in outputs[1][1]
