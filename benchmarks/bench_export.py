@@ -71,6 +71,13 @@ def main() -> None:
     parser.add_argument("--backbone-epochs", type=int, default=1, help="ResNet50, EfficientNetB0")
     parser.add_argument("--runs", type=int, default=20, help="timed calls per batch size")
     parser.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=2e-3,
+        help="MobileNetV2 from random weights needs a from-scratch rate, not lr/10",
+    )
+    parser.add_argument("--only", nargs="+", help="run names to run (default: all)")
+    parser.add_argument(
         "--data-cache", default=os.environ.get("BENCH_DATA", "/tmp/imgcls-bench-data")
     )
     args = parser.parse_args()
@@ -94,6 +101,7 @@ def main() -> None:
                 head_epochs=0,
                 epochs=args.epochs,
                 unfreeze="all",
+                finetune_lr=args.finetune_lr,
             ),
         }
         for backbone in ("resnet50", "efficientnetb0"):
@@ -107,6 +115,8 @@ def main() -> None:
                 epochs=0,
             )
         for name, train in runs.items():
+            if args.only and name not in args.only:
+                continue
             run_dir = Path(scratch) / name
             print(f"Training {name}", flush=True)
             train(run_dir)
@@ -154,7 +164,7 @@ def main() -> None:
                     )
                 )
     print_table("Exports against model.keras on each run's test split", rows)
-    save("export", figures)
+    save("export" + ("_" + "_".join(args.only) if args.only else ""), figures)
 
 
 if __name__ == "__main__":

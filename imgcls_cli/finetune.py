@@ -24,6 +24,7 @@ from .models import create_model
 from .models.backbones import check_image_size
 from .runs import TrainResult
 from .runtime import cluster_errors, set_up_runtime, strategy_name, versions, worker_dir
+from .summaries import finish_log, start_log
 from .weights import resolve_weights
 
 DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
@@ -91,6 +92,7 @@ def run_finetune(
     work_dir = worker_dir(run_dir, strategy)
     resolved, classes = {**data.describe(), **extra}, data.source.class_names
     saved_history = runs.begin_run(run_dir, work_dir, config, resolved, versions(), classes, resume)
+    log = start_log(run_dir, work_dir, data, saved_history)
     history: list[dict[str, Any]] = []
     for number, phase in enumerate(phases, 1):
         reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))
@@ -100,7 +102,7 @@ def run_finetune(
             transfer,
             data,
             config,
-            PhaseRun(strategy, policy, class_weights, reporter, run_dir, work_dir),
+            PhaseRun(strategy, policy, class_weights, reporter, run_dir, work_dir, log),
             history,
             done_before,
         )
@@ -111,6 +113,7 @@ def run_finetune(
     metrics = final_metrics(
         evaluator, {"val": data.inputs("val"), "test": data.inputs("test")}, len(history)
     )
+    finish_log(log, work_dir, transfer.model, data, history)
     data.report_unreadable(reporter)
     runs.save_result(work_dir, transfer.model, metrics)
     final_dir = runs.close_run(run_dir, work_dir)
@@ -127,6 +130,7 @@ class PhaseRun:
     reporter: Any
     run_dir: Path  # where checkpoints are restored from
     work_dir: Path  # where this process writes (run_dir, or scratch on non-chief workers)
+    log: Any = None  # summaries.TrainingLog of the chief
 
 
 def plan_phases(
@@ -238,6 +242,8 @@ def train_phase(
         data.report_unreadable(run.reporter)  # images deleted or changed while streaming
         runs.write_csv_atomic(run.work_dir / runs.HISTORY_FILE, earlier + label(rows))
 
+    if run.log is not None:
+        run.log.epoch_offset = len(earlier)  # epochs count on across phases
     with cluster_errors():
         rows = fit(
             trainer,
@@ -250,6 +256,7 @@ def train_phase(
             on_epoch_end=on_epoch_end,
             checkpoints=checkpoints,
             history=rows_done,
+            log=run.log,
         )
     checkpoints.save_finished()
     return label(rows)

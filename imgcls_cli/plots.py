@@ -84,3 +84,78 @@ def mistakes_png(mistakes: list[dict[str, Any]], channels: int) -> bytes:
             fontsize=8,
         )
     return figure_png(figure)
+
+
+def training_curves_png(rows: list[dict[str, Any]]) -> bytes:
+    """training.png: loss and accuracy, train against validation, and the learning rate,
+    per epoch; the best epoch (lowest validation loss) marked, and where fine-tuning's
+    second phase begins."""
+    from matplotlib.figure import Figure
+
+    epochs = [int(row["epoch"]) for row in rows]
+    figure = Figure(figsize=(12.0, 3.6))
+    panels = [("loss", "loss"), ("accuracy", "accuracy"), ("lr", "learning rate")]
+    has_val = any(_number(row.get("val_loss")) is not None for row in rows)
+    best = None
+    if has_val:
+        scored = [
+            (row["val_loss"], int(row["epoch"]))
+            for row in rows
+            if _number(row.get("val_loss")) is not None
+        ]
+        best = min(scored)[1]
+    phases = [
+        int(row["epoch"]) for a, row in zip(rows, rows[1:]) if a.get("phase") != row.get("phase")
+    ]
+    for index, (key, title) in enumerate(panels, 1):
+        axes = figure.add_subplot(1, 3, index)
+        axes.plot(
+            epochs,
+            [_number(row.get(key)) for row in rows],
+            marker="o",
+            markersize=3,
+            label="train" if key != "lr" else None,
+        )
+        if key != "lr" and has_val:
+            axes.plot(
+                epochs,
+                [_number(row.get(f"val_{key}")) for row in rows],
+                marker="o",
+                markersize=3,
+                label="validation",
+            )
+        if best is not None:
+            axes.axvline(
+                best,
+                color="green",
+                linestyle=":",
+                linewidth=1,
+                label=f"best epoch ({best})" if index == 1 else None,
+            )
+        for start in phases:
+            axes.axvline(start - 0.5, color="gray", linestyle="--", linewidth=1)
+            axes.text(
+                start - 0.5,
+                1.0,
+                " fine-tuning",
+                transform=axes.get_xaxis_transform(),
+                fontsize=7,
+                va="top",
+                color="gray",
+            )
+        axes.set_title(title)
+        axes.set_xlabel("epoch")
+        if key == "lr":
+            axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        elif axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
+    return figure_png(figure)
+
+
+def _number(value: Any) -> float | None:
+    """history.csv cells as floats; empty or non-finite cells as gaps."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -35,6 +35,8 @@ METRICS_FILE = "metrics.json"
 CHECKPOINTS_DIR = "checkpoints"
 EXPORT_DIR = "export"  # imgcls export's folders: export/<format>[-<quantize>]/
 EXPORT_FILE = "export.json"  # the mark of an export folder
+LOGS_DIR = "logs"  # TensorBoard event files (summaries.py)
+TRAINING_PNG = "training.png"  # the training curves
 
 
 # evaluate's report files (written into the run directory by default).
@@ -49,6 +51,7 @@ EVALUATION_FILES = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG)
 # nothing else, so a user's own files are never deleted with it.
 RUN_ENTRIES = frozenset(
     {MODEL_FILE, LABELS_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CHECKPOINTS_DIR, EXPORT_DIR}
+    | {LOGS_DIR, TRAINING_PNG}
     | set(EVALUATION_FILES)
 )
 RUN_COMMANDS = ("train", "finetune")

@@ -11,6 +11,7 @@ from .config import TrainConfig
 from .data.prepare import prepare_data
 from .runs import TrainResult
 from .runtime import cluster_errors, set_up_runtime, strategy_name, versions, worker_dir
+from .summaries import finish_log, start_log
 
 
 def run_train(
@@ -86,6 +87,7 @@ def run_train(
     resolved = {**data.describe(), **runtime_info, "class_weights": class_weights}
     classes = data.source.class_names
     history = runs.begin_run(run_dir, work_dir, config, resolved, versions(), classes, resume)
+    log = start_log(run_dir, work_dir, data, history)
     with cluster_errors():
         history = fit(
             trainer,
@@ -98,10 +100,12 @@ def run_train(
             on_epoch_end=on_epoch_end,
             checkpoints=checkpoints,
             history=history,
+            log=log,
         )
     metrics = final_metrics(
         trainer, {"val": data.inputs("val"), "test": data.inputs("test")}, len(history)
     )
+    finish_log(log, work_dir, model, data, history)
     data.report_unreadable(reporter)
     runs.save_result(work_dir, model, metrics)
     final_dir = runs.close_run(run_dir, work_dir)

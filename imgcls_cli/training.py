@@ -452,6 +452,7 @@ def fit(
     on_epoch_end: Callable[[list[dict[str, float]]], None] = lambda history: None,
     checkpoints: Checkpoints | None = None,
     history: list[dict[str, float]] | None = None,
+    log: Any = None,
 ) -> list[dict[str, float]]:
     """Train for `epochs`, validating after each; with `patience`, stop when validation
     loss has not improved for that many epochs and restore the best weights.
@@ -459,7 +460,8 @@ def fit(
     With `checkpoints`, training resumes from the last one (`history` holds the rows of
     the epochs it covers) and SIGINT/SIGTERM save one and raise TrainingInterrupted.
     With --ema, the weights' moving average is what is validated, kept as the best and
-    left in the model at the end.
+    left in the model at the end. `log` (summaries.TrainingLog) receives the steps and
+    epochs for TensorBoard.
     """
     history = list(history or [])
     done, progress = 0, EpochProgress()
@@ -482,6 +484,8 @@ def fit(
             reporter.epoch_start(epoch, epochs, steps_per_epoch)
 
             def after_step(step: int, totals: Callable[[], Any], epoch: int = epoch) -> None:
+                if log is not None:
+                    log.step(epoch, step, totals)
                 if stop.signal_number is not None:
                     if checkpoints is not None:
                         checkpoints.save(epoch - 1, EpochProgress(step, totals()))
@@ -508,6 +512,8 @@ def fit(
                     val_logs = trainer.evaluate(val_batches, distributed=True)
                     row["val_loss"], row["val_accuracy"] = val_logs["loss"], val_logs["accuracy"]
                 history.append(row)
+                if log is not None:
+                    log.epoch(row)
                 reporter.epoch_end(row)
                 on_epoch_end(history)  # history first: a checkpoint never runs ahead of it
                 improved = val_batches is not None and row["val_loss"] < best_loss

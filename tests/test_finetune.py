@@ -41,7 +41,13 @@ def test_two_phases_change_only_the_head_and_unfrozen_layers(runner, cli_app, tm
     )
     assert result.exit_code == 0, result.output
     contract = (runs.MODEL_FILE, runs.LABELS_FILE, runs.CONFIG_FILE, runs.HISTORY_FILE)
-    assert {p.name for p in run_dir.iterdir()} == {*contract, runs.METRICS_FILE, "checkpoints"}
+    insight = (runs.LOGS_DIR, runs.TRAINING_PNG)
+    assert {p.name for p in run_dir.iterdir()} == {
+        *contract,
+        *insight,
+        runs.METRICS_FILE,
+        "checkpoints",
+    }
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"head", "finetune"}
 
     model = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True)

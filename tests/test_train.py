@@ -23,8 +23,10 @@ def test_train_on_digits_writes_a_complete_run_dir(runner, cli_app, tmp_path):
         "config.json",
         "history.csv",
         "labels.json",
+        "logs",
         "metrics.json",
         "model.keras",
+        "training.png",
     ]
     assert json.loads((run_dir / "labels.json").read_text()) == [str(i) for i in range(10)]
     config = json.loads((run_dir / "config.json").read_text())

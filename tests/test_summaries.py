@@ -1,0 +1,99 @@
+"""TensorBoard logs and training.png: what a run writes, and a resumed run's log holds
+each epoch and step once."""
+
+import os
+import signal
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from imgcls_cli import api, runs
+from imgcls_cli.reporting import SilentReporter
+
+
+def events(folder: Path) -> dict[str, list[int]]:
+    """tag → the steps it was written at, over every event file in folder."""
+    import tensorflow as tf
+
+    found = defaultdict(list)
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                found[value.tag].append(event.step)
+    return dict(found)
+
+
+def test_a_run_writes_tensorboard_logs_and_training_curves(tmp_path):
+    run = api.train(
+        dataset="digits", arch="simplecnn", epochs=2, batch_size=16, output=tmp_path / "run"
+    )
+    train, validation = (
+        events(run.path / runs.LOGS_DIR / name) for name in ("train", "validation")
+    )
+    for tag in ("epoch/loss", "epoch/accuracy", "epoch/learning_rate", "epoch/images_per_second"):
+        assert train[tag] == [1, 2], tag
+    assert len(runs.read_history(run.path)) == 2
+    per_epoch = -(-1211 // 16)  # digits' training split in batches of 16
+    assert train["step/loss"] == [20, 40, 60, per_epoch + 20, per_epoch + 40, per_epoch + 60]
+    assert train["augmented training images"] == [0]
+    assert validation["epoch/loss"] == validation["epoch/accuracy"] == [1, 2]
+    assert validation["test confusion matrix"] == [2]
+    png = (run.path / runs.TRAINING_PNG).read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_a_resumed_run_logs_each_epoch_and_step_once(tmp_path, monkeypatch):
+    """Stopped by SIGINT at step 3 of epoch 2 and resumed: epochs 1-3 once each, and
+    every step once: an epoch's steps are written when it ends, so those of epoch 2
+    before the stop (its step 2, global 6) went with the stopped process, and the
+    resumed run wrote the rest (step 4, global 8)."""
+    from test_training import CrashAtStep, checkpointed_trainer
+
+    from imgcls_cli import summaries, training
+    from imgcls_cli.training import TrainingInterrupted, fit
+
+    monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)
+    monkeypatch.setattr(summaries, "STEP_EVERY", 2)
+    options = {"epochs": 3, "steps_per_epoch": 4, "patience": None}
+
+    def crash_in_epoch_two():
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    calls = []
+    trainer, checkpoints, data = checkpointed_trainer(tmp_path)
+    log = summaries.TrainingLog(tmp_path, 4)
+    with pytest.raises(TrainingInterrupted):
+        fit(
+            trainer,
+            data,
+            data,
+            reporter=CrashAtStep(3, crash_in_epoch_two),
+            checkpoints=checkpoints,
+            log=log,
+            **options,
+        )
+    log.close()
+    trainer, checkpoints, data = checkpointed_trainer(tmp_path)
+    log = summaries.TrainingLog(tmp_path, 4)
+    fit(trainer, data, data, reporter=SilentReporter(), checkpoints=checkpoints, log=log, **options)
+    log.close()
+    train = events(tmp_path / runs.LOGS_DIR / "train")
+    assert train["epoch/loss"] == [1, 2, 3]
+    assert sorted(train["step/loss"]) == [2, 4, 8, 10, 12]
+    assert events(tmp_path / runs.LOGS_DIR / "validation")["epoch/loss"] == [1, 2, 3]
+
+
+def test_the_tensorboard_command_of_the_readme_is_installed():
+    """`tensorboard --logdir runs` works after `make install` (TensorFlow 2.21 no longer
+    brings the viewer): the tensorboard extra is in the install, and its command runs."""
+    import subprocess
+    import sys
+
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    assert "tensorboard" in makefile.split("$(STAMP): pyproject.toml", 1)[1].split("\n\n")[0]
+    command = Path(sys.executable).parent / "tensorboard"
+    outcome = subprocess.run([command, "--version_tb"], capture_output=True, text=True, timeout=120)
+    assert outcome.returncode == 0 and outcome.stdout.strip()[0].isdigit(), outcome.stderr
