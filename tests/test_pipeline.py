@@ -219,3 +219,26 @@ def test_array_sources_shard_too():
         for index in range(3)
     ]
     assert counts == [150, 150, 150]
+
+
+def test_tfds_sources_shard_by_record_files_or_by_records(tmp_path, monkeypatch):
+    """A TFDS split written in 2 record files: 2 workers read one file each (TFDS's
+    input_context); 3 workers, more than the files, read every record and keep their
+    third. Either way the parts are disjoint and cover the split."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets import testing
+
+    from imgcls_cli.data import tfds_source
+    from imgcls_cli.reporting import SilentReporter
+
+    builder = testing.DummyMnist(data_dir=str(tmp_path))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=2))
+    assert builder.info.splits["test"].num_shards == 2
+    monkeypatch.setattr(tfds_source, "check_dataset_name", lambda name: None)  # a test builder
+    config = DataConfig(dataset="dummy_mnist", data_dir=str(tmp_path))
+    split = tfds_source.load_tfds(config, 0, SilentReporter()).splits["test"]
+    whole = sorted(int(np.sum(image)) for image, _ in split.dataset)
+    for shards, sizes in ((2, [10, 10]), (3, [7, 7, 6])):
+        parts = [[int(np.sum(image)) for image, _ in split.shard(shards, i)] for i in range(shards)]
+        assert [len(part) for part in parts] == sizes
+        assert sorted(sum(parts, [])) == whole
