@@ -89,6 +89,21 @@ def pretrained_backbone(data: Path, size: int, epochs: int, path: Path) -> Path:
         metrics=["accuracy"],
     )
     model.fit(train, epochs=epochs, verbose=2)
+    # Keras' MobileNetV2 normalizes with momentum 0.999: a few hundred steps leave its
+    # moving statistics near their start (0 and 1), and in inference mode (which
+    # fine-tuning keeps) every image then gives the same features. Recalibrate them: the
+    # statistics of one large batch of training images, layer after layer.
+    import numpy as np
+
+    batch = np.concatenate([images.numpy() for images, _ in train.take(16)])
+    normalizations = [
+        layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    for layer in normalizations:
+        layer.momentum = 0.0
+    model(batch, training=True)
+    for layer in normalizations:
+        layer.momentum = 0.999
     backbone.save_weights(path)
     return path
 
