@@ -69,16 +69,20 @@ def create_optimizer(
     return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling else optimizer
 
 
-def if_any_examples(images: Any, compute: Callable, empty: Callable, guard: bool) -> Any:
-    """compute() unless this replica's batch is empty, then empty(), when `guard`. On
-    several workers, one that has run out of data takes empty batches until the others
-    finish their epoch, and a model given an empty batch can fail (oneDNN's fused
-    convolution: "input depth must be evenly divisible by filter depth"). Only there:
-    under MirroredStrategy, batch normalization is synchronized across replicas, which
-    tf.cond cannot hold."""
-    if not guard or (images.shape[0] is not None and images.shape[0] > 0):
-        return compute()
-    return tf.cond(tf.shape(images)[0] > 0, compute, empty)
+def never_empty(images: Any, labels: Any) -> tuple[Any, Any, Any]:
+    """(images, labels, weights): a replica's batch with one all-zero example of weight 0
+    added when it is empty, else as it is (weights 1). A replica gets an empty batch when
+    the last batch of an epoch has fewer examples than there are replicas, or, on several
+    workers, while a worker that ran out of data waits for the others; and a model given
+    an empty batch can fail (oneDNN's fused convolution: "input depth must be evenly
+    divisible by filter depth"). Padding, not tf.cond: under MirroredStrategy, batch
+    normalization is synchronized across replicas, which a branch cannot hold."""
+    count = tf.shape(images)[0]
+    padding = tf.maximum(0, 1 - count)
+    images = tf.pad(images, [[0, padding]] + [[0, 0]] * (len(images.shape) - 1))
+    labels = tf.pad(labels, [[0, padding], [0, 0]])
+    weights = tf.cast(tf.range(count + padding) < count, tf.float32)
+    return images, labels, weights
 
 
 class Evaluator:
@@ -93,9 +97,6 @@ class Evaluator:
             label_smoothing=label_smoothing, reduction=None
         )
         self._eval_step = tf.function(self._distributed(self._eval_replica), reduce_retracing=True)
-        from .runtime import is_multi_worker
-
-        self.guard_empty = is_multi_worker(strategy)  # see if_any_examples
 
     def _distributed(self, replica_fn: Callable) -> Callable:
         def step(batch):
@@ -104,17 +105,18 @@ class Evaluator:
 
         return step
 
-    def _sums(self, labels, probabilities, per_example_loss):
-        hits = tf.equal(tf.argmax(probabilities, -1), tf.argmax(labels, -1))
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return [tf.reduce_sum(per_example_loss), tf.reduce_sum(tf.cast(hits, tf.float32)), count]
+    def _sums(self, labels, probabilities, per_example_loss, weights):
+        hits = tf.cast(tf.equal(tf.argmax(probabilities, -1), tf.argmax(labels, -1)), tf.float32)
+        return [
+            tf.reduce_sum(per_example_loss * weights),
+            tf.reduce_sum(hits * weights),
+            tf.reduce_sum(weights),
+        ]
 
     def _eval_replica(self, images, labels):
-        def scores():
-            probabilities = self.model(images, training=False)
-            return self._sums(labels, probabilities, self.loss_fn(labels, probabilities))
-
-        return if_any_examples(images, scores, lambda: [tf.zeros([])] * 3, self.guard_empty)
+        images, labels, weights = never_empty(images, labels)
+        probabilities = self.model(images, training=False)
+        return self._sums(labels, probabilities, self.loss_fn(labels, probabilities), weights)
 
     def distribute(self, dataset: Any) -> Any:
         """Split global batches across replicas (and workers). Done once per dataset: a
@@ -170,31 +172,21 @@ class Trainer(Evaluator):
         )
 
     def _train_replica(self, images, labels):
+        images, labels, weights = never_empty(images, labels)
+        with tf.GradientTape() as tape:
+            probabilities = self.model(images, training=True)
+            per_example_loss = self.loss_fn(labels, probabilities) * weights
+            if self.class_weights is not None:
+                per_example_loss *= tf.reduce_sum(labels * self.class_weights, axis=-1)
+            loss = tf.nn.compute_average_loss(per_example_loss)
+            if self.model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+            # A no-op unless the optimizer is a LossScaleOptimizer (mixed_float16).
+            scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
-
-        def learn():
-            with tf.GradientTape() as tape:
-                probabilities = self.model(images, training=True)
-                per_example_loss = self.loss_fn(labels, probabilities)
-                if self.class_weights is not None:
-                    per_example_loss *= tf.reduce_sum(labels * self.class_weights, axis=-1)
-                loss = tf.nn.compute_average_loss(per_example_loss)
-                if self.model.losses:
-                    loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-                # A no-op unless the optimizer is a LossScaleOptimizer (mixed_float16).
-                scaled_loss = self.optimizer.scale_loss(loss)
-            gradients = tape.gradient(scaled_loss, variables)
-            # A branch of tf.cond cannot return None (a variable the loss does not reach).
-            gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
-            return [*gradients, *self._sums(labels, probabilities, per_example_loss)]
-
-        def nothing():  # still takes part in the gradients' all-reduce, adding zeros
-            return [*(tf.zeros_like(v) for v in variables), *[tf.zeros([])] * 3]
-
-        results = if_any_examples(images, learn, nothing, self.guard_empty)
-        gradients, sums = results[: len(variables)], results[len(variables) :]
+        gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
-        return sums
+        return self._sums(labels, probabilities, per_example_loss, weights)
 
     def train_epoch(
         self,

@@ -119,6 +119,22 @@ def test_mirrored_over_two_cpu_devices_matches_the_default_strategy(tmp_path):
     np.testing.assert_allclose(results["mirrored"][1], results["default"][1], rtol=0.15)
 
 
+@pytest.mark.slow  # starts imgcls
+def test_mirrored_replicas_get_through_a_last_batch_smaller_than_the_replicas(tmp_path):
+    """1,211 training images in batches of 10 over 2 replicas: the last batch holds one
+    image, so one replica's part is empty (it once crashed oneDNN's convolution); with
+    convnet's batch normalization synchronized across the replicas. Every image counts."""
+    run_dir = tmp_path / "run"
+    args = ("train", "--strategy", "mirrored", "--arch", "convnet", "--batch-size", "10")
+    code, output = finish(
+        imgcls(*args, "--epochs", "1", "--output", str(run_dir), env={"IMGCLS_CPU_REPLICAS": "2"})
+    )
+    assert code == 0, output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["val"]["examples"], metrics["test"]["examples"]) == (136, 450)
+    assert metrics["test"]["accuracy"] > 0.5
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
