@@ -107,6 +107,21 @@ def run_dir_of(model: Path) -> Path:
     raise RunDirError(f"{model} is not a model: give a run directory or its {runs.MODEL_FILE}.")
 
 
+def require_run_dir(path: Path) -> Path:
+    """path, when it is a finished run directory (with model.keras); else one line."""
+    path = Path(path)
+    if not path.exists():
+        raise RunDirError(
+            f"{path} does not exist; give a run directory, such as runs/train-digits-convnet."
+        )
+    if not (path / runs.MODEL_FILE).is_file() and not runs.is_export_dir(path):
+        raise RunDirError(
+            f"{path} has no {runs.MODEL_FILE}: give a run directory written by `imgcls train` "
+            "or `imgcls finetune` (a run still in progress has no model yet)."
+        )
+    return path
+
+
 def describe_run(run_dir: Path) -> str:
     """'runs/x (written 2024-06-01 12:00)', for saying which run was picked."""
     written = (run_dir / runs.MODEL_FILE).stat().st_mtime

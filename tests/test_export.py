@@ -224,3 +224,16 @@ def test_finetune_runs_export_through_the_nested_backbone(tmp_path):
     assert document["folder"] == str(run_dir / runs.EXPORT_DIR / "onnx")
     assert document["parity"]["passed"] and document["parity"]["examples"] == 10
     assert document["parity"]["max_abs_difference"] < 1e-3
+
+
+@pytest.mark.parametrize("command", ["export", "benchmark"])
+def test_a_missing_or_unfinished_run_is_one_line(runner, cli_app, tmp_path, command):
+    result = runner.invoke(cli_app, [command, str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "does not exist; give a run directory" in result.output
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text('{"command": "train"}')
+    result = runner.invoke(cli_app, [command, str(tmp_path / "half")])
+    assert result.exit_code == 1 and "has no model.keras" in result.output
+    assert "Traceback" not in result.output and [p.name for p in (tmp_path / "half").iterdir()] == [
+        "config.json"
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import runs
-from ..model_io import LoadedRun, load_run
+from ..model_io import LoadedRun, load_run, require_run_dir
 from ..reporting import Reporter
 from .writers import artifact_bytes
 
@@ -97,7 +97,7 @@ def accuracy_of(run: LoadedRun, folder: Path) -> float | None:
 def benchmark_run(
     run_dir: Path, batch_sizes: list[int], runs_per_size: int, reporter: Reporter
 ) -> dict[str, Any]:
-    source = load_run(Path(run_dir))
+    source = load_run(require_run_dir(Path(run_dir)))
     if source.exported is not None:
         raise_not_a_run(run_dir)
     parameters = int(source.model.count_params())

@@ -23,7 +23,7 @@ import numpy as np
 from .. import runs
 from ..config import EvalSplit, EvaluateConfig, ExportConfig, ExportFormat, Quantize
 from ..errors import RunDirError
-from ..model_io import LoadedRun, load_run
+from ..model_io import LoadedRun, load_run, require_run_dir
 from ..reporting import Reporter
 from . import writers
 from .runtimes import ExportedModel, open_artifact
@@ -92,6 +92,7 @@ def run_export(
     """Export, check parity, write the folder (also when the check fails: see
     parity_shortfall)."""
     writers.export_extra(config.format)
+    require_run_dir(Path(run_dir))
     if runs.is_export_dir(Path(run_dir)):
         raise RunDirError(f"{run_dir} is an export already; give the run directory it came from.")
     run = load_run(Path(run_dir))
