@@ -242,6 +242,19 @@ def evaluate(
                     "confidence": float(probabilities[index, predicted]),
                 }
             )
+    report["top_losses"] = []
+    if paths is not None:
+        for index in metrics.top_losses(labels, probabilities, options.mistakes):
+            true, predicted = int(labels[index]), int(probabilities[index].argmax())
+            report["top_losses"].append(
+                {
+                    "path": paths[index],
+                    "true": run.class_names[true],
+                    "predicted": run.class_names[predicted],
+                    "confidence": float(probabilities[index, predicted]),
+                    "loss": float(-np.log(max(float(probabilities[index, true]), 1e-12))),
+                }
+            )
     header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}
     return Evaluation({**header, **report}, labels, probabilities, paths)
 

@@ -121,6 +121,15 @@ def most_confident_mistakes(labels: np.ndarray, probabilities: np.ndarray, count
     return [int(i) for i in wrong[order][:count]]
 
 
+def top_losses(labels: np.ndarray, probabilities: np.ndarray, count: int) -> list[int]:
+    """Indices of the examples with the highest loss (-log of the true class's
+    probability), highest first: the worst answers, which a confidence ranking of the
+    mistakes misses when the wrong class wins by a little but the true one is far off."""
+    true = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0)
+    order = np.argsort(np.log(true), kind="stable")  # lowest log-probability first
+    return [int(i) for i in order[:count]]
+
+
 def classification_report(
     labels: np.ndarray,
     probabilities: np.ndarray,

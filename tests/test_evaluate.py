@@ -95,6 +95,14 @@ def test_deliberately_wrong_labels_match_a_hand_count(runner, cli_app, shapes_ru
     }
     assert (output / "mistakes.png").stat().st_size > 0
     assert report["mistakes_files"] == ["mistakes.csv", "mistakes.png"]
+    # The worst answers by loss, highest first: the three mistakes lead.
+    losses = [row["loss"] for row in report["top_losses"]]
+    assert len(losses) == 13 and losses == sorted(losses, reverse=True)
+    assert {row["path"].split("/")[-1] for row in report["top_losses"][:3]} == {
+        "circle_10.png",
+        "circle_11.png",
+        "square_10.png",
+    }
     assert not (shapes_run / "mistakes.csv").exists()  # --output: the run dir is untouched
 
 

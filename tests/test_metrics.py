@@ -101,6 +101,19 @@ def test_most_confident_mistakes_come_first():
     assert metrics.most_confident_mistakes(labels, probabilities, 1) == [2]
 
 
+def test_top_losses_rank_by_the_true_class_probability_not_the_winner():
+    """Example 1 is wrong with the winner at 0.5 but its true class at 0.05 (loss 3.0);
+    example 0 is wrong more confidently (0.8) with its true class at 0.2 (loss 1.6):
+    confidence ranks 0 first, loss ranks 1 first. Right answers rank too (example 2)."""
+    labels = np.array([0, 0, 1, 1])
+    probabilities = np.array(
+        [[0.2, 0.8, 0.0], [0.05, 0.45, 0.5], [0.1, 0.9, 0.0], [0.5, 0.45, 0.05]]
+    )
+    assert metrics.most_confident_mistakes(labels, probabilities, 5) == [0, 1, 3]
+    assert metrics.top_losses(labels, probabilities, 4) == [1, 0, 3, 2]
+    assert metrics.top_losses(labels, probabilities, 1) == [1]
+
+
 def test_agrees_with_scikit_learn_on_random_data():
     from sklearn.metrics import precision_recall_fscore_support
 
