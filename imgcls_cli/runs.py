@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,16 +217,26 @@ def finish_run_dir(run_dir: Path) -> Path:
     if target is None:
         return Path(run_dir)
     target = Path(target)
+    swap_folder(Path(run_dir), target, check_replaceable, lambda: write_json_atomic(path, document))
+    return target
+
+
+def swap_folder(
+    new: Path, target: Path, check: Callable[[Path], None], ready: Callable[[], None] | None = None
+) -> None:
+    """Move the complete folder `new` to `target`. What is there already is checked
+    (`check` raises to refuse) and moved aside only now, then deleted once `new` is in
+    place; `ready` runs between the two moves."""
     trash = None
     if target.exists():
-        check_replaceable(target)
+        check(target)
         trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
         os.rename(target, trash)  # onto an empty directory: allowed, and atomic
-    write_json_atomic(path, document)
-    os.rename(run_dir, target)
+    if ready is not None:
+        ready()
+    os.rename(new, target)
     if trash is not None:
         shutil.rmtree(trash)
-    return target
 
 
 @dataclasses.dataclass

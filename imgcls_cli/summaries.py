@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .runs import LOGS_DIR, TRAINING_PNG
+from .runs import LOGS_DIR, TRAINING_PNG, write_bytes_atomic
 
 STEP_EVERY = 20
 IMAGES_SHOWN = 8
@@ -127,10 +127,10 @@ def log_confusion_matrix(log: TrainingLog, model: Any, data: Any, step: int) -> 
 
 def write_training_curves(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """training.png, from the history rows."""
-    from . import plots, runs
+    from . import plots
 
     if rows:
-        runs.write_bytes_atomic(Path(run_dir) / TRAINING_PNG, plots.training_curves_png(rows))
+        write_bytes_atomic(Path(run_dir) / TRAINING_PNG, plots.training_curves_png(rows))
 
 
 def start_log(run_dir: Path, work_dir: Path, data: Any, history: list) -> TrainingLog | None:

@@ -20,6 +20,21 @@ def numbered_folder(root, count=24):
     return root
 
 
+def record_decoded(monkeypatch) -> list[str]:
+    """The paths of every file handed to either decoder from now on, in order."""
+    from imgcls_cli.data import folder
+
+    decoded = []
+    real_started = folder.FileDecoder.started
+
+    def started(self, paths):
+        decoded.extend(path.decode() for path in paths)
+        return real_started(self, paths)
+
+    monkeypatch.setattr(folder.FileDecoder, "started", started)
+    return decoded
+
+
 def epoch_orders(split, epochs, seed, cache):
     batches = pipeline.create_batches(split, (4, 4), 1, 2, 5, shuffle_seed=seed, cache=cache)
     return [
@@ -44,19 +59,12 @@ def test_each_epoch_sees_every_image_once_in_a_new_seeded_order(tmp_path, cache)
 @pytest.mark.parametrize("cache", [False, True])
 def test_streaming_a_folder_shuffles_paths_before_decoding(tmp_path, monkeypatch, cache):
     """The first batch of a streamed folder decodes a few images, not a buffer of them."""
-    from imgcls_cli.data import folder
 
     root = numbered_folder(tmp_path / "numbers", count=200)
     split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
         "train"
     ]
-    decoded = []  # every file handed to either decoder
-    real_started = folder.FileDecoder.started
-    monkeypatch.setattr(
-        folder.FileDecoder,
-        "started",
-        lambda self, paths: decoded.extend(paths) or real_started(self, paths),
-    )
+    decoded = record_decoded(monkeypatch)
     batches = pipeline.create_batches(split, (4, 4), 1, 2, 5, shuffle_seed=0, cache=cache)
     next(iter(batches))
     if cache:  # decoded once, all of them, into the cache that the shuffle draws from
@@ -129,7 +137,7 @@ def test_bad_cache_mode_is_a_usage_error(runner, cli_app):
 
 
 def test_the_disk_cache_decodes_once_keeps_labels_with_images_and_cleans_up(tmp_path, monkeypatch):
-    from imgcls_cli.data import disk_cache, folder
+    from imgcls_cli.data import disk_cache
 
     monkeypatch.setenv("IMGCLS_CACHE_DIR", str(tmp_path / "cache"))
     stale = disk_cache.images_dir() / "imgcls-999999999-0.npy"  # a process that is gone
@@ -139,13 +147,7 @@ def test_the_disk_cache_decodes_once_keeps_labels_with_images_and_cleans_up(tmp_
     split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
         "train"
     ]
-    fetched = []
-    real_started = folder.FileDecoder.started
-    monkeypatch.setattr(
-        folder.FileDecoder,
-        "started",
-        lambda self, paths: fetched.extend(paths) or real_started(self, paths),
-    )
+    fetched = record_decoded(monkeypatch)
     batches = pipeline.create_batches(split, (4, 4), 1, 2, 4, shuffle_seed=0, cache="disk")
     assert len(fetched) == 30 and not stale.exists()
     for _ in range(3):
@@ -182,19 +184,12 @@ def test_workers_decode_disjoint_parts_that_cover_every_image_each_epoch(
 ):
     """Sharded before decoding: each of 2 workers decodes half of the files, together all
     of them, none twice in an epoch; streaming reshuffles which worker gets which."""
-    from imgcls_cli.data import folder
 
     root = numbered_folder(tmp_path / "numbers", count=25)
     split = load_folder(root, DataConfig(data=str(root), val_split=0, test_split=0), 0).splits[
         "train"
     ]
-    decoded = []
-    real_started = folder.FileDecoder.started
-    monkeypatch.setattr(
-        folder.FileDecoder,
-        "started",
-        lambda self, paths: decoded.extend(p.decode() for p in paths) or real_started(self, paths),
-    )
+    decoded = record_decoded(monkeypatch)
     (first_0, second_0), (first_1, second_1) = worker_epochs(split, 2, 2, cache)
     for one, other in ((first_0, first_1), (second_0, second_1)):
         assert sorted(one + other) == list(range(1, 26))

@@ -20,22 +20,37 @@ class PreparedData:
     source: Any  # data.sources.Source
     image_size: tuple[int, int]
     channels: int
-    train: Any
-    val: Any | None
-    test: Any | None
+    # Each split's batches (train, and val and test when they exist) as a ShardedInput:
+    # one pipeline's global batches, or, for multi-worker training, each worker's part
+    # (see Trainer.distribute).
+    sharded: dict[str, ShardedInput]
     split_sizes: dict[str, int]
     steps_per_epoch: int
     augment: AugmentConfig  # resolved; applied to the training split only
     augment_reason: str  # why: the preset given, or what --augment auto saw
     cache: str  # where train and val images live between epochs: memory, disk or stream
-    # Each split's batches also as a ShardedInput, which multi-worker training reads so
-    # that every worker decodes only its part (see Trainer.distribute).
-    sharded: dict[str, ShardedInput | None] = dataclasses.field(default_factory=dict)
     unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
 
     def inputs(self, name: str) -> ShardedInput | None:
         """What training reads of split `name` (None when there is no such split)."""
         return self.sharded.get(name)
+
+    def batches(self, name: str) -> Any | None:
+        """Split `name`'s global batches from one pipeline, or None."""
+        sharded = self.sharded.get(name)
+        return sharded.dataset if sharded is not None else None
+
+    @property
+    def train(self) -> Any:
+        return self.batches("train")
+
+    @property
+    def val(self) -> Any | None:
+        return self.batches("val")
+
+    @property
+    def test(self) -> Any | None:
+        return self.batches("test")
 
     def report_unreadable(self, reporter: Any) -> None:
         """Warn about images that could not be decoded since the last call (damaged
@@ -147,9 +162,7 @@ def prepare_data(
     elif cache == "stream" and config.cache is CacheMode.disk:
         reporter.warning("No room on the disk for --cache disk: streaming images instead.")
 
-    def batches(name: str, training: bool) -> ShardedInput | None:
-        if name not in splits:
-            return None
+    def batches(name: str, training: bool) -> ShardedInput:
         return sharded_batches(
             splits[name],
             batch_size,
@@ -161,16 +174,11 @@ def prepare_data(
             cache=cache if name != "test" else False,
         )
 
-    inputs = {"train": batches("train", True), "val": batches("val", False)}
-    inputs["test"] = batches("test", False)
     return PreparedData(
         source=source,
         image_size=image_size,
         channels=channels,
-        train=inputs["train"].dataset,
-        val=inputs["val"] and inputs["val"].dataset,
-        test=inputs["test"] and inputs["test"].dataset,
-        sharded=inputs,
+        sharded={name: batches(name, name == "train") for name in splits},
         split_sizes={name: split.num_examples for name, split in splits.items()},
         steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
         augment=augment,

@@ -10,7 +10,6 @@ only with --force) intact.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 import time
@@ -69,19 +68,6 @@ def check_export_target(folder: Path, force: bool) -> None:
         )
 
 
-def swap_in(staging: Path, folder: Path) -> None:
-    """Move the finished staging folder to `folder`, replacing an earlier export there
-    (checked again now) only once the new one is complete."""
-    trash = None
-    if folder.exists():
-        check_export_target(folder, force=True)
-        trash = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
-        os.rename(folder, trash)  # onto an empty directory: allowed, and atomic
-    os.rename(staging, folder)
-    if trash is not None:
-        shutil.rmtree(trash)
-
-
 def run_export(
     run_dir: Path,
     config: ExportConfig,
@@ -102,7 +88,8 @@ def run_export(
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.new-"))
     try:
         document = write_export(run, config, staging, reporter)
-        swap_in(staging, folder)
+        # An earlier export there is checked again, and replaced only now it is complete.
+        runs.swap_folder(staging, folder, lambda earlier: check_export_target(earlier, True))
     finally:
         if staging.exists():
             shutil.rmtree(staging)  # ours, and incomplete
