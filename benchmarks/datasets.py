@@ -146,6 +146,55 @@ def arrows(root: Path, per_class: int = 300, size: int = 48) -> Path:
     return root
 
 
+# Four classes told apart only by a coloured mark (imgcls explain's corner check): the
+# rest of every image is the same faint grey noise.
+MARKS = {
+    "plus": (230, 40, 40),
+    "ring": (40, 230, 40),
+    "cross": (40, 40, 230),
+    "bar": (230, 230, 40),
+}
+
+
+def mark_shape(name: str, side: int) -> np.ndarray:
+    shape = np.zeros((side, side), bool)
+    middle = side // 2
+    if name == "plus":
+        shape[middle - 1 : middle + 1, :] = shape[:, middle - 1 : middle + 1] = True
+    elif name == "ring":
+        shape[[0, 1, -2, -1], :] = shape[:, [0, 1, -2, -1]] = True
+    elif name == "cross":
+        index = np.arange(side)
+        shape[index, index] = shape[index, side - 1 - index] = True
+    else:
+        shape[:, middle - 1 : middle + 1] = True
+    return shape
+
+
+def mark_image(rng: np.random.Generator, name: str, size: int, anywhere: bool) -> np.ndarray:
+    """Grey noise and the class's mark, a quarter of the image wide: wholly inside the
+    bottom-right quarter, or (anywhere) at any place."""
+    image = np.repeat(rng.integers(0, 20, (size, size, 1)), 3, axis=2).astype(np.uint8)
+    side = size // 4
+    low = 1 if anywhere else size // 2
+    row, col = rng.integers(low, size - side, 2)
+    image[row : row + side, col : col + side][mark_shape(name, side)] = MARKS[name]
+    return image
+
+
+def marks(root: Path, per_class: int, size: int, seed: int, anywhere: bool = False) -> Path:
+    """root/<class>/<class>_<i>.png, the class's mark in the bottom-right quarter."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name in MARKS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            image = mark_image(rng, name, size, anywhere)
+            Image.fromarray(image).save(root / name / f"{name}_{index}.png")
+    return root
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "mnist5k": mnist5k,
     "digits28": digits28,

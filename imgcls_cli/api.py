@@ -154,6 +154,41 @@ def check_dataset(name: str) -> None:
         check_dataset_name(name)
 
 
+def lr_find(
+    *,
+    output: str | Path | None = None,
+    reporter: Reporter | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Sweep the learning rate (`imgcls lr-find`): train's data, model and training
+    options (dataset, data, arch, batch_size, optimizer, the augmentation, strategy, …)
+    and the sweep's start_lr, end_lr and steps. Returns what `imgcls lr-find --json`
+    prints (suggested_lr, suggestions, lrs, losses, …); writes lr_find.json and
+    lr_find.png into `output` when given, and nothing otherwise."""
+    from .config import LR_FIND_IGNORES, LrFindConfig, TrainConfig, from_dict
+    from .lr_find import check_output_dir, run_lr_find
+
+    names = [field.name for field in dataclasses.fields(LrFindConfig)]
+    given = {name: options.pop(name) for name in names if name in options}
+    sweep = from_dict(LrFindConfig, given, where="lr-find options")
+    ignored = [name for name in LR_FIND_IGNORES if name in options]
+    if ignored:
+        flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        raise UsageError(
+            f"lr-find takes no {flags}: it sets the learning rate itself for "
+            f"{sweep.steps} steps and trains no run."
+        )
+    config = config_from_options(TrainConfig, options)
+    check_names(config)
+    if output is not None:  # before any work: it may be a folder of the user's
+        check_output_dir(Path(output))
+        data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
+        runs.check_apart_from_data(Path(output), data_paths)
+    return run_lr_find(
+        config, sweep, Path(output) if output else None, reporter or SilentReporter()
+    )
+
+
 def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any = None) -> Run:
     """Train `config` into run_dir. A run that stops before training starts gives its
     claimed directory back; one that started keeps it, for --resume."""
@@ -235,6 +270,32 @@ def predict(model: str | Path | None, inputs: list[str], **options: Any) -> list
     """Classify images (`imgcls predict`): one record per input, as `predict --json`
     prints them (path, label, confidence, top_k, error)."""
     return [record.to_dict() for record in open_predictions(model, inputs, **options).records]
+
+
+def explain(
+    model: str | Path | None,
+    inputs: list[str],
+    *,
+    class_name: str | None = None,
+    layer: str | None = None,
+    method: str = "auto",
+    output: str | Path | None = None,
+    read_stdin: Callable[[], str] | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Grad-CAM heatmaps (`imgcls explain`) for each input's predicted class, or for
+    `class_name`, from the last convolutional block (or `layer`); method "gradcam",
+    "hirescam" or "auto" (Grad-CAM where the map is globally pooled, else HiResCAM).
+    Writes an overlay per image, grid.png and explain.json into `output` (default:
+    RUN_DIR/explain) and returns explain.json's content with `folder`; unreadable inputs
+    carry their `error`."""
+    from .explain import run_explain
+    from .model_io import open_run
+    from .predict import expand_inputs
+
+    items = expand_inputs(inputs, read_stdin or (lambda: ""))
+    run = open_run(Path(model) if model else None, reporter or SilentReporter())
+    return run_explain(run, items, Path(output) if output else None, class_name, layer, method)
 
 
 def export(

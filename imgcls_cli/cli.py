@@ -19,6 +19,7 @@ from .cli_options import (
     AUGMENT_OPTIONS,
     DATA,
     DATA_OPTIONS,
+    LR_FIND_OPTIONS,
     OUTPUT,
     PREVIEW_DATA_OPTIONS,
     RUN_FLAGS,
@@ -38,6 +39,7 @@ from .config import (
     ExportConfig,
     ExportFormat,
     FinetuneConfig,
+    LrFindConfig,
     PredictConfig,
     Quantize,
     Schedule,
@@ -153,8 +155,11 @@ def train(
     epochs: training_option(int, "Training epochs.") = TrainConfig.epochs,
     batch_size: BatchSize = TrainConfig.batch_size,
     lr: training_option(
-        float, "Learning rate, used as given whatever the replica count (see --scale-lr)."
-    ) = TrainConfig.lr,
+        str,
+        "Learning rate, used as given whatever the replica count (see --scale-lr); or auto: "
+        "sweep as `imgcls lr-find` does, on this model and data, then train at its "
+        "suggestion (config.json records both).",
+    ) = str(TrainConfig.lr),
     schedule: training_option(
         Optional[Schedule],
         "Learning-rate schedule. Default: cosine (constant for simplecnn, its classic recipe).",
@@ -245,6 +250,59 @@ def run_and_report(ctx: typer.Context) -> None:
         )
 
 
+@app.command("lr-find")
+@with_options(before=[DATA_OPTIONS], after=LR_FIND_OPTIONS)
+def lr_find(
+    ctx: typer.Context,
+    arch: training_option(str, arch_help()) = TrainConfig.arch,
+    batch_size: BatchSize = TrainConfig.batch_size,
+    start_lr: training_option(float, "The sweep's first learning rate.") = LrFindConfig.start_lr,
+    end_lr: training_option(
+        float, "The sweep's last learning rate (unless the loss diverges first)."
+    ) = LrFindConfig.end_lr,
+    steps: training_option(
+        int, "Training steps of the sweep, the rate growing by the same factor each step."
+    ) = LrFindConfig.steps,
+    output: Annotated[
+        Optional[Path],
+        option(
+            "Write lr_find.png (the loss against the rate) and lr_find.json into this "
+            "folder. Default: write nothing.",
+            panel=OUTPUT,
+        ),
+    ] = None,
+    quiet: Annotated[bool, option("No progress output.", "--quiet", "-q", panel=OUTPUT)] = False,
+    json_output: JsonReport = False,
+    **shared: Any,
+) -> None:
+    """Find a learning rate for train: from the model's initial weights, train a few hundred
+    steps as train would while the rate grows exponentially, and suggest a rate on the
+    loss's longest descent (fastai's valley; the steepest descent too). Nothing of the
+    model is kept: `imgcls train --lr auto` runs the same sweep itself."""
+    import json
+
+    from . import console
+
+    with user_errors():
+        from .api import lr_find as sweep
+
+        options = given(ctx, "output", "quiet", "json_output")
+        document = sweep(output=output, reporter=console.RichReporter(quiet), **options)
+        if json_output:
+            console.write_line(json.dumps(document, indent=2, allow_nan=False))
+            return
+        console.print_result(console.lr_find_table(document))
+        if document["suggested_lr"] is None:
+            raise ImgclsError(
+                f"No learning rate to suggest: the loss did not fall over "
+                f"{document['steps']} steps; try a lower --start-lr or more --steps."
+            )
+        if output is not None:
+            console.info(f"Wrote lr_find.png, lr_find.json to {output}")
+        elif not quiet and console.err.is_terminal:
+            console.info("Pass --output DIR for the plot (lr_find.png) and every step's loss.")
+
+
 @app.command("augment-preview")
 @with_options(before=[PREVIEW_DATA_OPTIONS], after=[AUGMENT_OPTIONS])
 def augment_preview(
@@ -332,6 +390,15 @@ def evaluate(
         Optional[float],
         option("CI gate: exit with code 1 when accuracy is below this fraction (e.g. 0.9)."),
     ] = None,
+    explain: Annotated[
+        bool,
+        option(
+            "Draw Grad-CAM heatmaps (for the predicted class) on the galleries of mistakes "
+            "and top losses (folder data).",
+            "--explain",
+            panel=OUTPUT,
+        ),
+    ] = False,
     output: Annotated[
         Optional[Path],
         option("Where to write the report files. Default: the run directory.", panel=OUTPUT),
@@ -339,7 +406,8 @@ def evaluate(
     json_output: JsonReport = False,
 ) -> None:
     """Score a trained model: loss, accuracy, per-class precision/recall/F1, confusion matrix,
-    calibration; writes evaluation.json, confusion_matrix.csv/.png (and mistakes for folders)."""
+    calibration; writes evaluation.json, confusion_matrix.csv/.png (and for folders the
+    mistakes and the top losses, by loss, as galleries)."""
     import json
 
     from . import console
@@ -423,6 +491,76 @@ def predict(
             failed = sum(p.error is not None for p in shown)
         if failed:
             count = len(predictions.inputs)
+            raise ImgclsError(f"{failed} of {count} input(s) could not be read; see above.")
+
+
+@app.command()
+def explain(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="IMAGES...",
+            help="Image files, folders (searched recursively), glob patterns in quotes, "
+            "or - to read paths from stdin.",
+            show_default=False,
+        ),
+    ],
+    model: ModelOption = None,
+    class_name: Annotated[
+        Optional[str],
+        option("Explain this class instead of each image's predicted class.", "--class"),
+    ] = None,
+    layer: Annotated[
+        Optional[str],
+        option("The layer to read (name or path). Default: the last convolutional block."),
+    ] = None,
+    method: Annotated[
+        str,
+        option(
+            "gradcam, hirescam (gradients kept per position: faithful where the feature map "
+            "is flattened into the classifier, as in simplecnn and convnet), or auto: gradcam "
+            "where the map is globally pooled (resnet8, every backbone), else hirescam."
+        ),
+    ] = "auto",
+    output: Annotated[
+        Optional[Path],
+        option(
+            "Folder for the overlays, grid.png and explain.json. Default: RUN_DIR/explain "
+            "(an earlier explanation there is replaced).",
+            panel=OUTPUT,
+        ),
+    ] = None,
+    json_output: JsonReport = False,
+) -> None:
+    """Show where the model looks: Grad-CAM heatmaps over each image for its predicted
+    class, one overlay PNG per image and a grid. Exit code 1 when any input could not be
+    read."""
+    import json
+    import sys
+
+    from . import console
+
+    with user_errors():
+        from .api import explain as run_explain
+
+        document = run_explain(
+            model,
+            inputs,
+            class_name=class_name,
+            layer=layer,
+            method=method,
+            output=output,
+            read_stdin=sys.stdin.read,
+            reporter=console.RichReporter(),
+        )
+        if json_output:
+            console.write_line(json.dumps(document, indent=2))
+        else:
+            console.print_result(console.explain_table(document))
+            console.info(f"Wrote {len(document['files'])} file(s) to {document['folder']}")
+        failed = sum(item["error"] is not None for item in document["images"])
+        if failed:
+            count = len(document["images"])
             raise ImgclsError(f"{failed} of {count} input(s) could not be read; see above.")
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .config import (
+    LR_FIND_IGNORES,
     AugmentConfig,
     AugmentPreset,
     CacheMode,
@@ -352,6 +353,12 @@ RUN_OPTIONS: OptionGroup = [
     ),
 ]
 RUN_FLAGS = tuple(name for name, _, _ in RUN_OPTIONS)
+
+# lr-find takes train's options that shape a training step, none about epochs or a run.
+LR_FIND_OPTIONS = [
+    [o for o in group if o[0] not in LR_FIND_IGNORES]
+    for group in (TRAINING_OPTIONS, AUGMENT_OPTIONS, SCALE_OPTIONS)
+]
 
 
 def training_option(kind: Any, help: str) -> Any:

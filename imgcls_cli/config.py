@@ -273,6 +273,24 @@ class AugmentConfig:
 
 
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
+AUTO_LR = "auto"  # train --lr auto: an lr-find sweep before training picks the rate
+
+
+def is_positive_number(value: Any) -> bool:
+    """A finite number above 0 (not a bool): inf or nan would train to NaN weights."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
+
+
+def parse_lr(value: Any) -> float | str:
+    """--lr as typed: a number, or 'auto' (left for the config's checks to judge)."""
+    text = str(value).strip().lower()
+    if text == AUTO_LR:
+        return AUTO_LR
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--lr must be a positive number or 'auto'; got {value!r}.") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,10 +299,11 @@ class RunConfig:
     its config.json so the run can be reproduced."""
 
     command: ClassVar[str]  # the imgcls command that reads these options
+    sweeps_lr: ClassVar[bool] = False  # takes --lr auto (an lr-find sweep picks the rate)
     data: DataConfig
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float | str = 1e-3  # a positive number; train also takes AUTO_LR (lr_find.py)
     optimizer: Optimizer = Optimizer.adam
     weight_decay: float = 1e-4  # used by adamw only
     label_smoothing: float = 0.0
@@ -310,8 +329,8 @@ class RunConfig:
         return [
             (self.batch_size >= 1, f"--batch-size must be at least 1; got {self.batch_size}."),
             (
-                math.isfinite(self.lr) and self.lr > 0,
-                f"--lr must be a positive number; got {self.lr}.",
+                (self.lr == AUTO_LR and self.sweeps_lr) or is_positive_number(self.lr),
+                f"--lr must be a positive number{self.lr_auto_hint}; got {self.lr!r}.",
             ),
             (
                 math.isfinite(self.weight_decay) and self.weight_decay >= 0,
@@ -339,6 +358,11 @@ class RunConfig:
                 f"got {self.ema}.",
             ),
         ]
+
+    @property
+    def lr_auto_hint(self) -> str:
+        """What --lr's error adds about `auto`."""
+        return " or 'auto'" if self.sweeps_lr else " ('auto' is for train only)"
 
     @property
     def model_name(self) -> str:
@@ -379,6 +403,7 @@ class TrainConfig(RunConfig):
     """Everything `imgcls train` needs."""
 
     command: ClassVar[str] = "train"
+    sweeps_lr: ClassVar[bool] = True
     # Measured (BENCHMARKS.md, "Defaults"): a small CNN with batch normalization, trained
     # with a cosine schedule after a short warmup, beat the classic simplecnn on five of
     # six datasets (the sixth within noise).
@@ -390,6 +415,11 @@ class TrainConfig(RunConfig):
         warmup = self.warmup_epochs
         return super().checks() + [
             (self.epochs >= 1, f"--epochs must be at least 1; got {self.epochs}."),
+            (
+                not (self.lr == AUTO_LR and self.scale_lr),
+                "--scale-lr does not apply to --lr auto: the sweep runs on every replica "
+                "already; drop --scale-lr.",
+            ),
             (
                 warmup is None or 0 <= warmup < self.epochs or warmup == 0,
                 f"--warmup-epochs must be below --epochs ({self.epochs}); got {warmup}.",
@@ -481,6 +511,48 @@ class FinetuneConfig(RunConfig):
 
 RUN_CONFIGS: dict[str, type[RunConfig]] = {c.command: c for c in (TrainConfig, FinetuneConfig)}
 
+SWEEP_STEPS = (20, 1000)  # fewer leave too few points to suggest from
+
+
+@dataclasses.dataclass(frozen=True)
+class LrFindConfig:
+    """How `imgcls lr-find` (and `train --lr auto`) sweeps: the learning rate grows
+    exponentially from start_lr to end_lr over `steps` training steps (fastai's
+    lr_find defaults)."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    steps: int = 100
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--start-lr", self.start_lr), ("--end-lr", self.end_lr)):
+            if not is_positive_number(value):
+                raise UsageError(f"{flag} must be a positive number; got {value}.")
+        if self.end_lr <= self.start_lr:
+            raise UsageError(
+                f"--end-lr must be above --start-lr ({self.start_lr:g}); got {self.end_lr:g}."
+            )
+        low, high = SWEEP_STEPS
+        if not low <= self.steps <= high:
+            raise UsageError(f"--steps must be between {low} and {high}; got {self.steps}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+# train's options that lr-find has no use for: it trains a few hundred steps at rates it
+# sets itself, and keeps nothing.
+LR_FIND_IGNORES = (
+    "epochs",
+    "lr",
+    "schedule",
+    "warmup_epochs",
+    "patience",
+    "ema",
+    "save_every",
+    "scale_lr",
+)
+
 # Option names as the CLI and the Python API spell them, flat: the data and augmentation
 # sections' fields sit beside the command's own, and --augment is the augmentation preset.
 AUGMENT_OPTION = {"preset": "augment"}
@@ -509,6 +581,8 @@ def config_from_options(cls: type[RunConfig], options: dict[str, Any]) -> Any:
     own = {k: v for k, v in options.items() if k not in data_names}
     if isinstance(own.get("unfreeze"), str):
         own["unfreeze"] = parse_unfreeze(own["unfreeze"])
+    if isinstance(own.get("lr"), str):  # train's --lr is text: a number or 'auto'
+        own["lr"] = parse_lr(own["lr"])
     return cls.from_dict({**own, "data": data, "augment": augment})
 
 
@@ -632,6 +706,7 @@ class EvaluateConfig:
     batch_size: int = 64
     mistakes: int = 16  # most confident mistakes listed for folder data
     min_accuracy: float | None = None  # CI gate
+    explain: bool = False  # draw Grad-CAM on the galleries of mistakes and top losses
 
     def __post_init__(self) -> None:
         if self.dataset is not None and self.data is not None:

@@ -225,6 +225,29 @@ def predictions_table(predictions: list[Any], top_k: int) -> Table:
     return table
 
 
+def explain_table(document: dict[str, Any]) -> Table:
+    """One row per input: its prediction, the class explained, where the heat peaks and
+    the overlay file (or why the input could not be read)."""
+    table = Table(title=f"Grad-CAM ({escape(document['layer'])})")
+    table.add_column("path", overflow="fold")
+    table.add_column("label")
+    table.add_column("confidence", justify="right")
+    table.add_column("heatmap for")
+    table.add_column("file", overflow="fold")
+    for item in document["images"]:
+        if item["error"] is not None:
+            table.add_row(escape(item["path"]), f"[red]{escape(item['error'])}[/]", "", "", "")
+            continue
+        table.add_row(
+            escape(item["path"]),
+            escape(item["label"]),
+            percent(item["confidence"]),
+            escape(item["explained_class"]),
+            escape(item["file"]),
+        )
+    return table
+
+
 def write_json_lines(predictions: Iterator[Any]) -> int:
     """One JSON object per prediction, flushed as it comes; returns how many failed."""
     import json
@@ -391,4 +414,29 @@ def benchmark_table(report: dict[str, Any]) -> Table:
             )
             first = ["", "", ""]
         table.add_section()
+    return table
+
+
+def lr_find_table(document: dict[str, Any]) -> Table:
+    """lr-find's suggestions: each method's rate and the smoothed loss there."""
+    lrs, smoothed = document["lrs"], document["smoothed_losses"]
+    ending = "; stopped when the loss diverged" if document["stopped_early"] else ""
+    table = Table(
+        title="Learning-rate suggestions",
+        caption=f"{document['steps']} steps from {lrs[0]:.1e} to {lrs[-1]:.1e}{ending}",
+    )
+    for name in ("method", "learning rate", "smoothed loss"):
+        table.add_column(name, justify="left" if name == "method" else "right")
+    for method, rate in document["suggestions"].items():
+        if rate is None:
+            table.add_row(method, "none", "")
+            continue
+        loss = smoothed[lrs.index(rate)]
+        suggested = method == document["method"]
+        table.add_row(
+            method + (" (suggested)" if suggested else ""),
+            f"{rate:.2e}",
+            "" if loss is None else f"{loss:.4f}",
+            style="bold" if suggested else None,
+        )
     return table

@@ -24,6 +24,7 @@ from .runs import (
     MISTAKES_CSV,
     MISTAKES_PNG,
     REPORT_FILES,
+    TOP_LOSSES_PNG,
 )
 
 
@@ -44,6 +45,8 @@ class Evaluation:
     labels: np.ndarray
     probabilities: np.ndarray
     paths: list[str] | None  # file paths in example order, for folder data
+    # With --explain: path → (image as the model saw it, heatmap for the predicted class)
+    explained: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 # --- Which data -------------------------------------------------------------------------
@@ -256,7 +259,26 @@ def evaluate(
                 }
             )
     header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}
-    return Evaluation({**header, **report}, labels, probabilities, paths)
+    evaluation = Evaluation({**header, **report}, labels, probabilities, paths)
+    if options.explain:
+        evaluation.explained, evaluation.report["explain"] = explain_mistakes(run, report)
+    return evaluation
+
+
+def explain_mistakes(run: LoadedRun, report: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """Grad-CAM for the predicted class of every image in the galleries: path → (image,
+    heatmap), and what evaluation.json records of it (method and layer)."""
+    from .explain import GradCam, explain_paths, require_keras_model
+
+    require_keras_model(run)
+    listed = [item["path"] for key in ("mistakes", "top_losses") for item in report[key]]
+    cam = GradCam(run.model)
+    explained = {
+        item.path: (item.image, item.heatmap)
+        for item in explain_paths(list(dict.fromkeys(listed)), run, cam)
+        if item.error is None
+    }
+    return explained, {"method": cam.method, "layer": cam.target.path}
 
 
 def accuracy_shortfall(report: dict[str, Any], min_accuracy: float | None) -> str | None:
@@ -276,7 +298,7 @@ def accuracy_shortfall(report: dict[str, Any], min_accuracy: float | None) -> st
 def check_report_dir(output_dir: Path) -> None:
     """evaluate --output DIR writes its report files into DIR: over an earlier
     evaluation's, never over files of the same names that something else wrote."""
-    names = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG)
+    names = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG, TOP_LOSSES_PNG)
     existing = [name for name in names if (output_dir / name).exists()]
     if not existing:
         return
@@ -302,7 +324,8 @@ def confusion_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_evaluation(evaluation: Evaluation, output_dir: Path, channels: int) -> list[Path]:
     """evaluation.json, the confusion matrix as CSV and PNG, and for folder data the most
-    confident mistakes as CSV and a PNG gallery. Returns the files written.
+    confident mistakes as CSV and a PNG gallery, and a gallery of the top losses (Grad-CAM
+    overlays with --explain). Returns the files written.
 
     Files this evaluation does not write are left alone, even stale mistakes from an
     earlier one: report["mistakes_files"] names the mistake files that belong to it.
@@ -312,7 +335,10 @@ def write_evaluation(evaluation: Evaluation, output_dir: Path, channels: int) ->
     report = evaluation.report
     mistakes_files = (output_dir / MISTAKES_CSV, output_dir / MISTAKES_PNG)
     listed = evaluation.paths is not None and bool(report["mistakes"])
+    losses_listed = evaluation.paths is not None and bool(report["top_losses"])
     report["mistakes_files"] = [path.name for path in mistakes_files] if listed else []
+    if losses_listed:
+        report["mistakes_files"].append(TOP_LOSSES_PNG)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = [output_dir / name for name in REPORT_FILES]
     runs.write_json_atomic(written[0], report)
@@ -321,8 +347,14 @@ def write_evaluation(evaluation: Evaluation, output_dir: Path, channels: int) ->
     runs.write_bytes_atomic(
         written[2], plots.confusion_matrix_png(matrix, report["confusion_matrix"]["labels"])
     )
-    if not listed:
-        return written
-    runs.write_csv_atomic(mistakes_files[0], report["mistakes"])
-    runs.write_bytes_atomic(mistakes_files[1], plots.mistakes_png(report["mistakes"], channels))
-    return written + list(mistakes_files)
+    explained = evaluation.explained
+    if listed:
+        runs.write_csv_atomic(mistakes_files[0], report["mistakes"])
+        gallery = plots.mistakes_png(report["mistakes"], channels, explained)
+        runs.write_bytes_atomic(mistakes_files[1], gallery)
+        written += list(mistakes_files)
+    if losses_listed:
+        gallery = plots.mistakes_png(report["top_losses"], channels, explained)
+        runs.write_bytes_atomic(output_dir / TOP_LOSSES_PNG, gallery)
+        written.append(output_dir / TOP_LOSSES_PNG)
+    return written

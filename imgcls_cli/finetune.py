@@ -19,7 +19,7 @@ from . import runs
 from .class_weights import choose_class_weights
 from .config import CacheMode, FinetuneConfig
 from .data.pipeline import memory_cache_budget
-from .data.prepare import PreparedData, prepare_data
+from .data.prepare import PreparedData, prepare_run_data
 from .models import create_model
 from .models.backbones import check_image_size
 from .runs import TrainResult
@@ -51,14 +51,11 @@ def run_finetune(
     # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
     weights = resolve_weights(config.weights, config.backbone, image_size)
     strategy, policy = set_up_runtime(config)
-    data = prepare_data(
-        config.data,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        reporter=reporter,
+    data = prepare_run_data(
+        config,
+        reporter,
         channels=3,  # ImageNet backbones want RGB: grayscale data is repeated to 3 channels
         default_image_size=DEFAULT_IMAGE_SIZE,
-        augment=config.augment,
     )
     with strategy.scope():
         transfer = create_model(

@@ -1,4 +1,4 @@
-"""PNG figures for evaluation: the confusion matrix and a gallery of mistakes.
+"""PNG figures: the confusion matrix, galleries of mistakes, Grad-CAM overlays, curves.
 
 Figures are drawn on matplotlib's Agg canvas without pyplot, so nothing needs a display
 and no global figure state is left behind; each function returns PNG bytes.
@@ -57,8 +57,14 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: list[str]) -> bytes:
     return figure_png(figure)
 
 
-def mistakes_png(mistakes: list[dict[str, Any]], channels: int) -> bytes:
-    """A grid of the mistaken images, each titled with true and predicted class."""
+def mistakes_png(
+    mistakes: list[dict[str, Any]],
+    channels: int,
+    explained: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> bytes:
+    """A grid of the mistaken images, each titled with true and predicted class (and its
+    loss when the record has one). explained: path → (image as the model saw it, Grad-CAM
+    heatmap for the predicted class), drawn as an overlay instead of the file."""
     from matplotlib.figure import Figure
 
     from .data.images import load_image
@@ -69,20 +75,79 @@ def mistakes_png(mistakes: list[dict[str, Any]], channels: int) -> bytes:
     for index, mistake in enumerate(mistakes, 1):
         axes = figure.add_subplot(rows, columns, index)
         axes.axis("off")
+        title = (
+            f"true: {mistake['true']}\npredicted: {mistake['predicted']} "
+            f"({mistake['confidence']:.0%})"
+        )
+        if "loss" in mistake:
+            title += f", loss {mistake['loss']:.2f}"
+        if explained and mistake["path"] in explained:
+            image, heatmap = explained[mistake["path"]]
+            axes.imshow(heat_overlay(image, heatmap), interpolation="nearest")
+            axes.set_title(title, fontsize=8)
+            continue
         try:
             image = load_image(mistake["path"], channels)
         except Exception:  # the file changed since it was scored; keep the slot
             axes.set_title("(no longer readable)", fontsize=8)
             continue
-        if channels == 1:
-            axes.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
-        else:
-            axes.imshow(image)
-        axes.set_title(
-            f"true: {mistake['true']}\npredicted: {mistake['predicted']} "
-            f"({mistake['confidence']:.0%})",
-            fontsize=8,
-        )
+        show_image(axes, image)
+        axes.set_title(title, fontsize=8)
+    return figure_png(figure)
+
+
+def show_image(axes: Any, image: np.ndarray) -> None:
+    """An HxWx1 or HxWx3 uint8 image, pixels kept sharp."""
+    if image.shape[-1] == 1:
+        axes.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        axes.imshow(image, interpolation="nearest")
+
+
+def heat_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """RGB in [0, 1]: the image (grey images as grey) under the heatmap in jet colours."""
+    from matplotlib import colormaps
+
+    rgb = image.astype(np.float32) / 255.0
+    if rgb.shape[-1] == 1:
+        rgb = np.repeat(rgb, 3, axis=-1)
+    heat = colormaps["jet"](np.clip(heatmap, 0.0, 1.0))[..., :3]
+    return np.clip((1.0 - alpha) * rgb + alpha * heat, 0.0, 1.0)
+
+
+def gradcam_png(
+    image: np.ndarray, heatmap: np.ndarray, caption: str, title: str, method: str = "Grad-CAM"
+) -> bytes:
+    """One explained image: what the model saw, the heatmap, and the two overlaid."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9.0, 3.6))
+    panels = figure.subplots(1, 3)
+    show_image(panels[0], image)
+    panels[0].set_title("input (as the model sees it)", fontsize=8)
+    shown = panels[1].imshow(heatmap, cmap="jet", vmin=0.0, vmax=1.0)
+    panels[1].set_title(method, fontsize=8)
+    figure.colorbar(shown, ax=panels[1], fraction=0.046, pad=0.04)
+    panels[2].imshow(heat_overlay(image, heatmap), interpolation="nearest")
+    panels[2].set_title("overlay", fontsize=8)
+    for axes in panels:
+        axes.axis("off")
+    figure.suptitle(f"{title}\n{caption}", fontsize=9)
+    return figure_png(figure)
+
+
+def gradcam_grid_png(tiles: list[tuple[np.ndarray, np.ndarray, str]]) -> bytes:
+    """Every overlay in one picture, captioned with its prediction."""
+    from matplotlib.figure import Figure
+
+    columns = min(6, len(tiles))
+    rows = math.ceil(len(tiles) / columns)
+    figure = Figure(figsize=(2.4 * columns, 2.8 * rows))
+    for index, (image, heatmap, caption) in enumerate(tiles, 1):
+        axes = figure.add_subplot(rows, columns, index)
+        axes.axis("off")
+        axes.imshow(heat_overlay(image, heatmap), interpolation="nearest")
+        axes.set_title(caption, fontsize=7)
     return figure_png(figure)
 
 

@@ -38,6 +38,8 @@ EXPORT_DIR = "export"  # imgcls export's folders: export/<format>[-<quantize>]/
 EXPORT_FILE = "export.json"  # the mark of an export folder
 LOGS_DIR = "logs"  # TensorBoard event files (summaries.py)
 TRAINING_PNG = "training.png"  # the training curves
+EXPLAIN_DIR = "explain"  # imgcls explain's default output folder
+EXPLAIN_FILE = "explain.json"  # the mark of an explain folder
 
 
 # evaluate's report files (written into the run directory by default).
@@ -46,13 +48,14 @@ CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_PNG = "confusion_matrix.png"
 MISTAKES_CSV = "mistakes.csv"
 MISTAKES_PNG = "mistakes.png"
+TOP_LOSSES_PNG = "top_losses.png"
 REPORT_FILES = (EVALUATION_FILE, CONFUSION_CSV, CONFUSION_PNG)  # written by every evaluation
-EVALUATION_FILES = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG)
+EVALUATION_FILES = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG, TOP_LOSSES_PNG)
 # What imgcls writes into a run directory: --force replaces a folder only when it holds
 # nothing else, so a user's own files are never deleted with it.
 RUN_ENTRIES = frozenset(
     {MODEL_FILE, LABELS_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CHECKPOINTS_DIR, EXPORT_DIR}
-    | {LOGS_DIR, TRAINING_PNG}
+    | {LOGS_DIR, TRAINING_PNG, EXPLAIN_DIR}
     | set(EVALUATION_FILES)
 )
 RUN_COMMANDS = ("train", "finetune")
@@ -189,11 +192,15 @@ def check_replaceable(run_dir: Path) -> None:
         if entry.name not in RUN_ENTRIES and not _is_own_temporary(entry.name)
     )
     if foreign:
-        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
         raise RunDirError(
-            f"{run_dir} holds files imgcls did not write ({shown}); move them out of it "
-            "or choose another --output."
+            f"{run_dir} holds files imgcls did not write ({names_shown(foreign)}); move them "
+            "out of it or choose another --output."
         )
+
+
+def names_shown(names: list[str], limit: int = 5) -> str:
+    """'a, b, c, d, e, …': the first few names of a list, for a one-line message."""
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
 
 
 def release_claim(run_dir: Path) -> None:
@@ -321,6 +328,18 @@ def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
     if document.get("command") != command:
         raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
     return document.get("options", {})
+
+
+def recorded_learning_rate(run_dir: Path) -> float:
+    """The learning rate config.json records under `resolved` (the number `train --lr
+    auto` found), for --resume, which must not sweep again."""
+    rate = read_run_config(run_dir).get("resolved", {}).get("learning_rate")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise RunDirError(
+            f"{Path(run_dir) / CONFIG_FILE} records no learning rate "
+            "(resolved.learning_rate) to resume --lr auto with; start a new run."
+        )
+    return float(rate)
 
 
 def update_options(run_dir: Path, options: dict[str, Any]) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 from . import runs
 from .class_weights import choose_class_weights
-from .config import TrainConfig
-from .data.prepare import prepare_data
+from .config import AUTO_LR, TrainConfig
+from .data.prepare import prepare_run_data
 from .runs import TrainResult
 from .runtime import cluster_errors, set_up_runtime, strategy_name, versions, worker_dir
 from .summaries import finish_log, start_log
@@ -29,22 +29,24 @@ def run_train(
         fit,
     )
 
-    data = prepare_data(
-        config.data,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        reporter=reporter,
-        augment=config.augment,
-        default_augment=config.default_augment,
-    )
+    data = prepare_run_data(config, reporter, default_augment=config.default_augment)
     if config.patience is not None and data.val is None:
         reporter.warning("--patience has no effect without validation data (--val-split 0).")
     class_weights = choose_class_weights(config.class_weight, data, reporter)
     replicas = strategy.num_replicas_in_sync
-    lr = config.lr * replicas if config.scale_lr else config.lr
     work_dir = worker_dir(run_dir, strategy)
     with strategy.scope():
         model = create_model(config.arch, data.input_shape, data.source.num_classes)
+    lr_found = None  # what config.json records of --lr auto's sweep
+    if config.lr == AUTO_LR:
+        from .lr_find import auto_learning_rate
+
+        lr, lr_found = auto_learning_rate(
+            config, run_dir, resume, model, data, strategy, policy, class_weights, reporter
+        )
+    else:
+        lr = config.lr * replicas if config.scale_lr else config.lr
+    with strategy.scope():
         learning_rate = create_learning_rate(
             lr,
             config.resolved_schedule,
@@ -85,6 +87,8 @@ def run_train(
         runs.write_csv_atomic(work_dir / runs.HISTORY_FILE, rows)
 
     resolved = {**data.describe(), **runtime_info, "class_weights": class_weights}
+    if lr_found is not None:
+        resolved["lr_find"] = lr_found
     classes = data.source.class_names
     history = runs.begin_run(run_dir, work_dir, config, resolved, versions(), classes, resume)
     log = start_log(run_dir, work_dir, data, history)

@@ -188,6 +188,11 @@ class Trainer(Evaluator):
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._sums(labels, probabilities, per_example_loss, weights)
 
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One step on one distributed batch: its loss, accuracy and examples (this waits
+        for the step; train_epoch does not, between its progress reports)."""
+        return summarize(tf.stack(self._train_step(batch)).numpy(), None)
+
     def train_epoch(
         self,
         dataset: Any,

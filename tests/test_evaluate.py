@@ -94,7 +94,8 @@ def test_deliberately_wrong_labels_match_a_hand_count(runner, cli_app, shapes_ru
         "square_10.png",
     }
     assert (output / "mistakes.png").stat().st_size > 0
-    assert report["mistakes_files"] == ["mistakes.csv", "mistakes.png"]
+    assert report["mistakes_files"] == ["mistakes.csv", "mistakes.png", "top_losses.png"]
+    assert (output / "top_losses.png").stat().st_size > 0
     # The worst answers by loss, highest first: the three mistakes lead.
     losses = [row["loss"] for row in report["top_losses"]]
     assert len(losses) == 13 and losses == sorted(losses, reverse=True)

@@ -230,6 +230,24 @@ def check_cutmix(ws: Path, outcome: Outcome) -> None:
     assert augment["preset"] == "standard" and augment["cutmix"] == 1.0
 
 
+def check_lr_find(ws: Path, outcome: Outcome) -> None:
+    """lr-find prints its suggestions and writes only its plot and document."""
+    assert outcome.exit_code == 0, outcome.output
+    assert sorted(p.name for p in (ws / "lr-digits").iterdir()) == ["lr_find.json", "lr_find.png"]
+    document = read_json(ws / "lr-digits" / "lr_find.json")
+    assert document["suggested_lr"] == document["suggestions"]["valley"]
+    assert "valley (suggested)" in outcome.stdout
+    assert f"{document['suggested_lr']:.2e}" in outcome.stdout
+
+
+def check_lr_auto(ws: Path, outcome: Outcome) -> None:
+    trained(labels=DIGITS)(ws, outcome)
+    config = read_json(ws / saved_run(outcome) / "config.json")
+    assert config["options"]["lr"] == "auto"
+    assert config["resolved"]["learning_rate"] == config["resolved"]["lr_find"]["suggested_lr"]
+    assert "lr-find's valley suggestion" in outcome.output
+
+
 def check_mirrored(ws: Path, outcome: Outcome) -> None:
     trained()(ws, outcome)
     assert "MirroredStrategy with 2 replica(s)" in outcome.output
@@ -323,6 +341,29 @@ def predicted(*paths: str) -> Callable:
         assert sorted(path for path, _ in table_rows(outcome.stdout)) == sorted(paths)
 
     return check
+
+
+def check_explained(ws: Path, outcome: Outcome) -> None:
+    """explain: exit 0, an overlay for photo.jpg, the grid and the record in RUN_DIR/explain."""
+    assert outcome.exit_code == 0, outcome.output
+    folder = ws / "runs/train-shapes-simplecnn/explain"
+    document = read_json(folder / "explain.json")
+    [image] = document["images"]
+    assert image["path"] == "photo.jpg" and image["error"] is None
+    assert image["label"] in SHAPES and 0 < image["confidence"] <= 1
+    assert sorted(p.name for p in folder.iterdir()) == ["explain.json", "grid.png", "photo.png"]
+    assert document["method"] == "hirescam"  # simplecnn flattens its map
+    assert "Grad-CAM" in outcome.stdout
+
+
+def check_evaluate_explained(ws: Path, outcome: Outcome) -> None:
+    """evaluate --explain: the evaluation's files, with the heatmap method recorded and
+    the top-losses gallery written."""
+    evaluated("runs/train-shapes-simplecnn", mistakes=False, split="all")(ws, outcome)
+    evaluation = read_json(ws / "runs/train-shapes-simplecnn/evaluation.json")
+    assert evaluation["explain"]["method"] == "hirescam"
+    assert "top_losses.png" in evaluation["mistakes_files"]
+    assert (ws / "runs/train-shapes-simplecnn/top_losses.png").stat().st_size > 0
 
 
 def exported(folder: str, dtype: str) -> Callable:
@@ -554,6 +595,10 @@ COMMANDS: dict[str, How] = {
     ),
     "find . -name '*.jpg' | imgcls predict - --json > predictions.jsonl": How(check_jsonl),
     "imgcls predict one.png": How(predicted("one.png")),
+    "imgcls explain photo.jpg --model runs/train-shapes-simplecnn": How(check_explained),
+    "imgcls evaluate --model runs/train-shapes-simplecnn --data new_photos/ --explain": How(
+        check_evaluate_explained
+    ),
     "imgcls export runs/train-shapes-simplecnn --format onnx": How(
         exported("runs/train-shapes-simplecnn/export/onnx", "float32")
     ),
@@ -583,6 +628,8 @@ COMMANDS: dict[str, How] = {
     "imgcls train --data ./shapes --augment standard --cutmix 1.0": How(
         check_cutmix, QUICK_TRAIN, WHY_TRAIN
     ),
+    "imgcls lr-find --dataset digits --output lr-digits": How(check_lr_find),
+    "imgcls train --dataset digits --lr auto": How(check_lr_auto, QUICK_TRAIN, WHY_TRAIN),
     "imgcls train --dataset mnist": How(
         check_offline_failure,
         ("--data-dir", "tfds-offline"),

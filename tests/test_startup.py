@@ -30,7 +30,7 @@ def test_help_does_not_load_tensorflow():
     code = """
 from imgcls_cli.cli import app
 for args in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"],
-             ["finetune", "--help"], ["augment-preview", "--help"]):
+             ["finetune", "--help"], ["augment-preview", "--help"], ["lr-find", "--help"]):
     try:
         app(args)
     except SystemExit as exit:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ..config import AugmentConfig, AugmentPreset, CacheMode, DataConfig, to_jsonable
@@ -30,10 +31,22 @@ class PreparedData:
     augment_reason: str  # why: the preset given, or what --augment auto saw
     cache: str  # where train and val images live between epochs: memory, disk or stream
     unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
+    # A split's batches from a new pipeline (see fresh_inputs).
+    rebuild: Callable[[str], ShardedInput] | None = None
 
     def inputs(self, name: str) -> ShardedInput | None:
         """What training reads of split `name` (None when there is no such split)."""
         return self.sharded.get(name)
+
+    def fresh_inputs(self, name: str) -> ShardedInput | None:
+        """Split `name`'s batches as inputs(name) gives them, from a pipeline of their own:
+        every pass over a pipeline draws its next shuffle and augmentation, so reading
+        this one (lr-find's sweep before training) leaves training's epochs, and what
+        --resume replays of them, as they would have been. Kept in memory when the
+        training pipeline is, else streamed (never a second disk cache)."""
+        if name not in self.sharded or self.rebuild is None:
+            return None
+        return self.rebuild(name)
 
     def batches(self, name: str) -> Any | None:
         """Split `name`'s global batches from one pipeline, or None."""
@@ -95,6 +108,19 @@ def report_source_problems(source: Any, reporter: Any) -> None:
         shown = "; ".join(f"{path} ({reason})" for path, reason in source.skipped[:10])
         more = f"; and {len(source.skipped) - 10} more" if len(source.skipped) > 10 else ""
         reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s): {shown}{more}")
+
+
+def prepare_run_data(config: Any, reporter: Any, **options: Any) -> PreparedData:
+    """prepare_data with a run config's data, seed, batch size and augmentation: train,
+    finetune and lr-find read their data alike."""
+    return prepare_data(
+        config.data,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        reporter=reporter,
+        augment=config.augment,
+        **options,
+    )
 
 
 def prepare_data(
@@ -162,7 +188,7 @@ def prepare_data(
     elif cache == "stream" and config.cache is CacheMode.disk:
         reporter.warning("No room on the disk for --cache disk: streaming images instead.")
 
-    def batches(name: str, training: bool) -> ShardedInput:
+    def batches(name: str, training: bool, cache: str = cache) -> ShardedInput:
         return sharded_batches(
             splits[name],
             batch_size,
@@ -174,6 +200,9 @@ def prepare_data(
             cache=cache if name != "test" else False,
         )
 
+    def rebuild(name: str) -> ShardedInput:
+        return batches(name, name == "train", cache if cache == "memory" else "stream")
+
     return PreparedData(
         source=source,
         image_size=image_size,
@@ -184,4 +213,5 @@ def prepare_data(
         augment=augment,
         augment_reason=augment_reason,
         cache=cache,
+        rebuild=rebuild,
     )

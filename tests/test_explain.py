@@ -1,0 +1,282 @@
+"""imgcls explain: Grad-CAM finds the evidence where it is, for from-scratch CNNs and a
+fine-tuned backbone, and the command treats files and folders as the others do."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import train_run, write_image
+
+# The images are the benchmark's (benchmarks/bench_explain.py), built by its datasets module.
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+from datasets import MARKS  # noqa: E402
+from datasets import marks as mark_folder  # noqa: E402
+
+
+def corner_share(heatmaps: np.ndarray) -> np.ndarray:
+    """The share of each heatmap's total heat that lies in the bottom-right quadrant."""
+    half = heatmaps.shape[1] // 2, heatmaps.shape[2] // 2
+    corner = heatmaps[:, half[0] :, half[1] :].sum(axis=(1, 2))
+    return corner / np.maximum(heatmaps.sum(axis=(1, 2)), 1e-9)
+
+
+def image_paths(folder: Path) -> list[str]:
+    return sorted(str(path) for path in folder.rglob("*.png"))
+
+
+@pytest.fixture(scope="module")
+def marks(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("marks")
+    return {
+        "train": mark_folder(root / "train", per_class=50, size=32, seed=0),
+        "held": mark_folder(root / "held", per_class=6, size=32, seed=1),
+    }
+
+
+@pytest.fixture(scope="module")
+def cnn_runs(marks, tmp_path_factory) -> dict[str, Path]:
+    from imgcls_cli.config import AugmentConfig, AugmentPreset
+
+    root = tmp_path_factory.mktemp("explain-runs")
+    return {
+        arch: train_run(
+            root / arch,
+            {"data": str(marks["train"])},
+            arch=arch,
+            epochs=12,
+            batch_size=16,
+            augment=AugmentConfig(preset=AugmentPreset.none),
+        )
+        for arch in ("simplecnn", "resnet8")
+    }
+
+
+def heatmaps_of(run_dir: Path, paths: list[str], method: str = "auto"):
+    from imgcls_cli.explain import GradCam
+    from imgcls_cli.model_io import load_run
+    from imgcls_cli.predict import read_for_model
+
+    run = load_run(run_dir)
+    cam = GradCam(run.model, method=method)
+    images = np.stack([read_for_model(path, run) for path in paths])
+    probabilities, heatmaps = cam(images)
+    return cam, probabilities, heatmaps
+
+
+@pytest.mark.parametrize("arch", ["simplecnn", "resnet8"])
+def test_the_heat_lies_on_the_corner_that_holds_the_class(arch, cnn_runs, marks):
+    cam, probabilities, heatmaps = heatmaps_of(cnn_runs[arch], image_paths(marks["held"]))
+    labels = np.repeat(np.arange(len(MARKS)), 6)  # sorted paths: bar, cross, plus, ring
+    names = sorted(MARKS)
+    assert [names[i] for i in probabilities.argmax(1)] == [names[i] for i in labels]
+    assert heatmaps.shape == (24, 32, 32) and heatmaps.min() >= 0 and heatmaps.max() <= 1
+    share = corner_share(heatmaps)
+    # A quarter of the image: chance is 0.25.
+    assert share.mean() >= 0.5, share
+    assert (heatmaps.sum(axis=(1, 2)) > 0).all()  # no image left without an answer
+
+
+def test_auto_uses_gradcam_on_pooled_maps_and_hirescam_on_flattened_ones(cnn_runs, marks):
+    paths = image_paths(marks["held"])[:4]
+    pooled, _, auto = heatmaps_of(cnn_runs["resnet8"], paths)
+    _, _, classic = heatmaps_of(cnn_runs["resnet8"], paths, "gradcam")
+    _, _, hires = heatmaps_of(cnn_runs["resnet8"], paths, "hirescam")
+    assert pooled.method == "gradcam" and pooled.target.pooled
+    # Right before global average pooling the gradient is the same at every position,
+    # so both methods give the same map.
+    np.testing.assert_allclose(classic, hires, atol=1e-5)
+    np.testing.assert_allclose(auto, classic, atol=1e-5)
+    flattened, _, _ = heatmaps_of(cnn_runs["simplecnn"], paths)
+    assert flattened.method == "hirescam" and not flattened.target.pooled
+    assert flattened.target.layer.__class__.__name__ == "Conv2D"  # not the pooling after it
+
+
+def test_the_command_writes_overlays_a_grid_and_a_record(
+    cnn_runs, marks, tmp_path, runner, cli_app
+):
+    run_dir = cnn_runs["resnet8"]
+    good = image_paths(marks["held"])[-2:]  # two rings
+    broken = write_image(tmp_path / "in" / "fine.png", np.zeros((4, 4, 3), np.uint8))
+    broken.write_bytes(b"not an image")
+    missing = tmp_path / "in" / "missing.png"
+    output = tmp_path / "explained"
+    args = [
+        "explain",
+        *good,
+        str(broken),
+        str(missing),
+        "-m",
+        str(run_dir),
+        "--output",
+        str(output),
+    ]
+    result = runner.invoke(cli_app, [*args, "--json"])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    # resnet8's last ReLU (Keras numbers layer names per process: re_lu_6, re_lu_70, …)
+    assert document["method"] == "gradcam" and document["layer"].startswith("re_lu")
+    records = document["images"]
+    assert [record["path"] for record in records] == [*good, str(broken), str(missing)]
+    assert [record["error"] is None for record in records] == [True, True, False, False]
+    assert {record["label"] for record in records[:2]} == {"ring"}
+    for record in records[:2]:
+        assert record["peak"][0] > 0.5 and record["peak"][1] > 0.5  # bottom right
+        assert (output / record["file"]).is_file()
+    assert sorted(p.name for p in output.iterdir()) == sorted(
+        ["explain.json", "grid.png", records[0]["file"], records[1]["file"]]
+    )
+    assert "1 of 4" not in result.stderr and "2 of 4 input(s) could not be read" in result.stderr
+
+    # Again, for another class: the earlier explanation is replaced, not mixed in.
+    result = runner.invoke(
+        cli_app,
+        ["explain", good[0], "-m", str(run_dir), "--output", str(output), "--class", "plus"],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads((output / "explain.json").read_text())
+    assert document["images"][0]["explained_class"] == "plus"
+    assert document["images"][0]["label"] == "ring"
+    assert sorted(p.name for p in output.iterdir()) == ["explain.json", "grid.png", "ring_4.png"]
+
+
+def test_the_default_folder_is_in_the_run(cnn_runs, marks, runner, cli_app):
+    """A folder is searched; 24 images go through in two batches, each with its overlay,
+    named by its stem; the records keep the input order."""
+    run_dir = cnn_runs["simplecnn"]
+    result = runner.invoke(cli_app, ["explain", str(marks["held"]), "-m", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    folder = run_dir / "explain"
+    document = json.loads((folder / "explain.json").read_text())
+    records = document["images"]
+    assert [record["path"] for record in records] == image_paths(marks["held"])
+    assert [record["file"] for record in records] == [
+        Path(path).stem + ".png" for path in image_paths(marks["held"])
+    ]
+    assert sorted(document["files"]) == sorted(
+        p.name for p in folder.iterdir() if p.suffix == ".png"
+    )
+    assert len(document["files"]) == 25 and document["method"] == "hirescam"
+    assert "Grad-CAM" in result.stdout
+
+
+def test_refusals_are_one_line_and_touch_nothing(cnn_runs, marks, tmp_path, runner, cli_app):
+    run_dir = cnn_runs["resnet8"]
+    image = image_paths(marks["held"])[0]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    cases = [
+        (["--output", str(theirs)], "was not written by imgcls explain"),
+        (["--class", "circle"], "Unknown class 'circle'"),
+        (["--layer", "nope"], "Unknown layer 'nope'"),
+        (["--method", "cam"], "Unknown method 'cam'"),
+    ]
+    for extra, message in cases:
+        result = runner.invoke(cli_app, ["explain", image, "-m", str(run_dir), *extra])
+        assert result.exit_code != 0 and message in result.output, (extra, result.output)
+        assert "Traceback" not in result.output
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+
+    # A folder an earlier explanation wrote, with a file of the user's added: kept.
+    own = tmp_path / "own"
+    assert (
+        runner.invoke(
+            cli_app, ["explain", image, "-m", str(run_dir), "--output", str(own)]
+        ).exit_code
+        == 0
+    )
+    (own / "keep.txt").write_text("mine")
+    result = runner.invoke(cli_app, ["explain", image, "-m", str(run_dir), "--output", str(own)])
+    assert result.exit_code != 0 and "keep.txt" in result.output
+    assert (own / "keep.txt").read_text() == "mine"
+
+
+def test_a_named_layer_is_used(cnn_runs, marks, tmp_path):
+    from imgcls_cli import api
+    from imgcls_cli.explain import feature_maps
+    from imgcls_cli.model_io import load_run
+
+    first = feature_maps(load_run(cnn_runs["simplecnn"]).model)[0].layer.name  # conv2d_N
+    image = image_paths(marks["held"])[0]
+    document = api.explain(cnn_runs["simplecnn"], [image], layer=first, output=tmp_path / "x")
+    assert document["layer"] == first and document["feature_map"] == [32, 32, 32]
+
+
+def test_where_names_the_peak_and_the_centre_of_heat():
+    from imgcls_cli.explain import where
+
+    heatmap = np.zeros((10, 20))
+    heatmap[8, 15] = 1.0
+    heatmap[8, 16] = 1.0
+    assert where(heatmap) == {"peak": [0.85, 0.775], "centre": [0.85, 0.8]}
+    assert where(np.zeros((4, 4)))["centre"] == [0.5, 0.5]
+
+
+def test_evaluate_explain_draws_heatmaps_on_the_galleries(
+    cnn_runs, marks, tmp_path, runner, cli_app
+):
+    run_dir = cnn_runs["resnet8"]
+    args = ["evaluate", "-m", str(run_dir), "--data", str(marks["held"]), "--mistakes", "4"]
+    plain, explained = tmp_path / "plain", tmp_path / "explained"
+    assert runner.invoke(cli_app, [*args, "--output", str(plain)]).exit_code == 0
+    result = runner.invoke(cli_app, [*args, "--output", str(explained), "--explain"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((explained / "evaluation.json").read_text())
+    assert report["explain"]["method"] == "gradcam"
+    assert len(report["top_losses"]) == 4 and "top_losses.png" in report["mistakes_files"]
+    assert "explain" not in json.loads((plain / "evaluation.json").read_text())
+    # The same gallery, drawn once from the files and once as overlays.
+    assert (plain / "top_losses.png").read_bytes() != (explained / "top_losses.png").read_bytes()
+
+
+def test_a_finetuned_backbone_is_explained_through_its_nested_model(
+    marks, tmp_path, runner, cli_app
+):
+    """The served model nests `features`, which nests the backbone: the layer is found
+    inside it. At 32 px MobileNetV2's last map is 1x1, so the last one of at least 2x2 is
+    read; `--layer out_relu` reads the 1x1 map, whose heat is the same everywhere."""
+    from imgcls_cli.models.backbones import create_backbone
+
+    weights = tmp_path / "mobilenetv2.weights.h5"
+    create_backbone("mobilenetv2", 32, imagenet=False).save_weights(weights)
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        cli_app,
+        [
+            "finetune",
+            *("--data", str(marks["train"]), "--weights", str(weights), "--image-size", "32"),
+            *("--head-epochs", "1", "--unfreeze", "0", "--batch-size", "32"),
+            *("--output", str(run_dir)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    images = image_paths(marks["held"])[:3]
+    result = runner.invoke(cli_app, ["explain", *images, "-m", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["layer"].startswith("features/mobilenetv2_1.00_32/")
+    assert min(document["feature_map"][:2]) >= 2 and document["method"] == "hirescam"
+    assert all(record["error"] is None for record in document["images"])
+    assert len(document["files"]) == 4  # three overlays and the grid
+
+    output = tmp_path / "last"
+    args = [
+        "explain",
+        images[0],
+        "-m",
+        str(run_dir),
+        "--layer",
+        "out_relu",
+        "--output",
+        str(output),
+    ]
+    result = runner.invoke(cli_app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["layer"].endswith("/out_relu") and document["feature_map"][:2] == [1, 1]
+    assert document["method"] == "gradcam"  # right before global average pooling
+    assert document["images"][0]["centre"] == [0.5, 0.5]
