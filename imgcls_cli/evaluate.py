@@ -45,7 +45,7 @@ class Evaluation:
     labels: np.ndarray
     probabilities: np.ndarray
     paths: list[str] | None  # file paths in example order, for folder data
-    # With --explain: path → (image as the model saw it, heatmap for the predicted class)
+    # With --explain: path → (the image, its heatmap for the predicted class)
     explained: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 

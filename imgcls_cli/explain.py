@@ -25,6 +25,7 @@ from .model_io import LoadedRun
 
 GRID_PNG = "grid.png"
 GRID_LIMIT = 60  # overlays in grid.png (each image has its own file as well)
+DISPLAY_SIDE = 512  # pixels: the longest side of a picture in the overlays
 BATCH = 16  # images per gradient pass
 # Layers whose 4-D output is not a learned feature map: the input, pixel scaling and
 # preprocessing; and by part of the name, pooling (a coarser copy of the map before it),
@@ -236,7 +237,7 @@ class Explained:
     confidence: float | None = None
     explained: str | None = None  # the class the heatmap is for
     probability: float | None = None  # of the explained class
-    image: np.ndarray | None = None  # what the model saw, uint8
+    image: np.ndarray | None = None  # the file as decoded, shrunk for display, uint8
     heatmap: np.ndarray | None = None
     file: str | None = None  # the overlay's file name in the output folder
     error: str | None = None
@@ -275,14 +276,19 @@ def require_keras_model(run: LoadedRun) -> None:
 def explain_paths(
     paths: list[str], run: LoadedRun, cam: GradCam, class_name: str | None = None
 ) -> list[Explained]:
-    """Decode each file as predict does, then one Grad-CAM pass over the readable ones."""
-    from .data.images import unreadable_reason
-    from .predict import printable, read_for_model
+    """Decode and resize each file as predict does, then one Grad-CAM pass over the
+    readable ones. Each result keeps the decoded file (at most DISPLAY_SIDE pixels a
+    side) for the overlay: the heatmap is stretched back over the picture as it is."""
+    from .data.images import load_image, prepare_images, unreadable_reason
+    from .predict import printable
 
-    results, images = [], []
+    results, images, originals = [], [], []
     for path in paths:
         try:
-            images.append(read_for_model(path, run))
+            original = load_image(path, run.channels)
+            resized = prepare_images(original, run.image_size, run.channels)
+            images.append(resized.numpy().astype(np.float32))
+            originals.append(for_display(original))
             results.append(Explained(printable(path)))
         except Exception as error:  # PIL raises many types for bad files
             results.append(Explained(printable(path), error=unreadable_reason(path, error)))
@@ -292,14 +298,28 @@ def explain_paths(
     wanted = class_index(run, class_name)
     classes = None if wanted is None else [wanted] * len(readable)
     probabilities, heatmaps = cam(np.stack(images), classes)
-    for item, image, p, heatmap in zip(readable, images, probabilities, heatmaps):
+    for item, image, p, heatmap in zip(readable, originals, probabilities, heatmaps):
         predicted = int(np.argmax(p))
         shown = predicted if wanted is None else wanted
         item.label, item.confidence = run.class_names[predicted], float(p[predicted])
         item.explained, item.probability = run.class_names[shown], float(p[shown])
-        item.image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-        item.heatmap = heatmap
+        item.image, item.heatmap = image, heatmap
     return results
+
+
+def for_display(image: np.ndarray) -> np.ndarray:
+    """The image with its longer side at most DISPLAY_SIDE pixels (a photo's 4,000 would
+    make every overlay tens of megabytes), aspect ratio kept."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    scale = DISPLAY_SIDE / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    shrunk = np.asarray(picture.resize(size, Image.Resampling.BOX))
+    return shrunk[..., None] if shrunk.ndim == 2 else shrunk
 
 
 def default_output(run: LoadedRun) -> Path:

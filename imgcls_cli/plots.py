@@ -63,8 +63,8 @@ def mistakes_png(
     explained: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> bytes:
     """A grid of the mistaken images, each titled with true and predicted class (and its
-    loss when the record has one). explained: path → (image as the model saw it, Grad-CAM
-    heatmap for the predicted class), drawn as an overlay instead of the file."""
+    loss when the record has one). explained: path → (the image, its Grad-CAM heatmap
+    for the predicted class), drawn as an overlay instead of the file."""
     from matplotlib.figure import Figure
 
     from .data.images import load_image
@@ -105,9 +105,11 @@ def show_image(axes: Any, image: np.ndarray) -> None:
 
 
 def heat_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """RGB in [0, 1]: the image (grey images as grey) under the heatmap in jet colours."""
+    """RGB in [0, 1]: the image (grey images as grey) under the heatmap in jet colours,
+    the heatmap stretched over the image when their sizes differ."""
     from matplotlib import colormaps
 
+    heatmap = stretched(heatmap, image.shape[:2])
     rgb = image.astype(np.float32) / 255.0
     if rgb.shape[-1] == 1:
         rgb = np.repeat(rgb, 3, axis=-1)
@@ -115,16 +117,27 @@ def heat_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) ->
     return np.clip((1.0 - alpha) * rgb + alpha * heat, 0.0, 1.0)
 
 
+def stretched(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A heatmap resized (bilinear) to size (height, width)."""
+    from PIL import Image
+
+    if heatmap.shape == tuple(size):
+        return heatmap
+    picture = Image.fromarray(heatmap.astype(np.float32))  # mode F: 32-bit floats
+    return np.asarray(picture.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def gradcam_png(
     image: np.ndarray, heatmap: np.ndarray, caption: str, title: str, method: str = "Grad-CAM"
 ) -> bytes:
-    """One explained image: what the model saw, the heatmap, and the two overlaid."""
+    """One explained image: the picture, the heatmap (at the model's input size, as the
+    model saw it), and the two overlaid."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(9.0, 3.6))
     panels = figure.subplots(1, 3)
     show_image(panels[0], image)
-    panels[0].set_title("input (as the model sees it)", fontsize=8)
+    panels[0].set_title("image", fontsize=8)
     shown = panels[1].imshow(heatmap, cmap="jet", vmin=0.0, vmax=1.0)
     panels[1].set_title(method, fontsize=8)
     figure.colorbar(shown, ax=panels[1], fraction=0.046, pad=0.04)

@@ -280,3 +280,23 @@ def test_a_finetuned_backbone_is_explained_through_its_nested_model(
     assert document["layer"].endswith("/out_relu") and document["feature_map"][:2] == [1, 1]
     assert document["method"] == "gradcam"  # right before global average pooling
     assert document["images"][0]["centre"] == [0.5, 0.5]
+
+
+def test_overlays_keep_the_picture_and_stretch_the_heatmap_over_it():
+    from imgcls_cli.explain import for_display
+    from imgcls_cli.plots import heat_overlay
+
+    photo = np.zeros((1000, 2000, 3), np.uint8)
+    photo[:, 1000:] = 255  # right half white
+    shown = for_display(photo)
+    assert (
+        shown.shape == (256, 512, 3) and shown[:, :255].max() == 0 and shown[:, 257:].min() == 255
+    )
+    assert for_display(photo[:100, :80]).shape == (100, 80, 3)  # small ones stay as they are
+    heatmap = np.zeros((4, 4), np.float32)
+    heatmap[:, 2:] = 1.0  # hot on the right
+    overlay = heat_overlay(shown, heatmap)
+    assert overlay.shape == (256, 512, 3)
+    # jet: cold is blue, hot is red
+    assert overlay[:, :100, 2].mean() > overlay[:, :100, 0].mean()
+    assert overlay[:, -100:, 0].mean() > overlay[:, -100:, 2].mean()
