@@ -300,3 +300,29 @@ def test_overlays_keep_the_picture_and_stretch_the_heatmap_over_it():
     # jet: cold is blue, hot is red
     assert overlay[:, :100, 2].mean() > overlay[:, :100, 0].mean()
     assert overlay[:, -100:, 0].mean() > overlay[:, -100:, 2].mean()
+
+
+@pytest.mark.parametrize(
+    "backbone, last_block",
+    [
+        ("mobilenetv2", "out_relu"),
+        ("resnet50", "conv5_block3_out"),
+        ("efficientnetb0", "top_activation"),
+    ],
+)
+def test_every_backbones_last_block_is_found_inside_the_served_model(backbone, last_block):
+    """The backbone sits two models deep (served model → features → backbone); its last
+    block feeds global average pooling, so auto means Grad-CAM, and the heat is a map."""
+    from imgcls_cli.explain import GradCam
+    from imgcls_cli.models import create_model
+    from imgcls_cli.weights import WeightsChoice
+
+    transfer = create_model(backbone, (64, 64, 3), 3, weights=WeightsChoice("none"))
+    cam = GradCam(transfer.model)
+    assert cam.target.path.split("/")[0] == "features"
+    assert cam.target.layer.name == last_block and cam.target.shape[:2] == (2, 2)
+    assert cam.method == "gradcam" and cam.head.name == "predictions"
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    probabilities, heatmaps = cam(images)
+    assert probabilities.shape == (2, 3) and heatmaps.shape == (2, 64, 64)
+    assert np.isfinite(heatmaps).all() and heatmaps.min() >= 0 and heatmaps.max() <= 1
