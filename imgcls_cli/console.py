@@ -228,7 +228,10 @@ def predictions_table(predictions: list[Any], top_k: int) -> Table:
 def explain_table(document: dict[str, Any]) -> Table:
     """One row per input: its prediction, the class explained, where the heat peaks and
     the overlay file (or why the input could not be read)."""
-    table = Table(title=f"Grad-CAM ({escape(document['layer'])})")
+    from .explain import METHOD_NAMES
+
+    method = METHOD_NAMES.get(document["method"], document["method"])
+    table = Table(title=f"{method} ({escape(document['layer'])})")
     table.add_column("path", overflow="fold")
     table.add_column("label")
     table.add_column("confidence", justify="right")

@@ -160,7 +160,7 @@ def test_the_default_folder_is_in_the_run(cnn_runs, marks, runner, cli_app):
         p.name for p in folder.iterdir() if p.suffix == ".png"
     )
     assert len(document["files"]) == 25 and document["method"] == "hirescam"
-    assert "Grad-CAM" in result.stdout
+    assert "HiResCAM (" in result.stdout  # the table's title names the method
 
 
 def test_refusals_are_one_line_and_touch_nothing(cnn_runs, marks, tmp_path, runner, cli_app):

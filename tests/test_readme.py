@@ -353,7 +353,7 @@ def check_explained(ws: Path, outcome: Outcome) -> None:
     assert image["label"] in SHAPES and 0 < image["confidence"] <= 1
     assert sorted(p.name for p in folder.iterdir()) == ["explain.json", "grid.png", "photo.png"]
     assert document["method"] == "hirescam"  # simplecnn flattens its map
-    assert "Grad-CAM" in outcome.stdout
+    assert "HiResCAM (" in outcome.stdout  # the table's title names the method
 
 
 def check_evaluate_explained(ws: Path, outcome: Outcome) -> None:
