@@ -279,15 +279,14 @@ def explain_paths(
     """Decode and resize each file as predict does, then one Grad-CAM pass over the
     readable ones. Each result keeps the decoded file (at most DISPLAY_SIDE pixels a
     side) for the overlay: the heatmap is stretched back over the picture as it is."""
-    from .data.images import load_image, prepare_images, unreadable_reason
-    from .predict import printable
+    from .data.images import unreadable_reason
+    from .predict import decode_for_model, printable
 
     results, images, originals = [], [], []
     for path in paths:
         try:
-            original = load_image(path, run.channels)
-            resized = prepare_images(original, run.image_size, run.channels)
-            images.append(resized.numpy().astype(np.float32))
+            original, model_input = decode_for_model(path, run)
+            images.append(model_input)
             originals.append(for_display(original))
             results.append(Explained(printable(path)))
         except Exception as error:  # PIL raises many types for bad files

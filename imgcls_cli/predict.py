@@ -157,10 +157,16 @@ def glob_paths(pattern: str) -> list[str]:
 
 def read_for_model(path: str, run: LoadedRun) -> np.ndarray:
     """One file as float32 HxWxC at the model's input size (raises for unreadable files)."""
+    return decode_for_model(path, run)[1]
+
+
+def decode_for_model(path: str, run: LoadedRun) -> tuple[np.ndarray, np.ndarray]:
+    """(the file decoded, uint8 at its own size; the model's float32 input from it)."""
     from .data.images import prepare_images
 
     image = load_image(path, run.channels)
-    return prepare_images(image, run.image_size, run.channels).numpy().astype(np.float32)
+    resized = prepare_images(image, run.image_size, run.channels)
+    return image, resized.numpy().astype(np.float32)
 
 
 def build_image_dataset(paths: list[str], run: LoadedRun, batch_size: int) -> Any:
