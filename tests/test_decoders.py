@@ -1,6 +1,8 @@
 """The two decoders of folder images agree: TensorFlow's, in the graph, for plain files, and
 PIL's (load_image) for everything else; and which files count as plain."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -73,3 +75,63 @@ def test_an_exif_rotated_jpeg_takes_pil(tmp_path):
     assert not check_image(tmp_path / "rotated.jpg").plain
     assert check_image(tmp_path / "upright.jpg").plain
     assert load_image(tmp_path / "rotated.jpg").shape == (160, 128, 3)  # turned by PIL
+
+
+@pytest.mark.parametrize(
+    "stored, jpeg, target, route",
+    [
+        ((768, 1024), True, (224, 224), (1, "area")),  # 1/2: 384x512, at least 224
+        ((768, 1024), True, (96, 96), (3, "area")),  # 1/8: 96x128
+        ((768, 1024), False, (224, 224), (4, "area")),  # PNGs decode at full size
+        ((100, 120), True, (100, 120), (0, "none")),
+        ((100, 120), True, (160, 160), (0, "bilinear")),
+        ((100, 300), True, (160, 160), (0, "antialiased")),  # shrinks on one side only
+        ((768, 1024), True, None, (0, "none")),  # kept as stored
+        ((767, 1023), True, (191, 255), (2, "area")),  # 1/4 rounds up to 192x256
+    ],
+)
+def test_routes_come_from_the_header(stored, jpeg, target, route):
+    from imgcls_cli.data.images import RESIZE_METHODS, ImageFacts, plain_route
+
+    facts = ImageFacts(stored[1], stored[0], False, True, jpeg)
+    assert plain_route(facts, target) == (route[0], RESIZE_METHODS.index(route[1]))
+
+
+def test_a_mixed_folder_streams_the_pixels_each_file_decodes_to_alone(tmp_path):
+    """Every route of the folder stream (JPEG scales, other formats, each resize, PIL
+    files) gives what decoding the file by itself gives, where nothing is known of it."""
+    import tensorflow as tf
+
+    from imgcls_cli.config import CacheMode, DataConfig
+    from imgcls_cli.data.folder import load_folder
+    from imgcls_cli.data.images import prepare_images
+    from imgcls_cli.data.pipeline import create_batches
+
+    big = photo("RGB").resize((320, 256))
+    rotated = photo("RGB")
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    files = {
+        "a/big.jpg": lambda p: big.save(p, quality=90),  # 1/4 scale, then area
+        "a/small.jpg": lambda p: photo("RGB").resize((40, 30)).save(p),  # bilinear
+        "a/wide.png": lambda p: photo("RGB").resize((200, 20)).save(p),  # antialiased
+        "b/gray.png": lambda p: photo("L").resize((64, 48)).save(p),  # gray in RGB, area
+        "b/exact.bmp": lambda p: photo("RGB").resize((48, 40)).save(p),  # no resize
+        "b/cmyk.jpg": lambda p: photo("CMYK").save(p),  # PIL
+        "b/rotated.jpg": lambda p: rotated.save(p, exif=exif),  # PIL, turned
+    }
+    for name, write in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write(tmp_path / name)
+    config = DataConfig(data=str(tmp_path), val_split=0, test_split=0, cache=CacheMode.none)
+    split = load_folder(tmp_path, config, seed=0).splits["train"]
+    target = (40, 48)
+    streamed = np.concatenate(
+        [images.numpy() for images, _ in create_batches(split, target, 3, 2, 3)]
+    )
+    for image, path in zip(streamed, split.paths):
+        facts = check_image(Path(path))
+        alone = graph_decode(path, 3, target) if facts.plain else load_image(path, 3)
+        expected = prepare_images(tf.constant(alone), target, 3).numpy()
+        assert np.array_equal(image, expected), path
+    assert len(streamed) == len(files)

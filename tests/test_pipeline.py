@@ -27,9 +27,9 @@ def record_decoded(monkeypatch) -> list[str]:
     decoded = []
     real_started = folder.FileDecoder.started
 
-    def started(self, paths):
+    def started(self, paths, routes):
         decoded.extend(path.decode() for path in paths)
-        return real_started(self, paths)
+        return real_started(self, paths, routes)
 
     monkeypatch.setattr(folder.FileDecoder, "started", started)
     return decoded

@@ -215,9 +215,9 @@ out = sys.argv.pop(1)
 from imgcls_cli.data import folder
 seen = []
 real = folder.FileDecoder.started
-def started(self, paths):
+def started(self, paths, routes):
     seen.extend(p.decode() for p in paths)
-    return real(self, paths)
+    return real(self, paths, routes)
 folder.FileDecoder.started = started
 try:
     from imgcls_cli.cli import main

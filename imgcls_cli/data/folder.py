@@ -15,12 +15,17 @@ from ..config import DataConfig
 from ..errors import DataError
 from . import scan_index
 from .images import (
+    PLAIN_DECODERS,
+    RESIZE_METHODS,
     ImageFacts,
     check_image,
     decode_plain,
     is_image_file,
     load_image,
+    plain_decoders,
+    plain_route,
     prepare_images,
+    resize_by,
     unreadable_reason,
 )
 from .sources import Source, Split, StreamFailures, split_arrays
@@ -331,6 +336,8 @@ def carve_folder_splits(
 
 
 MARK_EVERY = 16  # files per call of FileDecoder.started
+PIL_DECODER = PLAIN_DECODERS  # the decoder index of the files load_image decodes
+RESIZE_IN_GRAPH = len(RESIZE_METHODS)  # the resize index of images whose size is not known
 
 
 @dataclasses.dataclass
@@ -345,21 +352,23 @@ class FileDecoder:
     failures: StreamFailures
     known: dict[str, KnownFile]
 
-    def __post_init__(self) -> None:
-        # The plain files' stored (height, width), by row; the graph reads it by row.
-        plain = [(name, known.facts) for name, known in self.known.items() if known.facts.plain]
-        self._rows = {name: row for row, (name, _) in enumerate(plain)}
-        self.plain_sizes = [(facts.height, facts.width) for _, facts in plain]
+    def routes(self, target: tuple[int, int] | None) -> dict[str, tuple[int, int]]:
+        """Each plain file's (decoder, resize) at `target` (images.plain_route)."""
+        return {
+            name: plain_route(known.facts, target)
+            for name, known in self.known.items()
+            if known.facts.plain
+        }
 
-    def started(self, paths: np.ndarray) -> np.ndarray:
-        """Marks the files pending; returns each one's row in `plain_sizes`, or -1 for
-        the files that PIL decodes (looked up here, in the call this costs anyway)."""
-        rows = np.empty(len(paths), np.int64)
+    def started(self, paths: np.ndarray, routes: dict[str, tuple[int, int]]) -> np.ndarray:
+        """Marks the files pending; returns each one's (decoder, resize) from `routes`,
+        looked up here, in the call this costs anyway (PIL_DECODER for the others)."""
+        found = np.empty((len(paths), 2), np.int64)
         for i, path in enumerate(paths):
             name = path.decode()
             self.failures.begin(name)
-            rows[i] = self._rows.get(name, -1)
-        return rows
+            found[i] = routes.get(name, (PIL_DECODER, RESIZE_IN_GRAPH))
+        return found
 
     def finished(self, paths: np.ndarray) -> bool:
         for path in paths:
@@ -406,31 +415,53 @@ class FileDecoder:
         import tensorflow as tf
 
         channels = self.channels
-        sizes = tf.constant(self.plain_sizes or [(0, 0)], tf.int64)
+        routes = self.routes(target)
 
         def with_pil(path: Any) -> tuple[Any, Any]:
             image, ok = tf.numpy_function(self.load, [path], [tf.uint8, tf.bool], stateful=False)
             image.set_shape([None, None, channels])
-            return image, ok
+            return image, tf.reshape(ok, [])
 
-        def in_graph(path: Any, row: Any) -> tuple[Any, Any]:
-            stored = (sizes[row][0], sizes[row][1])
-            image = decode_plain(tf.io.read_file(path), stored, channels, target)
-            return image, tf.constant(True)
+        # Which branches ever run: a folder of one kind of file (most are) needs no switch.
+        decoders_used = {decoder for decoder, _ in routes.values()}
+        resizes_used = {resize for _, resize in routes.values()}
+        if len(routes) < len(self.known):  # files for PIL, whose size the graph finds
+            decoders_used.add(PIL_DECODER)
+            resizes_used.add(RESIZE_IN_GRAPH)
 
-        def decode(path: Any, label: Any, row: Any) -> tuple[Any, Any, Any, Any]:
-            image, ok = tf.cond(
-                row >= 0, lambda: in_graph(path, tf.maximum(row, 0)), lambda: with_pil(path)
-            )
-            image.set_shape([None, None, channels])
+        def take(index: Any, branches: list[Any], used: set[int]) -> Any:
+            """branches[index](): called directly when it is the only one used, since a
+            switch costs a function call per image (~4% of a pass each, here)."""
+            if len(used) == 1:
+                return branches[next(iter(used))]()
+            return tf.switch_case(index, branches)
+
+        def decode(path: Any, label: Any, route: Any) -> tuple[Any, Any, Any, Any]:
+            # The route was found from the file's header at the scan, so no op tests the
+            # file's bytes or shape. A folder has 1 channel only when every file is
+            # grayscale, so the decoders' own conversion (gray to RGB, by repeating) is
+            # the only one needed.
+            content = tf.io.read_file(path)
+            decoders = [
+                (lambda branch=branch: (branch(), tf.constant(True)))
+                for branch in plain_decoders(content, channels)
+            ]
+            image, ok = take(route[0], [*decoders, lambda: with_pil(path)], decoders_used)
             if target is not None:  # here, so that the group below has one shape
-                image = prepare_images(image, target, channels)
-            return image, label, tf.reshape(ok, []), path
+                resizes = [
+                    lambda m=method: resize_by(image, target, m) for method in RESIZE_METHODS
+                ]
+                in_graph = lambda: prepare_images(image, target, channels)  # noqa: E731
+                image = take(route[1], [*resizes, in_graph], resizes_used)
+            image.set_shape([None, None, channels])
+            return image, label, ok, path
 
         def start(paths: Any, labels: Any) -> tuple[Any, Any, Any]:
-            rows = tf.numpy_function(self.started, [paths], tf.int64, stateful=True)
-            with tf.control_dependencies([rows]):  # before any of them is read
-                return tf.identity(paths), labels, tf.reshape(rows, [-1])
+            found = tf.numpy_function(
+                lambda paths: self.started(paths, routes), [paths], tf.int64, stateful=True
+            )
+            with tf.control_dependencies([found]):  # before any of them is read
+                return tf.identity(paths), labels, tf.reshape(tf.cast(found, tf.int32), [-1, 2])
 
         def finish(images: Any, labels: Any, ok: Any, paths: Any) -> tuple[Any, Any]:
             done = tf.numpy_function(self.finished, [paths], tf.bool, stateful=False)

@@ -118,6 +118,7 @@ class ImageFacts:
     # TensorFlow's own decoders read it as PIL does: an 8-bit grayscale or RGB JPEG, PNG
     # or BMP that no EXIF tag rotates. Everything else takes load_image (PIL).
     plain: bool
+    jpeg: bool = False  # decodable at a reduced scale
 
 
 PLAIN_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
@@ -150,7 +151,8 @@ def check_image(path: Path, content: bytes | None = None, decode: bool = False) 
             and image.mode in ("L", "RGB")
             and not may_be_rotated(image)
         )
-        facts = ImageFacts(width, height, image.mode in GRAYSCALE_MODES, plain)
+        grayscale = image.mode in GRAYSCALE_MODES
+        facts = ImageFacts(width, height, grayscale, plain, image.format == "JPEG")
         marker = END_MARKERS.get(image.format or "")
         # No marker near the end: cut short, or followed by other data (phones append a
         # video to "motion photos"). Decoding tells which.
@@ -171,12 +173,74 @@ def may_be_rotated(image: Any) -> bool:
 
 
 JPEG_SCALES = (1, 2, 4, 8)  # libjpeg decodes at 1/1, 1/2, 1/4 or 1/8 of the stored size
+# How TensorFlow decodes a plain file, by index: a JPEG at each of JPEG_SCALES, then any
+# other plain format. FileDecoder adds one more index, for the files PIL decodes.
+PLAIN_DECODERS = len(JPEG_SCALES) + 1
+
+
+def jpeg_scale(stored: tuple[int, int], target: tuple[int, int]) -> int:
+    """The largest of JPEG_SCALES at which a JPEG of `stored` (height, width) decodes to
+    at least `target` on both sides: the decode then costs a fraction, and the shared
+    resize that follows does the rest."""
+    return max(
+        scale
+        for scale in JPEG_SCALES
+        if stored[0] // scale >= target[0] and stored[1] // scale >= target[1] or scale == 1
+    )
+
+
+def plain_route(facts: ImageFacts, target: tuple[int, int] | None) -> tuple[int, int]:
+    """(decoder, resize) for a plain file read at `target`: its index in
+    plain_decoders and in RESIZE_METHODS, known from the header alone, so the graph takes
+    one branch of each instead of testing the file's bytes and shape."""
+    stored = (facts.height, facts.width)
+    scale = jpeg_scale(stored, target) if facts.jpeg and target else 1
+    decoder = JPEG_SCALES.index(scale) if facts.jpeg else len(JPEG_SCALES)
+    if target is None:
+        return decoder, RESIZE_METHODS.index("none")
+    decoded = (-(-stored[0] // scale), -(-stored[1] // scale))  # libjpeg rounds up
+    return decoder, RESIZE_METHODS.index(resize_method(decoded, target))
+
+
+def plain_decoders(content: Any, channels: int = 0) -> list[Any]:
+    """TensorFlow's decoders of a plain file's bytes, in PLAIN_DECODERS order (branches for
+    tf.switch_case): uint8 HxWx`channels` (0: as stored). INTEGER_ACCURATE is libjpeg's
+    ISLOW DCT, which PIL uses, so both decoders give the same pixels."""
+    import tensorflow as tf
+
+    def jpeg(scale: int) -> Any:
+        return lambda: tf.io.decode_jpeg(
+            content, channels=channels, ratio=scale, dct_method="INTEGER_ACCURATE"
+        )
+
+    def other() -> Any:
+        return tf.io.decode_image(content, channels=channels, expand_animations=False)
+
+    return [jpeg(scale) for scale in JPEG_SCALES] + [other]
+
+
+def decode_plain(content: Any, stored: tuple[Any, Any], channels: int, target: Any) -> Any:
+    """A plain file's bytes (see ImageFacts) decoded by TensorFlow, in the graph: uint8
+    HxWxC with `channels`, the pixels load_image gives; JPEGs at a reduced scale when
+    `target` (height, width) allows. For bytes whose header was not read: the route is
+    found in the graph, and files decode in their own channels, then convert as PIL
+    converts."""
+    import tensorflow as tf
+
+    scale_index = tf.constant(0) if target is None else jpeg_scale_index(stored, target)
+    index = tf.where(tf.io.is_jpeg(content), scale_index, len(JPEG_SCALES))
+    image = tf.switch_case(index, plain_decoders(content))
+    image = tf.cond(
+        tf.shape(image)[-1] == channels,
+        lambda: image,
+        lambda: gray_to_rgb(image) if channels == 3 else rgb_to_gray(image),
+    )
+    image.set_shape([None, None, channels])
+    return image
 
 
 def jpeg_scale_index(stored: tuple[Any, Any], target: tuple[int, int]) -> Any:
-    """i such that a JPEG of `stored` (height, width) decoded at 1/JPEG_SCALES[i] stays at
-    least `target` on both sides (tensors welcome): the largest such reduction. The
-    decode then costs a fraction, and the shared resize that follows does the rest."""
+    """jpeg_scale's index in JPEG_SCALES, in the graph (`stored` may be tensors)."""
     import tensorflow as tf
 
     height, width = (tf.cast(side, tf.int64) for side in stored)
@@ -185,31 +249,6 @@ def jpeg_scale_index(stored: tuple[Any, Any], target: tuple[int, int]) -> Any:
         for scale in JPEG_SCALES[1:]
     ]
     return tf.add_n([tf.cast(fit, tf.int32) for fit in fits])  # fits are nested: 1/8 ⊂ 1/4
-
-
-def decode_plain(content: Any, stored: tuple[Any, Any], channels: int, target: Any) -> Any:
-    """A plain file's bytes (see ImageFacts) decoded by TensorFlow, in the graph: uint8
-    HxWxC with `channels`, the pixels load_image gives. JPEGs decode at a reduced scale
-    when `target` (height, width) allows. INTEGER_ACCURATE is libjpeg's ISLOW DCT, which
-    PIL uses; files decode in their own channels, then convert as PIL converts."""
-    import tensorflow as tf
-
-    def jpeg(scale: int) -> Any:
-        return lambda: tf.io.decode_jpeg(content, ratio=scale, dct_method="INTEGER_ACCURATE")
-
-    def other() -> Any:
-        return tf.io.decode_image(content, expand_animations=False)
-
-    scale_index = tf.constant(0) if target is None else jpeg_scale_index(stored, target)
-    index = tf.where(tf.io.is_jpeg(content), scale_index, len(JPEG_SCALES))
-    image = tf.switch_case(index, [jpeg(scale) for scale in JPEG_SCALES] + [other])
-    image = tf.cond(
-        tf.shape(image)[-1] == channels,
-        lambda: image,
-        lambda: gray_to_rgb(image) if channels == 3 else rgb_to_gray(image),
-    )
-    image.set_shape([None, None, channels])
-    return image
 
 
 def gray_to_rgb(image: Any) -> Any:
@@ -247,33 +286,52 @@ def prepare_images(images: Any, image_size: tuple[int, int], channels: int) -> A
     height, width = images.shape[-3], images.shape[-2]
     if (height, width) == tuple(image_size):
         return tf.cast(images, tf.uint8)
-    resized = resize(images, image_size)
+    return resize(images, image_size)
+
+
+# How an image reaches the target size without aliasing, by direction (resize_method):
+# - shrinking on both sides: area averaging, each output pixel the exact mean of the input
+#   area it covers (OpenCV's INTER_AREA, the usual choice for shrinking; 2-3x faster here
+#   than the antialiased bilinear filter, which was the input pipeline's bottleneck on
+#   photo folders);
+# - growing on both sides: bilinear (nothing to antialias);
+# - shrinking on one side only: antialiased bilinear.
+RESIZE_METHODS = ("none", "area", "bilinear", "antialiased")
+
+
+def resize_method(size: tuple[int, int], target: tuple[int, int]) -> str:
+    """The RESIZE_METHODS entry that takes `size` (height, width) to `target`."""
+    if tuple(size) == tuple(target):
+        return "none"
+    if size[0] >= target[0] and size[1] >= target[1]:
+        return "area"
+    if size[0] <= target[0] and size[1] <= target[1]:
+        return "bilinear"
+    return "antialiased"
+
+
+def resize_by(images: Any, size: tuple[int, int], method: str) -> Any:
+    """uint8 images resized to `size` by `method` (one of RESIZE_METHODS), rounded."""
+    import tensorflow as tf
+
+    if method == "none":
+        return images
+    antialias = method == "antialiased"
+    kind = "area" if method == "area" else "bilinear"
+    resized = tf.image.resize(images, size, method=kind, antialias=antialias)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
 def resize(images: Any, size: tuple[int, int]) -> Any:
-    """Float pixels at `size`, chosen by direction so no image aliases:
-
-    - shrinking on both sides: area averaging, each output pixel the exact mean of the
-      input area it covers (OpenCV's INTER_AREA, the usual choice for shrinking; 2-3x
-      faster here than the antialiased bilinear filter, which was the input pipeline's
-      bottleneck on photo folders);
-    - growing on both sides: bilinear (nothing to antialias);
-    - shrinking on one side only: antialiased bilinear.
-    """
+    """uint8 images at `size`, by the method resize_method picks from their shape in the
+    graph (for images whose size is not known beforehand)."""
     import tensorflow as tf
 
-    def area() -> Any:
-        return tf.image.resize(images, size, method="area")
-
-    def bilinear() -> Any:
-        return tf.image.resize(images, size, method="bilinear")
-
-    def antialiased() -> Any:
-        return tf.image.resize(images, size, method="bilinear", antialias=True)
+    def by(method: str) -> Any:
+        return lambda: resize_by(images, size, method)
 
     shape = tf.shape(images)
     height, width = shape[-3], shape[-2]
     shrinks = tf.logical_and(height >= size[0], width >= size[1])
     grows = tf.logical_and(height <= size[0], width <= size[1])
-    return tf.cond(shrinks, area, lambda: tf.cond(grows, bilinear, antialiased))
+    return tf.cond(shrinks, by("area"), lambda: tf.cond(grows, by("bilinear"), by("antialiased")))

@@ -14,7 +14,7 @@ from typing import Any
 
 from .images import ImageFacts
 
-VERSION = 1  # of the entry layout below; other versions are ignored and rewritten
+VERSION = 2  # of the entry layout below; other versions are ignored and rewritten
 
 
 def cache_dir() -> Path:
@@ -59,7 +59,7 @@ def save_index(root: Path, entries: dict[str, Any]) -> str | None:
 
 
 def entry(signature: tuple[int, int], facts: ImageFacts, digest: str) -> list[Any]:
-    return [*signature, facts.width, facts.height, facts.grayscale, facts.plain, digest]
+    return [*signature, facts.width, facts.height, facts.grayscale, facts.plain, facts.jpeg, digest]
 
 
 def reuse(
@@ -67,7 +67,8 @@ def reuse(
 ) -> tuple[ImageFacts, str] | None:
     """(facts, content hash) of an unchanged file, as the last scan found them."""
     found = entries.get(path)
-    if not isinstance(found, list) or len(found) != 7 or tuple(found[:2]) != signature:
+    if not isinstance(found, list) or len(found) != 8 or tuple(found[:2]) != signature:
         return None
-    width, height, grayscale, plain, digest = found[2:]
-    return ImageFacts(int(width), int(height), bool(grayscale), bool(plain)), str(digest)
+    width, height, grayscale, plain, jpeg, digest = found[2:]
+    facts = ImageFacts(int(width), int(height), bool(grayscale), bool(plain), bool(jpeg))
+    return facts, str(digest)
