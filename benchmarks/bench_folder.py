@@ -9,6 +9,11 @@ The folders are crops of the real photos scikit-learn ships (china.jpg, flower.j
 squares read at 160 px, and 1024x768 photos (the crops enlarged) read at 224 px.
 
     python benchmarks/bench_folder.py [--small N] [--large N] [--rounds R]
+    python benchmarks/bench_folder.py --accuracy [--seeds S] [--epochs E]
+
+--accuracy trains short runs on a folder of 192 px JPEG photo crops read at 48 px
+(decoded at 1/4 scale) with imgcls' decoder and with full-size PIL decoding, and compares
+their test accuracy.
 """
 
 from __future__ import annotations
@@ -55,9 +60,9 @@ def imgcls_pass(
     from imgcls_cli.data import folder
     from imgcls_cli.data.pipeline import create_batches
 
-    real_check = folder.check_image
-    if not graph:  # the PIL-only decoder: every file takes load_image
-        folder.check_image = lambda *args: _not_plain(real_check(*args))
+    real_routes = folder.FileDecoder.routes
+    if not graph:  # the PIL-only decoder: no file has a TensorFlow route, all take load_image
+        folder.FileDecoder.routes = lambda self, target: {}
     try:
         config = DataConfig(data=str(root), val_split=0, test_split=0, cache=CacheMode.none)
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -71,13 +76,7 @@ def imgcls_pass(
         streaming = (seen / (wall - scanned), seen / (cpu - scan_cpu))
         return seen / wall, scanned, seen / cpu, *streaming
     finally:
-        folder.check_image = real_check
-
-
-def _not_plain(facts):
-    import dataclasses
-
-    return dataclasses.replace(facts, plain=False)
+        folder.FileDecoder.routes = real_routes
 
 
 def keras_pass(root: Path, image_size: int) -> tuple[float, float, float]:
@@ -164,12 +163,70 @@ def resize_quality(root: Path, image_size: int, files: int = 200) -> dict[str, f
     return {**psnr, "mean_abs_difference_reduced_vs_full": float(np.mean(differences))}
 
 
+def accuracy_study(seeds: int, epochs: int) -> None:
+    """Test accuracy of `imgcls train` on the same folder with imgcls' decoder (in the
+    graph, at reduced JPEG scale) and with the PIL-only decoder at full size, per seed."""
+    import statistics
+
+    from datasets import photos
+
+    from imgcls_cli import api
+    from imgcls_cli.data import folder
+
+    def full_size_pil(self, path, target):  # the decoder imgcls replaced
+        return real_load(self, path, None)
+
+    real_routes, real_load = folder.FileDecoder.routes, folder.FileDecoder.load
+    accuracy: dict[str, list[float]] = {"imgcls": [], "pil_full_size": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["IMGCLS_CACHE_DIR"] = str(Path(scratch) / "cache")
+        data = photos(Path(scratch) / "photos", size=192, suffix=".jpg")
+        for seed in range(seeds):
+            for name in accuracy:
+                if name == "pil_full_size":
+                    folder.FileDecoder.routes = lambda self, target: {}
+                    folder.FileDecoder.load = full_size_pil
+                try:
+                    run = api.train(
+                        output=Path(scratch) / f"{name}-{seed}",
+                        data=str(data),
+                        image_size=48,
+                        epochs=epochs,
+                        seed=seed,
+                    )
+                finally:
+                    folder.FileDecoder.routes, folder.FileDecoder.load = real_routes, real_load
+                accuracy[name].append(run.metrics["test"]["accuracy"])
+    stats = {
+        name: {"mean": statistics.mean(values), "stdev": statistics.stdev(values), "runs": values}
+        for name, values in accuracy.items()
+    }
+    difference = stats["imgcls"]["mean"] - stats["pil_full_size"]["mean"]
+    spread = ((stats["imgcls"]["stdev"] ** 2 + stats["pil_full_size"]["stdev"] ** 2) / seeds) ** 0.5
+    welch_t = difference / spread if spread else float("inf")
+    rows = [
+        (name, f"{value['mean']:.2%} ± {value['stdev']:.2%} ({seeds} seeds)")
+        for name, value in stats.items()
+    ]
+    rows.append(("difference", f"{difference:+.2%} (Welch t {welch_t:.2f})"))
+    print_table(f"Test accuracy, photos as 192 px JPEGs read at 48 px, {epochs} epochs", rows)
+    save(
+        "folder_accuracy", {"epochs": epochs, **stats, "difference": difference, "welch_t": welch_t}
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=8000, help="256 px JPEGs")
     parser.add_argument("--large", type=int, default=1000, help="1024x768 JPEGs")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--accuracy", action="store_true", help="the decoder accuracy study")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
+    if args.accuracy:
+        accuracy_study(args.seeds, args.epochs)
+        return
 
     from imgcls_cli.runtime import import_tensorflow
 

@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 
 
-def write(root: Path, split: str, label: str, index: int, array: np.ndarray) -> None:
+def write(
+    root: Path, split: str, label: str, index: int, array: np.ndarray, suffix: str = ".png"
+) -> None:
     from PIL import Image
 
     folder = root / split / label
     folder.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(array.squeeze() if array.ndim == 3 and array.shape[-1] == 1 else array)
-    image.save(folder / f"{index:05d}.png")
+    image.save(folder / f"{index:05d}{suffix}", **({"quality": 90} if suffix == ".jpg" else {}))
 
 
 def split_indices(count: int, test_fraction: float, seed: int) -> np.ndarray:
@@ -83,7 +85,7 @@ def faces(root: Path) -> Path:
     return root
 
 
-def photos(root: Path, per_tile: int = 24, size: int = 64) -> Path:
+def photos(root: Path, per_tile: int = 24, size: int = 64, suffix: str = ".png") -> Path:
     import skimage.data
     from PIL import Image
     from sklearn.datasets import load_sample_image
@@ -110,7 +112,7 @@ def photos(root: Path, per_tile: int = 24, size: int = 64) -> Path:
                 y = top + int(rng.integers(0, tile_h - side + 1))
                 x = left + int(rng.integers(0, tile_w - side + 1))
                 crop = Image.fromarray(photo[y : y + side, x : x + side])
-                write(root, split, label, index, np.asarray(crop.resize((size, size))))
+                write(root, split, label, index, np.asarray(crop.resize((size, size))), suffix)
                 index += 1
     return root
 

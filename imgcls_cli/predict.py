@@ -164,7 +164,7 @@ def decode_for_model(path: str, run: LoadedRun) -> tuple[np.ndarray, np.ndarray]
     """(the file decoded, uint8 at its own size; the model's float32 input from it)."""
     from .data.images import prepare_images
 
-    image = load_image(path, run.channels)
+    image = load_image(path, run.channels, run.image_size)  # decoded as training decoded it
     resized = prepare_images(image, run.image_size, run.channels)
     return image, resized.numpy().astype(np.float32)
 
@@ -183,7 +183,7 @@ def build_image_dataset(paths: list[str], run: LoadedRun, batch_size: int) -> An
 
     def decode(path: bytes) -> tuple[np.ndarray, bytes]:
         try:
-            return load_image(path.decode(), channels), b""
+            return load_image(path.decode(), channels, run.image_size), b""
         except Exception as error:  # PIL raises many types for bad files
             reason = unreadable_reason(path.decode(), error)
             return np.zeros((1, 1, channels), np.uint8), reason.encode()

@@ -2,12 +2,14 @@
 PIL's (load_image) for everything else; and which files count as plain."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from imgcls_cli.data.images import check_image, decode_plain, load_image
+from imgcls_cli.predict import decode_for_model
 
 
 def photo(mode: str) -> Image.Image:
@@ -131,7 +133,33 @@ def test_a_mixed_folder_streams_the_pixels_each_file_decodes_to_alone(tmp_path):
     )
     for image, path in zip(streamed, split.paths):
         facts = check_image(Path(path))
-        alone = graph_decode(path, 3, target) if facts.plain else load_image(path, 3)
+        alone = graph_decode(path, 3, target) if facts.plain else load_image(path, 3, target)
         expected = prepare_images(tf.constant(alone), target, 3).numpy()
         assert np.array_equal(image, expected), path
+        # predict decodes every file with PIL, at the scale the stream used: no skew.
+        _, served = decode_for_model(path, SimpleNamespace(channels=3, image_size=target))
+        assert np.abs(served - image).max() <= 1, path
     assert len(streamed) == len(files)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_pil_decodes_jpegs_at_the_scale_tensorflow_uses(tmp_path, mode):
+    path = tmp_path / "photo.jpg"
+    photo(mode).save(path, quality=95)  # 160 wide, 128 high
+    channels = 1 if mode == "L" else 3
+    for target, shape in [((32, 40), (32, 40)), ((60, 70), (64, 80)), ((100, 100), (128, 160))]:
+        by_pil = load_image(path, channels, target).astype(int)
+        by_graph = graph_decode(path, channels, target).astype(int)
+        assert by_pil.shape == by_graph.shape == (*shape, channels)
+        assert np.abs(by_pil - by_graph).max() <= 1
+
+
+def test_a_rotated_jpeg_reduces_by_its_upright_size(tmp_path):
+    image = photo("RGB")  # stored 160 wide, 128 high; shown 128 wide, 160 high
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    path = tmp_path / "rotated.jpg"
+    assert load_image(path, 3, (60, 40)).shape == (80, 64, 3)  # 1/2, upright
+    # 70 wide upright is 70 high as stored: 1/2 would leave it 64 wide, so no reduction.
+    assert load_image(path, 3, (36, 70)).shape == (160, 128, 3)

@@ -32,7 +32,10 @@ def preprocessed(paths, image_size, channels):
     from imgcls_cli.data.images import load_image, prepare_images
 
     return np.stack(
-        [prepare_images(load_image(p, channels), image_size, channels).numpy() for p in paths]
+        [
+            prepare_images(load_image(p, channels, image_size), image_size, channels).numpy()
+            for p in paths
+        ]
     ).astype("float32")
 
 

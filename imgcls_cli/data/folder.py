@@ -375,9 +375,9 @@ class FileDecoder:
             self.failures.end(path.decode())
         return True
 
-    def load(self, path: bytes) -> tuple[np.ndarray, bool]:
+    def load(self, path: bytes, target: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
         try:
-            return load_image(path.decode(), self.channels), True
+            return load_image(path.decode(), self.channels, target), True
         except Exception as error:  # PIL raises many types for bad files
             self.failures.add(path.decode(), unreadable_reason(path.decode(), error))
             return np.zeros((1, 1, self.channels), np.uint8), False
@@ -418,7 +418,9 @@ class FileDecoder:
         routes = self.routes(target)
 
         def with_pil(path: Any) -> tuple[Any, Any]:
-            image, ok = tf.numpy_function(self.load, [path], [tf.uint8, tf.bool], stateful=False)
+            image, ok = tf.numpy_function(
+                lambda path: self.load(path, target), [path], [tf.uint8, tf.bool], stateful=False
+            )
             image.set_shape([None, None, channels])
             return image, tf.reshape(ok, [])
 

@@ -26,16 +26,28 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
+def load_image(
+    path: str | Path, channels: int | None = None, target: tuple[int, int] | None = None
+) -> np.ndarray:
     """Decode any image file to a uint8 HxWxC array (C = 1 or 3).
 
     Handles EXIF rotation, palette and alpha images, CMYK JPEGs and 16-bit PNGs. With
     channels=None, grayscale files stay single-channel and everything else becomes RGB.
-    Raises OSError (or ValueError) for files that are not readable images.
+    With `target` (height, width), the size the image is then resized to, a JPEG decodes
+    at the reduced scale TensorFlow's decoder would use (jpeg_scale; PIL's draft), so
+    both decoders give the same pixels. Raises OSError (or ValueError) for files that are
+    not readable images.
     """
     from PIL import ImageOps
 
     with open_image(path) as image:
+        if target is not None and image.format == "JPEG":
+            height, width = target
+            if image.getexif().get(EXIF_ORIENTATION, 1) in QUARTER_TURNS:
+                height, width = width, height  # the target is upright, the file is not
+            # libjpeg's DCT scaling, the largest of 1/2, 1/4, 1/8 that keeps the size at
+            # least this: the same choice as jpeg_scale.
+            image.draft(image.mode, (width, height))
         image = ImageOps.exif_transpose(image)
         return image_to_array(image, channels)
 
@@ -123,6 +135,7 @@ class ImageFacts:
 
 PLAIN_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
 EXIF_ORIENTATION = 0x0112
+QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 # How the two common formats end. A download cut short misses its end marker: looking for
 # it costs nothing, where decoding the pixels costs a large part of an epoch. JPEG's EOI
 # cannot occur inside the compressed data (0xFF is stuffed there).
