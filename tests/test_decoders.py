@@ -163,3 +163,19 @@ def test_a_rotated_jpeg_reduces_by_its_upright_size(tmp_path):
     assert load_image(path, 3, (60, 40)).shape == (80, 64, 3)  # 1/2, upright
     # 70 wide upright is 70 high as stored: 1/2 would leave it 64 wide, so no reduction.
     assert load_image(path, 3, (36, 70)).shape == (160, 128, 3)
+
+
+def test_a_camera_mpo_is_a_plain_jpeg_read_by_its_first_picture(tmp_path):
+    path = tmp_path / "stereo.jpg"
+    first, second = photo("RGB"), photo("L").convert("RGB")
+    first.save(path, format="MPO", save_all=True, append_images=[second], quality=95)
+    facts = check_image(path)
+    assert facts.plain and facts.jpeg
+    for target in (None, (32, 40)):  # full size, and 1/4 scale
+        by_graph = graph_decode(path, 3, target).astype(int)
+        by_pil = load_image(path, 3, target).astype(int)
+        assert by_graph.shape == by_pil.shape
+        assert np.abs(by_graph - by_pil).max() <= 1
+    decoded = load_image(path, 3).astype(int)
+    to_first, to_second = (np.abs(decoded - np.asarray(p)).mean() for p in (first, second))
+    assert to_first < to_second / 2  # the first picture, not the second

@@ -41,7 +41,7 @@ def load_image(
     from PIL import ImageOps
 
     with open_image(path) as image:
-        if target is not None and image.format == "JPEG":
+        if target is not None and image.format in JPEG_FORMATS:
             height, width = target
             if image.getexif().get(EXIF_ORIENTATION, 1) in QUARTER_TURNS:
                 height, width = width, height  # the target is upright, the file is not
@@ -133,13 +133,16 @@ class ImageFacts:
     jpeg: bool = False  # decodable at a reduced scale
 
 
-PLAIN_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
+# MPO: a camera's JPEG holding more pictures after the first (stereo, depth); both
+# decoders read the first.
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+PLAIN_FORMATS = JPEG_FORMATS | {"PNG", "BMP"}
 EXIF_ORIENTATION = 0x0112
 QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 # How the two common formats end. A download cut short misses its end marker: looking for
 # it costs nothing, where decoding the pixels costs a large part of an epoch. JPEG's EOI
 # cannot occur inside the compressed data (0xFF is stuffed there).
-END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+END_MARKERS = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND"}
 END_SEARCH_BYTES = 1024
 
 
@@ -165,12 +168,12 @@ def check_image(path: Path, content: bytes | None = None, decode: bool = False) 
             and not may_be_rotated(image)
         )
         grayscale = image.mode in GRAYSCALE_MODES
-        facts = ImageFacts(width, height, grayscale, plain, image.format == "JPEG")
+        facts = ImageFacts(width, height, grayscale, plain, image.format in JPEG_FORMATS)
         marker = END_MARKERS.get(image.format or "")
         # No marker near the end: cut short, or followed by other data (phones append a
         # video to "motion photos"). Decoding tells which.
         if decode or (marker and marker not in content[-END_SEARCH_BYTES:]):
-            if image.format == "JPEG":
+            if image.format in JPEG_FORMATS:
                 image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
             image.load()
     return facts
@@ -180,7 +183,7 @@ def may_be_rotated(image: Any) -> bool:
     """Whether an EXIF tag may rotate the image, known from its header alone: a JPEG's
     orientation tag; for other formats, any EXIF block (PIL's getexif would decode a
     PNG in full to find a late one), which then takes load_image, which applies it."""
-    if image.format == "JPEG":
+    if image.format in JPEG_FORMATS:
         return image.getexif().get(EXIF_ORIENTATION, 1) != 1
     return "exif" in image.info
 
