@@ -30,8 +30,12 @@ from common import print_table, save, summary
 BATCH = 64
 
 
-def make_folder(root: Path, count: int, size: tuple[int, int], seed: int) -> Path:
-    """`count` JPEGs of `size` (width, height) in two class folders, cut from real photos."""
+def make_folder(
+    root: Path, count: int, size: tuple[int, int], seed: int, noise: float = 0.0
+) -> Path:
+    """`count` JPEGs of `size` (width, height) in two class folders, cut from real photos;
+    with Gaussian `noise` (standard deviation, grey levels) added after enlarging, like a
+    camera sensor's grain, so that enlarged crops compress like photos."""
     from PIL import Image
     from sklearn.datasets import load_sample_images
 
@@ -45,7 +49,12 @@ def make_folder(root: Path, count: int, size: tuple[int, int], seed: int) -> Pat
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         path = root / f"class_{i % 2}" / f"{i:05d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        crop.resize(size, Image.Resampling.BICUBIC).save(path, quality=90)
+        image = crop.resize(size, Image.Resampling.BICUBIC)
+        if noise:
+            grain = rng.normal(0, noise, (size[1], size[0], 1))
+            pixels = np.clip(np.asarray(image) + grain, 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels)
+        image.save(path, quality=90)
     return root
 
 
@@ -219,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=8000, help="256 px JPEGs")
     parser.add_argument("--large", type=int, default=1000, help="1024x768 JPEGs")
+    parser.add_argument("--phone", type=int, default=150, help="4032x3024 JPEGs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--accuracy", action="store_true", help="the decoder accuracy study")
     parser.add_argument("--seeds", type=int, default=3)
@@ -241,6 +251,12 @@ def main() -> None:
             ),
             "1024x768_at_224": (
                 make_folder(Path(scratch) / "large", args.large, (1024, 768), 1),
+                224,
+            ),
+            # A phone's 12 megapixels (about 2 MB a file, as phones write them), decoded
+            # at 1/8.
+            "4032x3024_at_224": (
+                make_folder(Path(scratch) / "phone", args.phone, (4032, 3024), 2, noise=3.0),
                 224,
             ),
         }

@@ -71,6 +71,23 @@ def row_folder_predict(r: dict) -> tuple[str, str, str]:
     )
 
 
+def row_folder_stream(r: dict) -> tuple[str, str, str]:
+    def ratio(case: str) -> str:
+        figures = r["folder"][case]
+        return (
+            f"{case.replace('_at_', ' at ')}: **{figures['cpu_ratio_vs_keras']:.2f}x** "
+            f"(bound {figures['bound_cpu_ratio_vs_keras']['area']:.2f}x)"
+        )
+
+    cases = ("256px_at_160", "1024x768_at_224", "4032x3024_at_224")
+    return (
+        "folder streaming per CPU second vs the Keras loader, one pass with the scan "
+        "(bound: a bare TensorFlow pipeline with the same resize)",
+        "; ".join(ratio(case) for case in cases),
+        "≥ 1.0x at 256 px, ≥ 1.5x at 1024x768 (not reachable: see BENCHMARKS.md)",
+    )
+
+
 def row_caching(r: dict) -> tuple[str, str, str]:
     caching = r["finetune"]["caching"]
     return (
@@ -123,6 +140,7 @@ ROWS: list[Callable[[dict], tuple[str, str, str]]] = [
     row_offline,
     row_cold_predict,
     row_folder_predict,
+    row_folder_stream,
     row_caching,
     row_augment,
     row_memory,
