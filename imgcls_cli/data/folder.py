@@ -443,18 +443,21 @@ class FileDecoder:
             # file's bytes or shape. A folder has 1 channel only when every file is
             # grayscale, so the decoders' own conversion (gray to RGB, by repeating) is
             # the only one needed.
-            content = tf.io.read_file(path)
-            decoders = [
-                (lambda branch=branch: (branch(), tf.constant(True)))
-                for branch in plain_decoders(content, channels)
-            ]
+            def in_graph(index: int) -> Any:  # reads the file in the branch: PIL reads its own
+                def run() -> tuple[Any, Any]:
+                    content = tf.io.read_file(path)
+                    return plain_decoders(content, channels)[index](), tf.constant(True)
+
+                return run
+
+            decoders = [in_graph(index) for index in range(PLAIN_DECODERS)]
             image, ok = take(route[0], [*decoders, lambda: with_pil(path)], decoders_used)
             if target is not None:  # here, so that the group below has one shape
                 resizes = [
                     lambda m=method: resize_by(image, target, m) for method in RESIZE_METHODS
                 ]
-                in_graph = lambda: prepare_images(image, target, channels)  # noqa: E731
-                image = take(route[1], [*resizes, in_graph], resizes_used)
+                by_shape = lambda: prepare_images(image, target, channels)  # noqa: E731
+                image = take(route[1], [*resizes, by_shape], resizes_used)
             image.set_shape([None, None, channels])
             return image, label, ok, path
 

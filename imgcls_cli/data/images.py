@@ -198,11 +198,12 @@ def jpeg_scale(stored: tuple[int, int], target: tuple[int, int]) -> int:
     """The largest of JPEG_SCALES at which a JPEG of `stored` (height, width) decodes to
     at least `target` on both sides: the decode then costs a fraction, and the shared
     resize that follows does the rest."""
-    return max(
+    fits = [
         scale
         for scale in JPEG_SCALES
-        if stored[0] // scale >= target[0] and stored[1] // scale >= target[1] or scale == 1
-    )
+        if stored[0] // scale >= target[0] and stored[1] // scale >= target[1]
+    ]
+    return max(fits, default=1)  # 1 also for images smaller than the target
 
 
 def plain_route(facts: ImageFacts, target: tuple[int, int] | None) -> tuple[int, int]:
