@@ -155,11 +155,10 @@ def resize_quality(root: Path, image_size: int, files: int = 200) -> dict[str, f
     for path in sorted(root.rglob("*.jpg"))[:files]:
         facts = check_image(path)
         content = tf.io.read_file(str(path))
-        stored = (facts.height, facts.width)
         with Image.open(path) as image:
             reference = np.asarray(image.convert("RGB").resize(target, Image.Resampling.LANCZOS))
-        reduced = prepare_images(decode_plain(content, stored, 3, target), target, 3).numpy()
-        full = prepare_images(decode_plain(content, stored, 3, None), target, 3).numpy()
+        reduced = prepare_images(decode_plain(content, facts, 3, target), target, 3).numpy()
+        full = prepare_images(decode_plain(content, facts, 3, None), target, 3).numpy()
         bilinear = tf.image.resize(tf.io.decode_image(content, 3), target, method="bilinear")
         keras = tf.cast(tf.clip_by_value(tf.round(bilinear), 0, 255), tf.uint8).numpy()
         for name, image in (("imgcls", reduced), ("full_decode_area", full), ("keras", keras)):

@@ -24,7 +24,7 @@ def graph_decode(path, channels, target=None):
 
     facts = check_image(path)
     content = tf.io.read_file(str(path))
-    return decode_plain(content, (facts.height, facts.width), channels, target).numpy()
+    return decode_plain(content, facts, channels, target).numpy()
 
 
 @pytest.mark.parametrize("kind", ["PNG", "JPEG", "BMP"])

@@ -22,7 +22,7 @@ from .images import (
     decode_plain,
     is_image_file,
     load_image,
-    plain_decoders,
+    plain_decoder,
     plain_route,
     prepare_images,
     resize_by,
@@ -392,7 +392,7 @@ class FileDecoder:
         if known is not None and known.facts.plain:
             try:
                 content = tf.io.read_file(name)
-                decode_plain(content, (known.facts.height, known.facts.width), self.channels, None)
+                decode_plain(content, known.facts, self.channels, None)
                 return None
             except Exception as error:  # noqa: BLE001 - any failure is the answer
                 graph_error = error
@@ -443,14 +443,13 @@ class FileDecoder:
             # file's bytes or shape. A folder has 1 channel only when every file is
             # grayscale, so the decoders' own conversion (gray to RGB, by repeating) is
             # the only one needed.
-            def in_graph(index: int) -> Any:  # reads the file in the branch: PIL reads its own
-                def run() -> tuple[Any, Any]:
-                    content = tf.io.read_file(path)
-                    return plain_decoders(content, channels)[index](), tf.constant(True)
+            def in_graph(decoder: int) -> Any:  # reads the file in the branch: PIL reads its own
+                return lambda: (
+                    plain_decoder(tf.io.read_file(path), decoder, channels),
+                    tf.constant(True),
+                )
 
-                return run
-
-            decoders = [in_graph(index) for index in range(PLAIN_DECODERS)]
+            decoders = [in_graph(decoder) for decoder in range(PLAIN_DECODERS)]
             image, ok = take(route[0], [*decoders, lambda: with_pil(path)], decoders_used)
             if target is not None:  # here, so that the group below has one shape
                 resizes = [

@@ -207,9 +207,9 @@ def jpeg_scale(stored: tuple[int, int], target: tuple[int, int]) -> int:
 
 
 def plain_route(facts: ImageFacts, target: tuple[int, int] | None) -> tuple[int, int]:
-    """(decoder, resize) for a plain file read at `target`: its index in
-    plain_decoders and in RESIZE_METHODS, known from the header alone, so the graph takes
-    one branch of each instead of testing the file's bytes and shape."""
+    """(decoder, resize) for a plain file read at `target`: its index for plain_decoder
+    and in RESIZE_METHODS, known from the header alone, so the graph takes one branch of
+    each instead of testing the file's bytes and shape."""
     stored = (facts.height, facts.width)
     scale = jpeg_scale(stored, target) if facts.jpeg and target else 1
     decoder = JPEG_SCALES.index(scale) if facts.jpeg else len(JPEG_SCALES)
@@ -219,53 +219,32 @@ def plain_route(facts: ImageFacts, target: tuple[int, int] | None) -> tuple[int,
     return decoder, RESIZE_METHODS.index(resize_method(decoded, target))
 
 
-def plain_decoders(content: Any, channels: int = 0) -> list[Any]:
-    """TensorFlow's decoders of a plain file's bytes, in PLAIN_DECODERS order (branches for
-    tf.switch_case): uint8 HxWx`channels` (0: as stored). INTEGER_ACCURATE is libjpeg's
-    ISLOW DCT, which PIL uses, so both decoders give the same pixels."""
+def plain_decoder(content: Any, decoder: int, channels: int = 0) -> Any:
+    """A plain file's bytes decoded by TensorFlow's decoder number `decoder` (below
+    PLAIN_DECODERS: a JPEG at 1/JPEG_SCALES[decoder], then any other plain format): uint8
+    HxWx`channels` (0: as stored). INTEGER_ACCURATE is libjpeg's ISLOW DCT, which PIL
+    uses, so both decoders give the same pixels."""
     import tensorflow as tf
 
-    def jpeg(scale: int) -> Any:
-        return lambda: tf.io.decode_jpeg(
+    if decoder < len(JPEG_SCALES):
+        scale = JPEG_SCALES[decoder]
+        return tf.io.decode_jpeg(
             content, channels=channels, ratio=scale, dct_method="INTEGER_ACCURATE"
         )
-
-    def other() -> Any:
-        return tf.io.decode_image(content, channels=channels, expand_animations=False)
-
-    return [jpeg(scale) for scale in JPEG_SCALES] + [other]
+    return tf.io.decode_image(content, channels=channels, expand_animations=False)
 
 
-def decode_plain(content: Any, stored: tuple[Any, Any], channels: int, target: Any) -> Any:
-    """A plain file's bytes (see ImageFacts) decoded by TensorFlow, in the graph: uint8
-    HxWxC with `channels`, the pixels load_image gives; JPEGs at a reduced scale when
-    `target` (height, width) allows. For bytes whose header was not read: the route is
-    found in the graph, and files decode in their own channels, then convert as PIL
+def decode_plain(content: Any, facts: ImageFacts, channels: int, target: Any) -> Any:
+    """A plain file's bytes (see ImageFacts) decoded by TensorFlow: uint8 HxWxC with
+    `channels`, the pixels load_image gives; JPEGs at a reduced scale when `target`
+    (height, width) allows. Files decode in their own channels, then convert as PIL
     converts."""
-    import tensorflow as tf
-
-    scale_index = tf.constant(0) if target is None else jpeg_scale_index(stored, target)
-    index = tf.where(tf.io.is_jpeg(content), scale_index, len(JPEG_SCALES))
-    image = tf.switch_case(index, plain_decoders(content))
-    image = tf.cond(
-        tf.shape(image)[-1] == channels,
-        lambda: image,
-        lambda: gray_to_rgb(image) if channels == 3 else rgb_to_gray(image),
-    )
+    image = plain_decoder(content, plain_route(facts, target)[0])
+    stored_channels = 1 if facts.grayscale else 3
+    if stored_channels != channels:
+        image = gray_to_rgb(image) if channels == 3 else rgb_to_gray(image)
     image.set_shape([None, None, channels])
     return image
-
-
-def jpeg_scale_index(stored: tuple[Any, Any], target: tuple[int, int]) -> Any:
-    """jpeg_scale's index in JPEG_SCALES, in the graph (`stored` may be tensors)."""
-    import tensorflow as tf
-
-    height, width = (tf.cast(side, tf.int64) for side in stored)
-    fits = [
-        tf.logical_and(height // scale >= target[0], width // scale >= target[1])
-        for scale in JPEG_SCALES[1:]
-    ]
-    return tf.add_n([tf.cast(fit, tf.int32) for fit in fits])  # fits are nested: 1/8 ⊂ 1/4
 
 
 def gray_to_rgb(image: Any) -> Any:
