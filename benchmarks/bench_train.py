@@ -4,6 +4,12 @@ MNIST-sized data: scikit-learn's digits upscaled to 28x28x1 and tiled to 10,780 
 the figure needs no download. Each epoch after the first (tracing) one is timed.
 
     python benchmarks/bench_train.py [--epochs 6] [--batch-size 128]
+    python benchmarks/bench_train.py --statistics-only   # batch-norm statistics' cost
+
+--statistics-only: the default convnet on 4,000 of those images at the default batch
+(64), epochs through training.fit with batch-normalization statistics measured after
+each epoch (batch_norm.py, on the fixed sample of at most 512 training images) against
+without; CPU seconds per epoch, alternated round after round.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ def imgcls_epochs(data, epochs: int) -> list[float]:
     return [trainer.train_epoch(batches, SilentReporter())["seconds"] for _ in range(epochs)]
 
 
-def imgcls_fit_epochs(data, epochs: int, logged: bool) -> list[float]:
+def imgcls_fit_epochs(
+    data, epochs: int, logged: bool, arch: str = "simplecnn", train_sample=None, shape=(28, 28, 1)
+) -> list[float]:
     """CPU seconds of each epoch through training.fit, end to end, with the run's
     TensorBoard log (summaries.TrainingLog) or without it. CPU time, not wall time: on
     this shared machine wall time jumps between two levels from run to run (a core taken
@@ -60,8 +68,13 @@ def imgcls_fit_epochs(data, epochs: int, logged: bool) -> list[float]:
     from imgcls_cli.summaries import TrainingLog
     from imgcls_cli.training import Trainer, create_optimizer, fit
 
-    model = create_model("simplecnn", (28, 28, 1), 10)
-    trainer = Trainer(model, create_optimizer("adam", 1e-3, 0.0), tf.distribute.get_strategy())
+    model = create_model(arch, shape, 10)
+    trainer = Trainer(
+        model,
+        create_optimizer("adam", 1e-3, 0.0),
+        tf.distribute.get_strategy(),
+        train_sample=train_sample,
+    )
     ends = [time.process_time()]
     with tempfile.TemporaryDirectory() as scratch:
         log = TrainingLog(scratch, int(data.cardinality())) if logged else None
@@ -112,6 +125,11 @@ def main() -> None:
     parser.add_argument(
         "--logging-only", action="store_true", help="only the TensorBoard log's cost"
     )
+    parser.add_argument(
+        "--statistics-only",
+        action="store_true",
+        help="only the cost of measuring batch-normalization statistics every epoch",
+    )
     args = parser.parse_args()
 
     from imgcls_cli.runtime import import_tensorflow, seed_everything
@@ -119,6 +137,9 @@ def main() -> None:
     import_tensorflow()
     seed_everything(0)
     images, labels = mnist_sized_arrays()
+    if args.statistics_only:
+        statistics_cost(images[:4000], labels[:4000], args.epochs, args.rounds)
+        return
     data = dataset(images, labels, args.batch_size)
     samples: dict[str, list[float]] = {
         "keras_fit": [],
@@ -160,6 +181,34 @@ def main() -> None:
         "train_logging" if args.logging_only else "train_throughput",
         {"images_per_second": rates, "ratio": ratio, "target": 0.95, "logging_ratio": logging},
     )
+
+
+def statistics_cost(images, labels, epochs: int, rounds: int, batch_size: int = 64) -> None:
+    from imgcls_cli.data.prepare import sample_batches
+    from imgcls_cli.data.sources import arrays_to_split
+
+    data = dataset(images, labels, batch_size)
+    sample = sample_batches(arrays_to_split(images, labels), 0, batch_size, (28, 28), 1, 10)
+    samples: dict[str, list[float]] = {"without": [], "with_statistics": []}
+    for _ in range(rounds):
+        for name, train_sample in (("without", None), ("with_statistics", sample)):
+            seconds = imgcls_fit_epochs(data, epochs, False, "convnet", train_sample)[1:]
+            samples[name] += [len(images) / s for s in seconds]
+    rates = {name: summary(values) for name, values in samples.items()}
+    ratio = rates["with_statistics"]["median"] / rates["without"]["median"]
+    print_table(
+        f"convnet 28x28x1, batch {batch_size}, {len(images)} images: images per CPU second",
+        [
+            (
+                name,
+                f"{r['median']:,.0f} (min {r['min']:,.0f}, max {r['max']:,.0f}, "
+                f"{r['runs']} epochs)",
+            )
+            for name, r in rates.items()
+        ]
+        + [("with / without", f"{ratio:.3f}x (target >= 1/1.1 = 0.909x)")],
+    )
+    save("train_statistics", {"images_per_cpu_second": rates, "ratio": ratio, "target": 1 / 1.1})
 
 
 if __name__ == "__main__":

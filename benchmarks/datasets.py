@@ -10,6 +10,8 @@ and `root/test/<class>/` PNGs and returns root; nothing is downloaded.
 - photos: 64x64 colour crops of six photos (scikit-image's astronaut, chelsea, coffee,
   rocket; scikit-learn's china, flower), one class per photo; train and test crops come
   from disjoint tiles of each photo, so the test shows unseen parts;
+- textures: 48x48 grayscale crops of four scikit-image surfaces (brick, grass, gravel,
+  moon), 100 train and 50 test crops each, from disjoint tiles as for photos;
 - arrows: synthetic 48x48 colour arrows pointing left, right, up or down on noisy
   backgrounds, at random places, sizes and colours: a horizontal flip turns a left arrow
   into a right one, so flipping punishes.
@@ -117,6 +119,48 @@ def photos(root: Path, per_tile: int = 24, size: int = 64, suffix: str = ".png")
     return root
 
 
+def textures(root: Path, train: int = 100, test: int = 50, size: int = 48) -> Path:
+    import skimage.data
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    index = 0
+    for label in ("brick", "grass", "gravel", "moon"):
+        surface = getattr(skimage.data, label)()
+        height, width = surface.shape[:2]
+        tile_h, tile_w = height // 4, width // 4
+        test_tiles = set(rng.permutation(16)[:4].tolist())
+        for split, count in (("train", train), ("test", test)):
+            tiles = [t for t in range(16) if (t in test_tiles) == (split == "test")]
+            for _ in range(count):
+                tile = int(rng.choice(tiles))
+                top, left = (tile // 4) * tile_h, (tile % 4) * tile_w
+                side = int(rng.integers(min(tile_h, tile_w) // 2, min(tile_h, tile_w) + 1))
+                y = top + int(rng.integers(0, tile_h - side + 1))
+                x = left + int(rng.integers(0, tile_w - side + 1))
+                crop = Image.fromarray(surface[y : y + side, x : x + side])
+                write(root, split, label, index, np.asarray(crop.resize((size, size))))
+                index += 1
+    return root
+
+
+def small(source: Path, root: Path, per_class: int, seed: int, test_per_class: int = 50) -> Path:
+    """root/train/<class>/: `per_class` images of each class drawn (seeded) from source's
+    train split; root/test/<class>/: the first `test_per_class` of its test split."""
+    import shutil
+
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", per_class), ("test", test_per_class)):
+        for folder in sorted((source / split).iterdir()):
+            files = sorted(folder.iterdir())
+            chosen = rng.permutation(len(files))[:count] if split == "train" else range(count)
+            (root / split / folder.name).mkdir(parents=True, exist_ok=True)
+            for i in chosen:
+                if i < len(files):
+                    shutil.copy(files[i], root / split / folder.name / files[i].name)
+    return root
+
+
 def arrows(root: Path, per_class: int = 300, size: int = 48) -> Path:
     from PIL import Image, ImageDraw
 
@@ -202,6 +246,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "digits28": digits28,
     "faces": faces,
     "photos": photos,
+    "textures": textures,
     "arrows": arrows,
 }
 

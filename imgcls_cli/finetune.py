@@ -108,7 +108,11 @@ def run_finetune(
 
     evaluator = Evaluator(transfer.model, strategy)  # scores the served model
     metrics = final_metrics(
-        evaluator, {"val": data.inputs("val"), "test": data.inputs("test")}, len(history)
+        evaluator,
+        {"val": data.inputs("val"), "test": data.inputs("test")},
+        history,
+        data.train_sample,
+        reporter,
     )
     finish_log(log, work_dir, transfer.model, data, history)
     data.report_unreadable(reporter)
@@ -190,7 +194,15 @@ def train_phase(
             run.policy == "mixed_float16",
             ema=config.ema,
         )
-        trainer = Trainer(model, optimizer, run.strategy, config.label_smoothing, run.class_weights)
+        trainer = Trainer(
+            model,
+            optimizer,
+            run.strategy,
+            config.label_smoothing,
+            run.class_weights,
+            # The head on cached features has no batch normalization to measure.
+            train_sample=None if phase.cached_features else data.train_sample,
+        )
         checkpoints = Checkpoints(
             run.work_dir / runs.CHECKPOINTS_DIR / phase.name,
             trainer,

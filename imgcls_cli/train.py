@@ -60,7 +60,14 @@ def run_train(
             policy == "mixed_float16",
             ema=config.ema,
         )
-        trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)
+        trainer = Trainer(
+            model,
+            optimizer,
+            strategy,
+            config.label_smoothing,
+            class_weights,
+            train_sample=data.train_sample,
+        )
         checkpoints = Checkpoints(
             work_dir / runs.CHECKPOINTS_DIR,
             trainer,
@@ -107,7 +114,11 @@ def run_train(
             log=log,
         )
     metrics = final_metrics(
-        trainer, {"val": data.inputs("val"), "test": data.inputs("test")}, len(history)
+        trainer,
+        {"val": data.inputs("val"), "test": data.inputs("test")},
+        history,
+        data.train_sample,
+        reporter,
     )
     finish_log(log, work_dir, model, data, history)
     data.report_unreadable(reporter)

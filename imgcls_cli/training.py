@@ -159,9 +159,16 @@ class Trainer(Evaluator):
         strategy: Any,
         label_smoothing: float = 0.0,
         class_weights: Any = None,
+        train_sample: Any = None,
     ):
+        """`train_sample`: fixed batches of training images without augmentation, on
+        which the model's batch-normalization statistics are measured before every
+        validation (batch_norm.py); None leaves them to the moving averages."""
+        from .batch_norm import BatchNormStatistics
+
         super().__init__(model, strategy, label_smoothing)
         self.optimizer = optimizer
+        self.statistics = BatchNormStatistics(model, strategy, train_sample)
         # Optional loss weight per class (e.g. 'balanced' for imbalanced data): each
         # training example's loss is scaled by its class's weight; evaluation is unweighted.
         self.class_weights = (
@@ -395,13 +402,42 @@ def weights_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def final_metrics(evaluator: Evaluator, splits: dict[str, Any], epochs: int) -> dict[str, Any]:
-    """metrics.json: epochs trained, the weights' fingerprint, each split's scores."""
-    return {
-        "epochs_trained": epochs,
+# A saved model that scores its own training images this much below training's last
+# epoch does not behave in inference as it did in training.
+INFERENCE_GAP_WARNING = 0.20
+
+
+def final_metrics(
+    evaluator: Evaluator,
+    splits: dict[str, Any],
+    history: list[dict[str, Any]],
+    train_sample: Any = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """metrics.json: epochs trained, the weights' fingerprint, each split's scores, and
+    the inference check: the model's scores in inference mode on the fixed sample of
+    training images (`train_sample`), and how far they fall below the last epoch's
+    training accuracy (`inference_gap`), with one warning line above
+    INFERENCE_GAP_WARNING."""
+    metrics = {
+        "epochs_trained": len(history),
         "weights_fingerprint": weights_fingerprint(evaluator.model),
         **evaluator.evaluate_splits(splits),
     }
+    if train_sample is None or not history:
+        return metrics
+    metrics["train_sample"] = evaluator.evaluate(train_sample)
+    trained, inferred = history[-1]["accuracy"], metrics["train_sample"]["accuracy"]
+    metrics["inference_gap"] = trained - inferred
+    if metrics["inference_gap"] > INFERENCE_GAP_WARNING and reporter is not None:
+        reporter.warning(
+            f"The saved model scores {inferred:.0%} on {metrics['train_sample']['examples']} "
+            f"of its own training images in inference mode, against {trained:.0%} in "
+            "training's last epoch: it does not predict as it trained, so its validation and "
+            "test scores undersell what it learned. Try --arch simplecnn (no batch "
+            "normalization) or more epochs, and check with `imgcls evaluate --split train`."
+        )
+    return metrics
 
 
 def write_checkpoint(manager: Any) -> None:
@@ -503,8 +539,12 @@ def fit(
                 "images_per_second": train_logs.get("images_per_second", 0.0),
             }
             # With --ema, the averaged weights are the ones validated and kept as the best;
-            # the trained ones come back for the next epoch and the checkpoint.
+            # the trained ones come back for the next epoch and the checkpoint. Either way
+            # batch normalization's statistics are measured for the weights validated, so
+            # the epoch chosen as best is scored as it will be saved. Training itself
+            # never reads them: it normalizes by each batch's own moments.
             with trainer.averaged_weights():
+                trainer.statistics.update()
                 if val_batches is not None:
                     val_logs = trainer.evaluate(val_batches, distributed=True)
                     row["val_loss"], row["val_accuracy"] = val_logs["loss"], val_logs["accuracy"]

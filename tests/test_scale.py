@@ -115,8 +115,9 @@ def test_mirrored_over_two_cpu_devices_matches_the_default_strategy(tmp_path):
         assert code == 0, output
         results[name] = (output, [float(row["val_loss"]) for row in history(run_dir)])
     assert "MirroredStrategy with 2 replica(s)" in results["mirrored"][0]
-    # Dropout masks differ per replica, so the curves agree closely, not bit for bit.
-    np.testing.assert_allclose(results["mirrored"][1], results["default"][1], rtol=0.15)
+    # Dropout masks differ per replica, so the curves agree closely, not bit for bit
+    # (at validation losses near 0.07, within about 0.02).
+    np.testing.assert_allclose(results["mirrored"][1], results["default"][1], rtol=0.15, atol=0.025)
 
 
 @pytest.mark.slow  # starts imgcls
@@ -233,8 +234,10 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
     """Sharded before decoding: over 2 epochs of 41 files, each worker decodes its half
     each epoch (counted in the workers: 21 and 20), together every file each epoch;
     the worker with fewer files steps on (an empty batch) and both end with the same
-    weights. The workers are two local Slurm tasks (the resolver path); only rank 0
-    writes the run."""
+    weights, batch-normalization statistics included (the default convnet: each worker
+    normalizes its own batches in training, and the statistics measured after each
+    epoch are reduced across workers). The workers are two local Slurm tasks (the
+    resolver path); only rank 0 writes the run."""
     import shutil
 
     from conftest import make_class_folder
@@ -269,6 +272,8 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
             "--test-split",
             "0",
             *SLOW_RUN,
+            "--arch",
+            "convnet",
             "--epochs",
             "2",
             "--output",
@@ -286,14 +291,17 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
     outputs = [finish(p) for p in processes]
     for code, output in outputs:
         assert code == 0, output
-    decoded = [json.loads((tmp_path / f"decoded-{i}.json").read_text()) for i in range(2)]
     files = sorted(str(p) for p in data.rglob("*.png"))
+    decoded = [json.loads((tmp_path / f"decoded-{i}.json").read_text()) for i in range(2)]
     # Worker 1 decodes its part of each epoch: 20 or 21 files, not 41 (which part moves
-    # with each epoch's shuffle). The chief, worker 0, also decoded a first batch for the
-    # TensorBoard log's images (a group of files).
+    # with each epoch's shuffle), and once the fixed sample of training images that
+    # batch-normalization statistics are measured on (at most 512: here all 41). The
+    # chief, worker 0, also decoded a first batch for the TensorBoard log's images (a
+    # group of files).
     chief, other = decoded
-    assert len(other) in (40, 42) and all(other.count(path) <= 2 for path in set(other))
-    assert len(chief) - (82 - len(other)) in range(0, 65)
+    sample = len(files)
+    assert len(other) - sample in (40, 42) and all(other.count(path) <= 3 for path in set(other))
+    assert len(chief) - sample - (82 - (len(other) - sample)) in range(0, 65)
     assert sorted(set(chief) | set(other)) == files and not set(other) - set(files)
     assert all((chief + other).count(path) >= 2 for path in files)
     fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}

@@ -43,6 +43,23 @@ class Split:
             return self.read_shard(shards, index)
         return self.dataset.shard(shards, index)
 
+    def sample(self, count: int, seed: int) -> Split:
+        """A fixed, seeded sample of at most `count` examples, the same at every pass;
+        the whole split when it holds no more. A folder samples its file list, so only
+        the sampled files are ever decoded."""
+        if count >= self.num_examples:
+            return self
+        if self.files is not None:
+            files = self.files.shuffle(self.num_examples, seed, reshuffle_each_iteration=False)
+            files = files.take(count)
+            return Split(
+                self.decode_files(files), count, files=files, decode_files=self.decode_files
+            )
+        # Drawn from a window ten times the sample, so a large TFDS split is not read whole.
+        window = min(self.num_examples, 10 * count)
+        dataset = self.dataset.shuffle(window, seed, reshuffle_each_iteration=False).take(count)
+        return Split(dataset, count)
+
 
 class StreamFailures:
     """Files that failed to decode while streaming. tf.data decodes in several threads,

@@ -64,5 +64,7 @@ def create_model(
         from .transfer import build_transfer_model
 
         backbone = create_backbone_with_weights(name, input_shape[0], weights)
-        return build_transfer_model(name, backbone, num_classes, dropout)
+        # Random weights have no batch statistics worth keeping: learn them.
+        learn_statistics = getattr(weights, "source", None) == "none"
+        return build_transfer_model(name, backbone, num_classes, dropout, learn_statistics)
     raise UsageError(unknown_name_message("model", name, architecture_names() + backbone_names()))

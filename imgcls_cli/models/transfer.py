@@ -17,7 +17,7 @@ class TransferModel:
     features: keras.Model  # 0-255 images → preprocessing → backbone → pooled features
     classifier: keras.Model  # pooled features → dropout → softmax
     model: keras.Model  # images → classifier(features(images)): what is saved and served
-    training_model: keras.Model  # the same weights, backbone always in inference mode
+    training_model: keras.Model  # the same weights; the backbone in inference mode (see below)
 
 
 class InferenceModeBackbone(keras.Model):
@@ -28,19 +28,44 @@ class InferenceModeBackbone(keras.Model):
     unfrozen BatchNormalization layers into training mode and let them overwrite their
     ImageNet statistics with those of small batches. An explicit training=False inside
     `call` does stick. Never saved: the functional `model` is.
+
+    `learn_statistics` (a backbone with random weights, --weights none): there are no
+    statistics to keep, and a deep network whose batch normalization divides by its
+    initial variance of 1 passes no signal (it trained at chance). Its unfrozen
+    BatchNormalization layers then train as in a CNN from scratch, normalizing each batch
+    by its own moments, and their statistics are measured on the training images before
+    every validation (batch_norm.py).
     """
 
-    def __init__(self, features: keras.Model, classifier: keras.Model, **kwargs):
+    def __init__(
+        self,
+        features: keras.Model,
+        classifier: keras.Model,
+        learn_statistics: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.feature_extractor = features
         self.head = classifier
+        self.learn_statistics = learn_statistics
 
     def call(self, images, training=None):
-        return self.head(self.feature_extractor(images, training=False), training=training)
+        backbone_training = training if self.learn_statistics else False
+        features = self.feature_extractor(images, training=backbone_training)
+        return self.head(features, training=training)
+
+    @property
+    def inference_mode_layers(self) -> tuple[keras.Model, ...]:
+        """Sub-models that training never updates the batch statistics of (batch_norm.py)."""
+        return () if self.learn_statistics else (self.feature_extractor,)
 
 
 def build_transfer_model(
-    backbone_name: str, backbone: keras.Model, num_classes: int, dropout: float
+    backbone_name: str,
+    backbone: keras.Model,
+    num_classes: int,
+    dropout: float,
+    learn_statistics: bool = False,
 ) -> TransferModel:
     """Wrap a backbone (built for 0-255 RGB input) with its own preprocess_input, global
     average pooling and a dropout + softmax head.
@@ -65,7 +90,9 @@ def build_transfer_model(
     model = keras.Model(
         served_input, classifier(features(served_input)), name=f"{backbone_name}_finetuned"
     )
-    training_model = InferenceModeBackbone(features, classifier, name="training_view")
+    training_model = InferenceModeBackbone(
+        features, classifier, learn_statistics, name="training_view"
+    )
     return TransferModel(backbone, features, classifier, model, training_model)
 
 

