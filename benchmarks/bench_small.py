@@ -10,6 +10,9 @@ draws another folder and trains with that seed. Mean ± standard deviation of te
 accuracy, and for imgcls the saved model's accuracy on its own training images in
 inference mode (metrics.json's train_sample).
 
+The recipe-* variants change one default each (batch 32, 20 epochs, no warmup): more
+steps for few images, asked with --variants.
+
 Two more variants, on the 20-a-class folders, measure the choice of how batch
 normalization's statistics are fitted (training.py, batch_norm.py):
 - `before`: the moving averages left as training leaves them (momentum 0.9), as
@@ -37,7 +40,19 @@ from common import RESULTS_DIR, print_table, save
 from datasets import build, small
 
 SOURCES = ["digits28", "mnist5k", "faces", "textures", "photos"]
+# imgcls option sets; "keras-tutorial" is not imgcls, "before" and "bias-corrected" are the
+# default with other statistics (statistics_fitted_by), the recipe-* ones change one default.
+OPTIONS = {
+    "default": {},
+    "simplecnn": {"arch": "simplecnn"},
+    "before": {},
+    "bias-corrected": {},
+    "recipe-batch-32": {"batch_size": 32},
+    "recipe-epochs-20": {"epochs": 20},
+    "recipe-no-warmup": {"warmup_epochs": 0},
+}
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
+ALL_VARIANTS = [*OPTIONS, "keras-tutorial"]
 CHOICE_VARIANTS = {"before", "bias-corrected"}  # run on CHOICE_SIZE folders only
 CHOICE_SIZE = 20
 
@@ -129,7 +144,7 @@ def statistics_fitted_by(variant: str):
 def imgcls_run(folder: Path, variant: str, seed: int, work: Path) -> dict:
     from imgcls_cli import api
 
-    options = {"arch": "simplecnn"} if variant == "simplecnn" else {}
+    options = OPTIONS[variant]
     with statistics_fitted_by(variant):
         run = api.train(data=str(folder), output=work, seed=seed, **options)
     return {
@@ -142,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", nargs="+", default=SOURCES, choices=SOURCES)
     parser.add_argument("--sizes", nargs="+", type=int, default=[10, 20, 50])
-    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=ALL_VARIANTS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--data-cache", default=os.environ.get("BENCH_DATA", "/tmp/imgcls-bench-data")
@@ -150,7 +165,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("IMGCLS_CACHE_DIR", str(Path(args.data_cache) / "imgcls-cache"))
     RESULTS_DIR.mkdir(exist_ok=True)
-    partial = RESULTS_DIR / "small_folders.partial.jsonl"
+    name = "small_folders" + (
+        "_recipe" if all(v.startswith("recipe") for v in args.variants) else ""
+    )
+    partial = RESULTS_DIR / f"{name}.partial.jsonl"
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
         for source_name in args.sources:
@@ -182,7 +200,7 @@ def main() -> None:
         (key, f"{variant}: {describe(s)}") for key, v in results.items() for variant, s in v.items()
     ]
     print_table("Test accuracy on small folders (mean ± sd over seeds)", rows)
-    save("small_folders", {"seeds": args.seeds, "results": results})
+    save(name, {"seeds": args.seeds, "results": results})
 
 
 def summarize(runs: list[dict]) -> dict:

@@ -184,18 +184,32 @@ def main() -> None:
 
 
 def statistics_cost(images, labels, epochs: int, rounds: int, batch_size: int = 64) -> None:
+    from imgcls_cli.batch_norm import BatchNormStatistics
     from imgcls_cli.data.prepare import sample_batches
     from imgcls_cli.data.sources import arrays_to_split
 
     data = dataset(images, labels, batch_size)
     sample = sample_batches(arrays_to_split(images, labels), 0, batch_size, (28, 28), 1, 10)
     samples: dict[str, list[float]] = {"without": [], "with_statistics": []}
+    # The pass itself, timed where it runs (CPU seconds per call, after its first).
+    update, passes = BatchNormStatistics.update, []
+
+    def timed_update(self):
+        started = time.process_time()
+        update(self)
+        if self.active:
+            passes.append(time.process_time() - started)
+
+    BatchNormStatistics.update = timed_update
     for _ in range(rounds):
         for name, train_sample in (("without", None), ("with_statistics", sample)):
             seconds = imgcls_fit_epochs(data, epochs, False, "convnet", train_sample)[1:]
             samples[name] += [len(images) / s for s in seconds]
+    BatchNormStatistics.update = update
     rates = {name: summary(values) for name, values in samples.items()}
     ratio = rates["with_statistics"]["median"] / rates["without"]["median"]
+    pass_seconds = summary([p for i, p in enumerate(passes) if i % epochs])  # traced first
+    epoch_seconds = len(images) / rates["without"]["median"]
     print_table(
         f"convnet 28x28x1, batch {batch_size}, {len(images)} images: images per CPU second",
         [
@@ -206,9 +220,26 @@ def statistics_cost(images, labels, epochs: int, rounds: int, batch_size: int = 
             )
             for name, r in rates.items()
         ]
-        + [("with / without", f"{ratio:.3f}x (target >= 1/1.1 = 0.909x)")],
+        + [
+            ("with / without", f"{ratio:.3f}x (target >= 1/1.1 = 0.909x)"),
+            (
+                "the statistics pass alone",
+                f"{pass_seconds['median']:.3f} CPU s per epoch (min {pass_seconds['min']:.3f}, "
+                f"max {pass_seconds['max']:.3f}): {pass_seconds['median'] / epoch_seconds:.1%} "
+                f"of an epoch without it ({epoch_seconds:.2f} CPU s)",
+            ),
+        ],
     )
-    save("train_statistics", {"images_per_cpu_second": rates, "ratio": ratio, "target": 1 / 1.1})
+    save(
+        "train_statistics",
+        {
+            "images_per_cpu_second": rates,
+            "ratio": ratio,
+            "target": 1 / 1.1,
+            "pass_cpu_seconds": pass_seconds,
+            "epoch_cpu_seconds_without": epoch_seconds,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ def run_finetune(
         history,
         data.train_sample,
         reporter,
+        config.patience,
     )
     finish_log(log, work_dir, transfer.model, data, history)
     data.report_unreadable(reporter)

@@ -119,6 +119,7 @@ def run_train(
         history,
         data.train_sample,
         reporter,
+        config.patience,
     )
     finish_log(log, work_dir, model, data, history)
     data.report_unreadable(reporter)

@@ -413,11 +413,12 @@ def final_metrics(
     history: list[dict[str, Any]],
     train_sample: Any = None,
     reporter: Reporter | None = None,
+    patience: int | None = None,
 ) -> dict[str, Any]:
     """metrics.json: epochs trained, the weights' fingerprint, each split's scores, and
     the inference check: the model's scores in inference mode on the fixed sample of
-    training images (`train_sample`), and how far they fall below the last epoch's
-    training accuracy (`inference_gap`), with one warning line above
+    training images (`train_sample`), and how far they fall below the training accuracy
+    of the epoch whose weights were kept (`inference_gap`), with one warning line above
     INFERENCE_GAP_WARNING."""
     metrics = {
         "epochs_trained": len(history),
@@ -427,17 +428,28 @@ def final_metrics(
     if train_sample is None or not history:
         return metrics
     metrics["train_sample"] = evaluator.evaluate(train_sample)
-    trained, inferred = history[-1]["accuracy"], metrics["train_sample"]["accuracy"]
+    trained = kept_epoch(history, patience)["accuracy"]
+    inferred = metrics["train_sample"]["accuracy"]
     metrics["inference_gap"] = trained - inferred
     if metrics["inference_gap"] > INFERENCE_GAP_WARNING and reporter is not None:
         reporter.warning(
             f"The saved model scores {inferred:.0%} on {metrics['train_sample']['examples']} "
             f"of its own training images in inference mode, against {trained:.0%} in "
-            "training's last epoch: it does not predict as it trained, so its validation and "
-            "test scores undersell what it learned. Try --arch simplecnn (no batch "
+            "training: it does not predict as it trained, so its validation and test "
+            "scores undersell what it learned. Try --arch simplecnn (no batch "
             "normalization) or more epochs, and check with `imgcls evaluate --split train`."
         )
     return metrics
+
+
+def kept_epoch(history: list[dict[str, Any]], patience: int | None) -> dict[str, Any]:
+    """The history row of the epoch whose weights training kept: under --patience the
+    best validation loss of the last phase (fit restores it), else the last epoch."""
+    phase = [row for row in history if row.get("phase") == history[-1].get("phase")]
+    validated = [row for row in phase if row.get("val_loss") is not None]
+    if patience is not None and validated:
+        return min(validated, key=lambda row: row["val_loss"])
+    return history[-1]
 
 
 def write_checkpoint(manager: Any) -> None:

@@ -305,3 +305,20 @@ def test_finetune_from_random_weights_learns_the_backbones_statistics(runner, cl
     norms = [x for x in backbone.layers if isinstance(x, keras.layers.BatchNormalization)]
     assert norms and not any(np.allclose(bn.moving_variance.numpy(), 1.0) for bn in norms)
     assert not any(np.allclose(bn.moving_mean.numpy(), 0.0) for bn in norms)
+
+
+def test_the_inference_check_compares_with_the_epoch_whose_weights_were_kept():
+    """Under --patience the best epoch's weights are saved: its training accuracy, not
+    the last epoch's, is what the saved model should match (within the last phase)."""
+    from imgcls_cli.training import kept_epoch
+
+    history = [
+        {"epoch": 1, "phase": "head", "accuracy": 0.5, "val_loss": 0.1},
+        {"epoch": 2, "phase": "finetune", "accuracy": 0.6, "val_loss": 0.4},
+        {"epoch": 3, "phase": "finetune", "accuracy": 0.7, "val_loss": 0.3},
+        {"epoch": 4, "phase": "finetune", "accuracy": 0.99, "val_loss": 0.5},
+    ]
+    assert kept_epoch(history, patience=2)["epoch"] == 3
+    assert kept_epoch(history, patience=None)["epoch"] == 4
+    unvalidated = [{"epoch": 1, "accuracy": 0.4}, {"epoch": 2, "accuracy": 0.8}]
+    assert kept_epoch(unvalidated, patience=2)["epoch"] == 2
