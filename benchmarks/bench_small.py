@@ -162,7 +162,11 @@ def main() -> None:
     parser.add_argument(
         "--data-cache", default=os.environ.get("BENCH_DATA", "/tmp/imgcls-bench-data")
     )
+    parser.add_argument("--table", help="print a results file (results/*.json) as Markdown")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text())["results"]))
+        return
     os.environ.setdefault("IMGCLS_CACHE_DIR", str(Path(args.data_cache) / "imgcls-cache"))
     RESULTS_DIR.mkdir(exist_ok=True)
     name = "small_folders" + (
@@ -201,6 +205,7 @@ def main() -> None:
     ]
     print_table("Test accuracy on small folders (mean ± sd over seeds)", rows)
     save(name, {"seeds": args.seeds, "results": results})
+    print(markdown_table(results))
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -223,6 +228,24 @@ def describe(summary: dict) -> str:
     if "train_sample_min" in summary:
         text += f" (own training images ≥ {summary['train_sample_min']:.0%})"
     return text + f", {summary['seconds_per_run']:.0f} s/run"
+
+
+def markdown_table(results: dict) -> str:
+    """One row per folder (source/size), one column per variant: mean ± sd."""
+    variants = list(dict.fromkeys(v for by_variant in results.values() for v in by_variant))
+    lines = [
+        "| folder | " + " | ".join(variants) + " |",
+        "| --- |" + " --- |" * len(variants),
+    ]
+    for key, by_variant in results.items():
+        cells = []
+        for variant in variants:
+            summary = by_variant.get(variant)
+            cells.append(
+                "" if summary is None else f"{summary['mean']:.1%} ± {summary['stdev']:.1%}"
+            )
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

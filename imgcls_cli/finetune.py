@@ -114,6 +114,7 @@ def run_finetune(
         data.train_sample,
         reporter,
         config.patience,
+        remedy="try more epochs, --augment none, or pretrained --weights",
     )
     finish_log(log, work_dir, transfer.model, data, history)
     data.report_unreadable(reporter)

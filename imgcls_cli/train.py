@@ -120,6 +120,7 @@ def run_train(
         data.train_sample,
         reporter,
         config.patience,
+        remedy="try more epochs, or --arch simplecnn (no batch normalization)",
     )
     finish_log(log, work_dir, model, data, history)
     data.report_unreadable(reporter)

@@ -414,12 +414,13 @@ def final_metrics(
     train_sample: Any = None,
     reporter: Reporter | None = None,
     patience: int | None = None,
+    remedy: str = "try more epochs",
 ) -> dict[str, Any]:
     """metrics.json: epochs trained, the weights' fingerprint, each split's scores, and
     the inference check: the model's scores in inference mode on the fixed sample of
     training images (`train_sample`), and how far they fall below the training accuracy
     of the epoch whose weights were kept (`inference_gap`), with one warning line above
-    INFERENCE_GAP_WARNING."""
+    INFERENCE_GAP_WARNING that ends with the command's `remedy`."""
     metrics = {
         "epochs_trained": len(history),
         "weights_fingerprint": weights_fingerprint(evaluator.model),
@@ -436,8 +437,8 @@ def final_metrics(
             f"The saved model scores {inferred:.0%} on {metrics['train_sample']['examples']} "
             f"of its own training images in inference mode, against {trained:.0%} in "
             "training: it does not predict as it trained, so its validation and test "
-            "scores undersell what it learned. Try --arch simplecnn (no batch "
-            "normalization) or more epochs, and check with `imgcls evaluate --split train`."
+            f"scores undersell what it learned. Check with `imgcls evaluate --split train`; "
+            f"{remedy}."
         )
     return metrics
 

@@ -199,7 +199,7 @@ def test_a_planted_gap_between_training_and_inference_is_warned_and_recorded(tin
     assert result.metrics["inference_gap"] > 0.2
     assert len(warnings) == 1
     assert "own training images in inference mode" in warnings[0]
-    assert "--arch simplecnn" in warnings[0]
+    assert "`imgcls evaluate --split train`; try more epochs, or --arch simplecnn" in warnings[0]
 
 
 def test_every_validation_sees_the_statistics_measured_on_the_training_images(tiny_runs):
