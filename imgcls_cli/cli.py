@@ -29,6 +29,7 @@ from .cli_options import (
     BatchSize,
     JsonReport,
     ModelOption,
+    TrainBatchSize,
     option,
     training_option,
     with_options,
@@ -153,7 +154,7 @@ def train(
     ctx: typer.Context,
     arch: training_option(str, arch_help()) = TrainConfig.arch,
     epochs: training_option(int, "Training epochs.") = TrainConfig.epochs,
-    batch_size: BatchSize = TrainConfig.batch_size,
+    batch_size: TrainBatchSize = TrainConfig.batch_size,
     lr: training_option(
         str,
         "Learning rate, used as given whatever the replica count (see --scale-lr); or auto: "
@@ -255,7 +256,7 @@ def run_and_report(ctx: typer.Context) -> None:
 def lr_find(
     ctx: typer.Context,
     arch: training_option(str, arch_help()) = TrainConfig.arch,
-    batch_size: BatchSize = TrainConfig.batch_size,
+    batch_size: TrainBatchSize = TrainConfig.batch_size,
     start_lr: training_option(float, "The sweep's first learning rate.") = LrFindConfig.start_lr,
     end_lr: training_option(
         float, "The sweep's last learning rate (unless the loss diverges first)."

@@ -367,6 +367,14 @@ def training_option(kind: Any, help: str) -> Any:
 
 
 BatchSize = Annotated[int, option("Global batch size, split across all replicas.", panel=TRAINING)]
+TrainBatchSize = Annotated[
+    Optional[int],
+    option(
+        "Global batch size, split across all replicas. Default: 64, or 32 when the training "
+        "split has fewer than 512 images (more steps for few images).",
+        panel=TRAINING,
+    ),
+]
 JsonReport = Annotated[
     bool, option("Print the JSON report on stdout and nothing else.", "--json", panel=OUTPUT)
 ]

@@ -327,7 +327,10 @@ class RunConfig:
         """(ok, message) pairs; isfinite: --lr inf or nan would train to NaN weights
         without a word."""
         return [
-            (self.batch_size >= 1, f"--batch-size must be at least 1; got {self.batch_size}."),
+            (
+                self.batch_size is None or self.batch_size >= 1,
+                f"--batch-size must be at least 1; got {self.batch_size}.",
+            ),
             (
                 (self.lr == AUTO_LR and self.sweeps_lr) or is_positive_number(self.lr),
                 f"--lr must be a positive number{self.lr_auto_hint}; got {self.lr!r}.",
@@ -408,6 +411,8 @@ class TrainConfig(RunConfig):
     # with a cosine schedule after a short warmup, beat the classic simplecnn on five of
     # six datasets (the sixth within noise).
     arch: str = "convnet"
+    # None: chosen from the training split's size (data.prepare.default_batch_size).
+    batch_size: int | None = None
     schedule: Schedule | None = None  # None: the arch's recipe, else DEFAULT_SCHEDULE
     warmup_epochs: int | None = None  # None: DEFAULT_WARMUP_EPOCHS when epochs allow
 

@@ -73,7 +73,7 @@ def run_finetune(
         f"Model: {config.backbone} with {weights.label}, "
         f"{transfer.model.count_params():,} parameters, {len(backbone.layers)} backbone "
         f"layers; strategy {strategy_name(strategy)} with {replicas} replica(s), global batch "
-        f"{config.batch_size}" + (f", {policy}" if config.mixed_precision else "")
+        f"{data.batch_size}" + (f", {policy}" if config.mixed_precision else "")
     )
 
     extra = {
@@ -83,7 +83,7 @@ def run_finetune(
         "class_weights": class_weights,
         "strategy": strategy_name(strategy),
         "replicas": replicas,
-        "global_batch_size": config.batch_size,
+        "global_batch_size": data.batch_size,
         "precision_policy": policy,
     }
     work_dir = worker_dir(run_dir, strategy)
@@ -299,7 +299,7 @@ def cache_features(
         cached = tf.data.Dataset.from_tensor_slices((pooled, labels))
         if shuffle:
             cached = cached.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
-        return cached.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+        return cached.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
 
     train, val = batches(data.train, True), batches(data.val, False)
     seconds = time.perf_counter() - started

@@ -290,7 +290,7 @@ def run_lr_find(
             **data.describe(),
             "strategy": strategy_name(strategy),
             "replicas": strategy.num_replicas_in_sync,
-            "global_batch_size": config.batch_size,
+            "global_batch_size": data.batch_size,
             "precision_policy": policy,
         },
         "versions": versions(),

@@ -77,7 +77,7 @@ def run_train(
     runtime_info = {
         "strategy": strategy_name(strategy),
         "replicas": replicas,
-        "global_batch_size": config.batch_size,
+        "global_batch_size": data.batch_size,
         "learning_rate": lr,
         "schedule": config.resolved_schedule.value,
         "warmup_epochs": config.warmup,
@@ -86,7 +86,7 @@ def run_train(
     reporter.info(
         f"Model: {config.arch}, {model.count_params():,} parameters; strategy "
         f"{runtime_info['strategy']} with {replicas} replica(s), global batch "
-        f"{config.batch_size}" + (f", {policy}" if config.mixed_precision else "")
+        f"{data.batch_size}" + (f", {policy}" if config.mixed_precision else "")
     )
 
     def on_epoch_end(rows: list[dict[str, Any]]) -> None:

@@ -192,6 +192,10 @@ def test_the_saved_model_predicts_its_training_images_as_training_did(tiny_runs,
     assert result.metrics["inference_gap"] <= 0.1
     recorded = json.loads((result.run_dir / "metrics.json").read_text())
     assert recorded["train_sample"] == result.metrics["train_sample"]
+    # 32 training images: the default batch for small splits, as config.json records.
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["options"]["batch_size"] is None
+    assert config["resolved"]["global_batch_size"] == 32
 
 
 def test_a_planted_gap_between_training_and_inference_is_warned_and_recorded(tiny_runs):

@@ -136,3 +136,16 @@ def test_the_default_recipe_and_simplecnns_own():
         None, 3, (64, 64), default=classic.default_augment
     )
     assert flipped[0].flip.value == "horizontal"  # a preset given wins over the recipe
+
+
+def test_train_batch_size_defaults_to_32_below_512_training_images_else_64():
+    """Measured on small folders (BENCHMARKS.md, "Small folders"): twice the steps of a
+    batch of 64 scored as well or better; large splits keep 64. A given size is kept."""
+    from imgcls_cli.config import DataConfig, FinetuneConfig, TrainConfig
+    from imgcls_cli.data.prepare import default_batch_size
+
+    assert [default_batch_size(n) for n in (1, 180, 511, 512, 4000)] == [32, 32, 32, 64, 64]
+    digits = DataConfig(dataset="digits")
+    assert TrainConfig(data=digits).batch_size is None  # chosen from the data
+    assert TrainConfig(data=digits, batch_size=8).batch_size == 8
+    assert FinetuneConfig(data=digits).batch_size == 32

@@ -25,6 +25,18 @@ from .sources import load_source
 # forward pass over them costs about 4% of an epoch on 4,000 images (BENCHMARKS.md).
 TRAIN_SAMPLE_IMAGES = 512
 
+# Measured (BENCHMARKS.md, "Small folders"): on folders of 10-50 images a class a batch of
+# 32 (twice the steps of 64) scored as well or better on every source, while 64 holds on
+# large data. A split that fills fewer than 8 batches of 64 trains at 32.
+DEFAULT_BATCH_SIZE = 64
+SMALL_SPLIT_BATCH_SIZE = 32
+SMALL_SPLIT_IMAGES = 8 * DEFAULT_BATCH_SIZE
+
+
+def default_batch_size(train_images: int) -> int:
+    """The global batch size when none is given: 64, or 32 below 512 training images."""
+    return SMALL_SPLIT_BATCH_SIZE if train_images < SMALL_SPLIT_IMAGES else DEFAULT_BATCH_SIZE
+
 
 @dataclasses.dataclass
 class PreparedData:
@@ -38,6 +50,7 @@ class PreparedData:
     # (see Trainer.distribute).
     sharded: dict[str, ShardedInput]
     split_sizes: dict[str, int]
+    batch_size: int  # global: as given, or default_batch_size of the training split
     steps_per_epoch: int
     augment: AugmentConfig  # resolved; applied to the training split only
     augment_reason: str  # why: the preset given, or what --augment auto saw
@@ -143,7 +156,7 @@ def prepare_data(
     config: DataConfig,
     *,
     seed: int,
-    batch_size: int,
+    batch_size: int | None,
     reporter: Any,
     channels: int | None = None,
     default_image_size: int | None = None,
@@ -155,7 +168,8 @@ def prepare_data(
     `channels` forces a channel count (3 for ImageNet backbones); `default_image_size`
     replaces the source's own size when --image-size is not given. `augment` (None: off)
     is resolved for this data and applied to the training batches only; without a preset
-    it is `default_augment` (preset, reason) when given, else auto.
+    it is `default_augment` (preset, reason) when given, else auto. `batch_size` None:
+    default_batch_size of the training split.
     """
     source = load_source(config, seed, reporter)
     report_source_problems(source, reporter)
@@ -166,6 +180,7 @@ def prepare_data(
         raise DataError(
             "The training split is empty; lower --val-split / --test-split or add images."
         )
+    batch_size = batch_size or default_batch_size(splits["train"].num_examples)
     sizes = ", ".join(f"{name} {split.num_examples}" for name, split in splits.items())
     reporter.info(
         f"Data: {source.name}, {source.num_classes} classes, {sizes} images, "
@@ -225,6 +240,7 @@ def prepare_data(
         channels=channels,
         sharded={name: batches(name, name == "train") for name in splits},
         split_sizes={name: split.num_examples for name, split in splits.items()},
+        batch_size=batch_size,
         steps_per_epoch=math.ceil(splits["train"].num_examples / batch_size),
         augment=augment,
         augment_reason=augment_reason,
