@@ -169,9 +169,10 @@ def main() -> None:
         return
     os.environ.setdefault("IMGCLS_CACHE_DIR", str(Path(args.data_cache) / "imgcls-cache"))
     RESULTS_DIR.mkdir(exist_ok=True)
-    name = "small_folders" + (
-        "_recipe" if all(v.startswith("recipe") for v in args.variants) else ""
-    )
+    # The full study is small_folders; a part of it (--variants) gets a file of its own.
+    name = "small_folders"
+    if set(args.variants) != set(VARIANTS):
+        name += "_" + "-".join(args.variants)
     partial = RESULTS_DIR / f"{name}.partial.jsonl"
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
