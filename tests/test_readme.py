@@ -581,6 +581,7 @@ COMMANDS: dict[str, How] = {
         trained(labels=DIGITS), ("--epochs", "2"), "2 epochs: only the run's existence matters"
     ),
     "imgcls evaluate": How(evaluated(None, mistakes=False, split="test")),
+    "imgcls evaluate --split train": How(evaluated(None, mistakes=False, split="train")),
     "imgcls evaluate --model runs/train-digits-convnet --min-accuracy 0.9 --json "
     "> report.json": How(check_ci_gate),
     "imgcls evaluate --model runs/train-shapes-simplecnn --data new_photos/": How(
