@@ -59,7 +59,9 @@ class BatchNormStatistics:
         self.model = model
         self.strategy = strategy
         self.layers = statistics_layers(model)
-        self.variables = [v for layer in self.layers for v in statistic_variables(layer)]
+        self.variables = [
+            v for layer in self.layers for v in (layer.moving_mean, layer.moving_variance)
+        ]
         weight_ids = {id(weight) for weight in model.weights}
         # Dropout's seed generators: the pass runs in training mode, and must not move
         # the random stream that training (and a bit-identical resume) draws from.
@@ -106,22 +108,17 @@ class BatchNormStatistics:
             return
         if self._distributed is None:
             self._distributed = self.strategy.experimental_distribute_dataset(self.batches)
-        before = [variable.numpy() for variable in self.variables]
         random_state = [variable.numpy() for variable in self.rng_variables]
         sums = None
         for batch in self._distributed:
             values = self._step(batch)
             sums = values if sums is None else [a + b for a, b in zip(sums, values)]
-        images = float(sums[0]) if sums is not None else 0.0
-        averages = [total / images for total in sums[1:]] if images else before
-        for variable, value in zip(self.variables, averages):
-            variable.assign(value)
+        if sums is None:  # no image of the sample could be read: keep what there is
+            return
+        for variable, total in zip(self.variables, sums[1:]):
+            variable.assign(total / sums[0])
         for variable, value in zip(self.rng_variables, random_state):
             variable.assign(value)
-
-
-def statistic_variables(layer: Any) -> tuple[Any, Any]:
-    return layer.moving_mean, layer.moving_variance
 
 
 def catch_moments(layer: Any, caught: dict[tuple[int, int], tuple[Any, Any]]) -> Any:

@@ -109,9 +109,8 @@ def run_finetune(
     evaluator = Evaluator(transfer.model, strategy)  # scores the served model
     metrics = final_metrics(
         evaluator,
-        {"val": data.inputs("val"), "test": data.inputs("test")},
+        data,
         history,
-        data.train_sample,
         reporter,
         config.patience,
         remedy="try more epochs, --augment none, or pretrained --weights",

@@ -115,9 +115,8 @@ def run_train(
         )
     metrics = final_metrics(
         trainer,
-        {"val": data.inputs("val"), "test": data.inputs("test")},
+        data,
         history,
-        data.train_sample,
         reporter,
         config.patience,
         remedy="try more epochs, or --arch simplecnn (no batch normalization)",

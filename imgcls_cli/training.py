@@ -402,37 +402,37 @@ def weights_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-# A saved model that scores its own training images this much below training's last
-# epoch does not behave in inference as it did in training.
+# A saved model that scores its own training images this much below the training
+# accuracy of its epoch does not behave in inference as it did in training.
 INFERENCE_GAP_WARNING = 0.20
 
 
 def final_metrics(
     evaluator: Evaluator,
-    splits: dict[str, Any],
+    data: Any,
     history: list[dict[str, Any]],
-    train_sample: Any = None,
-    reporter: Reporter | None = None,
-    patience: int | None = None,
-    remedy: str = "try more epochs",
+    reporter: Reporter,
+    patience: int | None,
+    remedy: str,
 ) -> dict[str, Any]:
-    """metrics.json: epochs trained, the weights' fingerprint, each split's scores, and
-    the inference check: the model's scores in inference mode on the fixed sample of
-    training images (`train_sample`), and how far they fall below the training accuracy
-    of the epoch whose weights were kept (`inference_gap`), with one warning line above
-    INFERENCE_GAP_WARNING that ends with the command's `remedy`."""
+    """metrics.json: epochs trained, the weights' fingerprint, the val and test scores of
+    `data` (data.prepare.PreparedData), and the inference check: the model's scores in
+    inference mode on the data's fixed sample of training images (`train_sample`), and
+    how far they fall below the training accuracy of the epoch whose weights were kept
+    (`inference_gap`), with one warning line above INFERENCE_GAP_WARNING that ends with
+    the command's `remedy`."""
     metrics = {
         "epochs_trained": len(history),
         "weights_fingerprint": weights_fingerprint(evaluator.model),
-        **evaluator.evaluate_splits(splits),
+        **evaluator.evaluate_splits({"val": data.inputs("val"), "test": data.inputs("test")}),
     }
-    if train_sample is None or not history:
+    if data.train_sample is None or not history:
         return metrics
-    metrics["train_sample"] = evaluator.evaluate(train_sample)
+    metrics["train_sample"] = evaluator.evaluate(data.train_sample)
     trained = kept_epoch(history, patience)["accuracy"]
     inferred = metrics["train_sample"]["accuracy"]
     metrics["inference_gap"] = trained - inferred
-    if metrics["inference_gap"] > INFERENCE_GAP_WARNING and reporter is not None:
+    if metrics["inference_gap"] > INFERENCE_GAP_WARNING:
         reporter.warning(
             f"The saved model scores {inferred:.0%} on {metrics['train_sample']['examples']} "
             f"of its own training images in inference mode, against {trained:.0%} in "

@@ -22,12 +22,13 @@ from .sources import load_source
 # The fixed sample of training images that batch-normalization statistics are measured
 # on (batch_norm.py) and the saved model is checked against: at most this many. Moments
 # of a few hundred images estimate a channel's mean and variance to a few percent, and a
-# forward pass over them costs about 4% of an epoch on 4,000 images (BENCHMARKS.md).
+# forward pass over them costs 4.8% of an epoch on 4,000 images (BENCHMARKS.md).
 TRAIN_SAMPLE_IMAGES = 512
 
-# Measured (BENCHMARKS.md, "Small folders"): on folders of 10-50 images a class a batch of
-# 32 (twice the steps of 64) scored as well or better on every source, while 64 holds on
-# large data. A split that fills fewer than 8 batches of 64 trains at 32.
+# Measured (BENCHMARKS.md, "Small folders"): on 15 folders of 10-50 images a class a batch
+# of 32 (twice the steps of 64) scored higher on 9, the same on 2 and within noise lower
+# on 4, 1.5 points higher on average; 64 stays for larger data. A split that fills fewer
+# than 8 batches of 64 trains at 32.
 DEFAULT_BATCH_SIZE = 64
 SMALL_SPLIT_BATCH_SIZE = 32
 SMALL_SPLIT_IMAGES = 8 * DEFAULT_BATCH_SIZE
