@@ -10,8 +10,10 @@ draws another folder and trains with that seed. Mean ± standard deviation of te
 accuracy, and for imgcls the saved model's accuracy on its own training images in
 inference mode (metrics.json's train_sample).
 
-The recipe-* variants change one default each (batch 32, 20 epochs, no warmup): more
-steps for few images, asked with --variants.
+The recipe-* variants change the default's batch size, epochs or warmup (more steps, or
+more passes, for few images), asked with --variants. recipe-epochs-20 and recipe-batch-32
+give only that option, so they follow the default's other choices as it stands; the
+recipe-batch-*-epochs-20 ones fix both.
 
 Two more variants, on the 20-a-class folders, measure the choice of how batch
 normalization's statistics are fitted (training.py, batch_norm.py):
@@ -49,6 +51,8 @@ OPTIONS = {
     "bias-corrected": {},
     "recipe-batch-32": {"batch_size": 32},
     "recipe-epochs-20": {"epochs": 20},
+    "recipe-batch-64-epochs-20": {"batch_size": 64, "epochs": 20},
+    "recipe-batch-32-epochs-20": {"batch_size": 32, "epochs": 20},
     "recipe-no-warmup": {"warmup_epochs": 0},
 }
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
