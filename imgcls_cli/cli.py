@@ -153,7 +153,11 @@ with_run_options = with_options(
 def train(
     ctx: typer.Context,
     arch: training_option(str, arch_help()) = TrainConfig.arch,
-    epochs: training_option(int, "Training epochs.") = TrainConfig.epochs,
+    epochs: training_option(
+        Optional[int],
+        "Training epochs. Default: 10, or 20 when the training split has fewer than 512 "
+        "images (an epoch of few images is a few steps).",
+    ) = TrainConfig.epochs,
     batch_size: TrainBatchSize = TrainConfig.batch_size,
     lr: training_option(
         str,
@@ -167,8 +171,8 @@ def train(
     ) = TrainConfig.schedule,
     warmup_epochs: training_option(
         Optional[int],
-        "Epochs of linear learning-rate warmup from 0. Default: 1 when --epochs is 3 or "
-        "more, else 0.",
+        "Epochs of linear learning-rate warmup from 0. Default: 1 when there are 3 epochs "
+        "or more, else 0.",
     ) = TrainConfig.warmup_epochs,
     **shared: Any,
 ) -> None:

@@ -390,6 +390,9 @@ class RunConfig:
 
 
 DEFAULT_WARMUP_EPOCHS = 1
+# train's epochs when none are given, on a training split of 512 images or more; smaller
+# splits train longer (data.prepare.default_epochs), never shorter.
+DEFAULT_EPOCHS = 10
 DEFAULT_SCHEDULE = Schedule.cosine
 # Architectures whose own recipe differs from the defaults (--schedule and --augment when
 # not given). simplecnn, the classic Keras MNIST convnet without batch normalization, learns
@@ -411,7 +414,9 @@ class TrainConfig(RunConfig):
     # with a cosine schedule after a short warmup, beat the classic simplecnn on five of
     # six datasets (the sixth within noise).
     arch: str = "convnet"
-    # None: chosen from the training split's size (data.prepare.default_batch_size).
+    # None: chosen from the training split's size (data.prepare.default_epochs and
+    # default_batch_size).
+    epochs: int | None = None
     batch_size: int | None = None
     schedule: Schedule | None = None  # None: the arch's recipe, else DEFAULT_SCHEDULE
     warmup_epochs: int | None = None  # None: DEFAULT_WARMUP_EPOCHS when epochs allow
@@ -419,15 +424,22 @@ class TrainConfig(RunConfig):
     def checks(self) -> list[tuple[bool, str]]:
         warmup = self.warmup_epochs
         return super().checks() + [
-            (self.epochs >= 1, f"--epochs must be at least 1; got {self.epochs}."),
+            (
+                self.epochs is None or self.epochs >= 1,
+                f"--epochs must be at least 1; got {self.epochs}.",
+            ),
             (
                 not (self.lr == AUTO_LR and self.scale_lr),
                 "--scale-lr does not apply to --lr auto: the sweep runs on every replica "
                 "already; drop --scale-lr.",
             ),
+            # Without --epochs the data decides, DEFAULT_EPOCHS or more: below that is safe.
             (
-                warmup is None or 0 <= warmup < self.epochs or warmup == 0,
-                f"--warmup-epochs must be below --epochs ({self.epochs}); got {warmup}.",
+                warmup is None or 0 <= warmup < self.least_epochs or warmup == 0,
+                f"--warmup-epochs must be below --epochs ({self.least_epochs}); got {warmup}."
+                if self.epochs is not None
+                else f"--warmup-epochs {warmup} needs --epochs above it (the default is "
+                f"{DEFAULT_EPOCHS} on larger data); give --epochs too.",
             ),
         ]
 
@@ -453,7 +465,12 @@ class TrainConfig(RunConfig):
         if self.warmup_epochs is not None:
             return self.warmup_epochs
         cosine = self.resolved_schedule is Schedule.cosine
-        return DEFAULT_WARMUP_EPOCHS if cosine and self.epochs >= 3 else 0
+        return DEFAULT_WARMUP_EPOCHS if cosine and self.least_epochs >= 3 else 0
+
+    @property
+    def least_epochs(self) -> int:
+        """The epochs given, else the fewest the data can resolve them to."""
+        return DEFAULT_EPOCHS if self.epochs is None else self.epochs
 
     @property
     def model_name(self) -> str:

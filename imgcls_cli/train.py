@@ -8,7 +8,7 @@ from typing import Any
 from . import runs
 from .class_weights import choose_class_weights
 from .config import AUTO_LR, TrainConfig
-from .data.prepare import prepare_run_data
+from .data.prepare import default_epochs, prepare_run_data
 from .runs import TrainResult
 from .runtime import cluster_errors, set_up_runtime, strategy_name, versions, worker_dir
 from .summaries import finish_log, start_log
@@ -30,6 +30,7 @@ def run_train(
     )
 
     data = prepare_run_data(config, reporter, default_augment=config.default_augment)
+    epochs = config.epochs or default_epochs(data.split_sizes["train"])
     if config.patience is not None and data.val is None:
         reporter.warning("--patience has no effect without validation data (--val-split 0).")
     class_weights = choose_class_weights(config.class_weight, data, reporter)
@@ -50,7 +51,7 @@ def run_train(
         learning_rate = create_learning_rate(
             lr,
             config.resolved_schedule,
-            total_steps=data.steps_per_epoch * config.epochs,
+            total_steps=data.steps_per_epoch * epochs,
             warmup_steps=data.steps_per_epoch * config.warmup,
         )
         optimizer = create_optimizer(
@@ -78,6 +79,7 @@ def run_train(
         "strategy": strategy_name(strategy),
         "replicas": replicas,
         "global_batch_size": data.batch_size,
+        "epochs": epochs,
         "learning_rate": lr,
         "schedule": config.resolved_schedule.value,
         "warmup_epochs": config.warmup,
@@ -86,7 +88,7 @@ def run_train(
     reporter.info(
         f"Model: {config.arch}, {model.count_params():,} parameters; strategy "
         f"{runtime_info['strategy']} with {replicas} replica(s), global batch "
-        f"{data.batch_size}" + (f", {policy}" if config.mixed_precision else "")
+        f"{data.batch_size}, {epochs} epochs" + (f", {policy}" if config.mixed_precision else "")
     )
 
     def on_epoch_end(rows: list[dict[str, Any]]) -> None:
@@ -104,7 +106,7 @@ def run_train(
             trainer,
             data.inputs("train"),
             data.inputs("val"),
-            epochs=config.epochs,
+            epochs=epochs,
             steps_per_epoch=data.steps_per_epoch,
             patience=config.patience,
             reporter=reporter,

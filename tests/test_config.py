@@ -149,3 +149,22 @@ def test_train_batch_size_defaults_to_32_below_512_training_images_else_64():
     assert TrainConfig(data=digits).batch_size is None  # chosen from the data
     assert TrainConfig(data=digits, batch_size=8).batch_size == 8
     assert FinetuneConfig(data=digits).batch_size == 32
+
+
+def test_train_epochs_default_to_20_below_512_training_images_else_10():
+    """Measured on small folders (BENCHMARKS.md, "Small folders"): ten epochs of a few
+    steps each left the model short of what twenty reached. Given epochs are kept, and a
+    given warmup is checked against the fewest epochs the default can resolve to."""
+    from imgcls_cli.config import DataConfig, TrainConfig
+    from imgcls_cli.data.prepare import default_epochs
+    from imgcls_cli.errors import UsageError
+
+    assert [default_epochs(n) for n in (1, 180, 511, 512, 4000)] == [20, 20, 20, 10, 10]
+    digits = DataConfig(dataset="digits")
+    assert TrainConfig(data=digits).epochs is None  # chosen from the data
+    assert TrainConfig(data=digits).warmup == 1
+    assert TrainConfig(data=digits, epochs=2).warmup == 0
+    assert TrainConfig(data=digits, warmup_epochs=9).warmup == 9
+    with pytest.raises(UsageError, match="--warmup-epochs 10 needs --epochs above it"):
+        TrainConfig(data=digits, warmup_epochs=10)
+    assert TrainConfig(data=digits, warmup_epochs=10, epochs=12).warmup == 10

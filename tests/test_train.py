@@ -32,6 +32,7 @@ def test_train_on_digits_writes_a_complete_run_dir(runner, cli_app, tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["options"]["data"]["dataset"] == "digits"
     assert config["resolved"]["image_size"] == [8, 8] and config["resolved"]["channels"] == 1
+    assert config["resolved"]["epochs"] == 2
     assert set(config["versions"]) >= {"imgcls", "tensorflow", "keras"}
     assert len((run_dir / "history.csv").read_text().splitlines()) == 3
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -39,6 +40,19 @@ def test_train_on_digits_writes_a_complete_run_dir(runner, cli_app, tmp_path):
     right = metrics["test"]["accuracy"] * 450  # accuracy is a count of images over 450
     assert right == pytest.approx(round(right), abs=1e-6) and right > 45  # better than chance
     assert str(run_dir) in result.stdout
+
+
+def test_epochs_not_given_are_chosen_from_the_training_split_and_recorded(tmp_path, monkeypatch):
+    from imgcls_cli import api
+    from imgcls_cli import train as train_module
+
+    sizes = []
+    monkeypatch.setattr(train_module, "default_epochs", lambda n: sizes.append(n) or 2)
+    run = api.train(dataset="digits", output=tmp_path / "run")
+    config = json.loads((run.path / "config.json").read_text())
+    assert sizes == [config["resolved"]["split_sizes"]["train"]]
+    assert config["options"]["epochs"] is None and config["resolved"]["epochs"] == 2
+    assert len(run.history) == 2
 
 
 def test_saved_model_reloads_and_predicts_the_same(tmp_path):

@@ -7,7 +7,14 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ..config import AugmentConfig, AugmentPreset, CacheMode, DataConfig, to_jsonable
+from ..config import (
+    DEFAULT_EPOCHS,
+    AugmentConfig,
+    AugmentPreset,
+    CacheMode,
+    DataConfig,
+    to_jsonable,
+)
 from ..errors import DataError
 from .flip_check import mirror_accuracy_drop
 from .pipeline import (
@@ -37,6 +44,17 @@ SMALL_SPLIT_IMAGES = 8 * DEFAULT_BATCH_SIZE
 def default_batch_size(train_images: int) -> int:
     """The global batch size when none is given: 64, or 32 below 512 training images."""
     return SMALL_SPLIT_BATCH_SIZE if train_images < SMALL_SPLIT_IMAGES else DEFAULT_BATCH_SIZE
+
+
+# Measured (BENCHMARKS.md, "Small folders"): an epoch of a small split is a few steps, so
+# ten of them leave the model undertrained; twice the passes cost seconds there. The same
+# 512-image line as the batch size.
+SMALL_SPLIT_EPOCHS = 2 * DEFAULT_EPOCHS
+
+
+def default_epochs(train_images: int) -> int:
+    """train's epochs when none are given: 10, or 20 below 512 training images."""
+    return SMALL_SPLIT_EPOCHS if train_images < SMALL_SPLIT_IMAGES else DEFAULT_EPOCHS
 
 
 @dataclasses.dataclass
