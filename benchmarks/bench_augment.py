@@ -16,6 +16,8 @@ import argparse
 import numpy as np
 from common import print_table, save, summary
 
+from imgcls_cli.augment.policy import resolve_augment
+
 IMAGE_SIZE = (28, 28)
 
 
@@ -35,14 +37,14 @@ def epoch_rates(split, preset: str, batch_size: int, epochs: int, seed: int) -> 
     """Images per second of each epoch after the first, training simplecnn from scratch."""
     import tensorflow as tf
 
-    from imgcls_cli.augment import build_augmentation
+    from imgcls_cli.augment.layers import build_augmentation
     from imgcls_cli.config import AugmentConfig, AugmentPreset
     from imgcls_cli.data.pipeline import create_batches
+    from imgcls_cli.engine.training import Trainer, create_optimizer, fit
     from imgcls_cli.models import create_model
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.training import Trainer, create_optimizer, fit
 
-    augment = AugmentConfig(preset=AugmentPreset(preset)).resolve("mnist", 1)
+    augment = resolve_augment(AugmentConfig(preset=AugmentPreset(preset)), "mnist", 1)
     augmentation = None if augment.is_off else build_augmentation(augment, 1, seed)
     data = create_batches(
         split,
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from imgcls_cli.runtime import import_tensorflow, seed_everything
+    from imgcls_cli.backend import import_tensorflow, seed_everything
 
     import_tensorflow()
     seed_everything(0)

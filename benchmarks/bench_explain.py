@@ -54,7 +54,7 @@ def passes(figures: dict[str, float]) -> bool:
 
 
 def held_images(folder: Path, run) -> tuple[np.ndarray, np.ndarray]:
-    from imgcls_cli.predict import read_for_model
+    from imgcls_cli.commands.predict import read_for_model
 
     paths, labels = [], []
     for path in sorted(folder.rglob("*.png")):
@@ -64,7 +64,7 @@ def held_images(folder: Path, run) -> tuple[np.ndarray, np.ndarray]:
 
 
 def explain_model(model, images: np.ndarray, labels: np.ndarray) -> dict[str, dict]:
-    from imgcls_cli.explain import GradCam
+    from imgcls_cli.commands.explain import GradCam
 
     results = {}
     for method in ("gradcam", "hirescam"):
@@ -79,10 +79,10 @@ def explain_model(model, images: np.ndarray, labels: np.ndarray) -> dict[str, di
 
 
 def from_scratch(root: Path) -> dict[str, dict]:
+    from imgcls_cli.commands.train import run_train
     from imgcls_cli.config import AugmentConfig, AugmentPreset, DataConfig, TrainConfig
-    from imgcls_cli.model_io import load_run
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.train import run_train
+    from imgcls_cli.rundir.load import load_run
 
     train = marks(root / "corner32", per_class=50, size=32, seed=0)
     held = marks(root / "held32", per_class=HELD_PER_CLASS, size=32, seed=1)
@@ -105,13 +105,13 @@ def backbone(root: Path, size: int, epochs: int) -> dict[str, dict]:
     import keras
 
     from imgcls_cli import api
+    from imgcls_cli.commands.finetune import run_finetune
     from imgcls_cli.config import AugmentConfig, AugmentPreset, DataConfig, FinetuneConfig
     from imgcls_cli.data.images import load_image
-    from imgcls_cli.finetune import run_finetune
-    from imgcls_cli.model_io import load_run
     from imgcls_cli.models import create_model
+    from imgcls_cli.models.weights import WeightsChoice
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.weights import WeightsChoice
+    from imgcls_cli.rundir.load import load_run
 
     anywhere = marks(root / f"anywhere{size}", per_class=150, size=size, seed=2, anywhere=True)
     corner = marks(root / f"corner{size}", per_class=30, size=size, seed=3)

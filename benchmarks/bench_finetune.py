@@ -25,19 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import save, summary  # noqa: E402
 from conftest import make_class_folder  # noqa: E402
 
-from imgcls_cli.runtime import import_tensorflow  # noqa: E402
+from imgcls_cli.backend import import_tensorflow
 
 SIZE = 224
 
 
 def bench_caching(images: int, head_epochs: int, batch_size: int) -> dict:
+    from imgcls_cli.commands.finetune import cache_features
     from imgcls_cli.config import DataConfig, FinetuneConfig
     from imgcls_cli.data.prepare import prepare_data
-    from imgcls_cli.finetune import cache_features
+    from imgcls_cli.engine.training import Trainer, create_optimizer, fit
     from imgcls_cli.models.backbones import create_backbone
     from imgcls_cli.models.transfer import build_transfer_model
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.training import Trainer, create_optimizer, fit
 
     tf = import_tensorflow()
     with tempfile.TemporaryDirectory() as folder:
@@ -108,9 +108,9 @@ def fmt(seconds: dict) -> str:
 
 
 def bench_throughput(name: str, steps: int, batch_size: int) -> dict:
+    from imgcls_cli.engine.training import Trainer, create_optimizer
     from imgcls_cli.models.backbones import create_backbone
     from imgcls_cli.models.transfer import build_transfer_model, unfreeze_top_layers
-    from imgcls_cli.training import Trainer, create_optimizer
 
     tf = import_tensorflow()
     rng = np.random.default_rng(0)

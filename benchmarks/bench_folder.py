@@ -237,7 +237,7 @@ def main() -> None:
         accuracy_study(args.seeds, args.epochs)
         return
 
-    from imgcls_cli.runtime import import_tensorflow
+    from imgcls_cli.backend import import_tensorflow
 
     import_tensorflow()
     figures, rows = {}, []

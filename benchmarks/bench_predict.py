@@ -93,9 +93,9 @@ def bench_cold_start(run_dir: Path, image: Path, work: Path, repeats: int) -> di
 
 
 def bench_folder(run_dir: Path, folder: Path, repeats: int, batch_size: int) -> dict:
+    from imgcls_cli.commands.predict import build_image_dataset, expand_inputs, predict_inputs
     from imgcls_cli.config import PredictConfig
-    from imgcls_cli.model_io import load_run
-    from imgcls_cli.predict import build_image_dataset, expand_inputs, predict_inputs
+    from imgcls_cli.rundir.load import load_run
 
     run = load_run(run_dir)
     options = PredictConfig(batch_size=batch_size)

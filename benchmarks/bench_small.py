@@ -103,7 +103,7 @@ def keras_tutorial(folder: Path, seed: int) -> dict:
 @contextlib.contextmanager
 def statistics_fitted_by(variant: str):
     """Within: batch normalization's statistics fitted the variant's way."""
-    from imgcls_cli import batch_norm, training
+    from imgcls_cli.engine import batch_norm, training
 
     if variant not in CHOICE_VARIANTS:
         yield

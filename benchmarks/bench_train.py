@@ -42,9 +42,9 @@ def dataset(images, labels, batch_size):
 def imgcls_epochs(data, epochs: int) -> list[float]:
     import tensorflow as tf
 
+    from imgcls_cli.engine.training import Trainer, create_optimizer
     from imgcls_cli.models import create_model
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.training import Trainer, create_optimizer
 
     model = create_model("simplecnn", (28, 28, 1), 10)
     trainer = Trainer(model, create_optimizer("adam", 1e-3, 0.0), tf.distribute.get_strategy())
@@ -63,10 +63,10 @@ def imgcls_fit_epochs(
 
     import tensorflow as tf
 
+    from imgcls_cli.engine.summaries import TrainingLog
+    from imgcls_cli.engine.training import Trainer, create_optimizer, fit
     from imgcls_cli.models import create_model
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.summaries import TrainingLog
-    from imgcls_cli.training import Trainer, create_optimizer, fit
 
     model = create_model(arch, shape, 10)
     trainer = Trainer(
@@ -132,7 +132,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from imgcls_cli.runtime import import_tensorflow, seed_everything
+    from imgcls_cli.backend import import_tensorflow, seed_everything
 
     import_tensorflow()
     seed_everything(0)
@@ -184,9 +184,9 @@ def main() -> None:
 
 
 def statistics_cost(images, labels, epochs: int, rounds: int, batch_size: int = 64) -> None:
-    from imgcls_cli.batch_norm import BatchNormStatistics
     from imgcls_cli.data.prepare import sample_batches
     from imgcls_cli.data.sources import arrays_to_split
+    from imgcls_cli.engine.batch_norm import BatchNormStatistics
 
     data = dataset(images, labels, batch_size)
     sample = sample_batches(arrays_to_split(images, labels), 0, batch_size, (28, 28), 1, 10)

@@ -72,7 +72,8 @@ def main() -> None:
     from bench_xla import images_per_second
 
     from imgcls_cli import api
-    from imgcls_cli.runtime import create_strategy, import_tensorflow, strategy_name
+    from imgcls_cli.backend import import_tensorflow
+    from imgcls_cli.engine.devices import create_strategy, strategy_name
 
     tf = import_tensorflow()
     started = time.perf_counter()

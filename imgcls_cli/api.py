@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import runs
-from .config import RUN_CONFIGS, RunConfig, config_from_options, options_of, paths_as_text
-from .errors import UsageError
-from .reporting import Reporter, SilentReporter
+from imgcls_cli import rundir
+from imgcls_cli.config import RUN_CONFIGS, RunConfig, config_from_options, options_of, paths_as_text
+from imgcls_cli.errors import UsageError
+from imgcls_cli.reporting import Reporter, SilentReporter
 
 # What `--resume` may change: how long, on what devices, how often to checkpoint.
 RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
@@ -39,7 +39,7 @@ class Run:
 
     @property
     def model_path(self) -> Path:
-        return self.path / runs.MODEL_FILE
+        return self.path / rundir.MODEL_FILE
 
 
 def command_function(command: str, summary: str) -> Callable[..., Run]:
@@ -97,13 +97,13 @@ def prepare_run(
         return resumed_config(command, Path(resume), options), Path(resume), True
     cls = RUN_CONFIGS[command]
     if config_file is not None:
-        saved = options_of(cls.from_dict(runs.read_options_file(Path(config_file), command)))
+        saved = options_of(cls.from_dict(rundir.read_options_file(Path(config_file), command)))
         if "data" in options or "dataset" in options:  # a source given replaces the saved one
             saved.pop("data"), saved.pop("dataset")
         options = {**saved, **options}
     config = config_from_options(cls, options)
     check_names(config)
-    run_dir, resuming = runs.plan_run_dir(config, Path(output) if output else None, force)
+    run_dir, resuming = rundir.plan_run_dir(config, Path(output) if output else None, force)
     return config, run_dir, resuming
 
 
@@ -116,10 +116,10 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
             f"--resume continues a run with its saved options; drop {flags} "
             "(only --epochs, --strategy and --save-every may change)."
         )
-    saved = runs.read_run_options(run_dir, command)
+    saved = rundir.read_run_options(run_dir, command)
     if "epochs" in changes:
         # config.json would claim fewer epochs than metrics.json and the model have.
-        done = runs.epochs_trained(run_dir, phase=None if command == "train" else "finetune")
+        done = rundir.epochs_trained(run_dir, phase=None if command == "train" else "finetune")
         if changes["epochs"] < done:
             raise UsageError(
                 f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
@@ -131,11 +131,11 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
 def check_names(config: RunConfig) -> None:
     """Model and dataset names, refused with the closest valid one before any work."""
     if config.command == "train":
-        from .models import check_architecture
+        from imgcls_cli.models import check_architecture
 
         check_architecture(config.arch)
     else:
-        from .models.backbones import check_image_size, get_backbone
+        from imgcls_cli.models.backbones import check_image_size, get_backbone
 
         get_backbone(config.backbone)
         if config.data.image_size is not None:
@@ -146,10 +146,10 @@ def check_names(config: RunConfig) -> None:
 
 def check_dataset(name: str) -> None:
     """A TFDS name, refused with the closest valid one before any directory or TensorFlow."""
-    from .data.sources import EMBEDDED_DATASETS
+    from imgcls_cli.data.sources import EMBEDDED_DATASETS
 
     if name not in EMBEDDED_DATASETS:
-        from .data.tfds_source import check_dataset_name
+        from imgcls_cli.data.tfds_source import check_dataset_name
 
         check_dataset_name(name)
 
@@ -165,8 +165,8 @@ def lr_find(
     and the sweep's start_lr, end_lr and steps. Returns what `imgcls lr-find --json`
     prints (suggested_lr, suggestions, lrs, losses, …); writes lr_find.json and
     lr_find.png into `output` when given, and nothing otherwise."""
-    from .config import LR_FIND_IGNORES, LrFindConfig, TrainConfig, from_dict
-    from .lr_find import check_output_dir, run_lr_find
+    from imgcls_cli.commands.lr_find import check_output_dir, run_lr_find
+    from imgcls_cli.config import LR_FIND_IGNORES, LrFindConfig, TrainConfig, from_dict
 
     names = [field.name for field in dataclasses.fields(LrFindConfig)]
     given = {name: options.pop(name) for name in names if name in options}
@@ -183,7 +183,7 @@ def lr_find(
     if output is not None:  # before any work: it may be a folder of the user's
         check_output_dir(Path(output))
         data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
-        runs.check_apart_from_data(Path(output), data_paths)
+        rundir.check_apart_from_data(Path(output), data_paths)
     return run_lr_find(
         config, sweep, Path(output) if output else None, reporter or SilentReporter()
     )
@@ -195,12 +195,12 @@ def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any 
     reporter = reporter or SilentReporter()
     try:
         if config.command == "train":
-            from .train import run_train as run
+            from imgcls_cli.commands.train import run_train as run
         else:
-            from .finetune import run_finetune as run
+            from imgcls_cli.commands.finetune import run_finetune as run
         result = run(config, run_dir, reporter, resume=resuming)
     except BaseException:
-        runs.release_claim(run_dir)
+        rundir.release_claim(run_dir)
         raise
     return Run(result.run_dir, result.metrics, result.history, result.is_chief)
 
@@ -215,10 +215,10 @@ def evaluate(
     """Score a trained model (`imgcls evaluate`) and write its report files into `output`
     (default: the run directory). Returns what `imgcls evaluate --json` prints. `model`:
     a run directory or its model.keras (default: the latest run under ./runs)."""
-    from .config import EvaluateConfig, from_dict
-    from .evaluate import check_report_dir, open_data, write_evaluation
-    from .evaluate import evaluate as score
-    from .model_io import open_run
+    from imgcls_cli.commands.evaluate import check_report_dir, open_data, write_evaluation
+    from imgcls_cli.commands.evaluate import evaluate as score
+    from imgcls_cli.config import EvaluateConfig, from_dict
+    from imgcls_cli.rundir.load import open_run
 
     reporter = reporter or SilentReporter()
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
@@ -252,9 +252,9 @@ def open_predictions(
 ) -> Predictions:
     """The lazy form of predict: inputs expanded (files, folders, globs, "-" for paths
     on `read_stdin`), the model loaded, nothing classified yet."""
-    from .config import PredictConfig, from_dict
-    from .model_io import open_run
-    from .predict import expand_inputs, predict_inputs, tta_skip_reason
+    from imgcls_cli.commands.predict import expand_inputs, predict_inputs, tta_skip_reason
+    from imgcls_cli.config import PredictConfig, from_dict
+    from imgcls_cli.rundir.load import open_run
 
     config = from_dict(PredictConfig, options, where="predict options")
     items = expand_inputs(inputs, read_stdin or (lambda: ""))
@@ -289,9 +289,9 @@ def explain(
     Writes an overlay per image, grid.png and explain.json into `output` (default:
     RUN_DIR/explain) and returns explain.json's content with `folder`; unreadable inputs
     carry their `error`."""
-    from .explain import run_explain
-    from .model_io import open_run
-    from .predict import expand_inputs
+    from imgcls_cli.commands.explain import run_explain
+    from imgcls_cli.commands.predict import expand_inputs
+    from imgcls_cli.rundir.load import open_run
 
     items = expand_inputs(inputs, read_stdin or (lambda: ""))
     run = open_run(Path(model) if model else None, reporter or SilentReporter())
@@ -310,8 +310,8 @@ def export(
     calibration, min_agreement, check, dataset, data, data_dir, batch_size, seed).
     Returns export.json's content with `folder`, where it was written; when the parity
     check failed, `parity.passed` is false (`imgcls export` then exits 1)."""
-    from .config import ExportConfig, from_dict
-    from .export.command import run_export
+    from imgcls_cli.commands.export import run_export
+    from imgcls_cli.config import ExportConfig, from_dict
 
     config = from_dict(ExportConfig, paths_as_text(options), where="export options")
     result = run_export(
@@ -329,7 +329,7 @@ def benchmark(
 ) -> dict[str, Any]:
     """Time model.keras and every export of a run (`imgcls benchmark`); returns what
     `imgcls benchmark --json` prints."""
-    from .export.benchmark import benchmark_run
+    from imgcls_cli.commands.benchmark import benchmark_run
 
     sizes = [int(size) for size in batch_sizes]
     if not sizes or min(sizes) < 1:
@@ -352,8 +352,8 @@ def augment_preview(
     """Draw the augmentation (`imgcls augment-preview`) as a PNG grid of images and their
     augmented versions: `files`, or samples of --dataset/--data (options: dataset, data,
     data_dir, image_size and the augmentation options of train). Returns the PNG's path."""
-    from .augment_preview import run_augment_preview
-    from .config import (
+    from imgcls_cli.commands.augment_preview import run_augment_preview
+    from imgcls_cli.config import (
         AugmentConfig,
         DataConfig,
         from_dict,
@@ -393,8 +393,8 @@ def inspect(
     formats, unreadable files, exact duplicates; with `throughput`, one timed pass of the
     training input pipeline. Options: the data options of train (dataset, data, data_dir,
     image_size, val_split, test_split, cache). Returns what `inspect --json` prints."""
-    from .config import DataConfig, from_dict, with_default_source
-    from .data.report import inspect_data
+    from imgcls_cli.commands.inspect import inspect_data
+    from imgcls_cli.config import DataConfig, from_dict, with_default_source
 
     options = with_default_source(paths_as_text(options))
     config = from_dict(DataConfig, options, where="data options")

@@ -6,13 +6,12 @@ import dataclasses
 import json
 import math
 import typing
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from types import UnionType
 from typing import Any, ClassVar
 
-from .errors import UsageError
+from imgcls_cli.errors import UsageError
 
 
 class Optimizer(str, Enum):
@@ -36,7 +35,7 @@ class Strategy(str, Enum):
 
 
 class AugmentPreset(str, Enum):
-    auto = "auto"  # chosen from the data (auto_augment.py); the default
+    auto = "auto"  # chosen from the data (augment/policy.py); the default
     none = "none"
     light = "light"
     standard = "standard"
@@ -56,47 +55,6 @@ class FillMode(str, Enum):
     constant = "constant"  # black: right for digits on a dark background
     reflect = "reflect"
     nearest = "nearest"
-
-
-# Handwritten characters and digits, light on black: a mirrored 2 is not a 2, and
-# uncovered corners are filled with black rather than mirrored strokes.
-TEXT_DATASETS = frozenset({"digits", "mnist", "emnist", "kmnist"})
-
-# The parts each preset turns on. Magnitudes: rotate in degrees (±), the rest as fractions
-# of the image size or pixel range (±); color_jitter and erase as in AugmentConfig.
-NOTHING: dict[str, Any] = {
-    "flip": Flip.none,
-    "rotate": 0.0,
-    "crop": 0.0,
-    "zoom": 0.0,
-    "translate": 0.0,
-    "contrast": 0.0,
-    "brightness": 0.0,
-    "color_jitter": 0.0,
-    "erase": 0.0,
-}
-PRESETS: dict[AugmentPreset, dict[str, Any]] = {
-    AugmentPreset.none: {},
-    AugmentPreset.light: {"flip": Flip.horizontal, "translate": 0.1},
-    AugmentPreset.standard: {
-        "flip": Flip.horizontal,
-        "rotate": 10.0,
-        "zoom": 0.1,
-        "translate": 0.1,
-        "contrast": 0.1,
-        "brightness": 0.1,
-    },
-    AugmentPreset.strong: {
-        "flip": Flip.horizontal,
-        "rotate": 20.0,
-        "zoom": 0.2,
-        "translate": 0.15,
-        "contrast": 0.3,
-        "brightness": 0.3,
-        "color_jitter": 0.4,
-        "erase": 0.25,
-    },
-}
 
 
 class CacheMode(str, Enum):
@@ -150,7 +108,7 @@ class AugmentConfig:
     """Random changes to training images, shared by train, finetune and augment-preview.
 
     As options, None means "from the preset" (and the preset itself None means "the
-    data's default"); `resolve` fills every part in for one dataset.
+    data's default"); augment.policy.resolve_augment fills every part in for one dataset.
     """
 
     preset: AugmentPreset | None = None
@@ -191,63 +149,6 @@ class AugmentConfig:
     @property
     def is_resolved(self) -> bool:
         return all(getattr(self, f.name) is not None for f in dataclasses.fields(self))
-
-    def resolve(
-        self,
-        dataset: str | None,
-        channels: int,
-        image_size: tuple[int, int] | None = None,
-        mirror_check: Callable[[], float] | None = None,
-    ) -> AugmentConfig:
-        return self.resolve_with_reason(dataset, channels, image_size, mirror_check)[0]
-
-    def resolve_with_reason(
-        self,
-        dataset: str | None,
-        channels: int,
-        image_size: tuple[int, int] | None = None,
-        mirror_check: Callable[[], float] | None = None,
-        default: tuple[AugmentPreset, str] | None = None,
-    ) -> tuple[AugmentConfig, str]:
-        """Every part filled in, and why: flags given win, then the preset; `auto` (or
-        no preset) lets auto_augment choose from the data (`image_size`, and
-        `mirror_check` for colour images: see auto_augment.choose). `default`: the
-        (preset, reason) used instead of auto when no preset is given.
-
-        Named character datasets never flip and fill with black, whatever the preset;
-        colour jitter needs colour images.
-        """
-        from .auto_augment import choose
-
-        text = dataset in TEXT_DATASETS
-        if channels == 1 and self.color_jitter:
-            raise UsageError("--color-jitter needs colour images; these are grayscale.")
-        preset = self.preset or AugmentPreset.auto
-        parts = {**NOTHING, "fill": FillMode.reflect}
-        if self.preset is None and default is not None:
-            preset, reason = default
-            parts.update(PRESETS[preset])
-        elif preset is AugmentPreset.auto:
-            choice = choose(dataset, channels, image_size, mirror_check)
-            preset, reason = choice.preset, f"auto: {choice.reason}"
-            parts.update(PRESETS[preset])
-            parts.update(choice.parts)
-        else:
-            reason = f"--augment {preset.value}"
-            parts.update(PRESETS[preset])
-        if text:
-            parts.update(flip=Flip.none, fill=FillMode.constant)
-        if channels == 1:
-            parts["color_jitter"] = 0.0
-        given = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "preset" and getattr(self, f.name) is not None
-        }
-        flags = [name for name, value in given.items() if value != getattr(AugmentConfig, name)]
-        if flags:
-            reason += " with " + ", ".join("--" + name.replace("_", "-") for name in flags)
-        return AugmentConfig(**{**parts, **given, "preset": preset}), reason
 
     @property
     def is_off(self) -> bool:
@@ -303,7 +204,7 @@ class RunConfig:
     data: DataConfig
     epochs: int = 10
     batch_size: int = 64
-    lr: float | str = 1e-3  # a positive number; train also takes AUTO_LR (lr_find.py)
+    lr: float | str = 1e-3  # a positive number; train also takes AUTO_LR (commands/lr_find.py)
     optimizer: Optimizer = Optimizer.adam
     weight_decay: float = 1e-4  # used by adamw only
     label_smoothing: float = 0.0

@@ -1,4 +1,5 @@
-"""The one exception family the library raises; cli.py turns it into a red line and an exit code."""
+"""The one exception family the library raises; cli/app.py turns it into a red line and an
+exit code."""
 
 
 class ImgclsError(Exception):

@@ -1,4 +1,4 @@
-"""How the library reports to the user: one interface for every command. cli.py passes a
+"""How the library reports to the user: one interface for every command. cli/app.py passes a
 Rich implementation (console.RichReporter); the Python API and tests default to silence."""
 
 from __future__ import annotations

@@ -84,16 +84,16 @@ def runner():
 
 @pytest.fixture
 def cli_app():
-    from imgcls_cli.cli import app
+    from imgcls_cli.cli.app import app
 
     return app
 
 
 def train_run(run_dir: Path, data, **options) -> Path:
     """Train a small run through the library (as `imgcls train` does) into run_dir."""
+    from imgcls_cli.commands.train import run_train
     from imgcls_cli.config import DataConfig, TrainConfig
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.train import run_train
 
     config = TrainConfig(data=DataConfig(**data), **options)
     run_train(config, run_dir, SilentReporter())

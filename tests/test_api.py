@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imgcls_cli import api, runs
+from imgcls_cli import api, rundir
 from imgcls_cli.config import FinetuneConfig, TrainConfig, option_names
 from imgcls_cli.errors import RunDirError, UsageError
 
@@ -37,9 +37,9 @@ def test_the_cli_declares_exactly_the_library_options(cli_app, command, cls):
 def test_train_evaluate_and_predict_give_what_the_cli_prints(runner, cli_app, tmp_path):
     run = api.train(dataset="digits", epochs=2, batch_size=32, output=tmp_path / "run")
     assert run.path == tmp_path / "run" and run.model_path.is_file()
-    assert run.metrics == json.loads((run.path / runs.METRICS_FILE).read_text())
+    assert run.metrics == json.loads((run.path / rundir.METRICS_FILE).read_text())
     assert [row["epoch"] for row in run.history] == [1, 2]
-    saved = json.loads((run.path / runs.CONFIG_FILE).read_text())["options"]
+    saved = json.loads((run.path / rundir.CONFIG_FILE).read_text())["options"]
     assert saved["batch_size"] == 32 and saved["lr"] == TrainConfig.lr  # the CLI's default
 
     report = api.evaluate(run.path, output=tmp_path / "api-report")

@@ -4,13 +4,14 @@ augmentation on the training split only."""
 import numpy as np
 import pytest
 
+from imgcls_cli.augment.policy import resolve_augment
 from imgcls_cli.config import AugmentConfig, AugmentPreset, DataConfig, Flip
 from imgcls_cli.reporting import SilentReporter
 
 
 def resolved(channels=3, dataset=None, **options):
     options.setdefault("preset", AugmentPreset.none)
-    return AugmentConfig(**options).resolve(dataset, channels)
+    return resolve_augment(AugmentConfig(**options), dataset, channels)
 
 
 def asymmetric_images(count=4, size=12, channels=3, seed=0):
@@ -20,7 +21,7 @@ def asymmetric_images(count=4, size=12, channels=3, seed=0):
 
 
 def augment(config, images, labels=None, seed=0, **kwargs):
-    from imgcls_cli.augment import build_augmentation
+    from imgcls_cli.augment.layers import build_augmentation
 
     augmentation = build_augmentation(config, images.shape[-1], seed, **kwargs)
     if labels is None:
@@ -68,7 +69,7 @@ def test_crop_keeps_the_image_size_and_changes_pixels():
 
 
 def train_batches(augment_config, seed, images, labels, num_classes):
-    from imgcls_cli.augment import build_augmentation
+    from imgcls_cli.augment.layers import build_augmentation
     from imgcls_cli.data.pipeline import create_batches
     from imgcls_cli.data.sources import arrays_to_split
 
@@ -208,7 +209,7 @@ def test_a_replayed_epoch_augments_as_the_uninterrupted_one(mixing):
     (training.fit): the next epoch must then get the same random changes."""
     import tensorflow as tf
 
-    from imgcls_cli.augment import build_augmentation
+    from imgcls_cli.augment.layers import build_augmentation
     from imgcls_cli.data.pipeline import create_batches
     from imgcls_cli.data.sources import arrays_to_split
 

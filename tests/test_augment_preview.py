@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import make_class_folder, write_image
 
-from imgcls_cli.augment_preview import (
+from imgcls_cli.commands.augment_preview import (
     MAX_SIDE,
     GridLayout,
     caption,
@@ -195,7 +195,7 @@ def test_help_does_not_load_tensorflow():
     from test_startup import loaded_heavy_modules
 
     code = """
-from imgcls_cli.cli import app
+from imgcls_cli.cli.app import app
 try:
     app(["augment-preview", "--help"])
 except SystemExit as exit:

@@ -86,9 +86,9 @@ def test_each_backbone_trains_a_step_with_batchnorm_statistics_frozen(name):
     import keras
     import tensorflow as tf
 
+    from imgcls_cli.engine.training import Trainer, create_optimizer
     from imgcls_cli.models.transfer import unfreeze_top_layers
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.training import Trainer, create_optimizer
 
     transfer = build(name)
     unfreeze_top_layers(transfer.backbone, 12)

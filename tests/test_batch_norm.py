@@ -63,7 +63,7 @@ def first_batch_norm_moments(model, batches):
 def test_statistics_become_the_average_of_the_samples_batch_moments():
     import tensorflow as tf
 
-    from imgcls_cli.batch_norm import BatchNormStatistics
+    from imgcls_cli.engine.batch_norm import BatchNormStatistics
     from imgcls_cli.models import create_model
 
     model = create_model("convnet", (16, 16, 3), 3)
@@ -91,7 +91,7 @@ def test_statistics_become_the_average_of_the_samples_batch_moments():
 def test_a_model_without_batch_normalization_never_reads_the_sample():
     import tensorflow as tf
 
-    from imgcls_cli.batch_norm import BatchNormStatistics
+    from imgcls_cli.engine.batch_norm import BatchNormStatistics
     from imgcls_cli.models import create_model
 
     read = []
@@ -117,7 +117,7 @@ def test_a_model_without_batch_normalization_never_reads_the_sample():
 def test_the_transfer_training_view_measures_its_head_not_the_inference_mode_backbone():
     import keras
 
-    from imgcls_cli.batch_norm import statistics_layers
+    from imgcls_cli.engine.batch_norm import statistics_layers
     from imgcls_cli.models.transfer import InferenceModeBackbone
 
     images = keras.Input((8, 8, 3))
@@ -141,9 +141,9 @@ def tiny_runs(tmp_path_factory):
     """The default model on 4 classes of 10 images (3 epochs of one step each), twice:
     as it trains now, and with the statistics left to the moving averages (the old
     behaviour, planted). The statistics are captured at every validation."""
-    from imgcls_cli import batch_norm, training
+    from imgcls_cli.commands.train import run_train
     from imgcls_cli.config import DataConfig, TrainConfig
-    from imgcls_cli.train import run_train
+    from imgcls_cli.engine import batch_norm, training
 
     root = tmp_path_factory.mktemp("tiny")
     folder = make_class_folder(root / "data", classes=("a", "b", "c", "d"), per_class=10)
@@ -238,10 +238,10 @@ REPLICAS_SCRIPT = """
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from imgcls_cli.runtime import split_cpu
+from imgcls_cli.engine.devices import split_cpu
 split_cpu(2)
 import tensorflow as tf
-from imgcls_cli.batch_norm import BatchNormStatistics
+from imgcls_cli.engine.batch_norm import BatchNormStatistics
 from imgcls_cli.models import create_model
 from test_batch_norm import sample_batches
 
@@ -314,7 +314,7 @@ def test_finetune_from_random_weights_learns_the_backbones_statistics(runner, cl
 def test_the_inference_check_compares_with_the_epoch_whose_weights_were_kept():
     """Under --patience the best epoch's weights are saved: its training accuracy, not
     the last epoch's, is what the saved model should match (within the last phase)."""
-    from imgcls_cli.training import kept_epoch
+    from imgcls_cli.engine.training import kept_epoch
 
     history = [
         {"epoch": 1, "phase": "head", "accuracy": 0.5, "val_loss": 0.1},

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import make_class_folder
 
-from imgcls_cli.class_weights import balanced_class_weights, imbalance_warning
+from imgcls_cli.engine.class_weights import balanced_class_weights, imbalance_warning
 
 
 def test_balanced_class_weights_equalize_each_class_total():

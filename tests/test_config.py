@@ -2,9 +2,10 @@ import json
 
 import pytest
 
+from imgcls_cli.augment.policy import resolve_augment_with_reason
 from imgcls_cli.config import ClassWeight, DataConfig, Optimizer, TrainConfig
 from imgcls_cli.errors import UsageError
-from imgcls_cli.runs import read_options_file
+from imgcls_cli.rundir import read_options_file
 
 
 def make(**overrides):
@@ -128,12 +129,16 @@ def test_the_default_recipe_and_simplecnns_own():
     assert classic.default_augment == (AugmentPreset.none, "simplecnn's classic recipe")
     given = TrainConfig(data=data, arch="simplecnn", schedule=Schedule.cosine, warmup_epochs=2)
     assert given.resolved_schedule is Schedule.cosine and given.warmup == 2
-    resolved, reason = AugmentConfig().resolve_with_reason(
-        None, 3, (64, 64), default=classic.default_augment
+    resolved, reason = resolve_augment_with_reason(
+        AugmentConfig(), None, 3, (64, 64), default=classic.default_augment
     )
     assert resolved.is_off and reason == "simplecnn's classic recipe"
-    flipped = AugmentConfig(preset=AugmentPreset.standard).resolve_with_reason(
-        None, 3, (64, 64), default=classic.default_augment
+    flipped = resolve_augment_with_reason(
+        AugmentConfig(preset=AugmentPreset.standard),
+        None,
+        3,
+        (64, 64),
+        default=classic.default_augment,
     )
     assert flipped[0].flip.value == "horizontal"  # a preset given wins over the recipe
 

@@ -5,7 +5,7 @@ import pytest
 from conftest import make_class_folder
 
 from imgcls_cli.config import DataConfig
-from imgcls_cli.data.sources import load_source
+from imgcls_cli.data.factory import load_source
 from imgcls_cli.errors import UsageError
 
 
@@ -67,9 +67,9 @@ def test_bad_dataset_name_exits_2_with_one_line(runner, cli_app, tmp_path, name)
 
 
 def test_training_goes_on_when_an_image_vanishes_and_names_it_once(tmp_path):
+    from imgcls_cli.commands.train import run_train
     from imgcls_cli.config import CacheMode, TrainConfig
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.train import run_train
 
     root = make_class_folder(tmp_path / "d", per_class=8, size=8)
     vanishing = root / "circle" / "circle_5.png"

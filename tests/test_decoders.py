@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imgcls_cli.commands.predict import decode_for_model
 from imgcls_cli.data.images import check_image, decode_plain, load_image
-from imgcls_cli.predict import decode_for_model
 
 
 def photo(mode: str) -> Image.Image:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import make_class_folder, write_image
 
-from imgcls_cli import runs
+from imgcls_cli import rundir
 from imgcls_cli.reporting import SilentReporter
 
 
@@ -64,7 +64,7 @@ def test_deliberately_wrong_labels_match_a_hand_count(runner, cli_app, shapes_ru
         runner,
         cli_app,
         "--model",
-        str(shapes_run / runs.MODEL_FILE),
+        str(shapes_run / rundir.MODEL_FILE),
         "--data",
         str(data),
         "--output",
@@ -134,7 +134,7 @@ def test_digits_evaluation_reproduces_the_test_metrics_of_training(runner, cli_a
     result = evaluate(runner, cli_app, "--model", str(digits_run), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    trained = json.loads((digits_run / runs.METRICS_FILE).read_text())["test"]
+    trained = json.loads((digits_run / rundir.METRICS_FILE).read_text())["test"]
     # The same 450 held-out images, so the same numbers as training's own test pass.
     assert report["examples"] == trained["examples"] == 450
     assert report["accuracy"] == pytest.approx(trained["accuracy"], abs=1e-6)
@@ -175,7 +175,7 @@ def test_evaluate_other_split_and_top_k(runner, cli_app, digits_run, tmp_path):
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    config = json.loads((digits_run / runs.CONFIG_FILE).read_text())
+    config = json.loads((digits_run / rundir.CONFIG_FILE).read_text())
     assert report["examples"] == config["resolved"]["split_sizes"]["val"]
     assert report["top_k"]["k"] == 2
 
@@ -237,8 +237,8 @@ def test_dataset_option_scores_another_source_resized_to_the_model(
 def folder_run(tmp_path, folder, with_fingerprints=True):
     """A run that trained on `folder`, as config.json records it (no model needed)."""
     from imgcls_cli.config import DataConfig
-    from imgcls_cli.data.sources import load_source
-    from imgcls_cli.model_io import LoadedRun
+    from imgcls_cli.data.factory import load_source
+    from imgcls_cli.rundir.load import LoadedRun
 
     source = load_source(DataConfig(data=str(folder)), seed=0)
     description = dict(source.description)
@@ -254,8 +254,8 @@ def folder_run(tmp_path, folder, with_fingerprints=True):
 
 @pytest.mark.parametrize("with_fingerprints", [True, False])
 def test_evaluating_a_changed_training_folder_warns_in_one_line(tmp_path, with_fingerprints):
+    from imgcls_cli.commands.evaluate import open_data
     from imgcls_cli.config import EvaluateConfig
-    from imgcls_cli.evaluate import open_data
 
     folder = tmp_path / "shapes"
     make_class_folder(folder / "train", per_class=6)
@@ -279,10 +279,10 @@ def test_evaluating_a_changed_training_folder_warns_in_one_line(tmp_path, with_f
 def test_an_image_that_vanishes_while_scored_is_left_out_and_mistakes_name_the_right_files(
     shapes_run, tmp_path
 ):
+    from imgcls_cli.commands.evaluate import evaluate as score
+    from imgcls_cli.commands.evaluate import open_data
     from imgcls_cli.config import EvaluateConfig
-    from imgcls_cli.evaluate import evaluate as score
-    from imgcls_cli.evaluate import open_data
-    from imgcls_cli.model_io import open_run
+    from imgcls_cli.rundir.load import open_run
 
     folder = write_mislabelled_folder(tmp_path)
     run = open_run(shapes_run, SilentReporter())

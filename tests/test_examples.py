@@ -111,7 +111,7 @@ def parse_train_command(arguments: list[str]):
     """The options `imgcls train` would run with (parsing only: a typo would raise)."""
     from typer.main import get_command
 
-    from imgcls_cli.cli import app
+    from imgcls_cli.cli.app import app
 
     assert arguments[0] == "train", arguments
     return get_command(app).commands["train"].make_context("train", arguments[1:]).params

@@ -7,9 +7,10 @@ import json
 import pytest
 from conftest import make_class_folder
 
-from imgcls_cli import api, runs
+from imgcls_cli import api, rundir
+from imgcls_cli.commands import export as export_command
 from imgcls_cli.errors import ImgclsError, UsageError
-from imgcls_cli.export import command, writers
+from imgcls_cli.export import writers
 
 FORMATS = [
     ("savedmodel", "none"),
@@ -100,7 +101,7 @@ def test_a_wrong_export_fails_the_parity_check_and_keeps_its_files(
         model.set_weights(weights)
         return model
 
-    monkeypatch.setattr(command, "model_to_export", scrambled)
+    monkeypatch.setattr(export_command, "model_to_export", scrambled)
     folder = tmp_path / "wrong"
     result = runner.invoke(
         cli_app,
@@ -177,11 +178,11 @@ def test_benchmark_times_the_model_and_each_export(shapes_run, exports, tmp_path
 
     run = tmp_path / "run"
     shutil.copytree(shapes_run, run)
-    shutil.copytree(exports["onnx"]["folder"], run / runs.EXPORT_DIR / "onnx")
+    shutil.copytree(exports["onnx"]["folder"], run / rundir.EXPORT_DIR / "onnx")
     report = api.benchmark(run, batch_sizes=[1, 4], runs_per_size=3)
     assert [m["name"] for m in report["models"]] == ["keras", "onnx"]
     keras_entry, onnx_entry = report["models"]
-    assert keras_entry["file_bytes"] == (run / runs.MODEL_FILE).stat().st_size
+    assert keras_entry["file_bytes"] == (run / rundir.MODEL_FILE).stat().st_size
     assert onnx_entry["accuracy"] == exports["onnx"]["parity"]["export_accuracy"]
     assert report["flops_per_image"] > report["parameters"] > 0
     for entry in report["models"]:
@@ -203,8 +204,8 @@ def test_finetune_runs_export_through_the_nested_backbone(tmp_path):
     backbone = "mobilenetv2"
     from test_weights import save_backbone_weights
 
+    from imgcls_cli.commands.finetune import run_finetune
     from imgcls_cli.config import DataConfig, FinetuneConfig
-    from imgcls_cli.finetune import run_finetune
     from imgcls_cli.reporting import SilentReporter
 
     weights = tmp_path / f"{backbone}.weights.h5"
@@ -221,7 +222,7 @@ def test_finetune_runs_export_through_the_nested_backbone(tmp_path):
     run_dir = tmp_path / "run"
     run_finetune(config, run_dir, SilentReporter())
     document = api.export(run_dir, format="onnx")
-    assert document["folder"] == str(run_dir / runs.EXPORT_DIR / "onnx")
+    assert document["folder"] == str(run_dir / rundir.EXPORT_DIR / "onnx")
     assert document["parity"]["passed"] and document["parity"]["examples"] == 10
     assert document["parity"]["max_abs_difference"] < 1e-3
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import make_class_folder, write_image
 from test_weights import save_backbone_weights
 
-from imgcls_cli import runs
+from imgcls_cli import rundir
 
 SIZE = 32
 
@@ -40,17 +40,17 @@ def test_two_phases_change_only_the_head_and_unfrozen_layers(runner, cli_app, tm
         *("--augment", "none", "--output", str(run_dir)),
     )
     assert result.exit_code == 0, result.output
-    contract = (runs.MODEL_FILE, runs.LABELS_FILE, runs.CONFIG_FILE, runs.HISTORY_FILE)
-    insight = (runs.LOGS_DIR, runs.TRAINING_PNG)
+    contract = (rundir.MODEL_FILE, rundir.LABELS_FILE, rundir.CONFIG_FILE, rundir.HISTORY_FILE)
+    insight = (rundir.LOGS_DIR, rundir.TRAINING_PNG)
     assert {p.name for p in run_dir.iterdir()} == {
         *contract,
         *insight,
-        runs.METRICS_FILE,
+        rundir.METRICS_FILE,
         "checkpoints",
     }
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"head", "finetune"}
 
-    model = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True)
+    model = keras.saving.load_model(run_dir / rundir.MODEL_FILE, safe_mode=True)
     backbone = nested_backbone(model)
     unfrozen = {layer.name for layer in initial.layers[-12:]}
     moved = []
@@ -97,8 +97,8 @@ def test_grayscale_run_directory_reloads_and_predicts_the_same(tmp_path):
     """Grayscale images reach the backbone as RGB; the saved model takes RGB."""
     import keras
 
+    from imgcls_cli.commands.finetune import run_finetune
     from imgcls_cli.config import DataConfig, FinetuneConfig
-    from imgcls_cli.finetune import run_finetune
     from imgcls_cli.reporting import SilentReporter
 
     rng = np.random.default_rng(0)
@@ -117,7 +117,7 @@ def test_grayscale_run_directory_reloads_and_predicts_the_same(tmp_path):
     )
     result = run_finetune(config, tmp_path / "run", SilentReporter())
     images = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3)).astype("float32")
-    reloaded = keras.saving.load_model(tmp_path / "run" / runs.MODEL_FILE, safe_mode=True)
+    reloaded = keras.saving.load_model(tmp_path / "run" / rundir.MODEL_FILE, safe_mode=True)
     np.testing.assert_allclose(
         reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6
     )
@@ -136,8 +136,8 @@ def test_class_weights_scale_each_examples_training_loss():
     import keras
     import tensorflow as tf
 
+    from imgcls_cli.engine.training import Trainer, create_optimizer
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.training import Trainer, create_optimizer
 
     def first_epoch_loss(class_weights):
         keras.utils.set_random_seed(0)
@@ -228,7 +228,7 @@ def test_offline_imagenet_through_the_cli_is_fast_and_writes_nothing(
 ):
     import time
 
-    from imgcls_cli.weights import keras_models_dir
+    from imgcls_cli.models.weights import keras_models_dir
 
     data = make_class_folder(tmp_path / "shapes", per_class=4)
     started = time.perf_counter()
@@ -287,7 +287,7 @@ def interrupt_epoch(monkeypatch, number):
     import os
     import signal
 
-    from imgcls_cli.training import Trainer
+    from imgcls_cli.engine.training import Trainer
 
     real_train_epoch, calls = Trainer.train_epoch, []
 
@@ -314,9 +314,9 @@ def test_interrupted_finetune_resumes_to_the_same_history_and_weights(
     ]
 
     def outcome(run_dir):
-        history = (run_dir / runs.HISTORY_FILE).read_text().splitlines()
+        history = (run_dir / rundir.HISTORY_FILE).read_text().splitlines()
         rows = [line.split(",")[:4] for line in history]  # epoch, phase, loss, accuracy
-        metrics = json.loads((run_dir / runs.METRICS_FILE).read_text())
+        metrics = json.loads((run_dir / rundir.METRICS_FILE).read_text())
         return rows, metrics["weights_fingerprint"]
 
     assert finetune(runner, cli_app, *options, "--output", str(tmp_path / "a")).exit_code == 0
@@ -331,7 +331,7 @@ def test_interrupted_finetune_resumes_to_the_same_history_and_weights(
             result = finetune(runner, cli_app, *options, "--output", str(run_dir))
         assert result.exit_code == 130, result.output
         assert f"Resume with: imgcls finetune --resume {run_dir}" in result.output
-        assert not (run_dir / runs.MODEL_FILE).exists()
+        assert not (run_dir / rundir.MODEL_FILE).exists()
         result = runner.invoke(cli_app, ["finetune", "--resume", str(run_dir)])
         assert result.exit_code == 0, result.output
         if epoch == 3:
@@ -355,9 +355,9 @@ def test_interrupted_finetune_with_ema_resumes_to_the_same_averaged_weights(
     ]
 
     def fingerprint(run_dir):
-        return json.loads((run_dir / runs.METRICS_FILE).read_text())["weights_fingerprint"]
+        return json.loads((run_dir / rundir.METRICS_FILE).read_text())["weights_fingerprint"]
 
-    from imgcls_cli import training
+    from imgcls_cli.engine import training
 
     decays, create_optimizer = [], training.create_optimizer
 
@@ -381,5 +381,5 @@ def test_interrupted_finetune_with_ema_resumes_to_the_same_averaged_weights(
     result = runner.invoke(cli_app, ["finetune", "--resume", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert "Phase already finished (1 epoch(s)): restored" in result.output
-    assert json.loads((run_dir / runs.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
+    assert json.loads((run_dir / rundir.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
     assert fingerprint(run_dir) == fingerprint(tmp_path / "whole")

@@ -97,7 +97,7 @@ def test_missing_data_is_one_line(runner, cli_app, args):
 def test_training_data_with_a_leak_says_so_in_one_line(messy_folder):
     """train and finetune print the source's warnings (data.prepare)."""
     from imgcls_cli.config import DataConfig
-    from imgcls_cli.data.sources import load_source
+    from imgcls_cli.data.factory import load_source
 
     source = load_source(DataConfig(data=str(messy_folder), val_split=0.0), seed=0)
     [leak] = [w for w in source.warnings if "exact copies" in w]

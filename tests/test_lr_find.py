@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgcls_cli import api, lr_find
+from imgcls_cli import api
+from imgcls_cli.commands import lr_find
 from imgcls_cli.config import FinetuneConfig, LrFindConfig, TrainConfig, config_from_options
 from imgcls_cli.errors import ImgclsError, UsageError
 

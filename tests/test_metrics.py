@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from imgcls_cli import metrics
+from imgcls_cli.report import metrics
 
 # 9 examples, 3 classes. Rows = true class, columns = predicted, counted by hand:
 #   true 0: predicted 0, 0, 1        -> [2, 1, 0]

@@ -203,7 +203,7 @@ def test_workers_decode_disjoint_parts_that_cover_every_image_each_epoch(
 
 
 def test_array_sources_shard_too():
-    from imgcls_cli.data.sources import load_digits
+    from imgcls_cli.data.embedded import load_digits
 
     split = load_digits(DataConfig(dataset="digits"), 0).splits["test"]
     counts = [

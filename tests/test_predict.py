@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import make_class_folder, write_image
 
-from imgcls_cli import runs
-from imgcls_cli.predict import DIRECT_LIMIT
+from imgcls_cli import rundir
+from imgcls_cli.commands.predict import DIRECT_LIMIT
 
 
 def predict(runner, app, *args, **kwargs):
@@ -48,7 +48,7 @@ def load_model(model_path):
 
 def model_probabilities(run_dir, paths, flip=False):
     """The model called directly on the preprocessed batch (optionally flipped)."""
-    model = load_model(str(run_dir / runs.MODEL_FILE))
+    model = load_model(str(run_dir / rundir.MODEL_FILE))
     _, height, width, channels = model.inputs[0].shape
     batch = preprocessed(paths, (height, width), channels)
     if flip:
@@ -158,7 +158,7 @@ def test_grayscale_into_rgb_model_and_rgb_into_grayscale_model(
             runner, cli_app, *paths, "--model", str(run_dir), "--json", "--top-k", "99"
         )
         assert result.exit_code == 0, result.output
-        names = json.loads((run_dir / runs.LABELS_FILE).read_text())
+        names = json.loads((run_dir / rundir.LABELS_FILE).read_text())
         got = [probabilities_by_class(r, names) for r in json_records(result)]
         np.testing.assert_allclose(got, model_probabilities(run_dir, paths), atol=1e-5)
 
@@ -226,9 +226,9 @@ def test_csv_has_a_header_and_one_row_per_input(runner, cli_app, shapes_run, pho
 
 def test_tta_averages_image_and_horizontal_flip(runner, cli_app, shapes_run, photos, tmp_path):
     run_dir = shutil.copytree(shapes_run, tmp_path / "run")  # as if trained with flips
-    config = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    config = json.loads((run_dir / rundir.CONFIG_FILE).read_text())
     config["resolved"]["augment"]["flip"] = "horizontal"
-    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(config))
+    (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(config))
     paths = [str(photos / "circle" / "circle_6.png"), str(photos / "square" / "square_6.png")]
     result = predict(runner, cli_app, *paths, "--model", str(run_dir), "--json", "--tta")
     assert result.exit_code == 0, result.output
@@ -241,9 +241,9 @@ def test_tta_is_skipped_for_runs_trained_without_horizontal_flips(
     runner, cli_app, shapes_run, photos, tmp_path
 ):
     run_dir = shutil.copytree(shapes_run, tmp_path / "run")
-    config = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    config = json.loads((run_dir / rundir.CONFIG_FILE).read_text())
     config["resolved"]["augment"] = {"flip": "vertical"}
-    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(config))
+    (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(config))
     path = str(photos / "circle" / "circle_7.png")
     result = predict(runner, cli_app, path, "--model", str(run_dir), "--json", "--tta")
     assert result.exit_code == 0, result.output
@@ -258,7 +258,7 @@ def test_json_and_csv_together_is_a_usage_error(runner, cli_app, shapes_run, pho
 
 
 def test_symlink_loops_and_aliases_give_each_real_file_once(photos, tmp_path):
-    from imgcls_cli.predict import expand_inputs
+    from imgcls_cli.commands.predict import expand_inputs
 
     album = shutil.copytree(photos, tmp_path / "album")
     (album / "square" / "loop").symlink_to(".")  # the issue's `ln -s . square/loop`
@@ -280,7 +280,7 @@ def test_symlink_loops_and_aliases_give_each_real_file_once(photos, tmp_path):
 
 
 def test_globs_keep_the_spelling_and_skip_hidden_files_like_glob(photos, monkeypatch):
-    from imgcls_cli.predict import glob_paths
+    from imgcls_cli.commands.predict import glob_paths
 
     monkeypatch.chdir(photos.parent)
     assert glob_paths("./photos/*/tri_1?.png") == [
@@ -332,7 +332,7 @@ def test_closed_stdout_ends_quietly_with_exit_code_zero(shapes_run, photos, outp
 def test_a_closed_stdout_ends_a_table_quietly():
     code = (
         "from rich.table import Table\n"
-        "from imgcls_cli import console\n"
+        "from imgcls_cli.cli import console\n"
         "table = Table('path')\n"
         "for i in range(5000):\n"
         "    table.add_row(f'image_{i}.png')\n"

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import make_class_folder
 
-from imgcls_cli import runs
+from imgcls_cli import rundir
 
 
 def train(runner, app, *args):
@@ -71,7 +71,7 @@ def test_force_replaces_an_earlier_run_and_paths_print_as_given(runner, cli_app,
     )
     assert third.exit_code == 0, third.output
     assert json.loads((output / "config.json").read_text())["options"]["seed"] == 3
-    assert runs.epochs_trained(output) == 2
+    assert rundir.epochs_trained(output) == 2
     assert sorted(p.name for p in output.parent.iterdir()) == ["]x"]  # no staging left
     # Resuming with fewer epochs than were trained would leave config.json and the model
     # disagreeing: refused.

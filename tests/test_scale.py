@@ -221,7 +221,7 @@ def started(self, paths, routes):
     return real(self, paths, routes)
 folder.FileDecoder.started = started
 try:
-    from imgcls_cli.cli import main
+    from imgcls_cli.cli.app import main
     main()
 finally:
     with open(out, "w") as handle:
@@ -313,27 +313,28 @@ def test_two_workers_each_decode_half_of_a_folder(tmp_path):
 def test_slurm_tasks_become_workers_without_tf_config(monkeypatch, rank):
     """Under srun (Slurm's variables, no TF_CONFIG) each task is a worker on its node at
     IMGCLS_SLURM_PORT, rank 0 the chief; on CPU-only nodes no GPU is assigned."""
-    from imgcls_cli import runtime
+    from imgcls_cli import backend
+    from imgcls_cli.engine import devices
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi: a CPU node
     for name, value in {**SLURM_TASK, "SLURM_PROCID": str(rank)}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv(runtime.SLURM_PORT_ENV, "23456")
-    resolver = runtime.slurm_resolver()
+    monkeypatch.setenv(devices.SLURM_PORT_ENV, "23456")
+    resolver = devices.slurm_resolver()
     assert resolver.cluster_spec().as_dict() == {"worker": ["node07:23456", "node08:23456"]}
     assert (resolver.task_type, resolver.task_id) == ("worker", rank)
-    assert runtime.is_chief_task() is (rank == 0)
+    assert backend.is_chief_task() is (rank == 0)
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
 def test_without_tf_config_or_slurm_multi_worker_says_what_to_set(monkeypatch):
-    from imgcls_cli import runtime
+    from imgcls_cli.engine import devices
     from imgcls_cli.errors import UsageError
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.setenv("SLURM_PROCID", "0")
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a one-task step: nothing to join
     with pytest.raises(UsageError, match="TF_CONFIG .* or a Slurm step"):
-        runtime.create_strategy("multi-worker")
+        devices.create_strategy("multi-worker")

@@ -7,7 +7,7 @@ from conftest import make_class_folder, write_image
 
 from imgcls_cli.config import DataConfig
 from imgcls_cli.data import folder, scan_index
-from imgcls_cli.data.sources import load_source
+from imgcls_cli.data.factory import load_source
 
 
 def count_checks(monkeypatch) -> list:

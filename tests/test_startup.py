@@ -23,12 +23,12 @@ print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
 
 
 def test_import_does_not_load_tensorflow():
-    assert loaded_heavy_modules("import imgcls_cli, imgcls_cli.cli") == []
+    assert loaded_heavy_modules("import imgcls_cli, imgcls_cli.cli.app") == []
 
 
 def test_help_does_not_load_tensorflow():
     code = """
-from imgcls_cli.cli import app
+from imgcls_cli.cli.app import app
 for args in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"],
              ["finetune", "--help"], ["augment-preview", "--help"], ["lr-find", "--help"]):
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imgcls_cli import api, runs
+from imgcls_cli import api, rundir
 from imgcls_cli.reporting import SilentReporter
 
 
@@ -29,17 +29,17 @@ def test_a_run_writes_tensorboard_logs_and_training_curves(tmp_path):
         dataset="digits", arch="simplecnn", epochs=2, batch_size=16, output=tmp_path / "run"
     )
     train, validation = (
-        events(run.path / runs.LOGS_DIR / name) for name in ("train", "validation")
+        events(run.path / rundir.LOGS_DIR / name) for name in ("train", "validation")
     )
     for tag in ("epoch/loss", "epoch/accuracy", "epoch/learning_rate", "epoch/images_per_second"):
         assert train[tag] == [1, 2], tag
-    assert len(runs.read_history(run.path)) == 2
+    assert len(rundir.read_history(run.path)) == 2
     per_epoch = -(-1211 // 16)  # digits' training split in batches of 16
     assert train["step/loss"] == [20, 40, 60, per_epoch + 20, per_epoch + 40, per_epoch + 60]
     assert train["augmented training images"] == [0]
     assert validation["epoch/loss"] == validation["epoch/accuracy"] == [1, 2]
     assert validation["test confusion matrix"] == [2]
-    png = (run.path / runs.TRAINING_PNG).read_bytes()
+    png = (run.path / rundir.TRAINING_PNG).read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
@@ -50,8 +50,8 @@ def test_a_resumed_run_logs_each_epoch_and_step_once(tmp_path, monkeypatch):
     resumed run wrote the rest (step 4, global 8)."""
     from test_training import CrashAtStep, checkpointed_trainer
 
-    from imgcls_cli import summaries, training
-    from imgcls_cli.training import TrainingInterrupted, fit
+    from imgcls_cli.engine import summaries, training
+    from imgcls_cli.engine.training import TrainingInterrupted, fit
 
     monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)
     monkeypatch.setattr(summaries, "STEP_EVERY", 2)
@@ -80,10 +80,10 @@ def test_a_resumed_run_logs_each_epoch_and_step_once(tmp_path, monkeypatch):
     log = summaries.TrainingLog(tmp_path, 4)
     fit(trainer, data, data, reporter=SilentReporter(), checkpoints=checkpoints, log=log, **options)
     log.close()
-    train = events(tmp_path / runs.LOGS_DIR / "train")
+    train = events(tmp_path / rundir.LOGS_DIR / "train")
     assert train["epoch/loss"] == [1, 2, 3]
     assert sorted(train["step/loss"]) == [2, 4, 8, 10, 12]
-    assert events(tmp_path / runs.LOGS_DIR / "validation")["epoch/loss"] == [1, 2, 3]
+    assert events(tmp_path / rundir.LOGS_DIR / "validation")["epoch/loss"] == [1, 2, 3]
 
 
 def test_the_tensorboard_command_of_the_readme_is_installed():

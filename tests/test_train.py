@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import make_class_folder
 
-from imgcls_cli import runs
+from imgcls_cli import rundir
 
 
 def train(runner, app, *args):
@@ -44,7 +44,7 @@ def test_train_on_digits_writes_a_complete_run_dir(runner, cli_app, tmp_path):
 
 def test_epochs_not_given_are_chosen_from_the_training_split_and_recorded(tmp_path, monkeypatch):
     from imgcls_cli import api
-    from imgcls_cli import train as train_module
+    from imgcls_cli.commands import train as train_module
 
     sizes = []
     monkeypatch.setattr(train_module, "default_epochs", lambda n: sizes.append(n) or 2)
@@ -58,14 +58,14 @@ def test_epochs_not_given_are_chosen_from_the_training_split_and_recorded(tmp_pa
 def test_saved_model_reloads_and_predicts_the_same(tmp_path):
     import keras
 
+    from imgcls_cli.commands.train import run_train
     from imgcls_cli.config import DataConfig, TrainConfig
     from imgcls_cli.reporting import SilentReporter
-    from imgcls_cli.train import run_train
 
     config = TrainConfig(data=DataConfig(dataset="digits"), epochs=1, arch="resnet8")
     result = run_train(config, tmp_path / "run", SilentReporter())
     images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1)).astype("float32")
-    reloaded = keras.saving.load_model(tmp_path / "run" / runs.MODEL_FILE, safe_mode=True)
+    reloaded = keras.saving.load_model(tmp_path / "run" / rundir.MODEL_FILE, safe_mode=True)
     np.testing.assert_allclose(
         reloaded.predict(images, verbose=0),
         result.model.predict(images, verbose=0),
@@ -79,19 +79,19 @@ def test_ema_run_saves_the_average_of_its_weights_not_the_last_trained_ones(tmp_
     import tensorflow as tf
     from conftest import train_run
 
+    from imgcls_cli.engine.training import Checkpoints, Trainer, create_optimizer
     from imgcls_cli.models import create_model
-    from imgcls_cli.training import Checkpoints, Trainer, create_optimizer
 
     run_dir = train_run(
         tmp_path / "run", {"dataset": "digits"}, arch="simplecnn", epochs=1, ema=0.9
     )
-    assert json.loads((run_dir / runs.CONFIG_FILE).read_text())["options"]["ema"] == 0.9
-    saved = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True).get_weights()
+    assert json.loads((run_dir / rundir.CONFIG_FILE).read_text())["options"]["ema"] == 0.9
+    saved = keras.saving.load_model(run_dir / rundir.MODEL_FILE, safe_mode=True).get_weights()
     # The last checkpoint holds the trained weights, and the average in the optimizer.
     model = create_model("simplecnn", (8, 8, 1), 10)
     optimizer = create_optimizer("adam", 1e-3, 0.0, ema=0.9)
     trainer = Trainer(model, optimizer, tf.distribute.get_strategy())
-    assert Checkpoints(run_dir / runs.CHECKPOINTS_DIR, trainer).restore() is not None
+    assert Checkpoints(run_dir / rundir.CHECKPOINTS_DIR, trainer).restore() is not None
     trained = model.get_weights()
     assert not any(np.array_equal(a, b) for a, b in zip(trained, saved))
     trainer.keep_averaged_weights()

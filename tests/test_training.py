@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from imgcls_cli.config import Schedule
+from imgcls_cli.engine.training import Trainer, create_learning_rate, create_optimizer, fit
 from imgcls_cli.reporting import SilentReporter
-from imgcls_cli.training import Trainer, create_learning_rate, create_optimizer, fit
 
 
 def schedule_values(schedule, steps):
@@ -103,7 +103,7 @@ class CrashAtStep(SilentReporter):
 def checkpointed_trainer(tmp_path, save_every=None, ema=None):
     import tensorflow as tf
 
-    from imgcls_cli.training import Checkpoints
+    from imgcls_cli.engine.training import Checkpoints
 
     model, data = tiny_model_and_data()
     optimizer = create_optimizer("adam", 1e-2, 0.0, ema=ema)
@@ -112,7 +112,7 @@ def checkpointed_trainer(tmp_path, save_every=None, ema=None):
 
 
 def test_save_every_checkpoints_mid_epoch(tmp_path, monkeypatch):
-    from imgcls_cli import training
+    from imgcls_cli.engine import training
 
     monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)  # report every step
 
@@ -141,8 +141,8 @@ def test_sigint_mid_epoch_saves_that_step_and_resume_finishes_the_epoch(tmp_path
     import os
     import signal
 
-    from imgcls_cli import training
-    from imgcls_cli.training import TrainingInterrupted
+    from imgcls_cli.engine import training
+    from imgcls_cli.engine.training import TrainingInterrupted
 
     monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)
     trainer, checkpoints, data = checkpointed_trainer(tmp_path)
@@ -236,7 +236,7 @@ def test_ema_validates_and_keeps_the_average_while_training_uses_the_trained_wei
     import keras
     import tensorflow as tf
 
-    from imgcls_cli import training
+    from imgcls_cli.engine import training
 
     monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)  # report every step
     runs = {}
@@ -303,8 +303,8 @@ def test_interrupted_ema_run_resumes_to_the_same_average(tmp_path, monkeypatch):
 
     import keras
 
-    from imgcls_cli import training
-    from imgcls_cli.training import TrainingInterrupted
+    from imgcls_cli.engine import training
+    from imgcls_cli.engine.training import TrainingInterrupted
 
     monkeypatch.setattr(training, "REPORT_INTERVAL_S", 0.0)
 

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from imgcls_cli import weights
 from imgcls_cli.errors import DataError, UsageError
+from imgcls_cli.models import weights
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .scan_index import cache_dir
+from imgcls_cli.data.scan_index import cache_dir
 
 ROOM_MARGIN = 1.2  # free disk space wanted, as a multiple of the cache file's size
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .images import prepare_images
-from .sources import Split
+from imgcls_cli.data.images import prepare_images
+from imgcls_cli.data.sources import Split
 
 THUMBNAIL = (16, 16)
 SAMPLES = 1000  # training images looked at, at most

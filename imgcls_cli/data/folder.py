@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import DataError
-from . import scan_index
-from .images import (
+from imgcls_cli.config import DataConfig
+from imgcls_cli.data import scan_index
+from imgcls_cli.data.images import (
     PLAIN_DECODERS,
     RESIZE_METHODS,
     ImageFacts,
@@ -28,7 +27,8 @@ from .images import (
     resize_by,
     unreadable_reason,
 )
-from .sources import Source, Split, StreamFailures, split_arrays
+from imgcls_cli.data.sources import Source, Split, StreamFailures, split_arrays
+from imgcls_cli.errors import DataError
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
@@ -171,7 +171,7 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
             f"e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg."
         )
 
-    from ..runtime import import_tensorflow
+    from imgcls_cli.backend import import_tensorflow
 
     import_tensorflow()  # quietly: the splits are tf.data datasets
     files, broken = list_split_files(root, split_roots, class_names)

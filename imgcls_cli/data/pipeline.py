@@ -7,9 +7,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..config import CacheMode
-from .images import prepare_images
-from .sources import Split
+from imgcls_cli.config import CacheMode
+from imgcls_cli.data.images import prepare_images
+from imgcls_cli.data.sources import Split
 
 DEFAULT_IMAGE_SIZE = 64  # for folders whose images differ in size
 LARGEST_NATIVE_SIZE = 256  # larger uniform images are still resized to the default
@@ -48,7 +48,7 @@ def cache_placement(
     """Where resized images live between epochs under --cache `mode`: "memory" when asked
     or when they fit the memory budget (auto); "disk" when asked or, under auto, when they
     do not fit memory but fit the disk; else "stream" (decoded every epoch)."""
-    from . import disk_cache
+    from imgcls_cli.data import disk_cache
 
     size = num_examples * image_bytes(image_size, channels)
     if mode is CacheMode.memory or (mode is CacheMode.auto and size <= memory_cache_budget()):
@@ -116,7 +116,7 @@ def create_batches(
         )
 
     if cache == "disk" and split.num_examples > 0:
-        from . import disk_cache
+        from imgcls_cli.data import disk_cache
 
         images, labels = disk_cache.write_images(
             resized(), shard_size(split.num_examples, shard), (*image_size, channels)

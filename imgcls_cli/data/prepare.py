@@ -7,7 +7,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ..config import (
+from imgcls_cli.augment.policy import resolve_augment_with_reason
+from imgcls_cli.config import (
     DEFAULT_EPOCHS,
     AugmentConfig,
     AugmentPreset,
@@ -15,19 +16,19 @@ from ..config import (
     DataConfig,
     to_jsonable,
 )
-from ..errors import DataError
-from .flip_check import mirror_accuracy_drop
-from .pipeline import (
+from imgcls_cli.data.factory import load_source
+from imgcls_cli.data.flip_check import mirror_accuracy_drop
+from imgcls_cli.data.pipeline import (
     ShardedInput,
     cache_placement,
     create_batches,
     resolve_image_size,
     sharded_batches,
 )
-from .sources import load_source
+from imgcls_cli.errors import DataError
 
 # The fixed sample of training images that batch-normalization statistics are measured
-# on (batch_norm.py) and the saved model is checked against: at most this many. Moments
+# on (engine/batch_norm.py) and the saved model is checked against: at most this many. Moments
 # of a few hundred images estimate a channel's mean and variance to a few percent, and a
 # forward pass over them costs 4.8% of an epoch on 4,000 images (BENCHMARKS.md).
 TRAIN_SAMPLE_IMAGES = 512
@@ -205,9 +206,8 @@ def prepare_data(
         f"Data: {source.name}, {source.num_classes} classes, {sizes} images, "
         f"{image_size[0]}x{image_size[1]}x{channels}"
     )
-    augment, augment_reason = (
-        augment or AugmentConfig(preset=AugmentPreset.none)
-    ).resolve_with_reason(
+    augment, augment_reason = resolve_augment_with_reason(
+        augment or AugmentConfig(preset=AugmentPreset.none),
         # What the data is decides, not the model's input (finetune enlarges and colours).
         config.dataset,
         source.channels,
@@ -218,7 +218,7 @@ def prepare_data(
     reporter.info(f"Augmentation: {augment.describe()}; {augment_reason}")
     augmentation = None
     if not augment.is_off:
-        from ..augment import build_augmentation
+        from imgcls_cli.augment.layers import build_augmentation
 
         augmentation = build_augmentation(augment, channels, seed)
 

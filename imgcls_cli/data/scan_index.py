@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .images import ImageFacts
+from imgcls_cli.data.images import ImageFacts
 
 VERSION = 2  # of the entry layout below; other versions are ignored and rewritten
 
@@ -44,7 +44,7 @@ def load_index(root: Path) -> dict[str, Any]:
 
 def save_index(root: Path, entries: dict[str, Any]) -> str | None:
     """Write the index atomically; a warning (one line) when the cache is not writable."""
-    from ..runs import write_json_atomic
+    from imgcls_cli.rundir import write_json_atomic
 
     path = index_path(root)
     try:

@@ -9,14 +9,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import DataConfig
-from ..reporting import Reporter, SilentReporter
-from . import splits as carving
+from imgcls_cli.config import DataConfig
+from imgcls_cli.data import splits as carving
 
 EMBEDDED_DATASETS = ("digits",)
 
@@ -122,22 +120,6 @@ class Source:
         return self.stream_failures.take()
 
 
-def load_source(config: DataConfig, seed: int, reporter: Reporter | None = None) -> Source:
-    """Open the source the options name, saying what takes time (a TFDS download)."""
-    if config.data is not None:
-        from .folder import load_folder
-
-        return load_folder(Path(config.data), config, seed)
-    from ..runtime import import_tensorflow
-
-    import_tensorflow()  # quietly, before anything below imports it
-    if config.dataset in EMBEDDED_DATASETS:
-        return load_digits(config, seed)
-    from .tfds_source import load_tfds
-
-    return load_tfds(config, seed, reporter or SilentReporter())
-
-
 def split_arrays(
     images: np.ndarray, labels: np.ndarray, config: DataConfig, seed: int, has_test: bool
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -163,28 +145,3 @@ def arrays_to_split(images: np.ndarray, labels: np.ndarray) -> Split:
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
     return Split(dataset, int(len(labels)), labels=labels)
-
-
-def load_digits(config: DataConfig, seed: int) -> Source:
-    """scikit-learn's bundled handwritten digits (1,797 8x8 images): real data, no network.
-
-    The canonical test split is a fixed, stratified 25% (450 images), so every run is
-    scored on the same images.
-    """
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    digits = sklearn_digits()
-    # Pixel values are 0..16; scale to the 0..255 range every model expects as input.
-    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    labels = digits.target.astype(np.int64)
-    train_idx, test_idx = carving.stratified_carve(labels, 0.25, carving.TEST_CARVE_SEED)
-    parts = split_arrays(images[train_idx], labels[train_idx], config, seed, has_test=True)
-    parts["test"] = (images[test_idx], labels[test_idx])
-    return Source(
-        name="digits",
-        class_names=[str(i) for i in range(10)],
-        channels=1,
-        native_size=(8, 8),
-        splits={name: arrays_to_split(*arrays) for name, arrays in parts.items()},
-        description={"kind": "embedded", "name": "digits", "origin": "scikit-learn load_digits"},
-    )

@@ -7,11 +7,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ..config import DataConfig
-from ..errors import DataError, UsageError, unknown_name_message
-from ..reporting import Reporter
-from .sources import EMBEDDED_DATASETS, Source, Split
-from .splits import stream_carve
+from imgcls_cli.config import DataConfig
+from imgcls_cli.data.sources import EMBEDDED_DATASETS, Source, Split
+from imgcls_cli.data.splits import stream_carve
+from imgcls_cli.errors import DataError, UsageError, unknown_name_message
+from imgcls_cli.reporting import Reporter
 
 # TFDS downloads prepared datasets from this bucket first; datasets it must build itself
 # fetch from their own hosts. Reaching it is the cheapest signal that downloads can work.
@@ -34,7 +34,7 @@ def network_available(timeout: float = 3.0) -> bool:
 
 
 def import_tfds() -> Any:
-    from ..runtime import import_tensorflow
+    from imgcls_cli.backend import import_tensorflow
 
     import_tensorflow()
     import tensorflow_datasets as tfds

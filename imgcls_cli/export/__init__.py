@@ -1,2 +1,3 @@
-"""`imgcls export`: a run's model in other formats (writers), run by their own runtimes
-(runtimes), checked against model.keras and written as a folder (command)."""
+"""A run's model in other formats: the writers (SavedModel, TFLite, ONNX) and the runtimes
+that run each format, for the parity check and for predict. The `imgcls export` command
+itself is commands/export.py."""

@@ -10,8 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ExportFormat
-from .writers import INPUT_NAME, OUTPUT_NAME, RUNTIME_MODULES, SIGNATURE, export_extra
+from imgcls_cli.config import ExportFormat
+from imgcls_cli.export.writers import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    RUNTIME_MODULES,
+    SIGNATURE,
+    export_extra,
+)
 
 
 class SavedModelRunner:
@@ -124,7 +130,7 @@ class ExportedModel:
 def open_artifact(format: ExportFormat, path: Path) -> ExportedModel:
     export_extra(format, RUNTIME_MODULES)
     if format is not ExportFormat.tflite:
-        from ..runtime import import_tensorflow
+        from imgcls_cli.backend import import_tensorflow
 
         import_tensorflow()  # quietly: tf2onnx and SavedModels import TensorFlow
     return ExportedModel(format, path, RUNNERS[format](path))

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ExportFormat, Quantize
-from ..errors import UsageError
+from imgcls_cli.config import ExportFormat, Quantize
+from imgcls_cli.errors import UsageError
 
 ARTIFACTS = {
     ExportFormat.savedmodel: "saved_model",

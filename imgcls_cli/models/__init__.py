@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import UsageError, unknown_name_message
+from imgcls_cli.errors import UsageError, unknown_name_message
 
 # name → (module, builder function, one-line description)
 ARCHITECTURES: dict[str, tuple[str, str, str]] = {
@@ -53,15 +53,15 @@ def create_model(
     models.transfer.TransferModel: the backbone with `weights` (a weights.WeightsChoice)
     and a new dropout + softmax head, the served model and its training view.
     """
-    from .backbones import BACKBONES, backbone_names
+    from imgcls_cli.models.backbones import BACKBONES, backbone_names
 
     if name in ARCHITECTURES:
         module_name, function_name, _ = ARCHITECTURES[name]
         builder = getattr(importlib.import_module(module_name), function_name)
         return builder(input_shape, num_classes)
     if name in BACKBONES:
-        from ..weights import create_backbone_with_weights
-        from .transfer import build_transfer_model
+        from imgcls_cli.models.transfer import build_transfer_model
+        from imgcls_cli.models.weights import create_backbone_with_weights
 
         backbone = create_backbone_with_weights(name, input_shape[0], weights)
         # Random weights have no batch statistics worth keeping: learn them.

@@ -7,7 +7,7 @@ import dataclasses
 import warnings
 from typing import Any
 
-from ..errors import UsageError, unknown_name_message
+from imgcls_cli.errors import UsageError, unknown_name_message
 
 MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)  # sizes Keras publishes MobileNetV2 weights for
 

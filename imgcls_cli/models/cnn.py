@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..runtime import import_tensorflow
+from imgcls_cli.backend import import_tensorflow
 
 tf = import_tensorflow()  # first, so TensorFlow's start-up log stays quiet
 import keras  # noqa: E402

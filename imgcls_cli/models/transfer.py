@@ -7,8 +7,8 @@ import dataclasses
 
 import keras
 
-from .backbones import preprocess_input
-from .cnn import classifier_head
+from imgcls_cli.models.backbones import preprocess_input
+from imgcls_cli.models.cnn import classifier_head
 
 
 @dataclasses.dataclass
@@ -34,7 +34,7 @@ class InferenceModeBackbone(keras.Model):
     initial variance of 1 passes no signal (it trained at chance). Its unfrozen
     BatchNormalization layers then train as in a CNN from scratch, normalizing each batch
     by its own moments, and their statistics are measured on the training images before
-    every validation (batch_norm.py).
+    every validation (engine/batch_norm.py).
     """
 
     def __init__(
@@ -56,7 +56,7 @@ class InferenceModeBackbone(keras.Model):
 
     @property
     def inference_mode_layers(self) -> tuple[keras.Model, ...]:
-        """Sub-models that training never updates the batch statistics of (batch_norm.py)."""
+        """Sub-models that training never updates the batch statistics of (engine/batch_norm.py)."""
         return () if self.learn_statistics else (self.feature_extractor,)
 
 

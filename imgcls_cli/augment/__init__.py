@@ -1,0 +1,1 @@
+"""Augmentation: the presets' layers and the data-aware policy (--augment auto)."""

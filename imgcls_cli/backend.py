@@ -1,0 +1,111 @@
+"""What every layer may ask before any strategy exists: TensorFlow imported quietly,
+--debug, the seeds, the library versions a run records, and which task of a cluster this
+process is (read from the environment, without TensorFlow)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+_debug = False
+
+
+def set_debug(debug: bool) -> None:
+    """--debug: tracebacks instead of one-line errors, and TensorFlow's own log."""
+    global _debug
+    _debug = debug
+
+
+def debugging() -> bool:
+    return _debug
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Point file descriptor 2 at /dev/null: TF's C++ start-up lines bypass Python logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow (and Keras) once, without the wall of start-up log lines."""
+    if "tensorflow" in sys.modules and "keras" in sys.modules:
+        return sys.modules["tensorflow"]
+    if _debug:
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        return tf
+    # 3 hides C++ ERROR lines too (tf.data prints one for deterministic maps): failures
+    # that matter reach Python as exceptions, which imgcls reports; --debug shows all.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import absl.logging
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+        tf.get_logger().setLevel("ERROR")
+        # The first device query prints CUDA-driver lines on machines without a GPU.
+        tf.config.list_physical_devices()
+    return tf
+
+
+def versions() -> dict[str, str]:
+    """What config.json records of the software that made a run."""
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    from imgcls_cli import __version__
+
+    return {
+        "imgcls": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and TensorFlow seeds: the same seed gives the same run on CPU."""
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def in_slurm_step() -> bool:
+    """Started by srun in a step of several tasks (Slurm sets these per task)."""
+    return "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_STEP_NUM_TASKS", 1)) > 1
+
+
+def is_chief_task() -> bool:
+    """is_chief, decided from TF_CONFIG (or Slurm's task rank) before any strategy
+    exists (and without TF)."""
+    import json
+
+    if not os.environ.get("TF_CONFIG") and in_slurm_step():
+        return os.environ["SLURM_PROCID"] == "0"
+    try:
+        cluster_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task = cluster_config.get("task", {})
+        kind, index = task.get("type"), int(task.get("index", 0))
+        has_chief = "chief" in cluster_config.get("cluster", {})
+    except (ValueError, TypeError, AttributeError):
+        return True  # malformed: the strategy refuses it with TensorFlow's own message
+    if not kind or kind == "chief":
+        return True
+    return kind == "worker" and index == 0 and not has_chief

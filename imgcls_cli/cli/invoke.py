@@ -1,0 +1,105 @@
+"""How a command calls the library: only the options given on its command line, errors
+turned into one red line and an exit code, a training run's result printed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+
+from imgcls_cli import backend
+from imgcls_cli.cli.options import (
+    RUN_FLAGS,
+)
+from imgcls_cli.errors import ImgclsError
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn library errors into one red line and an exit code (no traceback unless --debug)."""
+    from imgcls_cli.cli import console
+
+    try:
+        yield
+    except ImgclsError as error:
+        if backend.debugging():
+            raise
+        console.error(str(error))
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        console.error("Interrupted.")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except BrokenPipeError:  # stdout's reader stopped early (`| head`): a normal end
+        with console.closed_stdout_ends_quietly():
+            raise
+    except OSError as error:  # unwritable output, full disk, vanished files
+        if backend.debugging():
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        console.error(f"{error.strerror or error}{where}. Check the path and free space.")
+        raise typer.Exit(1) from None
+    except Exception as error:
+        if backend.debugging():
+            raise
+        console.error(
+            f"Unexpected {type(error).__name__}: {error}. Run again with --debug for the traceback."
+        )
+        raise typer.Exit(1) from None
+
+
+def given(ctx: typer.Context, *leave_out: str) -> dict[str, Any]:
+    """The options given on the command line: the library fills in the rest."""
+    values = {}
+    for name, value in ctx.params.items():
+        source = ctx.get_parameter_source(name)
+        # By name: Typer releases differ in where ParameterSource lives.
+        if name not in leave_out and source is not None and source.name == "COMMANDLINE":
+            values[name] = value
+    return values
+
+
+def run_and_report(ctx: typer.Context) -> None:
+    """Train or finetune with the options given, then print the result; an interruption
+    says how to resume."""
+    import shlex
+
+    from imgcls_cli.cli import console
+
+    command, flags = ctx.info_name or "train", ctx.params
+    with user_errors():
+        from imgcls_cli.api import execute_run, prepare_run
+        from imgcls_cli.engine.training import TrainingInterrupted
+
+        config, run_dir, resuming = prepare_run(
+            command,
+            given(ctx, *RUN_FLAGS),
+            flags["output"],
+            flags["force"],
+            flags["resume"],
+            flags["config_file"],
+        )
+        try:
+            run = execute_run(config, run_dir, resuming, console.RichReporter(flags["quiet"]))
+        except TrainingInterrupted as stop:
+            console.error(
+                f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
+                f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
+            )
+            raise typer.Exit(stop.exit_code) from None
+        fingerprint = run.metrics["weights_fingerprint"]
+        if not run.is_chief:
+            console.out.print(
+                f"Worker done (weights {fingerprint}); the chief writes {console.escape(run.path)}",
+                soft_wrap=True,
+            )
+            return
+        if not flags["quiet"]:
+            console.out.print(console.metrics_table(run.metrics))
+        console.out.print(
+            f"Run saved to [bold]{console.escape(run.path)}[/] (weights {fingerprint})",
+            soft_wrap=True,
+        )

@@ -1,0 +1,419 @@
+"""The command-line options that several commands share, declared once, in groups.
+
+Each group is a list of (name, Annotated type, default) that @with_options adds to a
+command's own options. Defaults come from the config dataclasses; commands pass on only the
+options given (cli.given), so the library applies the same defaults to Python callers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from imgcls_cli.config import (
+    LR_FIND_IGNORES,
+    AugmentConfig,
+    AugmentPreset,
+    CacheMode,
+    ClassWeight,
+    DataConfig,
+    FillMode,
+    Flip,
+    Optimizer,
+    RunConfig,
+    Strategy,
+)
+
+DATA, TRAINING, SCALE, OUTPUT, MODEL, AUGMENT = (
+    "Data",
+    "Training",
+    "Devices and checkpoints",
+    "Output",
+    "Model",
+    "Augmentation",
+)
+
+
+def option(help: str, *names: str, panel: str | None = None, **kwargs: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kwargs)
+
+
+# --- Options shared by several commands, declared once -----------------------------------
+# Each group is a list of (name, Annotated type, default); @with_options appends groups to a
+# command's own options. Defaults come from the config dataclasses, and commands pass on
+# only the options given (see `given`), so the library applies the same defaults.
+OptionGroup = list[tuple[str, Any, Any]]
+
+
+def declare(name: str, kind: Any, default: Any, help: str, *flags: str, **kwargs: Any) -> tuple:
+    """(name, Annotated type, default) of one option in a group."""
+    return (name, Annotated[kind, option(help, *flags, **kwargs)], default)
+
+
+DATA_OPTIONS: OptionGroup = [
+    declare(
+        "dataset",
+        Optional[str],
+        None,
+        "TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' (embedded, "
+        "no network). Default: digits.",
+        panel=DATA,
+    ),
+    declare(
+        "data",
+        Optional[Path],
+        None,
+        "Folder with one sub-folder per class (optionally inside train/ val/ test/).",
+        panel=DATA,
+    ),
+    declare(
+        "data_dir",
+        Optional[Path],
+        None,
+        "TFDS data_dir (default ~/tensorflow_datasets).",
+        panel=DATA,
+    ),
+    declare(
+        "manual_dir",
+        Optional[Path],
+        None,
+        "TFDS manual_dir, for datasets TFDS cannot download itself (imagenet2012).",
+        panel=DATA,
+    ),
+    declare(
+        "image_size",
+        Optional[int],
+        None,
+        "Resize images to SIZE x SIZE. Default: train, the data's own size (64 when sizes "
+        "differ); finetune, 224 (the ImageNet size; at least 32).",
+        panel=DATA,
+    ),
+    declare(
+        "val_split",
+        float,
+        DataConfig.val_split,
+        "Fraction of the training data held out for validation (seeded).",
+        panel=DATA,
+    ),
+    declare(
+        "test_split",
+        float,
+        DataConfig.test_split,
+        "Fraction held out for the final test, when the data has no test split.",
+        panel=DATA,
+    ),
+    declare(
+        "cache",
+        CacheMode,
+        DataConfig.cache,
+        "Keep resized images in memory between epochs (memory), in a file of the cache "
+        "folder (disk: decoded once, for data larger than memory), or decode them every "
+        "epoch with flat memory use (none). auto: memory when they fit in min(2 GiB, a "
+        "quarter of RAM), else disk when it has room.",
+        panel=DATA,
+    ),
+]
+
+# augment-preview samples images as train reads them.
+PREVIEW_DATA_OPTIONS = [
+    o for o in DATA_OPTIONS if o[0] in ("dataset", "data", "data_dir", "image_size")
+]
+
+TRAINING_OPTIONS: OptionGroup = [
+    declare("optimizer", Optimizer, RunConfig.optimizer, "Optimizer.", panel=TRAINING),
+    declare(
+        "weight_decay", float, RunConfig.weight_decay, "Weight decay (adamw only).", panel=TRAINING
+    ),
+    declare(
+        "label_smoothing", float, RunConfig.label_smoothing, "Label smoothing.", panel=TRAINING
+    ),
+    declare(
+        "patience",
+        Optional[int],
+        None,
+        "Stop when validation loss has not improved for N epochs (within each finetune "
+        "phase); keep the best weights.",
+        panel=TRAINING,
+    ),
+    declare(
+        "class_weight",
+        ClassWeight,
+        RunConfig.class_weight,
+        "balanced: weigh each class's loss by how rare it is in the training split, for "
+        "imbalanced data.",
+        panel=TRAINING,
+    ),
+    declare(
+        "ema",
+        Optional[float],
+        None,
+        "Keep an exponential moving average of the weights with this DECAY (0.99-0.9999): "
+        "validation, early stopping, the final metrics and model.keras use the average. "
+        "Default: off.",
+        metavar="DECAY",
+        panel=TRAINING,
+    ),
+    declare(
+        "seed",
+        int,
+        RunConfig.seed,
+        "Random seed: the same seed gives the same run on CPU.",
+        panel=TRAINING,
+    ),
+]
+
+# Shared by train, finetune and augment-preview, so the preview shows exactly what training
+# does. None: from the preset.
+AUGMENT_OPTIONS: OptionGroup = [
+    declare(
+        "augment",
+        Optional[AugmentPreset],
+        None,
+        "Preset. auto (default) chooses from the data: rotations up to 10° for "
+        "single-channel, small (≤ 32 px) and character images; standard (flips, small "
+        "rotations, zoom, shifts, contrast) for colour photos, without flips when a "
+        "mirror turns classes into others. strong adds colour jitter and random erasing.",
+        panel=AUGMENT,
+    ),
+    declare(
+        "flip", Optional[Flip], None, "Random mirroring (digit datasets: none).", panel=AUGMENT
+    ),
+    declare(
+        "rotate",
+        Optional[float],
+        None,
+        "Rotate by up to DEGREES either way.",
+        metavar="DEGREES",
+        panel=AUGMENT,
+    ),
+    declare(
+        "crop",
+        Optional[float],
+        None,
+        "Crop a random window FRACTION smaller in height and width, resize it back.",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+    declare(
+        "zoom",
+        Optional[float],
+        None,
+        "Zoom in or out by up to FRACTION.",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+    declare(
+        "translate",
+        Optional[float],
+        None,
+        "Shift by up to FRACTION of the height and width.",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+    declare(
+        "contrast",
+        Optional[float],
+        None,
+        "Change contrast by up to FRACTION.",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+    declare(
+        "brightness",
+        Optional[float],
+        None,
+        "Shift brightness by up to FRACTION of 255.",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+    declare(
+        "color_jitter",
+        Optional[float],
+        None,
+        "Jitter saturation and hue by up to FRACTION (colour images).",
+        metavar="FRACTION",
+        panel=AUGMENT,
+    ),
+    declare(
+        "erase",
+        Optional[float],
+        None,
+        "Blank a random rectangle with this PROBABILITY.",
+        metavar="PROBABILITY",
+        panel=AUGMENT,
+    ),
+    declare(
+        "fill",
+        Optional[FillMode],
+        None,
+        "Fill for corners uncovered by crop/rotate/zoom/translate. Default: constant "
+        "(black) for digit datasets, reflect otherwise.",
+        panel=AUGMENT,
+    ),
+    declare(
+        "mixup",
+        float,
+        AugmentConfig.mixup,
+        "Mix pairs of images and their labels, weights from Beta(ALPHA, ALPHA); 0: off.",
+        metavar="ALPHA",
+        panel=AUGMENT,
+    ),
+    declare(
+        "cutmix",
+        float,
+        AugmentConfig.cutmix,
+        "Paste a patch of another image; labels mixed by area (ALPHA <= 1); 0: off.",
+        metavar="ALPHA",
+        panel=AUGMENT,
+    ),
+]
+
+SCALE_OPTIONS: OptionGroup = [
+    declare(
+        "strategy",
+        Strategy,
+        RunConfig.strategy,
+        "tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
+        "multi-worker reads TF_CONFIG.",
+        panel=SCALE,
+    ),
+    declare(
+        "scale_lr",
+        bool,
+        False,
+        "Multiply the learning rate by the number of replicas.",
+        "--scale-lr",
+        panel=SCALE,
+    ),
+    declare(
+        "mixed_precision",
+        bool,
+        False,
+        "mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; the classifier stays float32.",
+        "--mixed-precision",
+        panel=SCALE,
+    ),
+    declare(
+        "deterministic",
+        bool,
+        False,
+        "Deterministic kernels (with --seed: bit-identical runs).",
+        "--deterministic",
+        panel=SCALE,
+    ),
+    declare(
+        "save_every",
+        Optional[int],
+        None,
+        "Also checkpoint every N steps (a checkpoint follows every epoch anyway).",
+        panel=SCALE,
+    ),
+]
+
+# Where a run goes and how it starts: not training options (run_and_report reads them).
+RUN_OPTIONS: OptionGroup = [
+    declare(
+        "resume",
+        Optional[Path],
+        None,
+        "Continue RUN_DIR from its last checkpoint with its saved options (--epochs, "
+        "--strategy and --save-every may change).",
+        panel=SCALE,
+    ),
+    declare(
+        "config_file",
+        Optional[Path],
+        None,
+        "Read options from a run's config.json (of the same command); flags given here "
+        "override it.",
+        "--config",
+        panel=TRAINING,
+    ),
+    declare(
+        "output",
+        Optional[Path],
+        None,
+        "Run directory. Default: runs/<command>-<data>-<arch or backbone>[-N].",
+        panel=OUTPUT,
+    ),
+    declare(
+        "force",
+        bool,
+        False,
+        "Replace an earlier imgcls run in --output (never a folder of anything else).",
+        "--force",
+        panel=OUTPUT,
+    ),
+    declare(
+        "quiet", bool, False, "No progress output (for CI logs).", "--quiet", "-q", panel=OUTPUT
+    ),
+]
+RUN_FLAGS = tuple(name for name, _, _ in RUN_OPTIONS)
+
+# lr-find takes train's options that shape a training step, none about epochs or a run.
+LR_FIND_OPTIONS = [
+    [o for o in group if o[0] not in LR_FIND_IGNORES]
+    for group in (TRAINING_OPTIONS, AUGMENT_OPTIONS, SCALE_OPTIONS)
+]
+
+
+def training_option(kind: Any, help: str) -> Any:
+    """A command's own option in the Training panel of --help."""
+    return Annotated[kind, option(help, panel=TRAINING)]
+
+
+BatchSize = Annotated[int, option("Global batch size, split across all replicas.", panel=TRAINING)]
+TrainBatchSize = Annotated[
+    Optional[int],
+    option(
+        "Global batch size, split across all replicas. Default: 64, or 32 when the training "
+        "split has fewer than 512 images (more steps for few images).",
+        panel=TRAINING,
+    ),
+]
+JsonReport = Annotated[
+    bool, option("Print the JSON report on stdout and nothing else.", "--json", panel=OUTPUT)
+]
+ModelOption = Annotated[
+    Optional[Path],
+    option(
+        "A run directory or its model.keras. Default: the latest run under ./runs.",
+        "--model",
+        "-m",
+        panel=MODEL,
+    ),
+]
+
+
+def with_options(
+    before: list[OptionGroup] = (), after: list[OptionGroup] = ()
+) -> Callable[[Callable], Callable]:
+    """Give a command the option groups (before and after its own options, which fixes
+    their order in --help). Typer reads a function's signature, so the groups are added to
+    it; the command takes them as `**shared` and reads them from ctx.params."""
+
+    def parameters(groups: list[OptionGroup]) -> list[inspect.Parameter]:
+        kind = inspect.Parameter.KEYWORD_ONLY
+        return [
+            inspect.Parameter(name, kind, annotation=annotation, default=default)
+            for group in groups
+            for name, annotation, default in group
+        ]
+
+    def decorate(command: Callable) -> Callable:
+        own = [
+            p
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD  # `**shared` receives the groups
+        ]
+        context, own = own[:1], [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[1:]]
+        every = [*context, *parameters(before), *own, *parameters(after)]
+        command.__signature__ = inspect.Signature(every)
+        command.__annotations__ = {p.name: p.annotation for p in every}
+        return command
+
+    return decorate

@@ -1,0 +1,1 @@
+"""One module per subcommand; each reads top to bottom and calls the layers below."""

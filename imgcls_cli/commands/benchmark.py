@@ -1,0 +1,138 @@
+"""`imgcls benchmark RUN_DIR`: model.keras and each of its exports side by side, as a user
+choosing a format reads them: latency per batch size (p50/p95), images/s, file size,
+parameters, FLOPs per image and held-out accuracy, on this machine (named in the report).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli import rundir
+from imgcls_cli.export.writers import artifact_bytes
+from imgcls_cli.reporting import Reporter
+from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
+
+WARMUP_CALLS = 3
+
+
+def hardware() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            names = [
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            ]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    gpus = [
+        tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpus": gpus, "system": platform.system()}
+
+
+def flops_per_image(model: Any, image_size: tuple[int, int], channels: int) -> int | None:
+    """Floating-point operations of one image through the model (TensorFlow's profiler on
+    the frozen graph: multiply and add counted apart), or None when it cannot tell."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    try:
+        spec = tf.TensorSpec((1, *image_size, channels), tf.float32)
+        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        graph = convert_variables_to_constants_v2(function).graph
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options["output"] = "none"
+        return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+    except Exception:  # noqa: BLE001 - an estimate, never a reason to fail
+        return None
+
+
+def time_calls(predict: Any, batch: np.ndarray, runs_per_size: int) -> dict[str, float]:
+    """p50/p95 milliseconds per call and images/s, after WARMUP_CALLS untimed calls."""
+    for _ in range(WARMUP_CALLS):
+        predict(batch)
+    seconds = []
+    for _ in range(runs_per_size):
+        started = time.perf_counter()
+        predict(batch)
+        seconds.append(time.perf_counter() - started)
+    p50, p95 = np.percentile(seconds, [50, 95])
+    return {
+        "p50_ms": float(p50 * 1000),
+        "p95_ms": float(p95 * 1000),
+        "images_per_second": float(len(batch) / p50),
+    }
+
+
+def candidates(run_dir: Path) -> list[tuple[str, Path]]:
+    """(name, folder) of model.keras and every export of the run."""
+    from imgcls_cli.commands.export import iter_exports
+
+    return [("keras", run_dir), *((f.name, f) for f in iter_exports(run_dir))]
+
+
+def accuracy_of(run: LoadedRun, folder: Path) -> float | None:
+    """Held-out accuracy as recorded: metrics.json's test split for model.keras, the
+    parity check's for an export."""
+    if run.exported is None:
+        document = rundir.config_document_named(folder, rundir.METRICS_FILE)
+        return (document.get("test") or {}).get("accuracy")
+    parity = rundir.config_document_named(folder, rundir.EXPORT_FILE).get("parity") or {}
+    return parity.get("export_accuracy")
+
+
+def benchmark_run(
+    run_dir: Path, batch_sizes: list[int], runs_per_size: int, reporter: Reporter
+) -> dict[str, Any]:
+    source = load_run(require_run_dir(Path(run_dir)))
+    if source.exported is not None:
+        raise_not_a_run(run_dir)
+    parameters = int(source.model.count_params())
+    flops = flops_per_image(source.model, source.image_size, source.channels)
+    rng = np.random.default_rng(0)
+    results = []
+    for name, folder in candidates(Path(run_dir)):
+        reporter.info(f"Timing {name}")
+        run = source if folder == Path(run_dir) else load_run(folder)
+        path = folder / rundir.MODEL_FILE if run.exported is None else run.exported.path
+        timings = {}
+        for size in batch_sizes:
+            batch = rng.uniform(0, 255, (size, *run.image_size, run.channels)).astype(np.float32)
+            timings[str(size)] = time_calls(run.predict_batch, batch, runs_per_size)
+        results.append(
+            {
+                "name": name,
+                "path": str(path),
+                "file_bytes": artifact_bytes(path),
+                "accuracy": accuracy_of(run, folder),
+                "latency": timings,
+            }
+        )
+    return {
+        "run": str(run_dir),
+        "hardware": hardware(),
+        "parameters": parameters,
+        "flops_per_image": flops,
+        "batch_sizes": batch_sizes,
+        "runs_per_size": runs_per_size,
+        "models": results,
+    }
+
+
+def raise_not_a_run(path: Path) -> None:
+    from imgcls_cli.errors import RunDirError
+
+    raise RunDirError(f"{path} is an export; give the run directory it came from.")

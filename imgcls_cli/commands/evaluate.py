@@ -1,0 +1,361 @@
+"""`imgcls evaluate`: score a run's model on labelled data and write the report files.
+
+Default data: the test split of the source the run was trained on, re-opened with the
+run's options and seed, so it holds the very images `train` held out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli import rundir
+from imgcls_cli.config import RUN_CONFIGS, DataConfig, EvalSplit, EvaluateConfig, RunConfig
+from imgcls_cli.errors import DataError, RunDirError
+from imgcls_cli.report import metrics
+from imgcls_cli.reporting import Reporter, SilentReporter
+from imgcls_cli.rundir import (
+    EVALUATION_FILE,
+    MISTAKES_CSV,
+    MISTAKES_PNG,
+    REPORT_FILES,
+    TOP_LOSSES_PNG,
+)
+from imgcls_cli.rundir.load import LoadedRun
+
+
+@dataclasses.dataclass
+class EvaluationData:
+    """The labelled images to score, labels already in the model's class order."""
+
+    split: Any  # data.sources.Split
+    description: dict[str, Any]  # what evaluation.json records about the data
+    # (path, reason) of files that failed to decode while scored, since the last call;
+    # their examples were left out (data.sources.Source.take_stream_failures).
+    take_stream_failures: Callable[[], list[tuple[str, str]]] = list
+
+
+@dataclasses.dataclass
+class Evaluation:
+    report: dict[str, Any]  # everything evaluation.json holds
+    labels: np.ndarray
+    probabilities: np.ndarray
+    paths: list[str] | None  # file paths in example order, for folder data
+    # With --explain: path → (the image, its heatmap for the predicted class)
+    explained: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+
+
+# --- Which data -------------------------------------------------------------------------
+
+
+def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
+    """The run's data options (folder paths made absolute) and seed, from config.json."""
+    run_config = RUN_CONFIGS.get(run.config.get("command"))
+    options = run.config.get("options")
+    if run_config is None or not isinstance(options, dict):
+        return None, RunConfig.seed
+    saved = run_config.from_dict(options)
+    data = saved.data
+    source = run.config.get("resolved", {}).get("source", {})
+    if data.data is not None and source.get("kind") == "folder" and source.get("path"):
+        data = dataclasses.replace(data, data=source["path"])  # train may have run elsewhere
+    return data, saved.seed
+
+
+def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, int, EvalSplit]:
+    """The data options, seed and split to evaluate on."""
+    saved, seed = trained_on(run)
+    if options.dataset is None and options.data is None:
+        if saved is None:
+            raise RunDirError(
+                f"{run.run_dir / rundir.CONFIG_FILE} does not say what the model was trained on: "
+                "pass --dataset NAME or --data DIR."
+            )
+        return saved, seed, options.split or EvalSplit.test
+    base = saved or DataConfig(dataset="digits")
+    same_dataset = options.dataset is not None and options.dataset == base.dataset
+    config = DataConfig(
+        dataset=options.dataset,
+        data=options.data,
+        data_dir=options.data_dir or (base.data_dir if same_dataset else None),
+        manual_dir=base.manual_dir if same_dataset else None,
+        val_split=base.val_split,
+        test_split=base.test_split,
+    )
+    return config, seed, options.split or default_split(config, saved)
+
+
+def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:
+    """test for datasets and for the training folder; all images of any other folder
+    (unless it has its own test/ folder)."""
+    if config.data is None:
+        return EvalSplit.test
+    folder = Path(config.data).resolve()
+    if saved is not None and saved.data and Path(saved.data).resolve() == folder:
+        return EvalSplit.test
+    return EvalSplit.test if (folder / "test").is_dir() else EvalSplit.all
+
+
+def class_index_map(data_classes: list[str], model_classes: list[str]) -> np.ndarray:
+    """Index in the model's classes of each class of the data, by name."""
+    unknown = [name for name in data_classes if name not in model_classes]
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        raise DataError(
+            f"The data has classes the model does not know: {shown}. "
+            f"The model's classes: {', '.join(model_classes[:20])}."
+        )
+    return np.array([model_classes.index(name) for name in data_classes], dtype=np.int64)
+
+
+def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> EvaluationData:
+    """Open the source and pick the split, with labels mapped to the model's classes."""
+    from imgcls_cli.data.factory import load_source
+
+    config, seed, split_name = choose_data(run, options)
+    source = load_source(config, seed, reporter)
+    if source.skipped:
+        reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
+    for warning in source.warnings:
+        reporter.warning(warning)
+    names = [name for name in ("train", "val", "test") if name in source.splits]
+    if split_name != EvalSplit.all:
+        names = [split_name.value] if split_name.value in source.splits else []
+    parts = [source.splits[name] for name in names if source.splits[name].num_examples > 0]
+    if not parts:
+        raise DataError(
+            f"The {split_name.value} split of {source.name} is empty (see --val-split / "
+            "--test-split of the run); choose another with --split, or pass --data DIR."
+        )
+    change = folder_change(run, source.description, names, split_name)
+    if change:
+        reporter.warning(change)
+    split = relabel(concatenate(parts), class_index_map(source.class_names, run.class_names))
+    description = {**source.description, "split": split_name.value}
+    description["examples"] = split.num_examples
+    return EvaluationData(split, description, source.take_stream_failures)
+
+
+def folder_change(
+    run: LoadedRun, now: dict[str, Any], names: list[str], split_name: EvalSplit
+) -> str | None:
+    """A warning when the run's own folder no longer holds the images it was trained with
+    in the evaluated split(s), by the file-list fingerprints recorded at training; None
+    when unchanged, for other data, and for runs recorded without fingerprints."""
+    then = run.config.get("resolved", {}).get("source", {})
+    if not (then.get("kind") == now.get("kind") == "folder" and then.get("path") == now["path"]):
+        return None
+    recorded, current = then.get("fingerprints") or {}, now.get("fingerprints", {})
+    names = [name for name in names if name in recorded and name in current]
+    if all(recorded[name] == current[name] for name in names):
+        return None
+    count_then = sum(recorded[name].get("images", 0) for name in names)
+    count_now = sum(current[name]["images"] for name in names)
+    return (
+        f"The {split_name.value} images of {now['path']} changed since the run was trained "
+        f"({count_then} then, {count_now} now; files added, removed or edited): the scores "
+        "are not comparable with the run's own."
+    )
+
+
+def concatenate(parts: list[Any]) -> Any:
+    from imgcls_cli.data.sources import Split
+
+    dataset = parts[0].dataset
+    for part in parts[1:]:
+        dataset = dataset.concatenate(part.dataset)
+    paths = None
+    if all(part.paths is not None for part in parts):
+        paths = [path for part in parts for path in part.paths]
+    return Split(dataset, sum(part.num_examples for part in parts), paths)
+
+
+def relabel(split: Any, index_map: np.ndarray) -> Any:
+    if np.array_equal(index_map, np.arange(len(index_map))):
+        return split
+    import tensorflow as tf
+
+    table = tf.constant(index_map)
+    dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
+    return dataclasses.replace(split, dataset=dataset)
+
+
+# --- Scoring ----------------------------------------------------------------------------
+
+
+def resolve_top_k(requested: int | None, num_classes: int) -> int | None:
+    """--top-k as given; by default 5, and only when there are more than 5 classes."""
+    if requested is not None:
+        return requested
+    return 5 if num_classes > 5 else None
+
+
+def predict_split(
+    run: LoadedRun,
+    data: EvaluationData,
+    batch_size: int,
+    reporter: Reporter,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities for every example, through the training pipeline."""
+    from imgcls_cli.data.pipeline import create_batches
+
+    batches = create_batches(data.split, run.image_size, run.channels, run.num_classes, batch_size)
+    labels, probabilities, done = [], [], 0
+    for images, one_hot in batches:
+        probabilities.append(run.predict_batch(images))
+        labels.append(np.argmax(one_hot.numpy(), axis=1))
+        done += len(labels[-1])
+        reporter.batches(done, data.split.num_examples)
+    if not labels:
+        raise DataError("The evaluation data yielded no images.")
+    return np.concatenate(labels), np.concatenate(probabilities)
+
+
+def evaluate(
+    run: LoadedRun,
+    data: EvaluationData,
+    options: EvaluateConfig,
+    reporter: Reporter | None = None,
+) -> Evaluation:
+    reporter = reporter or SilentReporter()
+    labels, probabilities = predict_split(run, data, options.batch_size, reporter)
+    top_k = resolve_top_k(options.top_k, run.num_classes)
+    report = metrics.classification_report(labels, probabilities, run.class_names, top_k)
+    paths = data.split.paths
+    # Files that could not be read while scored were left out of the predictions: leave
+    # them out of the paths too, or every later mistake would name the wrong file.
+    unreadable = data.take_stream_failures()
+    if unreadable and paths is not None:
+        gone = {path for path, _ in unreadable}
+        paths = [path for path in paths if path not in gone]
+    report["unreadable"] = [{"path": path, "reason": reason} for path, reason in unreadable]
+    report["mistakes"] = []
+    if paths is not None:
+        for index in metrics.most_confident_mistakes(labels, probabilities, options.mistakes):
+            predicted = int(probabilities[index].argmax())
+            report["mistakes"].append(
+                {
+                    "path": paths[index],
+                    "true": run.class_names[labels[index]],
+                    "predicted": run.class_names[predicted],
+                    "confidence": float(probabilities[index, predicted]),
+                }
+            )
+    report["top_losses"] = []
+    if paths is not None:
+        for index in metrics.top_losses(labels, probabilities, options.mistakes):
+            true, predicted = int(labels[index]), int(probabilities[index].argmax())
+            report["top_losses"].append(
+                {
+                    "path": paths[index],
+                    "true": run.class_names[true],
+                    "predicted": run.class_names[predicted],
+                    "confidence": float(probabilities[index, predicted]),
+                    "loss": float(-np.log(max(float(probabilities[index, true]), 1e-12))),
+                }
+            )
+    header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}
+    evaluation = Evaluation({**header, **report}, labels, probabilities, paths)
+    if options.explain:
+        evaluation.explained, evaluation.report["explain"] = explain_mistakes(run, report)
+    return evaluation
+
+
+def explain_mistakes(run: LoadedRun, report: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """Grad-CAM for the predicted class of every image in the galleries: path → (image,
+    heatmap), and what evaluation.json records of it (method and layer)."""
+    from imgcls_cli.commands.explain import GradCam, explain_paths, require_keras_model
+
+    require_keras_model(run)
+    listed = [item["path"] for key in ("mistakes", "top_losses") for item in report[key]]
+    cam = GradCam(run.model)
+    explained = {
+        item.path: (item.image, item.heatmap)
+        for item in explain_paths(list(dict.fromkeys(listed)), run, cam)
+        if item.error is None
+    }
+    return explained, {"method": cam.method, "layer": cam.target.path}
+
+
+def accuracy_shortfall(report: dict[str, Any], min_accuracy: float | None) -> str | None:
+    """The CI gate's message when accuracy is below --min-accuracy, else None."""
+    if min_accuracy is None or report["accuracy"] >= min_accuracy:
+        return None
+    gap = min_accuracy - report["accuracy"]
+    return (
+        f"Accuracy {report['accuracy']:.4f} is below --min-accuracy {min_accuracy:.4f} "
+        f"by {gap:.4f} ({gap:.2%})."
+    )
+
+
+# --- Files ------------------------------------------------------------------------------
+
+
+def check_report_dir(output_dir: Path) -> None:
+    """evaluate --output DIR writes its report files into DIR: over an earlier
+    evaluation's, never over files of the same names that something else wrote."""
+    names = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG, TOP_LOSSES_PNG)
+    existing = [name for name in names if (output_dir / name).exists()]
+    if not existing:
+        return
+    try:
+        earlier = json.loads((output_dir / EVALUATION_FILE).read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and {"model", "confusion_matrix"} <= set(earlier)):
+        raise RunDirError(
+            f"{output_dir} holds {', '.join(existing)}, not written by imgcls evaluate; "
+            "imgcls does not overwrite them: choose another --output."
+        )
+
+
+def confusion_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One CSV row per true class: 'true \\ predicted', then a count per predicted class."""
+    names = report["confusion_matrix"]["labels"]
+    return [
+        {"true \\ predicted": name, **dict(zip(names, counts))}
+        for name, counts in zip(names, report["confusion_matrix"]["matrix"])
+    ]
+
+
+def write_evaluation(evaluation: Evaluation, output_dir: Path, channels: int) -> list[Path]:
+    """evaluation.json, the confusion matrix as CSV and PNG, and for folder data the most
+    confident mistakes as CSV and a PNG gallery, and a gallery of the top losses (Grad-CAM
+    overlays with --explain). Returns the files written.
+
+    Files this evaluation does not write are left alone, even stale mistakes from an
+    earlier one: report["mistakes_files"] names the mistake files that belong to it.
+    """
+    from imgcls_cli.report import plots
+
+    report = evaluation.report
+    mistakes_files = (output_dir / MISTAKES_CSV, output_dir / MISTAKES_PNG)
+    listed = evaluation.paths is not None and bool(report["mistakes"])
+    losses_listed = evaluation.paths is not None and bool(report["top_losses"])
+    report["mistakes_files"] = [path.name for path in mistakes_files] if listed else []
+    if losses_listed:
+        report["mistakes_files"].append(TOP_LOSSES_PNG)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = [output_dir / name for name in REPORT_FILES]
+    rundir.write_json_atomic(written[0], report)
+    rundir.write_csv_atomic(written[1], confusion_rows(report))
+    matrix = np.array(report["confusion_matrix"]["matrix"])
+    rundir.write_bytes_atomic(
+        written[2], plots.confusion_matrix_png(matrix, report["confusion_matrix"]["labels"])
+    )
+    explained = evaluation.explained
+    if listed:
+        rundir.write_csv_atomic(mistakes_files[0], report["mistakes"])
+        gallery = plots.mistakes_png(report["mistakes"], channels, explained)
+        rundir.write_bytes_atomic(mistakes_files[1], gallery)
+        written += list(mistakes_files)
+    if losses_listed:
+        gallery = plots.mistakes_png(report["top_losses"], channels, explained)
+        rundir.write_bytes_atomic(output_dir / TOP_LOSSES_PNG, gallery)
+        written.append(output_dir / TOP_LOSSES_PNG)
+    return written

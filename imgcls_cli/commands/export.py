@@ -1,0 +1,256 @@
+"""`imgcls export RUN_DIR`: write the run's model in another format into a folder of its
+own, and prove on held-out data that it answers as model.keras does.
+
+The folder (default RUN_DIR/export/<format>[-<quantize>]/) holds the artifact,
+labels.json and export.json. It is built beside its final place and moved there when
+complete, so a failed export leaves nothing half-written and an earlier export (replaced
+only with --force) intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli import rundir
+from imgcls_cli.config import EvalSplit, EvaluateConfig, ExportConfig, ExportFormat, Quantize
+from imgcls_cli.errors import RunDirError
+from imgcls_cli.export import writers
+from imgcls_cli.export.runtimes import ExportedModel, open_artifact
+from imgcls_cli.reporting import Reporter
+from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
+
+EXPORT_FILE = rundir.EXPORT_FILE
+# What an export folder may hold: ours, and evaluate's reports on the export.
+EXPORT_ENTRIES = frozenset(
+    {EXPORT_FILE, rundir.LABELS_FILE, *writers.ARTIFACTS.values(), *rundir.EVALUATION_FILES}
+)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    folder: Path
+    document: dict[str, Any]  # export.json
+
+
+def default_export_dir(run_dir: Path, config: ExportConfig) -> Path:
+    return Path(run_dir) / rundir.EXPORT_DIR / config.folder_name
+
+
+def check_export_target(folder: Path, force: bool) -> None:
+    """Refuse a target that holds anything but an earlier imgcls export, and an earlier
+    export unless --force."""
+    rundir.check_output(folder)
+    if not folder.exists() or not any(folder.iterdir()):
+        return
+    if not rundir.is_export_dir(folder):
+        raise RunDirError(
+            f"{folder} is not an imgcls export folder, and imgcls replaces nothing else; "
+            "choose another --output."
+        )
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in EXPORT_ENTRIES)
+    if foreign:
+        raise RunDirError(
+            f"{folder} holds files imgcls did not write ({', '.join(foreign[:5])}); move "
+            "them out of it or choose another --output."
+        )
+    if not force:
+        raise RunDirError(
+            f"Export folder {folder} already exists; pass --force to replace it or choose "
+            "another --output."
+        )
+
+
+def run_export(
+    run_dir: Path,
+    config: ExportConfig,
+    reporter: Reporter,
+    output: Path | None = None,
+    force: bool = False,
+) -> ExportResult:
+    """Export, check parity, write the folder (also when the check fails: see
+    parity_shortfall)."""
+    writers.export_extra(config.format)
+    require_run_dir(Path(run_dir))
+    if rundir.is_export_dir(Path(run_dir)):
+        raise RunDirError(f"{run_dir} is an export already; give the run directory it came from.")
+    run = load_run(Path(run_dir))
+    folder = Path(output) if output is not None else default_export_dir(run.run_dir, config)
+    check_export_target(folder, force)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.new-"))
+    try:
+        document = write_export(run, config, staging, reporter)
+        # An earlier export there is checked again, and replaced only now it is complete.
+        rundir.swap_folder(staging, folder, lambda earlier: check_export_target(earlier, True))
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)  # ours, and incomplete
+    return ExportResult(folder, document)
+
+
+def parity_shortfall(document: dict[str, Any], folder: Path) -> str | None:
+    """The one-line failure when the export agrees too little with model.keras."""
+    parity = document.get("parity")
+    if parity is None or parity["passed"]:
+        return None
+    name = Path(folder).name
+    return (
+        f"The {name} export agrees with model.keras on {parity['agreement']:.2%} of "
+        f"{parity['examples']} held-out images, below --min-agreement "
+        f"{parity['min_agreement']:.2%}; the files are kept in {folder} for a look "
+        "(export.json has the figures)."
+    )
+
+
+def write_export(
+    run: LoadedRun, config: ExportConfig, folder: Path, reporter: Reporter
+) -> dict[str, Any]:
+    calibration = None
+    if config.quantize is Quantize.int8:
+        reporter.info(f"Calibrating int8 quantization on {config.calibration} training images")
+        images = calibration_images(run, config, reporter)
+        calibration = lambda: iter(images)  # noqa: E731 - the converter calls it
+    reporter.info(f"Exporting {run.run_dir} as {config.folder_name}")
+    started = time.perf_counter()
+    artifact = writers.write_artifact(
+        config.format,
+        model_to_export(run),
+        folder,
+        run.image_size,
+        run.channels,
+        config.quantize,
+        calibration,
+    )
+    seconds = time.perf_counter() - started
+    shutil.copyfile(run.run_dir / rundir.LABELS_FILE, folder / rundir.LABELS_FILE)
+    exported = open_artifact(config.format, artifact)
+    parity = None
+    if config.check:
+        parity = check_parity(run, exported, config, reporter)
+    document = export_document(run, config, artifact, exported, parity, seconds)
+    rundir.write_json_atomic(folder / EXPORT_FILE, document)
+    return document
+
+
+def model_to_export(run: LoadedRun) -> Any:
+    """The model the artifact is made from (a seam: the parity test hands in a wrong one)."""
+    return run.model
+
+
+def calibration_images(run: LoadedRun, config: ExportConfig, reporter: Reporter) -> list[Any]:
+    """config.calibration of the run's training images, seeded, one per batch, through
+    the same decode and resize as training."""
+    from imgcls_cli.commands.evaluate import open_data
+    from imgcls_cli.data.pipeline import create_batches
+
+    data = open_data(run, EvaluateConfig(split=EvalSplit.train), reporter)
+    batches = create_batches(
+        data.split, run.image_size, run.channels, run.num_classes, 1, shuffle_seed=config.seed
+    )
+    return [images.numpy() for images, _ in batches.take(config.calibration)]
+
+
+def check_parity(
+    run: LoadedRun, exported: ExportedModel, config: ExportConfig, reporter: Reporter
+) -> dict[str, Any]:
+    """model.keras and the export on the same held-out batches: top-1 agreement, the
+    largest probability difference, and each one's accuracy."""
+    from imgcls_cli.commands.evaluate import open_data
+    from imgcls_cli.data.pipeline import create_batches
+
+    options = EvaluateConfig(dataset=config.dataset, data=config.data, data_dir=config.data_dir)
+    data = open_data(run, options, reporter)
+    reporter.info(f"Checking the export against model.keras on {data.split.num_examples} images")
+    batches = create_batches(
+        data.split, run.image_size, run.channels, run.num_classes, config.batch_size
+    )
+    labels, keras_top, export_top, largest = [], [], [], 0.0
+    for images, one_hot in batches:
+        expected = run.predict_batch(images)
+        got = exported.predict(images.numpy())
+        labels.append(np.argmax(one_hot.numpy(), axis=1))
+        keras_top.append(expected.argmax(axis=1))
+        export_top.append(got.argmax(axis=1))
+        largest = max(largest, float(np.abs(expected - got).max()))
+    truth, keras_top, export_top = map(np.concatenate, (labels, keras_top, export_top))
+    agreement = float(np.mean(keras_top == export_top))
+    needed = config.agreement_needed
+    return {
+        "data": data.description,
+        "examples": int(len(truth)),
+        "agreement": agreement,
+        "max_abs_difference": largest,
+        "keras_accuracy": float(np.mean(keras_top == truth)),
+        "export_accuracy": float(np.mean(export_top == truth)),
+        "min_agreement": needed,
+        "passed": agreement >= needed,
+    }
+
+
+def export_document(
+    run: LoadedRun,
+    config: ExportConfig,
+    artifact: Path,
+    exported: ExportedModel,
+    parity: dict[str, Any] | None,
+    seconds: float,
+) -> dict[str, Any]:
+    from imgcls_cli.backend import versions
+
+    input_dtype = "float32"
+    if config.quantize is Quantize.int8:
+        input_dtype = np.dtype(exported.runner.input_dtype).name
+    return {
+        "format": config.format.value,
+        "quantize": config.quantize.value,
+        "artifact": artifact.name,
+        "file_bytes": writers.artifact_bytes(artifact),
+        "keras_model_bytes": (run.run_dir / rundir.MODEL_FILE).stat().st_size,
+        "input": {
+            "name": writers.INPUT_NAME,
+            "shape": [None, *run.image_size, run.channels],
+            "dtype": input_dtype,
+            "pixels": "raw 0-255 values, "
+            + ("RGB" if run.channels == 3 else "grayscale")
+            + f", resized to {run.image_size[0]}x{run.image_size[1]}; the model normalises them",
+        },
+        "output": {"name": writers.OUTPUT_NAME, "shape": [None, run.num_classes]},
+        "signature": writers.SIGNATURE if config.format is ExportFormat.savedmodel else None,
+        "source_run": str(run.run_dir.resolve()),
+        "options": config.to_dict(),
+        "seconds": round(seconds, 2),
+        "versions": {**versions(), **converter_versions(config.format)},
+        "parity": parity,
+        "run_config": run.config,  # what evaluate needs to find the run's data
+    }
+
+
+def converter_versions(format: ExportFormat) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {
+        ExportFormat.onnx: ("tf2onnx", "onnx", "onnxruntime"),
+        ExportFormat.tflite: ("ai-edge-litert",),
+    }.get(format, ())
+    found = {}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def iter_exports(run_dir: Path) -> Iterator[Path]:
+    """The export folders of a run, by name."""
+    root = Path(run_dir) / rundir.EXPORT_DIR
+    if root.is_dir():
+        yield from sorted(p for p in root.iterdir() if p.is_dir() and rundir.is_export_dir(p))

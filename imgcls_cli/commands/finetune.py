@@ -1,0 +1,309 @@
+"""`imgcls finetune`: transfer learning in the two phases of the Keras guide.
+
+Phase 1 freezes the pretrained backbone and trains a new head; without augmentation the
+frozen backbone's features are computed once and the head trains on them (bottleneck
+caching). Phase 2 unfreezes the backbone's top layers and trains on at a lower learning
+rate. BatchNormalization stays in inference mode throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli import rundir
+from imgcls_cli.backend import versions
+from imgcls_cli.config import CacheMode, FinetuneConfig
+from imgcls_cli.data.pipeline import memory_cache_budget
+from imgcls_cli.data.prepare import PreparedData, prepare_run_data
+from imgcls_cli.engine.class_weights import choose_class_weights
+from imgcls_cli.engine.devices import cluster_errors, set_up_runtime, strategy_name, worker_dir
+from imgcls_cli.engine.summaries import finish_log, start_log
+from imgcls_cli.models import create_model
+from imgcls_cli.models.backbones import check_image_size
+from imgcls_cli.models.weights import resolve_weights
+from imgcls_cli.rundir import TrainResult
+
+DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
+
+
+@dataclasses.dataclass
+class Phase:
+    """One phase's settings, as recorded in config.json and history.csv."""
+
+    name: str  # "head" or "finetune"
+    epochs: int
+    lr: float
+    unfrozen_layers: int  # backbone layers trained (0 in phase 1)
+    cached_features: bool = False
+
+
+def run_finetune(
+    config: FinetuneConfig, run_dir: Path, reporter: Any, resume: bool = False
+) -> TrainResult:
+    """Fine-tune into run_dir; with resume, skip the phases already done and continue
+    the interrupted one from its last checkpoint."""
+    image_size = config.data.image_size or DEFAULT_IMAGE_SIZE
+    check_image_size(config.backbone, image_size)
+    # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
+    weights = resolve_weights(config.weights, config.backbone, image_size)
+    strategy, policy = set_up_runtime(config)
+    data = prepare_run_data(
+        config,
+        reporter,
+        channels=3,  # ImageNet backbones want RGB: grayscale data is repeated to 3 channels
+        default_image_size=DEFAULT_IMAGE_SIZE,
+    )
+    with strategy.scope():
+        transfer = create_model(
+            config.backbone,
+            data.input_shape,
+            data.source.num_classes,
+            weights=weights,
+            dropout=config.dropout,
+        )
+    backbone = transfer.backbone
+    class_weights = choose_class_weights(config.class_weight, data, reporter)
+    replicas = strategy.num_replicas_in_sync
+    phases = plan_phases(config, transfer, data, replicas)
+    reporter.info(
+        f"Model: {config.backbone} with {weights.label}, "
+        f"{transfer.model.count_params():,} parameters, {len(backbone.layers)} backbone "
+        f"layers; strategy {strategy_name(strategy)} with {replicas} replica(s), global batch "
+        f"{data.batch_size}" + (f", {policy}" if config.mixed_precision else "")
+    )
+
+    extra = {
+        "backbone": config.backbone,
+        "weights": weights.describe(),
+        "phases": [dataclasses.asdict(phase) for phase in phases],
+        "class_weights": class_weights,
+        "strategy": strategy_name(strategy),
+        "replicas": replicas,
+        "global_batch_size": data.batch_size,
+        "precision_policy": policy,
+    }
+    work_dir = worker_dir(run_dir, strategy)
+    resolved, classes = {**data.describe(), **extra}, data.source.class_names
+    saved_history = rundir.begin_run(
+        run_dir, work_dir, config, resolved, versions(), classes, resume
+    )
+    log = start_log(run_dir, work_dir, data, saved_history)
+    history: list[dict[str, Any]] = []
+    for number, phase in enumerate(phases, 1):
+        reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))
+        done_before = [row for row in saved_history if row.get("phase") == phase.name]
+        history += train_phase(
+            phase,
+            transfer,
+            data,
+            config,
+            PhaseRun(strategy, policy, class_weights, reporter, run_dir, work_dir, log),
+            history,
+            done_before,
+        )
+
+    from imgcls_cli.engine.training import Evaluator, final_metrics
+
+    evaluator = Evaluator(transfer.model, strategy)  # scores the served model
+    metrics = final_metrics(
+        evaluator,
+        data,
+        history,
+        reporter,
+        config.patience,
+        remedy="try more epochs, --augment none, or pretrained --weights",
+    )
+    finish_log(log, work_dir, transfer.model, data, history)
+    data.report_unreadable(reporter)
+    rundir.save_result(work_dir, transfer.model, metrics)
+    final_dir = rundir.close_run(run_dir, work_dir)
+    return TrainResult(final_dir, history, metrics, transfer.model, is_chief=work_dir == run_dir)
+
+
+@dataclasses.dataclass
+class PhaseRun:
+    """What every phase of one run shares: devices, output and progress reporting."""
+
+    strategy: Any
+    policy: str
+    class_weights: list[float] | None
+    reporter: Any
+    run_dir: Path  # where checkpoints are restored from
+    work_dir: Path  # where this process writes (run_dir, or scratch on non-chief workers)
+    log: Any = None  # summaries.TrainingLog of the chief
+
+
+def plan_phases(
+    config: FinetuneConfig, transfer: Any, data: PreparedData, replicas: int = 1
+) -> list[Phase]:
+    scale = replicas if config.scale_lr else 1
+    phases = []
+    if config.head_epochs:
+        feature_bytes = data.split_sizes["train"] * transfer.features.output_shape[-1] * 4
+        # Augmented images differ every epoch, so their features cannot be computed once;
+        # --cache none asks for bounded memory, so features are not held either.
+        fits = feature_bytes <= memory_cache_budget() or config.data.cache is CacheMode.memory
+        cached = fits and data.augment.is_off and config.data.cache is not CacheMode.none
+        phases.append(Phase("head", config.head_epochs, config.lr * scale, 0, cached))
+    if config.finetune_epochs:
+        total = len(transfer.backbone.layers)
+        unfrozen = total if config.unfreeze == "all" else min(int(config.unfreeze), total)
+        lr = config.resolved_finetune_lr * scale
+        phases.append(Phase("finetune", config.epochs, lr, unfrozen))
+    return phases
+
+
+def describe_phase(phase: Phase, number: int, count: int, backbone_layers: int) -> str:
+    if phase.name == "head":
+        what = "training the new head, backbone frozen"
+    else:
+        what = f"fine-tuning the top {phase.unfrozen_layers} of {backbone_layers} backbone layers"
+    return f"Phase {number}/{count}: {what}; {phase.epochs} epoch(s) at lr {phase.lr:g}"
+
+
+def train_phase(
+    phase: Phase,
+    transfer: Any,
+    data: PreparedData,
+    config: FinetuneConfig,
+    run: PhaseRun,
+    earlier: list[dict[str, Any]],
+    done_before: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Set which layers train, then run one phase with a new optimizer and a new Trainer
+    (whose step function is traced afresh, so it sees the newly trainable variables).
+
+    Each phase checkpoints into checkpoints/<phase>/; a finished phase also saves its
+    final weights there, so a resumed run restores it instead of training it again.
+    `done_before`: this phase's history.csv rows from an earlier session.
+    """
+    from imgcls_cli.engine.training import Checkpoints, Trainer, create_optimizer, fit
+    from imgcls_cli.models.transfer import unfreeze_top_layers
+
+    if phase.name == "head":
+        transfer.backbone.trainable = False
+    else:
+        unfreeze_top_layers(transfer.backbone, phase.unfrozen_layers)
+    model = transfer.classifier if phase.cached_features else transfer.training_model
+    with run.strategy.scope():
+        optimizer = create_optimizer(
+            config.optimizer,
+            phase.lr,
+            config.weight_decay,
+            run.policy == "mixed_float16",
+            ema=config.ema,
+        )
+        trainer = Trainer(
+            model,
+            optimizer,
+            run.strategy,
+            config.label_smoothing,
+            run.class_weights,
+            # The head on cached features has no batch normalization to measure.
+            train_sample=None if phase.cached_features else data.train_sample,
+        )
+        checkpoints = Checkpoints(
+            run.work_dir / rundir.CHECKPOINTS_DIR / phase.name,
+            trainer,
+            config.save_every,
+            restore_from=run.run_dir / rundir.CHECKPOINTS_DIR / phase.name,
+        )
+    rows_done = [{**row, "epoch": row["epoch"] - len(earlier)} for row in done_before]
+
+    def label(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Epochs count on across phases, so history.csv plots as one curve.
+        return [
+            {"epoch": len(earlier) + row["epoch"], "phase": phase.name}
+            | {key: value for key, value in row.items() if key not in ("epoch", "phase")}
+            for row in rows
+        ]
+
+    if checkpoints.restore_finished():
+        run.reporter.info(f"  Phase already finished ({len(rows_done)} epoch(s)): restored")
+        # The phase drew reshuffles of the training images (one pass to cache features,
+        # or one per epoch); draw them again, without reading data, so the next phase
+        # sees the images in the same order as in an uninterrupted run.
+        if phase.cached_features:
+            iter(data.train)
+        else:
+            distributed = trainer.distribute(data.inputs("train"))
+            for _ in rows_done:
+                iter(distributed)
+        return label(rows_done)
+
+    train_ds, val_ds = data.inputs("train"), data.inputs("val")
+    if phase.cached_features:
+        train_ds, val_ds = cache_features(transfer.features, data, config, run.reporter)
+    elif phase.name == "head":
+        why = (
+            "augmentation changes the images every epoch"
+            if not data.augment.is_off
+            else ("--cache none" if config.data.cache is CacheMode.none else "too many images")
+        )
+        run.reporter.info(
+            f"  No bottleneck caching ({why}): every head epoch runs the frozen backbone"
+        )
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    run.reporter.info(f"  {trainable:,} trainable parameters")
+
+    def on_epoch_end(rows: list[dict[str, Any]]) -> None:
+        data.report_unreadable(run.reporter)  # images deleted or changed while streaming
+        rundir.write_csv_atomic(run.work_dir / rundir.HISTORY_FILE, earlier + label(rows))
+
+    if run.log is not None:
+        run.log.epoch_offset = len(earlier)  # epochs count on across phases
+    with cluster_errors():
+        rows = fit(
+            trainer,
+            train_ds,
+            val_ds,
+            epochs=phase.epochs,
+            steps_per_epoch=data.steps_per_epoch,
+            patience=config.patience,
+            reporter=run.reporter,
+            on_epoch_end=on_epoch_end,
+            checkpoints=checkpoints,
+            history=rows_done,
+            log=run.log,
+        )
+    checkpoints.save_finished()
+    return label(rows)
+
+
+def cache_features(
+    features: Any, data: PreparedData, config: FinetuneConfig, reporter: Any
+) -> tuple[Any, Any]:
+    """Run the frozen backbone once over the training and validation images; return
+    batches of (pooled features, labels) for the head to train on."""
+    import tensorflow as tf
+
+    images = sum(data.split_sizes.get(name, 0) for name in ("train", "val"))
+    reporter.info(
+        f"  Bottleneck caching: computing the frozen backbone's features once for {images} "
+        "images; head epochs then train on the cached features"
+    )
+    started = time.perf_counter()
+    extract = tf.function(lambda batch: features(batch, training=False), reduce_retracing=True)
+
+    def batches(dataset: Any, shuffle: bool) -> Any:
+        if dataset is None:
+            return None
+        pooled, labels = [], []
+        for image_batch, label_batch in dataset:
+            pooled.append(extract(image_batch).numpy())
+            labels.append(label_batch.numpy())
+        pooled, labels = np.concatenate(pooled), np.concatenate(labels)
+        cached = tf.data.Dataset.from_tensor_slices((pooled, labels))
+        if shuffle:
+            cached = cached.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+        return cached.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    train, val = batches(data.train, True), batches(data.val, False)
+    seconds = time.perf_counter() - started
+    reporter.info(f"  Features cached in {seconds:.1f} s ({images / seconds:,.0f} images/s)")
+    return train, val

@@ -1,0 +1,369 @@
+"""`imgcls lr-find` and `train --lr auto`: which learning rate to train with, found the way
+fastai's lr_find finds it.
+
+A sweep trains the model from its initial weights for a few hundred steps while the rate
+grows exponentially, and records the loss of each step; the loss, smoothed, falls, bottoms
+out and climbs once the rate is too high. The suggestion is a rate on the longest descent
+("valley", fastai's default), beside the rate of the steepest descent ("steepest").
+
+The sweep runs train's own step (training.Trainer, under the run's strategy) on train's
+data, augmentation and batch size. Every variable of the model is put back afterwards and
+the sweep reads a pipeline of its own, so the training that follows starts exactly as it
+would have without it. The suggestion functions are plain NumPy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli import rundir
+from imgcls_cli.config import LR_FIND_IGNORES, LrFindConfig, TrainConfig
+from imgcls_cli.errors import ImgclsError, RunDirError
+
+SMOOTHING = 0.98  # the loss's moving average keeps this much of its past at each step
+DIVERGENCE = 4.0  # the sweep stops once the smoothed loss exceeds this multiple of its low
+SUGGESTED = "valley"  # the method that suggested_lr follows
+LR_FIND_JSON = "lr_find.json"  # also the mark of an lr-find --output folder
+LR_FIND_PNG = "lr_find.png"
+
+
+# --- The sweep's numbers (no TensorFlow) ---------------------------------------------------
+
+
+def sweep_rates(sweep: LrFindConfig) -> np.ndarray:
+    """The rate of each step: from start_lr to end_lr, by the same factor every step."""
+    return np.geomspace(sweep.start_lr, sweep.end_lr, sweep.steps)
+
+
+class SmoothedLoss:
+    """An exponential moving average of the loss, divided by (1 - beta^n) so the first
+    steps are not pulled towards the average's starting value of 0."""
+
+    def __init__(self, beta: float = SMOOTHING):
+        self.beta, self.average, self.count = beta, 0.0, 0
+
+    def add(self, loss: float) -> float:
+        """The smoothed loss after this step's `loss`."""
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        return self.average / (1 - self.beta**self.count)
+
+
+def smooth(losses: list[float], beta: float = SMOOTHING) -> list[float]:
+    average = SmoothedLoss(beta)
+    return [average.add(loss) for loss in losses]
+
+
+def has_diverged(smoothed: float, lowest: float) -> bool:
+    """The loss is lost: not a number, or DIVERGENCE times its lowest smoothed value."""
+    return not math.isfinite(smoothed) or smoothed > DIVERGENCE * lowest
+
+
+def steepest(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """The rate where the loss falls fastest: the most negative slope of the loss
+    against log(rate), at the start of that step."""
+    if len(lrs) < 2:
+        return None
+    slopes = np.diff(losses) / np.diff(np.log(lrs))
+    if not np.isfinite(slopes).any():
+        return None
+    return float(lrs[int(np.nanargmin(np.where(np.isfinite(slopes), slopes, np.nan)))])
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """fastai's valley: the rate half the longest descent's length back from its bottom,
+    past the flat start where little is learnt, short of the bottom where the loss
+    turns. The descent is the longest strictly decreasing subsequence of the losses, so
+    noise does not cut it short; its length counts only the steps that descend, so a
+    noisy, barely sloping start moves the rate less than a steady fall does."""
+    count = len(losses)
+    length = np.ones(count, int)  # of the longest descent ending at each step
+    for i in range(count):
+        for j in range(i):
+            if losses[j] > losses[i]:
+                length[i] = max(length[i], length[j] + 1)
+    if count < 3 or length.max() < 3:
+        return None
+    bottom = int(np.argmax(length))  # the first step that ends a longest descent
+    return float(lrs[bottom - length[bottom] // 2])
+
+
+def suggest(lrs: list[float], smoothed: list[float]) -> dict[str, float | None]:
+    """Each method's rate, from the smoothed losses without the first tenth of the steps
+    (the average is still settling) and the last twentieth (the climb after the bottom)."""
+    count = len(lrs)
+    window = slice(count // 10, count - count // 20)
+    rates, losses = np.asarray(lrs)[window], np.asarray(smoothed, float)[window]
+    return {"valley": valley(rates, losses), "steepest": steepest(rates, losses)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A finished sweep: the rate and loss of each step, and what they suggest."""
+
+    settings: LrFindConfig
+    lrs: list[float]
+    losses: list[float]
+    stopped_early: bool  # the loss diverged before the last planned step
+
+    @functools.cached_property
+    def smoothed(self) -> list[float]:
+        return smooth(self.losses)
+
+    @functools.cached_property
+    def suggestions(self) -> dict[str, float | None]:
+        return suggest(self.lrs, self.smoothed)
+
+    @property
+    def suggested_lr(self) -> float | None:
+        return self.suggestions[SUGGESTED]
+
+    def summary(self) -> dict[str, Any]:
+        """What train --lr auto records in config.json (resolved.lr_find)."""
+        return {
+            "suggested_lr": self.suggested_lr,
+            "method": SUGGESTED,
+            "steps": len(self.lrs),
+            "start_lr": self.settings.start_lr,
+            "end_lr": self.settings.end_lr,
+            "stopped_early": self.stopped_early,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sweep as lr-find --json prints it (non-finite losses as null)."""
+        return {
+            "suggested_lr": self.suggested_lr,
+            "method": SUGGESTED,
+            "suggestions": self.suggestions,
+            "steps": len(self.lrs),
+            "stopped_early": self.stopped_early,
+            "lrs": self.lrs,
+            "losses": finite_or_none(self.losses),
+            "smoothed_losses": finite_or_none(self.smoothed),
+        }
+
+
+def finite_or_none(values: list[float]) -> list[float | None]:
+    return [value if math.isfinite(value) else None for value in values]
+
+
+# --- The sweep itself ---------------------------------------------------------------------
+
+
+def run_sweep(trainer: Any, batches: Iterator[Any], sweep: LrFindConfig, reporter: Any) -> Sweep:
+    """Train one step per planned rate (trainer's optimizer set to it first), until the
+    last rate or until the loss diverges."""
+    rates = sweep_rates(sweep)
+    losses: list[float] = []
+    average, lowest = SmoothedLoss(), math.inf
+    for step, rate in enumerate(rates, 1):
+        trainer.optimizer.learning_rate = float(rate)
+        losses.append(trainer.train_step(next(batches))["loss"])
+        smoothed = average.add(losses[-1])
+        lowest = min(lowest, smoothed)
+        reporter.batches(step, len(rates))
+        if has_diverged(smoothed, lowest):
+            reporter.batches(len(rates), len(rates))  # the progress bar ends here
+            break
+    return Sweep(sweep, [float(r) for r in rates[: len(losses)]], losses, len(losses) < len(rates))
+
+
+def endless(batches: Any) -> Iterator[Any]:
+    """Batch after batch, epoch after epoch (each pass reshuffles)."""
+    while True:
+        yield from batches
+
+
+@contextlib.contextmanager
+def model_kept(model: Any) -> Iterator[None]:
+    """Within: the model may train. After: each of its variables (weights, batch-norm
+    statistics, the random state of dropout) holds its value from before, bit for bit."""
+    variables = list(model.variables)
+    saved = [variable.numpy() for variable in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+
+
+def sweep_learning_rate(
+    config: TrainConfig,
+    sweep: LrFindConfig,
+    model: Any,
+    data: Any,
+    strategy: Any,
+    policy: str,
+    class_weights: Any,
+    reporter: Any,
+) -> Sweep:
+    """Sweep `model` (built under `strategy`) on data.fresh_inputs('train') with a
+    fresh optimizer of config's kind, then put the model back as it was."""
+    from imgcls_cli.engine.devices import cluster_errors
+    from imgcls_cli.engine.training import Trainer, create_optimizer
+
+    reporter.info(
+        f"Sweeping the learning rate from {sweep.start_lr:g} to {sweep.end_lr:g} over "
+        f"{sweep.steps} steps (lr-find)"
+    )
+    with model_kept(model):
+        with strategy.scope():
+            optimizer = create_optimizer(
+                config.optimizer, sweep.start_lr, config.weight_decay, policy == "mixed_float16"
+            )
+            optimizer.build(model.trainable_variables)
+            trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)
+        batches = trainer.distribute(data.fresh_inputs("train"))
+        with cluster_errors():
+            return run_sweep(trainer, endless(batches), sweep, reporter)
+
+
+def auto_learning_rate(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    model: Any,
+    data: Any,
+    strategy: Any,
+    policy: str,
+    class_weights: Any,
+    reporter: Any,
+) -> tuple[float, dict[str, Any] | None]:
+    """train --lr auto: (the rate, what config.json records of the sweep). A new run
+    sweeps and takes the suggestion; a resumed one takes the rate its config.json
+    recorded (None: nothing new to record)."""
+    if resume:
+        return rundir.recorded_learning_rate(run_dir), None
+    found = sweep_learning_rate(
+        config, LrFindConfig(), model, data, strategy, policy, class_weights, reporter
+    )
+    if found.suggested_lr is None:
+        raise ImgclsError(
+            f"--lr auto: the loss did not fall during the {len(found.lrs)}-step sweep, so "
+            "there is no rate to suggest; give --lr a number (`imgcls lr-find --output DIR` "
+            "draws the sweep)."
+        )
+    reporter.info(
+        f"Learning rate {found.suggested_lr:.3g}: lr-find's {SUGGESTED} suggestion "
+        f"(steepest descent at {found.suggestions['steepest'] or math.nan:.3g})"
+    )
+    return found.suggested_lr, found.summary()
+
+
+# --- The command ---------------------------------------------------------------------------
+
+
+def run_lr_find(
+    config: TrainConfig, sweep: LrFindConfig, output: Path | None, reporter: Any
+) -> dict[str, Any]:
+    """`imgcls lr-find`: the data, model, strategy and training step of `train` with
+    `config`, a sweep, and its document (what --json prints); with `output`,
+    lr_find.json and lr_find.png written there."""
+    from imgcls_cli.backend import versions
+    from imgcls_cli.data.prepare import prepare_run_data
+    from imgcls_cli.engine.class_weights import choose_class_weights
+    from imgcls_cli.engine.devices import is_chief, set_up_runtime, strategy_name
+
+    strategy, policy = set_up_runtime(config)
+    from imgcls_cli.models import create_model
+
+    data = prepare_run_data(config, reporter, default_augment=config.default_augment)
+    class_weights = choose_class_weights(config.class_weight, data, reporter)
+    with strategy.scope():
+        model = create_model(config.arch, data.input_shape, data.source.num_classes)
+    found = sweep_learning_rate(
+        config, sweep, model, data, strategy, policy, class_weights, reporter
+    )
+    document = {
+        "command": "lr-find",
+        **found.to_dict(),
+        "sweep": sweep.to_dict(),
+        "options": {k: v for k, v in config.to_dict().items() if k not in LR_FIND_IGNORES},
+        "resolved": {
+            **data.describe(),
+            "strategy": strategy_name(strategy),
+            "replicas": strategy.num_replicas_in_sync,
+            "global_batch_size": data.batch_size,
+            "precision_policy": policy,
+        },
+        "versions": versions(),
+    }
+    if output is not None and is_chief(strategy):
+        write_output(output, document)
+    return document
+
+
+def check_output_dir(output: Path) -> None:
+    """lr-find --output DIR: a new or empty folder, or an earlier lr-find's, which is
+    overwritten; never a folder holding anything lr-find did not write."""
+    rundir.check_output(output)
+    if not output.exists():
+        return
+    names = [entry.name for entry in output.iterdir() if not is_own_temporary(entry.name)]
+    ours = rundir.config_document_named(output, LR_FIND_JSON).get("command") == "lr-find"
+    foreign = sorted(n for n in names if not ours or n not in (LR_FIND_JSON, LR_FIND_PNG))
+    if foreign:
+        raise RunDirError(
+            f"{output} holds files imgcls lr-find did not write ({rundir.names_shown(foreign)}); "
+            "choose a new or empty --output folder (or an earlier lr-find's)."
+        )
+
+
+def is_own_temporary(name: str) -> bool:
+    """A file rundir.write_bytes_atomic left behind when a write of ours was killed."""
+    return name.startswith((f".{LR_FIND_JSON}.", f".{LR_FIND_PNG}.")) and name.endswith(".tmp")
+
+
+def write_output(output: Path, document: dict[str, Any]) -> None:
+    """lr_find.png, then lr_find.json (the folder's mark)."""
+    check_output_dir(output)  # again: the folder may have changed during the sweep
+    rundir.write_bytes_atomic(output / LR_FIND_PNG, lr_find_png(document))
+    rundir.write_json_atomic(output / LR_FIND_JSON, document)
+
+
+def lr_find_png(document: dict[str, Any]) -> bytes:
+    """The loss of each step and its smoothed curve against the rate (log scale), each
+    suggestion marked on the curve."""
+    from matplotlib.figure import Figure
+
+    from imgcls_cli.report.plots import figure_png
+
+    lrs = np.asarray(document["lrs"], float)
+    losses = np.asarray([math.nan if v is None else v for v in document["losses"]], float)
+    smoothed = np.asarray(
+        [math.nan if v is None else v for v in document["smoothed_losses"]], float
+    )
+    figure = Figure(figsize=(7.0, 4.5))
+    axes = figure.add_subplot()
+    axes.plot(lrs, losses, color="lightgray", linewidth=1, label="loss of each step")
+    axes.plot(lrs, smoothed, color="C0", linewidth=2, label="smoothed loss")
+    shown = smoothed[np.isfinite(smoothed)]
+    for (name, rate), colour in zip(document["suggestions"].items(), ("C3", "C2")):
+        if rate is None:
+            continue
+        at = np.interp(np.log(rate), np.log(lrs), np.nan_to_num(smoothed, nan=shown.max()))
+        note = " (suggested)" if name == document["method"] else ""
+        axes.axvline(rate, color=colour, linestyle=":", linewidth=1)
+        axes.plot([rate], [at], "o", color=colour, label=f"{name}: {rate:.2g}{note}")
+    axes.set_xscale("log")
+    # The range the suggestions come from (suggest's window): the climb after the bottom
+    # may leave the plot through its top.
+    window = smoothed[len(smoothed) // 10 : len(smoothed) - len(smoothed) // 20]
+    window = window[np.isfinite(window)]
+    if window.size:
+        margin = 0.05 * max(window.max() - window.min(), 1e-6)
+        axes.set_ylim(min(shown.min(), window.min()) - margin, window.max() + margin)
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss")
+    ending = ", stopped when the loss diverged" if document["stopped_early"] else ""
+    axes.set_title(f"Learning-rate sweep: {document['steps']} steps{ending}")
+    axes.legend(fontsize=8)
+    return figure_png(figure)

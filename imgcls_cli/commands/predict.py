@@ -1,0 +1,274 @@
+"""`imgcls predict`: expand the inputs, decode and resize as training did, run the model,
+and yield one result per input, unreadable ones included with their reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli.config import PredictConfig
+from imgcls_cli.data.images import is_image_file, load_image, unreadable_reason
+from imgcls_cli.errors import UsageError
+from imgcls_cli.rundir.load import LoadedRun
+
+# Up to this many images are decoded and predicted directly, without a tf.data pipeline
+# (whose set-up would dominate the run time for a handful of files).
+DIRECT_LIMIT = 8
+
+
+@dataclasses.dataclass
+class Prediction:
+    """One input: its top-k classes with probabilities, or why it could not be read."""
+
+    path: str  # as given, made printable (see printable)
+    top_k: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.path = printable(self.path)
+        self.error = None if self.error is None else printable(self.error)
+
+    @property
+    def label(self) -> str | None:
+        return self.top_k[0][0] if self.top_k else None
+
+    @property
+    def confidence(self) -> float | None:
+        return self.top_k[0][1] if self.top_k else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record: the same keys whether the input succeeded or failed."""
+        return {
+            "path": self.path,
+            "label": self.label,
+            "confidence": self.confidence,
+            "top_k": [{"label": name, "probability": p} for name, p in self.top_k],
+            "error": self.error,
+        }
+
+    def to_row(self, k: int) -> dict[str, Any]:
+        """The CSV row: path, label, confidence, then label_2, confidence_2, …, error."""
+        row: dict[str, Any] = {"path": self.path, "label": self.label, "confidence": None}
+        row["confidence"] = format_probability(self.confidence)
+        for rank in range(2, k + 1):
+            name, p = self.top_k[rank - 1] if rank <= len(self.top_k) else (None, None)
+            row[f"label_{rank}"] = name
+            row[f"confidence_{rank}"] = format_probability(p)
+        row["error"] = self.error
+        return row
+
+
+def format_probability(value: float | None) -> str | None:
+    return None if value is None else f"{value:.6f}"
+
+
+def printable(text: str) -> str:
+    """Text that encodes as UTF-8: a file name's undecodable bytes (b'\\xff', which Python
+    keeps as lone surrogates) are shown escaped ('\\xff'), the same in every format."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# --- Inputs -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    path: str
+    error: str | None = None  # set when the input names nothing readable
+
+
+def expand_inputs(arguments: list[str], read_stdin: Callable[[], str]) -> list[Input]:
+    """Files as given; folders → their image files, recursively; glob patterns → matches;
+    '-' → one path per line of stdin. Each path once, in the order given."""
+    names: list[str] = []
+    for argument in arguments:
+        if argument == "-":
+            names += [line.strip() for line in read_stdin().splitlines() if line.strip()]
+        else:
+            names.append(argument)
+    if not names:
+        raise UsageError("No inputs: stdin held no paths (give one image path per line).")
+    expanded = [item for name in names for item in expand_one(name)]
+    # Keyed by the real path: a file reached through a symlink, or spelt another way,
+    # is one file; the spelling of its first occurrence is kept.
+    seen: set[str] = set()
+    unique = []
+    for item in expanded:
+        real = os.path.realpath(item.path)
+        if real not in seen:
+            seen.add(real)
+            unique.append(item)
+    return unique
+
+
+def expand_one(name: str) -> list[Input]:
+    from imgcls_cli.data.folder import list_images
+
+    path = Path(name)
+    if path.is_dir():
+        images, _ = list_images(path)  # broken links named like images are among images
+        if not images:
+            return [Input(name, "folder holds no image files (.jpg .png .bmp .gif .webp)")]
+        return [Input(str(p)) for p in images]
+    if path.exists() or not glob.has_magic(name):
+        return [Input(name)]  # a missing file is reported when it is read
+    found = []
+    for match in glob_paths(name):
+        if Path(match).is_dir():
+            found += [item for item in expand_one(match) if item.error is None]
+        elif is_image_file(Path(match)):
+            found.append(Input(match))
+    return found or [Input(name, "no image files match this pattern")]
+
+
+def glob_paths(pattern: str) -> list[str]:
+    """Sorted matches of a glob pattern, spelt as the pattern spells its folders.
+
+    pathlib rather than glob.glob: its '**' does not enter symlinked folders (as bash's
+    globstar and the folder walk), where glob.glob follows a link to '.' or '..' round
+    and round, repeating every file up to the system's symlink depth. Hidden files and
+    folders match only where the pattern spells the dot, as with glob.glob.
+    """
+    parts = pattern.split("/")
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = "/".join(parts[:first]) + "/" if first else ""
+    # pathlib accepts '**' only as a whole component; glob.glob reads 'a**b' as 'a*b'.
+    rest = [part if part == "**" else re.sub(r"\*\*+", "*", part) for part in parts[first:]]
+    dotted = [part for part in rest if part.startswith(".")]
+    found = []
+    for match in Path(root or ".").glob("/".join(rest)):
+        relative = match.relative_to(root or ".")
+        hidden = [part for part in relative.parts if part.startswith(".")]
+        if all(any(fnmatch(part, p) for p in dotted) for part in hidden):
+            found.append(root + str(relative) if relative.parts else root or ".")
+    return sorted(found)
+
+
+# --- Decoding and prediction ------------------------------------------------------------
+
+
+def read_for_model(path: str, run: LoadedRun) -> np.ndarray:
+    """One file as float32 HxWxC at the model's input size (raises for unreadable files)."""
+    return decode_for_model(path, run)[1]
+
+
+def decode_for_model(path: str, run: LoadedRun) -> tuple[np.ndarray, np.ndarray]:
+    """(the file decoded, uint8 at its own size; the model's float32 input from it)."""
+    from imgcls_cli.data.images import prepare_images
+
+    image = load_image(path, run.channels, run.image_size)  # decoded as training decoded it
+    resized = prepare_images(image, run.image_size, run.channels)
+    return image, resized.numpy().astype(np.float32)
+
+
+def build_image_dataset(paths: list[str], run: LoadedRun, batch_size: int) -> Any:
+    """Batches of (float32 images at the model's size, error message per image).
+
+    Unreadable files become a blank image with a non-empty error, so one bad file does
+    not stop the pipeline; their predictions are discarded.
+    """
+    import tensorflow as tf
+
+    from imgcls_cli.data.images import prepare_images
+
+    channels = run.channels
+
+    def decode(path: bytes) -> tuple[np.ndarray, bytes]:
+        try:
+            return load_image(path.decode(), channels, run.image_size), b""
+        except Exception as error:  # PIL raises many types for bad files
+            reason = unreadable_reason(path.decode(), error)
+            return np.zeros((1, 1, channels), np.uint8), reason.encode()
+
+    def load(path):
+        image, error = tf.numpy_function(decode, [path], [tf.uint8, tf.string], stateful=False)
+        image.set_shape([None, None, channels])
+        error.set_shape([])
+        image = prepare_images(image, run.image_size, channels)
+        return tf.cast(image, tf.float32), error
+
+    dataset = tf.data.Dataset.from_tensor_slices(paths)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def top_classes(probabilities: np.ndarray, class_names: list[str], k: int) -> list[list]:
+    """[(class name, probability), …] of the k most probable classes, for each row."""
+    k = min(k, len(class_names))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(probabilities, order, axis=1).tolist()
+    return [
+        [(class_names[i], p) for i, p in zip(indices, values)]
+        for indices, values in zip(order.tolist(), chosen)
+    ]
+
+
+def predict_direct(paths: list[str], run: LoadedRun, options: PredictConfig) -> Iterator:
+    """A few files: decode each, then one eager model call on the stacked batch."""
+    images, errors = [], {}
+    for path in paths:
+        try:
+            images.append(read_for_model(path, run))
+        except Exception as error:
+            errors[path] = unreadable_reason(path, error)
+    good = [path for path in paths if path not in errors]
+    results = {}
+    if good:
+        probabilities = run.predict_batch(np.stack(images), options.tta, compiled=False)
+        results = dict(zip(good, top_classes(probabilities, run.class_names, options.top_k)))
+    for path in paths:
+        if path in errors:
+            yield Prediction(path, error=errors[path])
+        else:
+            yield Prediction(path, results[path])
+
+
+def predict_batched(paths: list[str], run: LoadedRun, options: PredictConfig) -> Iterator:
+    """Many files: a parallel tf.data pipeline and a compiled model call per batch."""
+    dataset = build_image_dataset(paths, run, options.batch_size)
+    position = 0
+    for images, errors in dataset:
+        probabilities = run.predict_batch(images, options.tta)
+        top = top_classes(probabilities, run.class_names, options.top_k)
+        for classes, error in zip(top, errors.numpy()):
+            path = paths[position]
+            position += 1
+            if error:
+                yield Prediction(path, error=error.decode())
+            else:
+                yield Prediction(path, classes)
+
+
+def predict_inputs(inputs: list[Input], run: LoadedRun, options: PredictConfig) -> Iterator:
+    """One Prediction per input, in input order, as soon as its batch is done."""
+    readable = [item.path for item in inputs if item.error is None]
+    predict = predict_direct if len(readable) <= DIRECT_LIMIT else predict_batched
+    results = predict(readable, run, options)
+    for item in inputs:
+        if item.error is not None:
+            yield Prediction(item.path, error=item.error)
+        else:
+            yield next(results)
+
+
+def tta_skip_reason(config: dict[str, Any]) -> str | None:
+    """Why --tta (horizontal flips) does not suit this model, or None when it does.
+
+    Runs record their augmentation under resolved.augment.flip; a model trained without
+    horizontal flips may rely on left/right (digits, text), so flipping would mislead.
+    Runs that record nothing are assumed to allow it.
+    """
+    augment = config.get("resolved", {}).get("augment")
+    if not isinstance(augment, dict) or "flip" not in augment:
+        return None
+    if augment["flip"] in ("horizontal", "both"):
+        return None
+    return f"the model was trained without horizontal flips (augment flip: {augment['flip']})"

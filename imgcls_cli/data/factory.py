@@ -1,0 +1,29 @@
+"""One factory for every source the options can name: a folder of images, the embedded
+digits or a TensorFlow Datasets name (later CSV label files and Hugging Face datasets).
+Each reader is imported only when chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imgcls_cli.config import DataConfig
+from imgcls_cli.data.sources import EMBEDDED_DATASETS, Source
+from imgcls_cli.reporting import Reporter, SilentReporter
+
+
+def load_source(config: DataConfig, seed: int, reporter: Reporter | None = None) -> Source:
+    """Open the source the options name, saying what takes time (a TFDS download)."""
+    if config.data is not None:
+        from imgcls_cli.data.folder import load_folder
+
+        return load_folder(Path(config.data), config, seed)
+    from imgcls_cli.backend import import_tensorflow
+
+    import_tensorflow()  # quietly, before anything below imports it
+    if config.dataset in EMBEDDED_DATASETS:
+        from imgcls_cli.data.embedded import load_digits
+
+        return load_digits(config, seed)
+    from imgcls_cli.data.tfds_source import load_tfds
+
+    return load_tfds(config, seed, reporter or SilentReporter())

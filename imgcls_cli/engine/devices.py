@@ -1,0 +1,182 @@
+"""The one place tf.distribute is set up: strategies (one device, mirrored, multi-worker
+on TF_CONFIG or Slurm), the chief, mixed precision and determinism."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from imgcls_cli.backend import import_tensorflow, in_slurm_step, seed_everything
+from imgcls_cli.errors import ImgclsError, UsageError
+
+
+def set_up_runtime(config: Any) -> tuple[Any, str]:
+    """(strategy, precision policy) for a train or finetune config. The strategy comes
+    first (it may split the CPU into devices, which must precede any op), then
+    determinism, the precision policy and the seeds."""
+    import_tensorflow()
+    strategy = create_strategy(config.strategy.value)
+    set_determinism(config.deterministic)
+    policy = set_mixed_precision(config.mixed_precision)
+    seed_everything(config.seed)
+    return strategy, policy
+
+
+def strategy_name(strategy: Any) -> str:
+    """'MirroredStrategy', 'MultiWorkerMirroredStrategy', … as config.json records it."""
+    return type(strategy).__name__.lstrip("_").replace("DistributionStrategy", "Strategy")
+
+
+@contextlib.contextmanager
+def cluster_errors() -> Iterator[None]:
+    """A peer that died mid-step surfaces as a gRPC error: say what to do instead."""
+    tf = import_tensorflow()
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        first_line = str(error).strip().splitlines()[0][:200]
+        raise ImgclsError(
+            f"A worker of the cluster stopped answering ({first_line}). Restart every worker "
+            "with the same command: training continues from the last checkpoint."
+        ) from None
+
+
+def worker_dir(run_dir: Path, strategy: Any) -> Path:
+    """The chief writes the run directory; other workers a throw-away one (they must
+    still save, because saving a distributed model is a collective operation)."""
+    import tempfile
+
+    return run_dir if is_chief(strategy) else Path(tempfile.mkdtemp(prefix="imgcls-worker-"))
+
+
+CPU_REPLICAS_ENV = "IMGCLS_CPU_REPLICAS"  # split the CPU into N devices, to try mirrored
+
+
+def split_cpu(replicas: int) -> None:
+    """Present the CPU as `replicas` logical devices (before TensorFlow initializes)."""
+    tf = import_tensorflow()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
+        )
+    except RuntimeError:
+        pass  # already initialized (a second run in the same process): keep what exists
+
+
+def create_strategy(name: str = "auto") -> Any:
+    """The tf.distribute strategy for --strategy. `auto`: MirroredStrategy over all GPUs
+    when there are several, the one GPU when there is one, the CPU otherwise."""
+    tf = import_tensorflow()
+    if name == "multi-worker":  # first: Slurm's resolver assigns GPUs before TF sees them
+        return multi_worker_strategy()
+    if os.environ.get(CPU_REPLICAS_ENV):
+        split_cpu(int(os.environ[CPU_REPLICAS_ENV]))
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "gpu" if gpus else "cpu"
+    if name == "cpu":
+        return tf.distribute.OneDeviceStrategy("/cpu:0") if gpus else tf.distribute.get_strategy()
+    if name == "gpu":
+        if not gpus:
+            raise ImgclsError(
+                "--strategy gpu: TensorFlow sees no GPU. Install the GPU extra "
+                "(pip install 'imgcls[gpu]') and check nvidia-smi, or use --strategy cpu."
+            )
+        return tf.distribute.OneDeviceStrategy("/gpu:0")
+    if name == "mirrored":
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            raise ImgclsError(f"--strategy tpu: no TPU found ({error}).") from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise UsageError(f"Unknown strategy '{name}'.")
+
+
+SLURM_PORT_ENV = "IMGCLS_SLURM_PORT"  # first port of a node's tasks (default 8888)
+
+
+def multi_worker_strategy() -> Any:
+    """MultiWorkerMirroredStrategy from TF_CONFIG when it is set (Kubernetes, a script),
+    else from Slurm's variables under srun (SlurmClusterResolver)."""
+    tf = import_tensorflow()
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if in_slurm_step():
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_resolver())
+    raise UsageError(
+        "--strategy multi-worker needs the TF_CONFIG environment variable on every worker "
+        "(cluster addresses and this worker's task), or a Slurm step (srun) with several "
+        "tasks; see the README."
+    )
+
+
+def slurm_resolver() -> Any:
+    """TensorFlow's SlurmClusterResolver: one worker per task, on ports from
+    IMGCLS_SLURM_PORT (8888) up on each node. With GPUs, each task gets its share of its
+    node's (CUDA_VISIBLE_DEVICES). On CPU-only nodes the resolver would find no GPU to
+    share and no task to place, so it is told one 'slot' per task, and sets no GPUs."""
+    import shutil
+
+    tf = import_tensorflow()
+    resolver_class = tf.distribute.cluster_resolver.SlurmClusterResolver
+    port = int(os.environ.get(SLURM_PORT_ENV, 8888))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    has_gpus = bool(visible) if visible is not None else shutil.which("nvidia-smi") is not None
+    if has_gpus:
+        resolver = resolver_class(port_base=port)
+    else:
+        per_node = max(
+            int(n.split("(")[0]) for n in os.environ["SLURM_STEP_TASKS_PER_NODE"].split(",")
+        )
+        resolver = resolver_class(
+            port_base=port, gpus_per_node=per_node, gpus_per_task=1, auto_set_gpu=False
+        )
+    resolver.cluster_spec()  # places the tasks (and their GPUs) now, before TF starts
+    return resolver
+
+
+def is_multi_worker(strategy: Any) -> bool:
+    return isinstance(strategy, import_tensorflow().distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy: Any) -> bool:
+    """Only the chief writes the run directory; other workers write to a temporary one.
+    The chief is task 'chief', or worker 0 when the cluster has no chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def set_mixed_precision(enabled: bool) -> str:
+    """mixed_float16 on GPU, mixed_bfloat16 on CPU and TPU (float16 is slow there)."""
+    tf = import_tensorflow()
+    import keras
+
+    if not enabled:
+        policy = "float32"
+    else:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def set_determinism(enabled: bool) -> None:
+    """Deterministic kernels: identical results for identical inputs, a little slower."""
+    tf = import_tensorflow()
+    if enabled:
+        tf.config.experimental.enable_op_determinism()

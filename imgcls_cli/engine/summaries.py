@@ -1,0 +1,155 @@
+"""TensorBoard event files of a run, from the custom training loop (Keras' TensorBoard
+callback needs `fit`): RUN_DIR/logs/train and logs/validation, written by the chief.
+
+- every epoch: loss, accuracy, learning rate, images/s (train) and loss, accuracy
+  (validation), at step = epoch;
+- every STEP_EVERY steps: the epoch's running loss and accuracy, at step = the global
+  step. They are kept in memory and written when the epoch ends, so an epoch cut short
+  and then resumed writes its steps once;
+- a few augmented training images at the start of a new run; the test split's confusion
+  matrix at the end.
+
+`tensorboard --logdir runs` shows every run side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli.rundir import LOGS_DIR, TRAINING_PNG, write_bytes_atomic
+
+STEP_EVERY = 20
+IMAGES_SHOWN = 8
+
+
+class TrainingLog:
+    def __init__(self, run_dir: Path, steps_per_epoch: int, epoch_offset: int = 0) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        root = Path(run_dir) / LOGS_DIR
+        self._train = tf.summary.create_file_writer(str(root / "train"))
+        self._validation = tf.summary.create_file_writer(str(root / "validation"))
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.epoch_offset = epoch_offset  # finetune: epochs count on across phases
+        self._steps: list[tuple[int, float, float]] = []
+
+    def step(self, epoch: int, step: int, totals: Any) -> None:
+        """After `step` of phase epoch `epoch`; totals() gives the epoch's running sums
+        (called only every STEP_EVERY steps: it waits for the device)."""
+        if step % STEP_EVERY:
+            return
+        loss_sum, hits, count = (float(v) for v in totals())
+        if count:
+            global_step = (self.epoch_offset + epoch - 1) * self.steps_per_epoch + step
+            self._steps.append((global_step, loss_sum / count, hits / count))
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        tf = self._tf
+        epoch = self.epoch_offset + int(row["epoch"])
+        with self._train.as_default():
+            for global_step, loss, accuracy in self._steps:
+                tf.summary.scalar("step/loss", loss, step=global_step)
+                tf.summary.scalar("step/accuracy", accuracy, step=global_step)
+            for key, name in (
+                ("loss", "epoch/loss"),
+                ("accuracy", "epoch/accuracy"),
+                ("lr", "epoch/learning_rate"),
+                ("images_per_second", "epoch/images_per_second"),
+            ):
+                if key in row:
+                    tf.summary.scalar(name, float(row[key]), step=epoch)
+        if "val_loss" in row:
+            with self._validation.as_default():
+                tf.summary.scalar("epoch/loss", float(row["val_loss"]), step=epoch)
+                tf.summary.scalar("epoch/accuracy", float(row["val_accuracy"]), step=epoch)
+        self._steps = []
+        self.flush()
+
+    def images(self, images: Any, name: str = "augmented training images") -> None:
+        """A batch of float 0-255 images, the first IMAGES_SHOWN of it, at step 0."""
+        tf = self._tf
+        shown = np.clip(np.asarray(images[:IMAGES_SHOWN], np.float32) / 255.0, 0.0, 1.0)
+        with self._train.as_default():
+            tf.summary.image(name, shown, step=0, max_outputs=IMAGES_SHOWN)
+        self.flush()
+
+    def picture(self, name: str, png: bytes, step: int) -> None:
+        """A PNG (a confusion matrix) as an image summary."""
+        tf = self._tf
+        image = tf.io.decode_png(png, channels=4)[None]
+        with self._validation.as_default():
+            tf.summary.image(name, image, step=step)
+        self.flush()
+
+    def flush(self) -> None:
+        self._train.flush()
+        self._validation.flush()
+
+    def close(self) -> None:
+        self._train.close()
+        self._validation.close()
+
+
+def preview_batch(data: Any) -> Any:
+    """The first augmented training batch, from a pipeline of its own: drawing from
+    data.train itself would move its seeded shuffle on, and a resumed run would then
+    see other orders than an uninterrupted one."""
+    import tensorflow as tf
+
+    sharded = data.inputs("train")
+    images, _ = next(iter(sharded.for_worker(tf.distribute.InputContext())))
+    return images
+
+
+def log_confusion_matrix(log: TrainingLog, model: Any, data: Any, step: int) -> None:
+    """The test split's confusion matrix as an image summary (nothing without a test
+    split)."""
+    from imgcls_cli.report import metrics, plots
+
+    if data.test is None:
+        return
+    labels, predicted = [], []
+    for images, one_hot in data.test:
+        predicted.append(np.argmax(model(images, training=False), axis=-1))
+        labels.append(np.argmax(one_hot.numpy(), axis=-1))
+    if not labels:
+        return
+    classes = data.source.class_names
+    matrix = metrics.confusion_matrix(
+        np.concatenate(labels), np.concatenate(predicted), len(classes)
+    )
+    log.picture("test confusion matrix", plots.confusion_matrix_png(matrix, classes), step)
+
+
+def write_training_curves(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """training.png, from the history rows."""
+    from imgcls_cli.report import plots
+
+    if rows:
+        write_bytes_atomic(Path(run_dir) / TRAINING_PNG, plots.training_curves_png(rows))
+
+
+def start_log(run_dir: Path, work_dir: Path, data: Any, history: list) -> TrainingLog | None:
+    """The chief's TensorBoard log (other workers write none), with the augmented images
+    of a new run (a resumed one logged them when it began)."""
+    if Path(work_dir) != Path(run_dir):
+        return None
+    log = TrainingLog(run_dir, data.steps_per_epoch)
+    if not history:
+        log.images(preview_batch(data))
+    return log
+
+
+def finish_log(
+    log: TrainingLog | None, work_dir: Path, model: Any, data: Any, history: list
+) -> None:
+    """At the end of training: the confusion matrix into the log, and training.png."""
+    if log is None:
+        return
+    log_confusion_matrix(log, model, data, len(history))
+    log.close()
+    write_training_curves(work_dir, history)

@@ -1,0 +1,514 @@
+"""The run directory: naming, layout, atomic writes, and loading with clear errors.
+
+Layout (the contract every command shares):
+    model.keras   the trained model; input is raw 0-255 pixels at its input size
+    labels.json   class names in index order
+    config.json   resolved options, data source, versions
+    history.csv   one row per epoch
+    metrics.json  final validation and test metrics
+    checkpoints/  model + optimizer + progress after every epoch, for --resume
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from imgcls_cli.errors import RunDirError, UsageError
+
+RUNS_ROOT = Path("runs")
+MODEL_FILE = "model.keras"
+LABELS_FILE = "labels.json"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+CHECKPOINTS_DIR = "checkpoints"
+EXPORT_DIR = "export"  # imgcls export's folders: export/<format>[-<quantize>]/
+EXPORT_FILE = "export.json"  # the mark of an export folder
+LOGS_DIR = "logs"  # TensorBoard event files (engine/summaries.py)
+TRAINING_PNG = "training.png"  # the training curves
+EXPLAIN_DIR = "explain"  # imgcls explain's default output folder
+EXPLAIN_FILE = "explain.json"  # the mark of an explain folder
+
+
+# evaluate's report files (written into the run directory by default).
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_CSV = "confusion_matrix.csv"
+CONFUSION_PNG = "confusion_matrix.png"
+MISTAKES_CSV = "mistakes.csv"
+MISTAKES_PNG = "mistakes.png"
+TOP_LOSSES_PNG = "top_losses.png"
+REPORT_FILES = (EVALUATION_FILE, CONFUSION_CSV, CONFUSION_PNG)  # written by every evaluation
+EVALUATION_FILES = (*REPORT_FILES, MISTAKES_CSV, MISTAKES_PNG, TOP_LOSSES_PNG)
+# What imgcls writes into a run directory: --force replaces a folder only when it holds
+# nothing else, so a user's own files are never deleted with it.
+RUN_ENTRIES = frozenset(
+    {MODEL_FILE, LABELS_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, CHECKPOINTS_DIR, EXPORT_DIR}
+    | {LOGS_DIR, TRAINING_PNG, EXPLAIN_DIR}
+    | set(EVALUATION_FILES)
+)
+RUN_COMMANDS = ("train", "finetune")
+
+
+def default_run_dir(command: str, name: str, root: Path = RUNS_ROOT) -> Path:
+    """runs/<command>-<name>: the first choice; claim_run_dir adds -2, -3, … when taken."""
+    return root / f"{command}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
+
+
+def plan_run_dir(config: Any, output: Path | None, force: bool) -> tuple[Path, bool]:
+    """(run directory, resuming) for a new run of `config` (a TrainConfig or
+    FinetuneConfig): claimed at once, so no other run can take it. A restarted
+    multi-worker job, which reruns the same command, resumes instead; its non-chief
+    workers claim nothing (only the chief writes the run)."""
+    from imgcls_cli.backend import is_chief_task
+    from imgcls_cli.config import Strategy
+
+    data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
+    if output is not None:
+        check_apart_from_data(output, data_paths)
+    if config.strategy == Strategy.multi_worker:
+        # As tf.keras' BackupAndRestore does: continue from the last checkpoint.
+        if is_same_run(output, config.command, config.to_dict()):
+            return Path(output), True
+        if not is_chief_task():
+            return Path(output) if output else default_run_dir(
+                config.command, config.run_name
+            ), False
+    run_dir = claim_run_dir(output, config.command, config.run_name, force)
+    try:
+        check_apart_from_data(run_dir, data_paths)  # the default runs/ may lie in the data
+    except UsageError:
+        release_claim(run_dir)
+        raise
+    return run_dir, False
+
+
+def claim_run_dir(
+    output: Path | None, command: str, name: str, force: bool, root: Path = RUNS_ROOT
+) -> Path:
+    """Create the directory this run writes, atomically, so two runs started together
+    never share one. Returns it: `output` itself, a new runs/<command>-<name>[-N], or,
+    when --force replaces an earlier run in `output`, a staging folder beside it that is
+    swapped in by finish_run_dir (a failed forced run leaves the earlier one intact).
+
+    The claim is a config.json naming the command (the mark of an imgcls run);
+    release_claim undoes it when the run stops before it starts training.
+    """
+    if output is None:
+        stem = default_run_dir(command, name, root)
+        for suffix in itertools.count(1):
+            candidate = stem if suffix == 1 else stem.with_name(f"{stem.name}-{suffix}")
+            if _make_dir(candidate):
+                return _write_claim(candidate, command, created=True)
+    output = Path(output)
+    check_output(output)
+    if _make_dir(output):
+        return _write_claim(output, command, created=True)
+    if not any(output.iterdir()):
+        return _write_claim(output, command, created=False)
+    check_replaceable(output)  # says why when it is not an imgcls run at all
+    if not force:
+        raise RunDirError(
+            f"Run directory {output} already exists; pass --force to replace it "
+            "or choose another --output."
+        )
+    real = output.resolve()
+    staging = Path(tempfile.mkdtemp(dir=real.parent, prefix=f"{real.name}.new-"))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; give the usual mode
+    return _write_claim(staging, command, created=True, replaces=real)
+
+
+def check_output(output: Path) -> None:
+    """An --output that is a file, or a link that leads nowhere, is refused."""
+    if output.is_symlink() and not output.exists():
+        raise RunDirError(f"--output {output} is a broken symbolic link; give a directory path.")
+    if output.exists() and not output.is_dir():
+        raise RunDirError(f"--output {output} is a file; give a directory path.")
+
+
+def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
+    """A run directory may not be a data folder, lie inside one, or contain one: a
+    --force would delete the data, and the scan would read the run's files as images."""
+    run = Path(run_dir).resolve()
+    for data in data_paths:
+        real = Path(data).resolve()
+        if run == real or real in run.parents or run in real.parents:
+            raise UsageError(
+                f"--output {run_dir} overlaps the data folder {data}; choose an --output "
+                "outside the data (not containing it either)."
+            )
+
+
+def config_document(run_dir: Path | None) -> dict[str, Any]:
+    """run_dir's config.json as a dict, or {} when there is none or it is unreadable
+    (for questions about a folder; read_run_config reports such problems instead)."""
+    return config_document_named(run_dir, CONFIG_FILE)
+
+
+def config_document_named(folder: Path | None, name: str) -> dict[str, Any]:
+    """folder/name read as a JSON object, or {} when absent, unreadable or not an object."""
+    if folder is None:
+        return {}
+    try:
+        document = json.loads((Path(folder) / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def is_export_dir(path: Path) -> bool:
+    """Whether path is a folder written by `imgcls export`."""
+    return isinstance(config_document_named(path, EXPORT_FILE).get("artifact"), str)
+
+
+def run_command(run_dir: Path) -> str | None:
+    """The command that made the run in run_dir (config.json's `command`), or None when
+    run_dir is not an imgcls run directory."""
+    command = config_document(run_dir).get("command")
+    return command if command in RUN_COMMANDS else None
+
+
+def check_replaceable(run_dir: Path) -> None:
+    """Refuse unless run_dir is an imgcls run holding only what imgcls writes there."""
+    if run_command(run_dir) is None:
+        raise RunDirError(
+            f"{run_dir} is not an imgcls run directory, and imgcls replaces nothing else; "
+            "choose another --output."
+        )
+    foreign = sorted(
+        entry.name
+        for entry in Path(run_dir).iterdir()
+        if entry.name not in RUN_ENTRIES and not _is_own_temporary(entry.name)
+    )
+    if foreign:
+        raise RunDirError(
+            f"{run_dir} holds files imgcls did not write ({names_shown(foreign)}); move them "
+            "out of it or choose another --output."
+        )
+
+
+def names_shown(names: list[str], limit: int = 5) -> str:
+    """'a, b, c, d, e, …': the first few names of a list, for a one-line message."""
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+
+
+def release_claim(run_dir: Path) -> None:
+    """Undo claim_run_dir when the run stopped before it started: remove the claim, and
+    the directory when the claim created it. A run that started is left for --resume."""
+    document = config_document(run_dir)
+    if "claim" not in document:
+        return
+    (Path(run_dir) / CONFIG_FILE).unlink(missing_ok=True)
+    if document["claim"].get("created"):
+        with contextlib.suppress(OSError):  # not empty: keep whatever is there
+            Path(run_dir).rmdir()
+
+
+def finish_run_dir(run_dir: Path) -> Path:
+    """Where the finished run lives: run_dir, or the run it replaces (--force), which is
+    swapped out for it only now, after checking that it still holds only imgcls files."""
+    path = Path(run_dir) / CONFIG_FILE
+    document = read_json(path, "the run's options")
+    target = document.pop("replaces", None)
+    if target is None:
+        return Path(run_dir)
+    target = Path(target)
+    swap_folder(Path(run_dir), target, check_replaceable, lambda: write_json_atomic(path, document))
+    return target
+
+
+def swap_folder(
+    new: Path, target: Path, check: Callable[[Path], None], ready: Callable[[], None] | None = None
+) -> None:
+    """Move the complete folder `new` to `target`. What is there already is checked
+    (`check` raises to refuse) and moved aside only now, then deleted once `new` is in
+    place; `ready` runs between the two moves."""
+    trash = None
+    if target.exists():
+        check(target)
+        trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        os.rename(target, trash)  # onto an empty directory: allowed, and atomic
+    if ready is not None:
+        ready()
+    os.rename(new, target)
+    if trash is not None:
+        shutil.rmtree(trash)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What train and finetune return: the finished run and its trained model."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    model: Any
+    is_chief: bool = True
+
+
+def begin_run(
+    run_dir: Path,
+    work_dir: Path,
+    config: Any,
+    resolved: dict[str, Any],
+    versions: dict[str, str],
+    class_names: list[str],
+    resume: bool,
+) -> list[dict[str, Any]]:
+    """The history so far (empty for a new run). The chief writes config.json and
+    labels.json before training starts (so a run in progress says what it is), or on
+    resume records the options that changed; other workers, whose work_dir is scratch,
+    write nothing here."""
+    if work_dir != run_dir:
+        return read_history(run_dir) if resume else []
+    if resume:
+        update_options(run_dir, config.to_dict())
+        return read_history(run_dir)
+    document = {"command": config.command, "options": config.to_dict(), "resolved": resolved}
+    write_run_config(run_dir, {**document, "versions": versions})
+    write_json_atomic(Path(run_dir) / LABELS_FILE, class_names)
+    return []
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """config.json, or {} for a run directory without one (predict does not need it)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        return {}
+    config = read_json(path, "it records how the run was trained")
+    if not isinstance(config, dict):
+        raise RunDirError(f"{path} must hold a JSON object.")
+    return config
+
+
+def read_options_file(path: Path, command: str | None = None) -> dict[str, Any]:
+    """The 'options' section of a run's config.json (or a file holding only options).
+    `command`: refuse a config.json that another command wrote."""
+    try:
+        document = json.loads(Path(path).read_text())  # any file: --config may be a copy
+    except FileNotFoundError:
+        raise UsageError(f"Config file {path} does not exist.") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"Cannot read config file {path}: {error}. Give a run's config.json."
+        ) from None
+    if not isinstance(document, dict):
+        raise UsageError(f"Config file {path} must hold a JSON object.")
+    written_by = document.get("command")
+    if command and written_by and written_by != command:
+        raise UsageError(
+            f"{path} is the config of an `imgcls {written_by}` run; `imgcls {command} "
+            f"--config` needs one written by `imgcls {command}`."
+        )
+    options = document.get("options", document)
+    if not isinstance(options, dict):
+        raise UsageError(f"Config file {path}: 'options' must be a JSON object.")
+    return options
+
+
+def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
+    """The saved options of the `command` run in run_dir (for --resume)."""
+    if not (Path(run_dir) / CONFIG_FILE).is_file():
+        raise RunDirError(
+            f"{Path(run_dir) / CONFIG_FILE} is missing: --resume needs a run directory made "
+            f"by {command}."
+        )
+    document = read_run_config(run_dir)
+    if document.get("command") != command:
+        raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
+    return document.get("options", {})
+
+
+def recorded_learning_rate(run_dir: Path) -> float:
+    """The learning rate config.json records under `resolved` (the number `train --lr
+    auto` found), for --resume, which must not sweep again."""
+    rate = read_run_config(run_dir).get("resolved", {}).get("learning_rate")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise RunDirError(
+            f"{Path(run_dir) / CONFIG_FILE} records no learning rate "
+            "(resolved.learning_rate) to resume --lr auto with; start a new run."
+        )
+    return float(rate)
+
+
+def update_options(run_dir: Path, options: dict[str, Any]) -> None:
+    """Record options changed on --resume (more epochs, another strategy) in config.json."""
+    path = Path(run_dir) / CONFIG_FILE
+    document = read_json(path, "the run's options")
+    write_json_atomic(path, {**document, "options": options})
+
+
+def save_result(run_dir: Path, model: Any, metrics: dict[str, Any]) -> None:
+    """The trained model, then metrics.json: a run with metrics always has its model."""
+    save_model_atomic(model, Path(run_dir) / MODEL_FILE)
+    write_json_atomic(Path(run_dir) / METRICS_FILE, metrics)
+
+
+def close_run(run_dir: Path, work_dir: Path) -> Path:
+    """Where the finished run lives. A non-chief worker's scratch copy (see
+    engine.devices.worker_dir) is not kept; the chief's run takes the place of the run it was
+    forced over (finish_run_dir)."""
+    if work_dir != run_dir:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return run_dir
+    return finish_run_dir(run_dir)
+
+
+def write_run_config(run_dir: Path, document: dict[str, Any]) -> None:
+    """config.json of a run that starts training, in place of its claim (keeping the
+    run it replaces). Multi-worker chiefs claim nothing: the directory may be new."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    claim = config_document(run_dir)
+    if "replaces" in claim:
+        document = {**document, "replaces": claim["replaces"]}
+    write_json_atomic(Path(run_dir) / CONFIG_FILE, document)
+
+
+def _make_dir(path: Path) -> bool:
+    """mkdir that reports whether this call created it (False: it existed already)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def _write_claim(run_dir: Path, command: str, created: bool, replaces: Path | None = None) -> Path:
+    """config.json, created exclusively: of two runs claiming one folder, one fails here."""
+    document: dict[str, Any] = {
+        "command": command,
+        "claim": {"pid": os.getpid(), "created": created},
+    }
+    if replaces is not None:
+        document["replaces"] = str(replaces)
+    try:
+        fd = os.open(run_dir / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise RunDirError(
+            f"Run directory {run_dir} was just taken by another run; choose another --output."
+        ) from None
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle)
+    return run_dir
+
+
+def _is_own_temporary(name: str) -> bool:
+    """Temporary files of write_bytes_atomic and save_model_atomic (a killed write)."""
+    return name.startswith(".") and (name.endswith(".tmp") or name.endswith(".tmp.keras"))
+
+
+def is_same_run(run_dir: Path | None, command: str, options: dict[str, Any]) -> bool:
+    """Whether run_dir holds a `command` run started with exactly these options."""
+    document = config_document(run_dir)
+    return document.get("command") == command and document.get("options") == options
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside path, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    if rows:
+        fieldnames = list(rows[0])
+        for row in rows[1:]:
+            fieldnames += [k for k in row if k not in fieldnames]
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def save_model_atomic(model: Any, path: Path) -> None:
+    """model.save to a temporary .keras file, then rename over path."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing: {what}.") from None
+    except (OSError, ValueError) as error:
+        raise RunDirError(f"Cannot read {path} ({error}): {what}.") from None
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """history.csv rows as numbers (for resuming); an absent file is an empty history."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {key: parse_cell(key, v) for key, v in row.items() if v != ""}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def parse_cell(key: str, value: str) -> Any:
+    """A history.csv value: the epoch as int, the phase name as text, the rest as float."""
+    if key == "epoch":
+        return int(value)
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def epochs_trained(run_dir: Path, phase: str | None = None) -> int:
+    """Epochs history.csv records (of one finetune `phase`, when given)."""
+    rows = read_history(run_dir)
+    return sum(1 for row in rows if phase is None or row.get("phase") == phase)
+
+
+def read_labels(run_dir: Path) -> list[str]:
+    labels = read_json(Path(run_dir) / LABELS_FILE, "the run directory needs the class names")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise RunDirError(f"{Path(run_dir) / LABELS_FILE} must be a JSON list of class names.")
+    return labels

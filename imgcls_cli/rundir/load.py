@@ -1,0 +1,248 @@
+"""Find a run directory, load its model safely, and run the model on batches of images.
+
+Works on any run that follows the run-directory contract (model.keras taking raw 0-255
+pixels and returning class probabilities, labels.json, config.json), whichever command or
+architecture wrote it: image size and channels are read from the model itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli import rundir
+from imgcls_cli.errors import RunDirError
+
+TRAIN_HINT = "train one with `imgcls train --dataset digits`, or pass --model RUN_DIR"
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A run's model, class names and config, ready to predict."""
+
+    run_dir: Path
+    model: Any
+    class_names: list[str]
+    config: dict[str, Any]  # config.json as written by the run ({} when absent)
+    image_size: tuple[int, int]
+    channels: int
+    exported: Any = None  # export.runtimes.ExportedModel when run_dir is an export folder
+    _predict_fns: dict[bool, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def predict_batch(self, images: Any, tta: bool = False, compiled: bool = True) -> np.ndarray:
+        """Class probabilities for a float32 batch already at the model's input size.
+
+        With tta, the average over each image and its horizontal flip. compiled=False runs
+        eagerly: for a single call, tracing a graph would cost more than it saves. An
+        exported model runs in its own runtime.
+        """
+        if self.exported is not None:
+            return self.exported.predict(images, tta)
+        if not compiled:
+            return np.asarray(predict_probabilities(self.model, images, tta))
+        if tta not in self._predict_fns:
+            import tensorflow as tf
+
+            step = functools.partial(predict_probabilities, self.model, tta=tta)
+            self._predict_fns[tta] = tf.function(step, reduce_retracing=True)
+        return self._predict_fns[tta](images).numpy()
+
+
+def predict_probabilities(model: Any, images: Any, tta: bool) -> Any:
+    import tensorflow as tf
+
+    probabilities = model(images, training=False)
+    if tta:
+        flipped = model(tf.image.flip_left_right(images), training=False)
+        probabilities = (probabilities + flipped) / 2.0
+    return probabilities
+
+
+def find_run_dir(model: Path | None, runs_root: Path = rundir.RUNS_ROOT) -> tuple[Path, bool]:
+    """The run directory to use and whether it was picked automatically.
+
+    --model takes a run directory or its model.keras, or an export folder (`imgcls
+    export`) or the artifact in it; without it, the run whose model was
+    written last under runs/ (runs still training have no model yet and are passed over).
+    """
+    if model is not None:
+        return run_dir_of(Path(model)), False
+    patterns = (
+        f"*/{rundir.MODEL_FILE}",
+        f"*/*/{rundir.MODEL_FILE}",
+    )  # runs/<name>, runs/<task>/<name>
+    candidates = [path for p in patterns for path in runs_root.glob(p) if path.is_file()]
+    if not candidates:
+        raise RunDirError(f"No trained model found under {runs_root}/: {TRAIN_HINT}.")
+    latest = max(candidates, key=lambda path: path.stat().st_mtime)
+    return latest.parent, True
+
+
+def run_dir_of(model: Path) -> Path:
+    if not model.exists():
+        raise RunDirError(
+            f"--model {model} does not exist; give a run directory (such as "
+            f"runs/train-digits-simplecnn) or its {rundir.MODEL_FILE}."
+        )
+    if (model / rundir.MODEL_FILE).is_file() or rundir.is_export_dir(model):
+        return model
+    if model.is_file() and model.suffix == ".keras":
+        return model.parent
+    for folder in (model.parent, model.parent.parent):  # model.tflite; saved_model/x.pb
+        if rundir.is_export_dir(folder):
+            return folder
+    if model.is_dir() and any(
+        (model / n).exists() for n in (rundir.LABELS_FILE, rundir.CONFIG_FILE)
+    ):
+        raise RunDirError(
+            f"{model} has no {rundir.MODEL_FILE}: give a run directory written by `imgcls train` "
+            "(a run still in progress has no model yet)."
+        )
+    # Anything else (an image, a data folder) would otherwise read as a broken run.
+    raise RunDirError(f"{model} is not a model: give a run directory or its {rundir.MODEL_FILE}.")
+
+
+def require_run_dir(path: Path) -> Path:
+    """path, when it is a finished run directory (with model.keras); else one line."""
+    path = Path(path)
+    if not path.exists():
+        raise RunDirError(
+            f"{path} does not exist; give a run directory, such as runs/train-digits-convnet."
+        )
+    if not (path / rundir.MODEL_FILE).is_file() and not rundir.is_export_dir(path):
+        raise RunDirError(
+            f"{path} has no {rundir.MODEL_FILE}: give a run directory written by `imgcls train` "
+            "or `imgcls finetune` (a run still in progress has no model yet)."
+        )
+    return path
+
+
+def describe_run(run_dir: Path) -> str:
+    """'runs/x (written 2024-06-01 12:00)', for saying which run was picked."""
+    written = (run_dir / rundir.MODEL_FILE).stat().st_mtime
+    return f"{run_dir} (written {time.strftime('%Y-%m-%d %H:%M', time.localtime(written))})"
+
+
+def model_file(run_dir: Path, model: Path | None) -> Path:
+    if model is not None and Path(model).is_file():
+        return Path(model)
+    return run_dir / rundir.MODEL_FILE
+
+
+def load_keras_model(path: Path) -> Any:
+    """keras.saving.load_model with safe mode on, its failures turned into one line."""
+    from imgcls_cli.backend import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    if not zipfile.is_zipfile(path):
+        raise RunDirError(f"{path} is not a Keras model file (.keras files are zip archives).")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError, KeyError… for bad files
+        text = " ".join(str(error).split())
+        if "safe_mode" in text:
+            raise RunDirError(
+                f"{path} holds Python code (such as a Lambda layer), which safe mode refuses to "
+                "load because a model file from elsewhere could run anything; rebuild the "
+                "model without it."
+            ) from None
+        if "'class_name': 'Lambda'" in text:  # in the config dump of the failing layer
+            raise RunDirError(
+                f"{path} has a Lambda layer imgcls cannot load ({load_failure(text)}); "
+                "rebuild the model without Lambda layers."
+            ) from None
+        raise RunDirError(f"Cannot load the model in {path}: {load_failure(text)}") from None
+
+
+def load_failure(text: str, limit: int = 240) -> str:
+    """The cause in a Keras loading error, bounded. Keras nests causes as '<layer config
+    dump>. Exception encountered: <cause>' and ends with 'Full object config: {…}': the
+    innermost cause is the informative part, and may sit thousands of characters in."""
+    cause = text.rsplit("Exception encountered:", 1)[-1].split(" Full object config:")[0]
+    cause = cause.strip()
+    return cause if len(cause) <= limit else cause[: limit - 1] + "…"
+
+
+def input_size(model: Any, config: dict[str, Any], path: Path) -> tuple[tuple[int, int], int]:
+    """(height, width) and channels from the model's input shape; the size falls back to
+    config.json for models that accept any size."""
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] not in (1, 3):
+        raise RunDirError(
+            f"{path} expects inputs of shape {shape}; imgcls needs images "
+            "(batch, height, width, 1 or 3 channels)."
+        )
+    height, width = shape[1], shape[2]
+    if height is None or width is None:
+        saved = config.get("resolved", {}).get("image_size")
+        if not saved:
+            raise RunDirError(
+                f"{path} accepts any image size and {rundir.CONFIG_FILE} does not record the "
+                "training size ('resolved' → 'image_size')."
+            )
+        height, width = saved
+    return (int(height), int(width)), int(shape[-1])
+
+
+def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
+    """Class names, config and model of a run, each checked with a clear error."""
+    if rundir.is_export_dir(run_dir):
+        return load_export(run_dir)
+    class_names = rundir.read_labels(run_dir)
+    config = rundir.read_run_config(run_dir)
+    path = model_file(run_dir, model)
+    keras_model = load_keras_model(path)
+    outputs = keras_model.outputs[0].shape[-1]
+    if outputs != len(class_names):
+        raise RunDirError(
+            f"{path} predicts {outputs} classes but {run_dir / rundir.LABELS_FILE} lists "
+            f"{len(class_names)}: they come from different runs."
+        )
+    image_size, channels = input_size(keras_model, config, path)
+    return LoadedRun(run_dir, keras_model, class_names, config, image_size, channels)
+
+
+def load_export(folder: Path) -> LoadedRun:
+    """An export folder as a run: its artifact, run by the format's own runtime, with the
+    class names, input size and the source run's config that export.json records."""
+    from imgcls_cli.config import ExportFormat
+    from imgcls_cli.export.runtimes import open_artifact
+
+    document = rundir.read_json(Path(folder) / rundir.EXPORT_FILE, "the export's description")
+    class_names = rundir.read_labels(folder)
+    try:
+        format = ExportFormat(document["format"])
+        _, height, width, channels = document["input"]["shape"]
+        artifact = Path(folder) / document["artifact"]
+    except (KeyError, ValueError, TypeError):
+        raise RunDirError(
+            f"{Path(folder) / rundir.EXPORT_FILE} is not as `imgcls export` writes it; "
+            "export the run again."
+        ) from None
+    if not artifact.exists():
+        raise RunDirError(f"{artifact} is missing; export the run again.")
+    exported = open_artifact(format, artifact)
+    config = document.get("run_config") if isinstance(document.get("run_config"), dict) else {}
+    return LoadedRun(
+        Path(folder), None, class_names, config, (int(height), int(width)), int(channels), exported
+    )
+
+
+def open_run(model: Path | None, reporter: Any) -> LoadedRun:
+    """find_run_dir + load_run, saying which run was picked when none was given."""
+    run_dir, picked = find_run_dir(model)
+    if picked:
+        reporter.info(f"Using the latest run: {describe_run(run_dir)}")
+    return load_run(run_dir, model)
