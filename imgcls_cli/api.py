@@ -259,7 +259,7 @@ def open_predictions(
     config = from_dict(PredictConfig, options, where="predict options")
     items = expand_inputs(inputs, read_stdin or (lambda: ""))
     run = open_run(Path(model) if model else None, reporter or SilentReporter())
-    skipped = tta_skip_reason(run.config) if config.tta else None
+    skipped = tta_skip_reason(run.record) if config.tta else None
     if skipped:
         config = dataclasses.replace(config, tta=False)
     top_k = min(config.top_k, run.num_classes)

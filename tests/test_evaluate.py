@@ -239,6 +239,7 @@ def folder_run(tmp_path, folder, with_fingerprints=True):
     from imgcls_cli.config import DataConfig
     from imgcls_cli.data.factory import load_source
     from imgcls_cli.rundir.load import LoadedRun
+    from imgcls_cli.rundir.record import RunRecord
 
     source = load_source(DataConfig(data=str(folder)), seed=0)
     description = dict(source.description)
@@ -249,7 +250,8 @@ def folder_run(tmp_path, folder, with_fingerprints=True):
         "options": {"data": {"data": str(folder)}, "seed": 0},
         "resolved": {"source": description},
     }
-    return LoadedRun(tmp_path / "run", None, source.class_names, config, (16, 16), 3)
+    record = RunRecord.from_dict(config)
+    return LoadedRun(tmp_path / "run", None, source.class_names, record, (16, 16), 3)
 
 
 @pytest.mark.parametrize("with_fingerprints", [True, False])

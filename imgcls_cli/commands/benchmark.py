@@ -17,6 +17,7 @@ from imgcls_cli import rundir
 from imgcls_cli.export.writers import artifact_bytes
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
+from imgcls_cli.rundir.record import ExportRecord, MetricsRecord
 
 WARMUP_CALLS = 3
 
@@ -88,10 +89,12 @@ def accuracy_of(run: LoadedRun, folder: Path) -> float | None:
     """Held-out accuracy as recorded: metrics.json's test split for model.keras, the
     parity check's for an export."""
     if run.exported is None:
-        document = rundir.config_document_named(folder, rundir.METRICS_FILE)
-        return (document.get("test") or {}).get("accuracy")
-    parity = rundir.config_document_named(folder, rundir.EXPORT_FILE).get("parity") or {}
-    return parity.get("export_accuracy")
+        metrics = MetricsRecord.from_dict(rundir.config_document_named(folder, rundir.METRICS_FILE))
+        return metrics.accuracy("test")
+    path = folder / rundir.EXPORT_FILE
+    return ExportRecord.from_dict(
+        rundir.config_document_named(folder, rundir.EXPORT_FILE), path
+    ).export_accuracy
 
 
 def benchmark_run(

@@ -27,6 +27,7 @@ from imgcls_cli.rundir import (
     TOP_LOSSES_PNG,
 )
 from imgcls_cli.rundir.load import LoadedRun
+from imgcls_cli.rundir.record import SourceRecord
 
 
 @dataclasses.dataclass
@@ -55,15 +56,14 @@ class Evaluation:
 
 def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
     """The run's data options (folder paths made absolute) and seed, from config.json."""
-    run_config = RUN_CONFIGS.get(run.config.get("command"))
-    options = run.config.get("options")
-    if run_config is None or not isinstance(options, dict):
+    run_config = RUN_CONFIGS.get(run.record.command)
+    if run_config is None or not run.record.options:
         return None, RunConfig.seed
-    saved = run_config.from_dict(options)
+    saved = run_config.from_dict(run.record.options)
     data = saved.data
-    source = run.config.get("resolved", {}).get("source", {})
-    if data.data is not None and source.get("kind") == "folder" and source.get("path"):
-        data = dataclasses.replace(data, data=source["path"])  # train may have run elsewhere
+    source = run.record.resolved.source
+    if data.data is not None and source.kind == "folder" and source.path:
+        data = dataclasses.replace(data, data=source.path)  # train may have run elsewhere
     return data, saved.seed
 
 
@@ -142,22 +142,22 @@ def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> Ev
 
 
 def folder_change(
-    run: LoadedRun, now: dict[str, Any], names: list[str], split_name: EvalSplit
+    run: LoadedRun, description: dict[str, Any], names: list[str], split_name: EvalSplit
 ) -> str | None:
     """A warning when the run's own folder no longer holds the images it was trained with
     in the evaluated split(s), by the file-list fingerprints recorded at training; None
     when unchanged, for other data, and for runs recorded without fingerprints."""
-    then = run.config.get("resolved", {}).get("source", {})
-    if not (then.get("kind") == now.get("kind") == "folder" and then.get("path") == now["path"]):
+    then, now = run.record.resolved.source, SourceRecord.from_dict(description)
+    if not (then.kind == now.kind == "folder" and then.path == now.path):
         return None
-    recorded, current = then.get("fingerprints") or {}, now.get("fingerprints", {})
+    recorded, current = then.fingerprints or {}, now.fingerprints or {}
     names = [name for name in names if name in recorded and name in current]
     if all(recorded[name] == current[name] for name in names):
         return None
     count_then = sum(recorded[name].get("images", 0) for name in names)
     count_now = sum(current[name]["images"] for name in names)
     return (
-        f"The {split_name.value} images of {now['path']} changed since the run was trained "
+        f"The {split_name.value} images of {now.path} changed since the run was trained "
         f"({count_then} then, {count_now} now; files added, removed or edited): the scores "
         "are not comparable with the run's own."
     )

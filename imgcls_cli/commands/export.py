@@ -229,7 +229,7 @@ def export_document(
         "seconds": round(seconds, 2),
         "versions": {**versions(), **converter_versions(config.format)},
         "parity": parity,
-        "run_config": run.config,  # what evaluate needs to find the run's data
+        "run_config": run.record.to_dict(),  # what evaluate needs to find the run's data
     }
 
 

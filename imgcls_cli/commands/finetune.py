@@ -27,6 +27,7 @@ from imgcls_cli.models import create_model
 from imgcls_cli.models.backbones import check_image_size
 from imgcls_cli.models.weights import resolve_weights
 from imgcls_cli.rundir import TrainResult
+from imgcls_cli.rundir.record import Resolved
 
 DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
 
@@ -77,18 +78,19 @@ def run_finetune(
         f"{data.batch_size}" + (f", {policy}" if config.mixed_precision else "")
     )
 
-    extra = {
-        "backbone": config.backbone,
-        "weights": weights.describe(),
-        "phases": [dataclasses.asdict(phase) for phase in phases],
-        "class_weights": class_weights,
-        "strategy": strategy_name(strategy),
-        "replicas": replicas,
-        "global_batch_size": data.batch_size,
-        "precision_policy": policy,
-    }
+    resolved = Resolved(
+        **data.describe(),
+        strategy=strategy_name(strategy),
+        replicas=replicas,
+        global_batch_size=data.batch_size,
+        precision_policy=policy,
+        class_weights=class_weights,
+        backbone=config.backbone,
+        weights=weights.describe(),
+        phases=[dataclasses.asdict(phase) for phase in phases],
+    )
     work_dir = worker_dir(run_dir, strategy)
-    resolved, classes = {**data.describe(), **extra}, data.source.class_names
+    classes = data.source.class_names
     saved_history = rundir.begin_run(
         run_dir, work_dir, config, resolved, versions(), classes, resume
     )

@@ -27,6 +27,7 @@ import numpy as np
 from imgcls_cli import rundir
 from imgcls_cli.config import LR_FIND_IGNORES, LrFindConfig, TrainConfig
 from imgcls_cli.errors import ImgclsError, RunDirError
+from imgcls_cli.rundir.record import Resolved
 
 SMOOTHING = 0.98  # the loss's moving average keeps this much of its past at each step
 DIVERGENCE = 4.0  # the sweep stops once the smoothed loss exceeds this multiple of its low
@@ -287,13 +288,13 @@ def run_lr_find(
         **found.to_dict(),
         "sweep": sweep.to_dict(),
         "options": {k: v for k, v in config.to_dict().items() if k not in LR_FIND_IGNORES},
-        "resolved": {
+        "resolved": Resolved(
             **data.describe(),
-            "strategy": strategy_name(strategy),
-            "replicas": strategy.num_replicas_in_sync,
-            "global_batch_size": data.batch_size,
-            "precision_policy": policy,
-        },
+            strategy=strategy_name(strategy),
+            replicas=strategy.num_replicas_in_sync,
+            global_batch_size=data.batch_size,
+            precision_policy=policy,
+        ).to_dict(),
         "versions": versions(),
     }
     if output is not None and is_chief(strategy):

@@ -18,6 +18,7 @@ from imgcls_cli.config import PredictConfig
 from imgcls_cli.data.images import is_image_file, load_image, unreadable_reason
 from imgcls_cli.errors import UsageError
 from imgcls_cli.rundir.load import LoadedRun
+from imgcls_cli.rundir.record import RunRecord
 
 # Up to this many images are decoded and predicted directly, without a tf.data pipeline
 # (whose set-up would dominate the run time for a handful of files).
@@ -259,16 +260,14 @@ def predict_inputs(inputs: list[Input], run: LoadedRun, options: PredictConfig) 
             yield next(results)
 
 
-def tta_skip_reason(config: dict[str, Any]) -> str | None:
+def tta_skip_reason(record: RunRecord) -> str | None:
     """Why --tta (horizontal flips) does not suit this model, or None when it does.
 
     Runs record their augmentation under resolved.augment.flip; a model trained without
     horizontal flips may rely on left/right (digits, text), so flipping would mislead.
     Runs that record nothing are assumed to allow it.
     """
-    augment = config.get("resolved", {}).get("augment")
-    if not isinstance(augment, dict) or "flip" not in augment:
+    flip = record.resolved.augment_flip
+    if flip is None or flip in ("horizontal", "both"):
         return None
-    if augment["flip"] in ("horizontal", "both"):
-        return None
-    return f"the model was trained without horizontal flips (augment flip: {augment['flip']})"
+    return f"the model was trained without horizontal flips (augment flip: {flip})"

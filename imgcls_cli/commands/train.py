@@ -13,6 +13,7 @@ from imgcls_cli.engine.class_weights import choose_class_weights
 from imgcls_cli.engine.devices import cluster_errors, set_up_runtime, strategy_name, worker_dir
 from imgcls_cli.engine.summaries import finish_log, start_log
 from imgcls_cli.rundir import TrainResult
+from imgcls_cli.rundir.record import Resolved
 
 
 def run_train(
@@ -76,19 +77,22 @@ def run_train(
             config.save_every,
             restore_from=run_dir / rundir.CHECKPOINTS_DIR,
         )
-    runtime_info = {
-        "strategy": strategy_name(strategy),
-        "replicas": replicas,
-        "global_batch_size": data.batch_size,
-        "epochs": epochs,
-        "learning_rate": lr,
-        "schedule": config.resolved_schedule.value,
-        "warmup_epochs": config.warmup,
-        "precision_policy": policy,
-    }
+    resolved = Resolved(
+        **data.describe(),
+        strategy=strategy_name(strategy),
+        replicas=replicas,
+        global_batch_size=data.batch_size,
+        precision_policy=policy,
+        class_weights=class_weights,
+        epochs=epochs,
+        learning_rate=lr,
+        schedule=config.resolved_schedule.value,
+        warmup_epochs=config.warmup,
+        lr_find=lr_found,
+    )
     reporter.info(
         f"Model: {config.arch}, {model.count_params():,} parameters; strategy "
-        f"{runtime_info['strategy']} with {replicas} replica(s), global batch "
+        f"{resolved.strategy} with {replicas} replica(s), global batch "
         f"{data.batch_size}, {epochs} epochs" + (f", {policy}" if config.mixed_precision else "")
     )
 
@@ -96,9 +100,6 @@ def run_train(
         data.report_unreadable(reporter)  # images deleted or changed while streaming
         rundir.write_csv_atomic(work_dir / rundir.HISTORY_FILE, rows)
 
-    resolved = {**data.describe(), **runtime_info, "class_weights": class_weights}
-    if lr_found is not None:
-        resolved["lr_find"] = lr_found
     classes = data.source.class_names
     history = rundir.begin_run(run_dir, work_dir, config, resolved, versions(), classes, resume)
     log = start_log(run_dir, work_dir, data, history)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcls_cli.errors import RunDirError, UsageError
+from imgcls_cli.rundir.record import Resolved, RunRecord
 
 RUNS_ROOT = Path("runs")
 MODEL_FILE = "model.keras"
@@ -152,7 +153,7 @@ def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
 
 def config_document(run_dir: Path | None) -> dict[str, Any]:
     """run_dir's config.json as a dict, or {} when there is none or it is unreadable
-    (for questions about a folder; read_run_config reports such problems instead)."""
+    (for questions about a folder; read_run_record reports such problems instead)."""
     return config_document_named(run_dir, CONFIG_FILE)
 
 
@@ -261,7 +262,7 @@ def begin_run(
     run_dir: Path,
     work_dir: Path,
     config: Any,
-    resolved: dict[str, Any],
+    resolved: Resolved,
     versions: dict[str, str],
     class_names: list[str],
     resume: bool,
@@ -275,21 +276,22 @@ def begin_run(
     if resume:
         update_options(run_dir, config.to_dict())
         return read_history(run_dir)
-    document = {"command": config.command, "options": config.to_dict(), "resolved": resolved}
-    write_run_config(run_dir, {**document, "versions": versions})
+    record = RunRecord(config.command, config.to_dict(), resolved, versions)
+    write_run_config(run_dir, record.to_dict())
     write_json_atomic(Path(run_dir) / LABELS_FILE, class_names)
     return []
 
 
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """config.json, or {} for a run directory without one (predict does not need it)."""
+def read_run_record(run_dir: Path) -> RunRecord:
+    """config.json, or an empty record for a run directory without one (predict does not
+    need it)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
-        return {}
-    config = read_json(path, "it records how the run was trained")
-    if not isinstance(config, dict):
+        return RunRecord(record_version=None)
+    document = read_json(path, "it records how the run was trained")
+    if not isinstance(document, dict):
         raise RunDirError(f"{path} must hold a JSON object.")
-    return config
+    return RunRecord.from_dict(document)
 
 
 def read_options_file(path: Path, command: str | None = None) -> dict[str, Any]:
@@ -324,17 +326,17 @@ def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
             f"{Path(run_dir) / CONFIG_FILE} is missing: --resume needs a run directory made "
             f"by {command}."
         )
-    document = read_run_config(run_dir)
-    if document.get("command") != command:
+    record = read_run_record(run_dir)
+    if record.command != command:
         raise UsageError(f"{run_dir} was not made by `imgcls {command}`; cannot resume it here.")
-    return document.get("options", {})
+    return record.options
 
 
 def recorded_learning_rate(run_dir: Path) -> float:
     """The learning rate config.json records under `resolved` (the number `train --lr
     auto` found), for --resume, which must not sweep again."""
-    rate = read_run_config(run_dir).get("resolved", {}).get("learning_rate")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+    rate = read_run_record(run_dir).resolved.learning_rate
+    if rate is None or not rate > 0:
         raise RunDirError(
             f"{Path(run_dir) / CONFIG_FILE} records no learning rate "
             "(resolved.learning_rate) to resume --lr auto with; start a new run."
@@ -411,8 +413,8 @@ def _is_own_temporary(name: str) -> bool:
 
 def is_same_run(run_dir: Path | None, command: str, options: dict[str, Any]) -> bool:
     """Whether run_dir holds a `command` run started with exactly these options."""
-    document = config_document(run_dir)
-    return document.get("command") == command and document.get("options") == options
+    record = RunRecord.from_dict(config_document(run_dir))
+    return record.command == command and record.options == options
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from imgcls_cli import rundir
 from imgcls_cli.errors import RunDirError
+from imgcls_cli.rundir.record import ExportRecord, RunRecord
 
 TRAIN_HINT = "train one with `imgcls train --dataset digits`, or pass --model RUN_DIR"
 
@@ -29,7 +30,7 @@ class LoadedRun:
     run_dir: Path
     model: Any
     class_names: list[str]
-    config: dict[str, Any]  # config.json as written by the run ({} when absent)
+    record: RunRecord  # config.json (empty when absent)
     image_size: tuple[int, int]
     channels: int
     exported: Any = None  # export.runtimes.ExportedModel when run_dir is an export folder
@@ -175,7 +176,7 @@ def load_failure(text: str, limit: int = 240) -> str:
     return cause if len(cause) <= limit else cause[: limit - 1] + "…"
 
 
-def input_size(model: Any, config: dict[str, Any], path: Path) -> tuple[tuple[int, int], int]:
+def input_size(model: Any, record: RunRecord, path: Path) -> tuple[tuple[int, int], int]:
     """(height, width) and channels from the model's input shape; the size falls back to
     config.json for models that accept any size."""
     shape = tuple(model.inputs[0].shape)
@@ -186,7 +187,7 @@ def input_size(model: Any, config: dict[str, Any], path: Path) -> tuple[tuple[in
         )
     height, width = shape[1], shape[2]
     if height is None or width is None:
-        saved = config.get("resolved", {}).get("image_size")
+        saved = record.resolved.image_size
         if not saved:
             raise RunDirError(
                 f"{path} accepts any image size and {rundir.CONFIG_FILE} does not record the "
@@ -201,7 +202,7 @@ def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
     if rundir.is_export_dir(run_dir):
         return load_export(run_dir)
     class_names = rundir.read_labels(run_dir)
-    config = rundir.read_run_config(run_dir)
+    record = rundir.read_run_record(run_dir)
     path = model_file(run_dir, model)
     keras_model = load_keras_model(path)
     outputs = keras_model.outputs[0].shape[-1]
@@ -210,8 +211,8 @@ def load_run(run_dir: Path, model: Path | None = None) -> LoadedRun:
             f"{path} predicts {outputs} classes but {run_dir / rundir.LABELS_FILE} lists "
             f"{len(class_names)}: they come from different runs."
         )
-    image_size, channels = input_size(keras_model, config, path)
-    return LoadedRun(run_dir, keras_model, class_names, config, image_size, channels)
+    image_size, channels = input_size(keras_model, record, path)
+    return LoadedRun(run_dir, keras_model, class_names, record, image_size, channels)
 
 
 def load_export(folder: Path) -> LoadedRun:
@@ -220,23 +221,21 @@ def load_export(folder: Path) -> LoadedRun:
     from imgcls_cli.config import ExportFormat
     from imgcls_cli.export.runtimes import open_artifact
 
-    document = rundir.read_json(Path(folder) / rundir.EXPORT_FILE, "the export's description")
+    path = Path(folder) / rundir.EXPORT_FILE
+    record = ExportRecord.from_dict(rundir.read_json(path, "the export's description"), path)
     class_names = rundir.read_labels(folder)
     try:
-        format = ExportFormat(document["format"])
-        _, height, width, channels = document["input"]["shape"]
-        artifact = Path(folder) / document["artifact"]
-    except (KeyError, ValueError, TypeError):
+        format = ExportFormat(record.format)
+    except ValueError:
         raise RunDirError(
-            f"{Path(folder) / rundir.EXPORT_FILE} is not as `imgcls export` writes it; "
-            "export the run again."
+            f"{path} is not as `imgcls export` writes it; export the run again."
         ) from None
+    artifact = Path(folder) / record.artifact
     if not artifact.exists():
         raise RunDirError(f"{artifact} is missing; export the run again.")
     exported = open_artifact(format, artifact)
-    config = document.get("run_config") if isinstance(document.get("run_config"), dict) else {}
     return LoadedRun(
-        Path(folder), None, class_names, config, (int(height), int(width)), int(channels), exported
+        Path(folder), None, class_names, record.run, record.image_size, record.channels, exported
     )
 
 
