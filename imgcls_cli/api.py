@@ -20,12 +20,52 @@ from pathlib import Path
 from typing import Any
 
 from imgcls_cli import rundir
-from imgcls_cli.config import RUN_CONFIGS, RunConfig, config_from_options, options_of, paths_as_text
+from imgcls_cli.config import RUN_CONFIGS, RunConfig
 from imgcls_cli.errors import UsageError
+from imgcls_cli.options import config_from_options, options_of, paths_as_text
 from imgcls_cli.reporting import Reporter, SilentReporter
 
 # What `--resume` may change: how long, on what devices, how often to checkpoint.
 RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingCommand:
+    """A command that trains into a run directory: where its run function lives, and the
+    history phase whose epochs --epochs counts (None: every row)."""
+
+    module: str
+    function: str
+    epochs_phase: str | None
+    check_model: Callable[[Any], None]  # refuses an unknown model name before any work
+
+    def run_function(self) -> Callable[..., Any]:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.function)
+
+
+def check_architecture(config: Any) -> None:
+    from imgcls_cli.models import check_architecture
+
+    check_architecture(config.arch)
+
+
+def check_backbone(config: Any) -> None:
+    from imgcls_cli.models.backbones import check_image_size, get_backbone
+
+    get_backbone(config.backbone)
+    if config.data.image_size is not None:
+        check_image_size(config.backbone, config.data.image_size)
+
+
+# One row per training command (multi-label or other tasks add theirs here).
+TRAINING_COMMANDS = {
+    "train": TrainingCommand("imgcls_cli.commands.train", "run_train", None, check_architecture),
+    "finetune": TrainingCommand(
+        "imgcls_cli.commands.finetune", "run_finetune", "finetune", check_backbone
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +159,7 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
     saved = rundir.read_run_options(run_dir, command)
     if "epochs" in changes:
         # config.json would claim fewer epochs than metrics.json and the model have.
-        done = rundir.epochs_trained(run_dir, phase=None if command == "train" else "finetune")
+        done = rundir.epochs_trained(run_dir, TRAINING_COMMANDS[command].epochs_phase)
         if changes["epochs"] < done:
             raise UsageError(
                 f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
@@ -129,17 +169,13 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
 
 
 def check_names(config: RunConfig) -> None:
-    """Model and dataset names, refused with the closest valid one before any work."""
-    if config.command == "train":
-        from imgcls_cli.models import check_architecture
+    """Model and dataset names (refused with the closest valid one) and a --data folder
+    that is missing or holds no class folders, before any work or TensorFlow."""
+    TRAINING_COMMANDS[config.command].check_model(config)
+    if config.data.data is not None:
+        from imgcls_cli.data.folder import check_folder
 
-        check_architecture(config.arch)
-    else:
-        from imgcls_cli.models.backbones import check_image_size, get_backbone
-
-        get_backbone(config.backbone)
-        if config.data.image_size is not None:
-            check_image_size(config.backbone, config.data.image_size)
+        check_folder(Path(config.data.data))
     if config.data.dataset is not None:
         check_dataset(config.data.dataset)
 
@@ -194,10 +230,7 @@ def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any 
     claimed directory back; one that started keeps it, for --resume."""
     reporter = reporter or SilentReporter()
     try:
-        if config.command == "train":
-            from imgcls_cli.commands.train import run_train as run
-        else:
-            from imgcls_cli.commands.finetune import run_finetune as run
+        run = TRAINING_COMMANDS[config.command].run_function()
         result = run(config, run_dir, reporter, resume=resuming)
     except BaseException:
         rundir.release_claim(run_dir)
@@ -353,13 +386,8 @@ def augment_preview(
     augmented versions: `files`, or samples of --dataset/--data (options: dataset, data,
     data_dir, image_size and the augmentation options of train). Returns the PNG's path."""
     from imgcls_cli.commands.augment_preview import run_augment_preview
-    from imgcls_cli.config import (
-        AugmentConfig,
-        DataConfig,
-        from_dict,
-        split_augment_options,
-        with_default_source,
-    )
+    from imgcls_cli.config import AugmentConfig, DataConfig, from_dict
+    from imgcls_cli.options import split_augment_options, with_default_source
 
     options, augment = split_augment_options(paths_as_text(options))
     augment_config = from_dict(AugmentConfig, augment, where="augmentation options")
@@ -394,7 +422,8 @@ def inspect(
     training input pipeline. Options: the data options of train (dataset, data, data_dir,
     image_size, val_split, test_split, cache). Returns what `inspect --json` prints."""
     from imgcls_cli.commands.inspect import inspect_data
-    from imgcls_cli.config import DataConfig, from_dict, with_default_source
+    from imgcls_cli.config import DataConfig, from_dict
+    from imgcls_cli.options import with_default_source
 
     options = with_default_source(paths_as_text(options))
     config = from_dict(DataConfig, options, where="data options")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from imgcls_cli import api, rundir
-from imgcls_cli.config import FinetuneConfig, TrainConfig, option_names
+from imgcls_cli.config import FinetuneConfig, TrainConfig
 from imgcls_cli.errors import RunDirError, UsageError
+from imgcls_cli.options import option_names
 
 EXAMPLE_IMAGES = Path(__file__).parent.parent / "examples" / "images"
 

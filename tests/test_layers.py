@@ -21,6 +21,7 @@ LAYERS = [
     {"augment"},  # the augmentation policy and layers
     {"rundir"},  # the run directory: layout, files, loading
     {"export"},  # other formats' writers and runtimes
+    {"options"},  # flat option names (CLI flags, API keywords) ↔ configs
     {"config"},  # the options' schema
     {"backend"},  # TensorFlow's quiet import, versions, the cluster task
     {"errors", "reporting", ""},  # "": the package's __init__ (its version)

@@ -12,8 +12,9 @@ import pytest
 
 from imgcls_cli import api
 from imgcls_cli.commands import lr_find
-from imgcls_cli.config import FinetuneConfig, LrFindConfig, TrainConfig, config_from_options
+from imgcls_cli.config import FinetuneConfig, LrFindConfig, TrainConfig
 from imgcls_cli.errors import ImgclsError, UsageError
+from imgcls_cli.options import config_from_options
 
 # Tiny sweeps: simplecnn on the 8x8 digits, small batches, few steps.
 TINY = ["--arch", "simplecnn", "--batch-size", "32"]

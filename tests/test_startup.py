@@ -39,6 +39,21 @@ for args in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict"
     assert loaded_heavy_modules(code) == []
 
 
+def test_refused_options_come_back_before_tensorflow_is_imported():
+    """Options are checked before any heavy import: a refusal is as fast as --help."""
+    code = """
+from imgcls_cli.cli.app import app
+for args in (["train", "--epochs", "-1"], ["train", "--arch", "nope"],
+             ["finetune", "--backbone", "nope"], ["lr-find", "--steps", "1"],
+             ["train", "--data", "/nonexistent/folder"]):
+    try:
+        app(args)
+    except SystemExit as exit:
+        assert exit.code != 0, (args, exit.code)
+"""
+    assert loaded_heavy_modules(code) == []
+
+
 def test_version_flag_prints_version():
     from imgcls_cli import __version__
 

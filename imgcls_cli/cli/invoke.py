@@ -72,7 +72,6 @@ def run_and_report(ctx: typer.Context) -> None:
     command, flags = ctx.info_name or "train", ctx.params
     with user_errors():
         from imgcls_cli.api import execute_run, prepare_run
-        from imgcls_cli.engine.training import TrainingInterrupted
 
         config, run_dir, resuming = prepare_run(
             command,
@@ -82,6 +81,10 @@ def run_and_report(ctx: typer.Context) -> None:
             flags["resume"],
             flags["config_file"],
         )
+        # Only now: training's module imports TensorFlow, and a refused option must
+        # come back before it (as fast as --help).
+        from imgcls_cli.engine.training import TrainingInterrupted
+
         try:
             run = execute_run(config, run_dir, resuming, console.RichReporter(flags["quiet"]))
         except TrainingInterrupted as stop:

@@ -22,6 +22,7 @@ import numpy as np
 from imgcls_cli import rundir
 from imgcls_cli.errors import RunDirError, UsageError, unknown_name_message
 from imgcls_cli.rundir.load import LoadedRun
+from imgcls_cli.rundir.owned import FolderMark, check_owned
 
 GRID_PNG = "grid.png"
 GRID_LIMIT = 60  # overlays in grid.png (each image has its own file as well)
@@ -332,22 +333,19 @@ def check_output(output: Path) -> None:
         return
     if not output.is_dir():
         raise UsageError(f"--output {output} is a file; give a folder for the heatmaps.")
-    document = rundir.config_document_named(output, rundir.EXPLAIN_FILE)
-    own = document.get("command") == "explain" and isinstance(document.get("files"), list)
-    if not own:
-        if not any(output.iterdir()):
-            return
-        raise RunDirError(
-            f"{output} exists and was not written by imgcls explain; imgcls does not "
-            "overwrite it: choose another --output."
-        )
-    allowed = {rundir.EXPLAIN_FILE, *map(str, document["files"])}
-    foreign = sorted(entry.name for entry in output.iterdir() if entry.name not in allowed)
-    if foreign:
-        raise RunDirError(
-            f"{output} holds files imgcls did not write ({rundir.names_shown(foreign)}); move "
-            "them out of it or choose another --output."
-        )
+    check_owned(output, EXPLAIN_MARK)
+
+
+# An explain folder is ours when its explain.json lists the files it wrote.
+EXPLAIN_MARK = FolderMark(
+    rundir.EXPLAIN_FILE,
+    lambda document: (
+        document.get("command") == "explain" and isinstance(document.get("files"), list)
+    ),
+    lambda document: {rundir.EXPLAIN_FILE, *map(str, document["files"])},
+    unmarked="exists and was not written by imgcls explain; imgcls does not overwrite it: "
+    "choose another --output.",
+)
 
 
 class OverlayNames:

@@ -26,11 +26,19 @@ from imgcls_cli.export import writers
 from imgcls_cli.export.runtimes import ExportedModel, open_artifact
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
+from imgcls_cli.rundir.owned import FolderMark, check_owned
 
 EXPORT_FILE = rundir.EXPORT_FILE
 # What an export folder may hold: ours, and evaluate's reports on the export.
 EXPORT_ENTRIES = frozenset(
     {EXPORT_FILE, rundir.LABELS_FILE, *writers.ARTIFACTS.values(), *rundir.EVALUATION_FILES}
+)
+EXPORT_MARK = FolderMark(
+    EXPORT_FILE,
+    lambda document: isinstance(document.get("artifact"), str),
+    lambda document: set(EXPORT_ENTRIES),
+    unmarked="is not an imgcls export folder, and imgcls replaces nothing else; "
+    "choose another --output.",
 )
 
 
@@ -48,20 +56,7 @@ def check_export_target(folder: Path, force: bool) -> None:
     """Refuse a target that holds anything but an earlier imgcls export, and an earlier
     export unless --force."""
     rundir.check_output(folder)
-    if not folder.exists() or not any(folder.iterdir()):
-        return
-    if not rundir.is_export_dir(folder):
-        raise RunDirError(
-            f"{folder} is not an imgcls export folder, and imgcls replaces nothing else; "
-            "choose another --output."
-        )
-    foreign = sorted(p.name for p in folder.iterdir() if p.name not in EXPORT_ENTRIES)
-    if foreign:
-        raise RunDirError(
-            f"{folder} holds files imgcls did not write ({', '.join(foreign[:5])}); move "
-            "them out of it or choose another --output."
-        )
-    if not force:
+    if check_owned(folder, EXPORT_MARK) is not None and not force:
         raise RunDirError(
             f"Export folder {folder} already exists; pass --force to replace it or choose "
             "another --output."

@@ -15,19 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from imgcls_cli import rundir
-from imgcls_cli.backend import versions
 from imgcls_cli.config import CacheMode, FinetuneConfig
 from imgcls_cli.data.pipeline import memory_cache_budget
-from imgcls_cli.data.prepare import PreparedData, prepare_run_data
-from imgcls_cli.engine.class_weights import choose_class_weights
-from imgcls_cli.engine.devices import cluster_errors, set_up_runtime, strategy_name, worker_dir
-from imgcls_cli.engine.summaries import finish_log, start_log
+from imgcls_cli.data.prepare import PreparedData
+from imgcls_cli.engine.devices import cluster_errors
+from imgcls_cli.engine.session import RunRecorder, Session, open_session
 from imgcls_cli.models import create_model
 from imgcls_cli.models.backbones import check_image_size
 from imgcls_cli.models.weights import resolve_weights
 from imgcls_cli.rundir import TrainResult
-from imgcls_cli.rundir.record import Resolved
 
 DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
 
@@ -52,92 +48,50 @@ def run_finetune(
     check_image_size(config.backbone, image_size)
     # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
     weights = resolve_weights(config.weights, config.backbone, image_size)
-    strategy, policy = set_up_runtime(config)
-    data = prepare_run_data(
+    session = open_session(
         config,
         reporter,
-        channels=3,  # ImageNet backbones want RGB: grayscale data is repeated to 3 channels
-        default_image_size=DEFAULT_IMAGE_SIZE,
-    )
-    with strategy.scope():
-        transfer = create_model(
+        lambda data: create_model(
             config.backbone,
             data.input_shape,
             data.source.num_classes,
             weights=weights,
             dropout=config.dropout,
-        )
+        ),
+        channels=3,  # ImageNet backbones want RGB: grayscale data is repeated to 3 channels
+        default_image_size=DEFAULT_IMAGE_SIZE,
+    )
+    transfer, data = session.model, session.data
     backbone = transfer.backbone
-    class_weights = choose_class_weights(config.class_weight, data, reporter)
-    replicas = strategy.num_replicas_in_sync
-    phases = plan_phases(config, transfer, data, replicas)
+    phases = plan_phases(config, transfer, data, session.replicas)
     reporter.info(
         f"Model: {config.backbone} with {weights.label}, "
         f"{transfer.model.count_params():,} parameters, {len(backbone.layers)} backbone "
-        f"layers; strategy {strategy_name(strategy)} with {replicas} replica(s), global batch "
-        f"{data.batch_size}" + (f", {policy}" if config.mixed_precision else "")
+        f"layers; {session.describe_devices()}{session.precision_note}"
     )
-
-    resolved = Resolved(
-        **data.describe(),
-        strategy=strategy_name(strategy),
-        replicas=replicas,
-        global_batch_size=data.batch_size,
-        precision_policy=policy,
-        class_weights=class_weights,
-        backbone=config.backbone,
-        weights=weights.describe(),
-        phases=[dataclasses.asdict(phase) for phase in phases],
+    recorder = RunRecorder(session, run_dir, resume)
+    saved_history = recorder.begin(
+        session.resolved(
+            backbone=config.backbone,
+            weights=weights.describe(),
+            phases=[dataclasses.asdict(phase) for phase in phases],
+        )
     )
-    work_dir = worker_dir(run_dir, strategy)
-    classes = data.source.class_names
-    saved_history = rundir.begin_run(
-        run_dir, work_dir, config, resolved, versions(), classes, resume
-    )
-    log = start_log(run_dir, work_dir, data, saved_history)
     history: list[dict[str, Any]] = []
     for number, phase in enumerate(phases, 1):
         reporter.info(describe_phase(phase, number, len(phases), len(backbone.layers)))
         done_before = [row for row in saved_history if row.get("phase") == phase.name]
-        history += train_phase(
-            phase,
-            transfer,
-            data,
-            config,
-            PhaseRun(strategy, policy, class_weights, reporter, run_dir, work_dir, log),
-            history,
-            done_before,
-        )
+        history += train_phase(phase, transfer, session, recorder, history, done_before)
 
-    from imgcls_cli.engine.training import Evaluator, final_metrics
+    from imgcls_cli.engine.training import Evaluator
 
-    evaluator = Evaluator(transfer.model, strategy)  # scores the served model
-    metrics = final_metrics(
+    evaluator = Evaluator(transfer.model, session.strategy)  # scores the served model
+    return recorder.finish(
         evaluator,
-        data,
+        transfer.model,
         history,
-        reporter,
-        config.patience,
         remedy="try more epochs, --augment none, or pretrained --weights",
     )
-    finish_log(log, work_dir, transfer.model, data, history)
-    data.report_unreadable(reporter)
-    rundir.save_result(work_dir, transfer.model, metrics)
-    final_dir = rundir.close_run(run_dir, work_dir)
-    return TrainResult(final_dir, history, metrics, transfer.model, is_chief=work_dir == run_dir)
-
-
-@dataclasses.dataclass
-class PhaseRun:
-    """What every phase of one run shares: devices, output and progress reporting."""
-
-    strategy: Any
-    policy: str
-    class_weights: list[float] | None
-    reporter: Any
-    run_dir: Path  # where checkpoints are restored from
-    work_dir: Path  # where this process writes (run_dir, or scratch on non-chief workers)
-    log: Any = None  # summaries.TrainingLog of the chief
 
 
 def plan_phases(
@@ -171,9 +125,8 @@ def describe_phase(phase: Phase, number: int, count: int, backbone_layers: int) 
 def train_phase(
     phase: Phase,
     transfer: Any,
-    data: PreparedData,
-    config: FinetuneConfig,
-    run: PhaseRun,
+    session: Session,
+    recorder: RunRecorder,
     earlier: list[dict[str, Any]],
     done_before: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
@@ -187,33 +140,33 @@ def train_phase(
     from imgcls_cli.engine.training import Checkpoints, Trainer, create_optimizer, fit
     from imgcls_cli.models.transfer import unfreeze_top_layers
 
+    config, data, reporter = session.config, session.data, session.reporter
+
     if phase.name == "head":
         transfer.backbone.trainable = False
     else:
         unfreeze_top_layers(transfer.backbone, phase.unfrozen_layers)
     model = transfer.classifier if phase.cached_features else transfer.training_model
-    with run.strategy.scope():
+    with session.strategy.scope():
         optimizer = create_optimizer(
             config.optimizer,
             phase.lr,
             config.weight_decay,
-            run.policy == "mixed_float16",
+            session.policy == "mixed_float16",
             ema=config.ema,
         )
         trainer = Trainer(
             model,
             optimizer,
-            run.strategy,
+            session.strategy,
             config.label_smoothing,
-            run.class_weights,
+            session.class_weights,
             # The head on cached features has no batch normalization to measure.
             train_sample=None if phase.cached_features else data.train_sample,
         )
+        checkpoints_dir, restore_from = recorder.checkpoints_dir(phase.name)
         checkpoints = Checkpoints(
-            run.work_dir / rundir.CHECKPOINTS_DIR / phase.name,
-            trainer,
-            config.save_every,
-            restore_from=run.run_dir / rundir.CHECKPOINTS_DIR / phase.name,
+            checkpoints_dir, trainer, config.save_every, restore_from=restore_from
         )
     rows_done = [{**row, "epoch": row["epoch"] - len(earlier)} for row in done_before]
 
@@ -226,7 +179,7 @@ def train_phase(
         ]
 
     if checkpoints.restore_finished():
-        run.reporter.info(f"  Phase already finished ({len(rows_done)} epoch(s)): restored")
+        reporter.info(f"  Phase already finished ({len(rows_done)} epoch(s)): restored")
         # The phase drew reshuffles of the training images (one pass to cache features,
         # or one per epoch); draw them again, without reading data, so the next phase
         # sees the images in the same order as in an uninterrupted run.
@@ -240,25 +193,22 @@ def train_phase(
 
     train_ds, val_ds = data.inputs("train"), data.inputs("val")
     if phase.cached_features:
-        train_ds, val_ds = cache_features(transfer.features, data, config, run.reporter)
+        train_ds, val_ds = cache_features(transfer.features, data, config, reporter)
     elif phase.name == "head":
         why = (
             "augmentation changes the images every epoch"
             if not data.augment.is_off
             else ("--cache none" if config.data.cache is CacheMode.none else "too many images")
         )
-        run.reporter.info(
-            f"  No bottleneck caching ({why}): every head epoch runs the frozen backbone"
-        )
+        reporter.info(f"  No bottleneck caching ({why}): every head epoch runs the frozen backbone")
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    run.reporter.info(f"  {trainable:,} trainable parameters")
+    reporter.info(f"  {trainable:,} trainable parameters")
 
     def on_epoch_end(rows: list[dict[str, Any]]) -> None:
-        data.report_unreadable(run.reporter)  # images deleted or changed while streaming
-        rundir.write_csv_atomic(run.work_dir / rundir.HISTORY_FILE, earlier + label(rows))
+        recorder.write_history(earlier + label(rows))
 
-    if run.log is not None:
-        run.log.epoch_offset = len(earlier)  # epochs count on across phases
+    if recorder.log is not None:
+        recorder.log.epoch_offset = len(earlier)  # epochs count on across phases
     with cluster_errors():
         rows = fit(
             trainer,
@@ -267,11 +217,11 @@ def train_phase(
             epochs=phase.epochs,
             steps_per_epoch=data.steps_per_epoch,
             patience=config.patience,
-            reporter=run.reporter,
+            reporter=reporter,
             on_epoch_end=on_epoch_end,
             checkpoints=checkpoints,
             history=rows_done,
-            log=run.log,
+            log=recorder.log,
         )
     checkpoints.save_finished()
     return label(rows)

@@ -20,14 +20,17 @@ import functools
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from imgcls_cli import rundir
 from imgcls_cli.config import LR_FIND_IGNORES, LrFindConfig, TrainConfig
-from imgcls_cli.errors import ImgclsError, RunDirError
-from imgcls_cli.rundir.record import Resolved
+from imgcls_cli.errors import ImgclsError
+from imgcls_cli.rundir.owned import FolderMark, check_owned
+
+if TYPE_CHECKING:  # the session module imports TensorFlow's side of the package
+    from imgcls_cli.engine.session import Session
 
 SMOOTHING = 0.98  # the loss's moving average keeps this much of its past at each step
 DIVERGENCE = 4.0  # the sweep stops once the smoothed loss exceeds this multiple of its low
@@ -227,32 +230,36 @@ def sweep_learning_rate(
             return run_sweep(trainer, endless(batches), sweep, reporter)
 
 
+def sweep_session(session: Session, options: LrFindConfig) -> Sweep:
+    """sweep_learning_rate on a session's model, data and devices."""
+    return sweep_learning_rate(
+        session.config,
+        options,
+        session.model,
+        session.data,
+        session.strategy,
+        session.policy,
+        session.class_weights,
+        session.reporter,
+    )
+
+
 def auto_learning_rate(
-    config: TrainConfig,
-    run_dir: Path,
-    resume: bool,
-    model: Any,
-    data: Any,
-    strategy: Any,
-    policy: str,
-    class_weights: Any,
-    reporter: Any,
+    session: Session, run_dir: Path, resume: bool
 ) -> tuple[float, dict[str, Any] | None]:
     """train --lr auto: (the rate, what config.json records of the sweep). A new run
     sweeps and takes the suggestion; a resumed one takes the rate its config.json
     recorded (None: nothing new to record)."""
     if resume:
         return rundir.recorded_learning_rate(run_dir), None
-    found = sweep_learning_rate(
-        config, LrFindConfig(), model, data, strategy, policy, class_weights, reporter
-    )
+    found = sweep_session(session, LrFindConfig())
     if found.suggested_lr is None:
         raise ImgclsError(
             f"--lr auto: the loss did not fall during the {len(found.lrs)}-step sweep, so "
             "there is no rate to suggest; give --lr a number (`imgcls lr-find --output DIR` "
             "draws the sweep)."
         )
-    reporter.info(
+    session.reporter.info(
         f"Learning rate {found.suggested_lr:.3g}: lr-find's {SUGGESTED} suggestion "
         f"(steepest descent at {found.suggestions['steepest'] or math.nan:.3g})"
     )
@@ -263,41 +270,32 @@ def auto_learning_rate(
 
 
 def run_lr_find(
-    config: TrainConfig, sweep: LrFindConfig, output: Path | None, reporter: Any
+    config: TrainConfig, sweep_options: LrFindConfig, output: Path | None, reporter: Any
 ) -> dict[str, Any]:
     """`imgcls lr-find`: the data, model, strategy and training step of `train` with
     `config`, a sweep, and its document (what --json prints); with `output`,
     lr_find.json and lr_find.png written there."""
     from imgcls_cli.backend import versions
-    from imgcls_cli.data.prepare import prepare_run_data
-    from imgcls_cli.engine.class_weights import choose_class_weights
-    from imgcls_cli.engine.devices import is_chief, set_up_runtime, strategy_name
-
-    strategy, policy = set_up_runtime(config)
+    from imgcls_cli.engine.devices import is_chief
+    from imgcls_cli.engine.session import open_session
     from imgcls_cli.models import create_model
 
-    data = prepare_run_data(config, reporter, default_augment=config.default_augment)
-    class_weights = choose_class_weights(config.class_weight, data, reporter)
-    with strategy.scope():
-        model = create_model(config.arch, data.input_shape, data.source.num_classes)
-    found = sweep_learning_rate(
-        config, sweep, model, data, strategy, policy, class_weights, reporter
+    session = open_session(
+        config,
+        reporter,
+        lambda data: create_model(config.arch, data.input_shape, data.source.num_classes),
+        default_augment=config.default_augment,
     )
+    found = sweep_session(session, sweep_options)
     document = {
         "command": "lr-find",
         **found.to_dict(),
-        "sweep": sweep.to_dict(),
+        "sweep": sweep_options.to_dict(),
         "options": {k: v for k, v in config.to_dict().items() if k not in LR_FIND_IGNORES},
-        "resolved": Resolved(
-            **data.describe(),
-            strategy=strategy_name(strategy),
-            replicas=strategy.num_replicas_in_sync,
-            global_batch_size=data.batch_size,
-            precision_policy=policy,
-        ).to_dict(),
+        "resolved": session.resolved().to_dict(),
         "versions": versions(),
     }
-    if output is not None and is_chief(strategy):
+    if output is not None and is_chief(session.strategy):
         write_output(output, document)
     return document
 
@@ -306,21 +304,18 @@ def check_output_dir(output: Path) -> None:
     """lr-find --output DIR: a new or empty folder, or an earlier lr-find's, which is
     overwritten; never a folder holding anything lr-find did not write."""
     rundir.check_output(output)
-    if not output.exists():
-        return
-    names = [entry.name for entry in output.iterdir() if not is_own_temporary(entry.name)]
-    ours = rundir.config_document_named(output, LR_FIND_JSON).get("command") == "lr-find"
-    foreign = sorted(n for n in names if not ours or n not in (LR_FIND_JSON, LR_FIND_PNG))
-    if foreign:
-        raise RunDirError(
-            f"{output} holds files imgcls lr-find did not write ({rundir.names_shown(foreign)}); "
-            "choose a new or empty --output folder (or an earlier lr-find's)."
-        )
+    check_owned(output, LR_FIND_MARK)
 
 
-def is_own_temporary(name: str) -> bool:
-    """A file rundir.write_bytes_atomic left behind when a write of ours was killed."""
-    return name.startswith((f".{LR_FIND_JSON}.", f".{LR_FIND_PNG}.")) and name.endswith(".tmp")
+# An lr-find folder is ours when its lr_find.json says so; it holds that and the plot.
+LR_FIND_MARK = FolderMark(
+    LR_FIND_JSON,
+    lambda document: document.get("command") == "lr-find",
+    lambda document: {LR_FIND_JSON, LR_FIND_PNG},
+    unmarked=None,
+    writer="imgcls lr-find",
+    remedy="choose a new or empty --output folder (or an earlier lr-find's)",
+)
 
 
 def write_output(output: Path, document: dict[str, Any]) -> None:

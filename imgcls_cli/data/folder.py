@@ -156,7 +156,9 @@ def find_split_folders(root: Path) -> dict[str, Path] | None:
     return found
 
 
-def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
+def check_folder(root: Path) -> tuple[dict[str, Path], list[str]]:
+    """(split folders, class names) of a --data folder, refused in one line when it is
+    missing, a file, or has no class sub-folders. No TensorFlow: this runs before it."""
     if not root.exists():
         raise DataError(
             f"--data {root} does not exist; give a folder with one sub-folder per class."
@@ -170,6 +172,11 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
             f"No class sub-folders in {split_roots['train']}: expected one folder per class, "
             f"e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg."
         )
+    return split_roots, class_names
+
+
+def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
+    split_roots, class_names = check_folder(root)
 
     from imgcls_cli.backend import import_tensorflow
 

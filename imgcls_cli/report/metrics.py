@@ -1,7 +1,7 @@
-"""Classification metrics in plain NumPy, from true labels and predicted probabilities.
-
-No scikit-learn at runtime: every number here is a few lines of counting that a test can
-check against a hand count.
+"""Classification metrics from true labels and predicted probabilities: the confusion
+matrix, precision, recall, F1 and top-k from scikit-learn; the loss, the calibration
+(expected calibration error over equal-width bins) and the rankings of mistakes here.
+scikit-learn is imported when a metric is computed, not with this module.
 """
 
 from __future__ import annotations
@@ -14,60 +14,63 @@ EPSILON = 1e-7  # probabilities are clipped here before log, as Keras' crossentr
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts with rows = true class and columns = predicted class."""
-    labels = np.asarray(labels, dtype=np.int64)
-    predicted = np.asarray(predicted, dtype=np.int64)
-    flat = np.bincount(labels * num_classes + predicted, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
+    from sklearn.metrics import confusion_matrix as count
+
+    return count(labels, predicted, labels=np.arange(num_classes))
 
 
-def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, with 0 where the denominator is 0 (as scikit-learn reports)."""
-    numerator = np.asarray(numerator, dtype=np.float64)
-    denominator = np.asarray(denominator, dtype=np.float64)
-    result = np.zeros_like(numerator)
-    np.divide(numerator, denominator, out=result, where=denominator != 0)
-    return result
+def per_class_scores(
+    labels: np.ndarray, predicted: np.ndarray, num_classes: int
+) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support of each class (0 where a class is never
+    predicted or never occurs)."""
+    from sklearn.metrics import precision_recall_fscore_support
 
-
-def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and support of each class, from a confusion matrix."""
-    hits = np.diag(matrix)
-    support = matrix.sum(axis=1)
-    precision = safe_divide(hits, matrix.sum(axis=0))
-    recall = safe_divide(hits, support)
-    f1 = safe_divide(2 * precision * recall, precision + recall)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=np.arange(num_classes), zero_division=0
+    )
     return {"precision": precision, "recall": recall, "f1": f1, "support": support}
 
 
-def averaged_scores(scores: dict[str, np.ndarray], matrix: np.ndarray) -> dict[str, dict]:
+def averaged_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, dict]:
     """Macro and support-weighted averages of precision, recall and F1.
 
-    Classes that never occur in the data nor in the predictions are left out of the macro
-    average (as scikit-learn does), so evaluating on a subset of the classes is not
-    dragged down by classes that were never asked about.
+    Classes that never occur in the data nor in the predictions are left out (the labels
+    passed are the ones present), so evaluating on a subset of the classes is not dragged
+    down by classes that were never asked about.
     """
-    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
-    support = scores["support"]
-    total = int(support.sum())
-    averages: dict[str, dict] = {"macro_avg": {}, "weighted_avg": {}}
-    for name in ("precision", "recall", "f1"):
-        values = scores[name]
-        macro = float(values[present].mean()) if present.any() else 0.0
-        weighted = float((values * support).sum() / total) if total else 0.0
-        averages["macro_avg"][name] = macro
-        averages["weighted_avg"][name] = weighted
-    for average in averages.values():
-        average["support"] = total
+    from sklearn.metrics import precision_recall_fscore_support
+
+    present = np.union1d(labels, predicted)
+    averages: dict[str, dict] = {}
+    for name, average in (("macro_avg", "macro"), ("weighted_avg", "weighted")):
+        if len(present):
+            precision, recall, f1, _ = precision_recall_fscore_support(
+                labels, predicted, labels=present, average=average, zero_division=0
+            )
+        else:
+            precision = recall = f1 = 0.0
+        averages[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(len(labels)),
+        }
     return averages
 
 
 def top_k_accuracy(labels: np.ndarray, probabilities: np.ndarray, k: int) -> float:
     """The fraction of examples whose true class is among the k most probable ones."""
+    classes = probabilities.shape[1]
     if len(labels) == 0:
         return 0.0
-    k = min(k, probabilities.shape[1])
-    top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return float((top == np.asarray(labels)[:, None]).any(axis=1).mean())
+    if k >= classes:
+        return 1.0
+    from sklearn.metrics import top_k_accuracy_score
+
+    if classes == 2:  # k is 1; scikit-learn scores two classes from one column
+        return float(top_k_accuracy_score(labels, probabilities[:, 1], k=1, labels=[0, 1]))
+    return float(top_k_accuracy_score(labels, probabilities, k=k, labels=np.arange(classes)))
 
 
 def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -141,7 +144,7 @@ def classification_report(
     probabilities = np.asarray(probabilities, dtype=np.float64)
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, len(class_names))
-    scores = per_class_scores(matrix)
+    scores = per_class_scores(labels, predicted, len(class_names))
     bins = calibration_bins(labels, probabilities)
     report = {
         "examples": int(len(labels)),
@@ -161,7 +164,7 @@ def classification_report(
         }
         for i, name in enumerate(class_names)
     ]
-    report.update(averaged_scores(scores, matrix))
+    report.update(averaged_scores(labels, predicted))
     report["confusion_matrix"] = {"labels": list(class_names), "matrix": matrix.tolist()}
     report["calibration_bins"] = bins
     return report

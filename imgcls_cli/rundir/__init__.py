@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcls_cli.errors import RunDirError, UsageError
+from imgcls_cli.rundir.owned import FolderMark, check_owned
 from imgcls_cli.rundir.record import Resolved, RunRecord
 
 RUNS_ROOT = Path("runs")
@@ -180,28 +181,19 @@ def run_command(run_dir: Path) -> str | None:
     return command if command in RUN_COMMANDS else None
 
 
+# A run directory is ours when its config.json names a training command.
+RUN_MARK = FolderMark(
+    CONFIG_FILE,
+    lambda document: document.get("command") in RUN_COMMANDS,
+    lambda document: set(RUN_ENTRIES),
+    unmarked="is not an imgcls run directory, and imgcls replaces nothing else; "
+    "choose another --output.",
+)
+
+
 def check_replaceable(run_dir: Path) -> None:
     """Refuse unless run_dir is an imgcls run holding only what imgcls writes there."""
-    if run_command(run_dir) is None:
-        raise RunDirError(
-            f"{run_dir} is not an imgcls run directory, and imgcls replaces nothing else; "
-            "choose another --output."
-        )
-    foreign = sorted(
-        entry.name
-        for entry in Path(run_dir).iterdir()
-        if entry.name not in RUN_ENTRIES and not _is_own_temporary(entry.name)
-    )
-    if foreign:
-        raise RunDirError(
-            f"{run_dir} holds files imgcls did not write ({names_shown(foreign)}); move them "
-            "out of it or choose another --output."
-        )
-
-
-def names_shown(names: list[str], limit: int = 5) -> str:
-    """'a, b, c, d, e, …': the first few names of a list, for a one-line message."""
-    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+    check_owned(run_dir, RUN_MARK, empty_ok=False)
 
 
 def release_claim(run_dir: Path) -> None:
@@ -404,11 +396,6 @@ def _write_claim(run_dir: Path, command: str, created: bool, replaces: Path | No
     with os.fdopen(fd, "w") as handle:
         json.dump(document, handle)
     return run_dir
-
-
-def _is_own_temporary(name: str) -> bool:
-    """Temporary files of write_bytes_atomic and save_model_atomic (a killed write)."""
-    return name.startswith(".") and (name.endswith(".tmp") or name.endswith(".tmp.keras"))
 
 
 def is_same_run(run_dir: Path | None, command: str, options: dict[str, Any]) -> bool:
