@@ -170,6 +170,8 @@ def test_train_epochs_default_to_20_below_512_training_images_else_10():
     assert TrainConfig(data=digits).warmup == 1
     assert TrainConfig(data=digits, epochs=2).warmup == 0
     assert TrainConfig(data=digits, warmup_epochs=9).warmup == 9
-    with pytest.raises(UsageError, match="--warmup-epochs 10 needs --epochs above it: without --epochs"):
+    with pytest.raises(
+        UsageError, match="--warmup-epochs 10 needs --epochs above it: without --epochs"
+    ):
         TrainConfig(data=digits, warmup_epochs=10)
     assert TrainConfig(data=digits, warmup_epochs=10, epochs=12).warmup == 10

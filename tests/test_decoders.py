@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgcls_cli.commands.predict import decode_for_model
-from imgcls_cli.data.images import check_image, decode_plain, load_image
+from imgcls_cli.data.images import check_image, decode_for_model, decode_plain, load_image
 
 
 def photo(mode: str) -> Image.Image:

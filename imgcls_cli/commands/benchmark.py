@@ -80,9 +80,7 @@ def time_calls(predict: Any, batch: np.ndarray, runs_per_size: int) -> dict[str,
 
 def candidates(run_dir: Path) -> list[tuple[str, Path]]:
     """(name, folder) of model.keras and every export of the run."""
-    from imgcls_cli.commands.export import iter_exports
-
-    return [("keras", run_dir), *((f.name, f) for f in iter_exports(run_dir))]
+    return [("keras", run_dir), *((f.name, f) for f in rundir.iter_exports(run_dir))]
 
 
 def accuracy_of(run: LoadedRun, folder: Path) -> float | None:

@@ -13,7 +13,6 @@ import dataclasses
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -242,10 +241,3 @@ def converter_versions(format: ExportFormat) -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
-
-
-def iter_exports(run_dir: Path) -> Iterator[Path]:
-    """The export folders of a run, by name."""
-    root = Path(run_dir) / rundir.EXPORT_DIR
-    if root.is_dir():
-        yield from sorted(p for p in root.iterdir() if p.is_dir() and rundir.is_export_dir(p))

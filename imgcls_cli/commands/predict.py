@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli.config import PredictConfig
-from imgcls_cli.data.images import is_image_file, load_image, unreadable_reason
+from imgcls_cli.data.images import (
+    decode_for_model,
+    is_image_file,
+    load_image,
+    printable,
+    unreadable_reason,
+)
 from imgcls_cli.errors import UsageError
 from imgcls_cli.rundir.load import LoadedRun
 from imgcls_cli.rundir.record import RunRecord
@@ -69,12 +75,6 @@ class Prediction:
 
 def format_probability(value: float | None) -> str | None:
     return None if value is None else f"{value:.6f}"
-
-
-def printable(text: str) -> str:
-    """Text that encodes as UTF-8: a file name's undecodable bytes (b'\\xff', which Python
-    keeps as lone surrogates) are shown escaped ('\\xff'), the same in every format."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # --- Inputs -----------------------------------------------------------------------------
@@ -159,15 +159,6 @@ def glob_paths(pattern: str) -> list[str]:
 def read_for_model(path: str, run: LoadedRun) -> np.ndarray:
     """One file as float32 HxWxC at the model's input size (raises for unreadable files)."""
     return decode_for_model(path, run)[1]
-
-
-def decode_for_model(path: str, run: LoadedRun) -> tuple[np.ndarray, np.ndarray]:
-    """(the file decoded, uint8 at its own size; the model's float32 input from it)."""
-    from imgcls_cli.data.images import prepare_images
-
-    image = load_image(path, run.channels, run.image_size)  # decoded as training decoded it
-    resized = prepare_images(image, run.image_size, run.channels)
-    return image, resized.numpy().astype(np.float32)
 
 
 def build_image_dataset(paths: list[str], run: LoadedRun, batch_size: int) -> Any:

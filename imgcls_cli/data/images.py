@@ -331,3 +331,18 @@ def resize(images: Any, size: tuple[int, int]) -> Any:
     shrinks = tf.logical_and(height >= size[0], width >= size[1])
     grows = tf.logical_and(height <= size[0], width <= size[1])
     return tf.cond(shrinks, by("area"), lambda: tf.cond(grows, by("bilinear"), by("antialiased")))
+
+
+def printable(text: str) -> str:
+    """Text that encodes as UTF-8: a file name's undecodable bytes (b'\\xff', which Python
+    keeps as lone surrogates) are shown escaped ('\\xff'), the same in every format."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def decode_for_model(path: str, run: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(the file decoded, uint8 at its own size; the model's float32 input from it), for
+    `run`'s channels and image_size (a rundir.load.LoadedRun). Every command that feeds
+    a model a file goes through here: predict, explain, serve."""
+    image = load_image(path, run.channels, run.image_size)  # decoded as training decoded it
+    resized = prepare_images(image, run.image_size, run.channels)
+    return image, resized.numpy().astype(np.float32)

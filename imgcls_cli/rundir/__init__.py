@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,13 @@ def config_document_named(folder: Path | None, name: str) -> dict[str, Any]:
 def is_export_dir(path: Path) -> bool:
     """Whether path is a folder written by `imgcls export`."""
     return isinstance(config_document_named(path, EXPORT_FILE).get("artifact"), str)
+
+
+def iter_exports(run_dir: Path) -> Iterator[Path]:
+    """The export folders of a run, by name."""
+    root = Path(run_dir) / EXPORT_DIR
+    if root.is_dir():
+        yield from sorted(p for p in root.iterdir() if p.is_dir() and is_export_dir(p))
 
 
 def run_command(run_dir: Path) -> str | None:
