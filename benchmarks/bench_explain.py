@@ -64,7 +64,7 @@ def held_images(folder: Path, run) -> tuple[np.ndarray, np.ndarray]:
 
 
 def explain_model(model, images: np.ndarray, labels: np.ndarray) -> dict[str, dict]:
-    from imgcls_cli.commands.explain import GradCam
+    from imgcls_cli.report.gradcam import GradCam
 
     results = {}
     for method in ("gradcam", "hirescam"):

@@ -248,9 +248,10 @@ def evaluate(
     """Score a trained model (`imgcls evaluate`) and write its report files into `output`
     (default: the run directory). Returns what `imgcls evaluate --json` prints. `model`:
     a run directory or its model.keras (default: the latest run under ./runs)."""
-    from imgcls_cli.commands.evaluate import check_report_dir, open_data, write_evaluation
+    from imgcls_cli.commands.evaluate import check_report_dir, write_evaluation
     from imgcls_cli.commands.evaluate import evaluate as score
     from imgcls_cli.config import EvaluateConfig, from_dict
+    from imgcls_cli.data.held_out import open_data
     from imgcls_cli.rundir.load import open_run
 
     reporter = reporter or SilentReporter()

@@ -256,8 +256,8 @@ def folder_run(tmp_path, folder, with_fingerprints=True):
 
 @pytest.mark.parametrize("with_fingerprints", [True, False])
 def test_evaluating_a_changed_training_folder_warns_in_one_line(tmp_path, with_fingerprints):
-    from imgcls_cli.commands.evaluate import open_data
     from imgcls_cli.config import EvaluateConfig
+    from imgcls_cli.data.held_out import open_data
 
     folder = tmp_path / "shapes"
     make_class_folder(folder / "train", per_class=6)
@@ -282,8 +282,8 @@ def test_an_image_that_vanishes_while_scored_is_left_out_and_mistakes_name_the_r
     shapes_run, tmp_path
 ):
     from imgcls_cli.commands.evaluate import evaluate as score
-    from imgcls_cli.commands.evaluate import open_data
     from imgcls_cli.config import EvaluateConfig
+    from imgcls_cli.data.held_out import open_data
     from imgcls_cli.rundir.load import open_run
 
     folder = write_mislabelled_folder(tmp_path)

@@ -56,8 +56,8 @@ def cnn_runs(marks, tmp_path_factory) -> dict[str, Path]:
 
 
 def heatmaps_of(run_dir: Path, paths: list[str], method: str = "auto"):
-    from imgcls_cli.commands.explain import GradCam
     from imgcls_cli.commands.predict import read_for_model
+    from imgcls_cli.report.gradcam import GradCam
     from imgcls_cli.rundir.load import load_run
 
     run = load_run(run_dir)
@@ -197,7 +197,7 @@ def test_refusals_are_one_line_and_touch_nothing(cnn_runs, marks, tmp_path, runn
 
 def test_a_named_layer_is_used(cnn_runs, marks, tmp_path):
     from imgcls_cli import api
-    from imgcls_cli.commands.explain import feature_maps
+    from imgcls_cli.report.gradcam import feature_maps
     from imgcls_cli.rundir.load import load_run
 
     first = feature_maps(load_run(cnn_runs["simplecnn"]).model)[0].layer.name  # conv2d_N
@@ -207,7 +207,7 @@ def test_a_named_layer_is_used(cnn_runs, marks, tmp_path):
 
 
 def test_where_names_the_peak_and_the_centre_of_heat():
-    from imgcls_cli.commands.explain import where
+    from imgcls_cli.report.gradcam import where
 
     heatmap = np.zeros((10, 20))
     heatmap[8, 15] = 1.0
@@ -283,7 +283,7 @@ def test_a_finetuned_backbone_is_explained_through_its_nested_model(
 
 
 def test_overlays_keep_the_picture_and_stretch_the_heatmap_over_it():
-    from imgcls_cli.commands.explain import for_display
+    from imgcls_cli.report.gradcam import for_display
     from imgcls_cli.report.plots import heat_overlay
 
     photo = np.zeros((1000, 2000, 3), np.uint8)
@@ -313,9 +313,9 @@ def test_overlays_keep_the_picture_and_stretch_the_heatmap_over_it():
 def test_every_backbones_last_block_is_found_inside_the_served_model(backbone, last_block):
     """The backbone sits two models deep (served model → features → backbone); its last
     block feeds global average pooling, so auto means Grad-CAM, and the heat is a map."""
-    from imgcls_cli.commands.explain import GradCam
     from imgcls_cli.models import create_model
     from imgcls_cli.models.weights import WeightsChoice
+    from imgcls_cli.report.gradcam import GradCam
 
     transfer = create_model(backbone, (64, 64, 3), 3, weights=WeightsChoice("none"))
     cam = GradCam(transfer.model)

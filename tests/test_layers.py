@@ -111,6 +111,19 @@ def test_no_chain_of_imports_comes_back_to_its_start(graph):
     assert cycles == []
 
 
+def test_no_command_imports_another(graph):
+    """A command module that another command imports is a library in the wrong room:
+    what two commands share lives in a layer below them."""
+    borrowed = [
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name.startswith("commands.")
+        for target in targets
+        if target.startswith("commands.")
+    ]
+    assert borrowed == []
+
+
 def test_the_package_root_holds_few_modules_and_the_layers_as_packages():
     root_modules = sorted(p.stem for p in PACKAGE.glob("*.py"))
     assert len(root_modules) <= 8, root_modules

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from imgcls_cli import api
-from imgcls_cli.commands import lr_find
 from imgcls_cli.config import FinetuneConfig, LrFindConfig, TrainConfig
+from imgcls_cli.engine import lr_sweep
 from imgcls_cli.errors import ImgclsError, UsageError
 from imgcls_cli.options import config_from_options
 
@@ -23,7 +23,7 @@ TINY = ["--arch", "simplecnn", "--batch-size", "32"]
 
 
 def test_rates_grow_by_the_same_factor_from_start_to_end():
-    rates = lr_find.sweep_rates(LrFindConfig(start_lr=1e-6, end_lr=1.0, steps=25))
+    rates = lr_sweep.sweep_rates(LrFindConfig(start_lr=1e-6, end_lr=1.0, steps=25))
     assert len(rates) == 25
     assert rates[0] == pytest.approx(1e-6) and rates[-1] == pytest.approx(1.0)
     factors = rates[1:] / rates[:-1]
@@ -31,8 +31,8 @@ def test_rates_grow_by_the_same_factor_from_start_to_end():
 
 
 def test_smoothing_is_corrected_for_its_start_at_zero():
-    assert lr_find.smooth([2.0] * 5) == pytest.approx([2.0] * 5)  # no pull towards 0
-    smoothed = lr_find.smooth([1.0] * 50 + [3.0] * 50)
+    assert lr_sweep.smooth([2.0] * 5) == pytest.approx([2.0] * 5)  # no pull towards 0
+    smoothed = lr_sweep.smooth([1.0] * 50 + [3.0] * 50)
     assert smoothed[49] == pytest.approx(1.0)
     assert 1.0 < smoothed[60] < smoothed[99] < 3.0  # follows the jump, lagging
 
@@ -40,9 +40,9 @@ def test_smoothing_is_corrected_for_its_start_at_zero():
 def test_valley_is_half_the_longest_descent_back_from_its_bottom():
     lrs = np.geomspace(1e-6, 1.0, 61)
     losses = np.concatenate([np.linspace(3.0, 1.0, 41), np.linspace(1.1, 4.0, 20)])
-    assert lr_find.valley(lrs, losses) == lrs[20]  # the descent is steps 0-40
+    assert lr_sweep.valley(lrs, losses) == lrs[20]  # the descent is steps 0-40
     losses[10] = losses[9] + 0.01  # a blip of noise does not cut the descent short
-    assert lr_find.valley(lrs, losses) == lrs[20]  # 40 steps descend, bottom at 40
+    assert lr_sweep.valley(lrs, losses) == lrs[20]  # 40 steps descend, bottom at 40
 
 
 def test_a_noisy_flat_start_counts_only_its_descending_steps():
@@ -50,19 +50,19 @@ def test_a_noisy_flat_start_counts_only_its_descending_steps():
     flat = [3.0 - 0.001 * i + (0.01 if i % 2 else 0.0) for i in range(30)]  # every other
     losses = np.concatenate([flat, np.linspace(2.9, 1.0, 31), np.linspace(1.2, 4.0, 19)])
     # 15 flat steps and 31 falling ones descend; the bottom is step 60.
-    assert lr_find.valley(lrs, losses) == lrs[60 - 46 // 2]
+    assert lr_sweep.valley(lrs, losses) == lrs[60 - 46 // 2]
 
 
 def test_steepest_is_where_the_loss_falls_fastest_against_log_rate():
     lrs = np.geomspace(1e-5, 1e-1, 40)
     losses = np.linspace(2.5, 2.0, 40)
     losses[31:] -= 1.0  # the drop from step 30 to 31
-    assert lr_find.steepest(lrs, losses) == lrs[30]
+    assert lr_sweep.steepest(lrs, losses) == lrs[30]
 
 
 def test_a_loss_that_never_falls_suggests_no_valley():
     lrs = np.geomspace(1e-5, 1.0, 30)
-    assert lr_find.valley(lrs, np.linspace(1.0, 3.0, 30)) is None
+    assert lr_sweep.valley(lrs, np.linspace(1.0, 3.0, 30)) is None
 
 
 def test_suggestions_leave_out_the_settling_start_and_the_climb_at_the_end():
@@ -70,7 +70,7 @@ def test_suggestions_leave_out_the_settling_start_and_the_climb_at_the_end():
     smoothed = list(np.linspace(3.0, 1.0, 100))
     smoothed[2] = 0.0  # the first tenth: not a suggestion however steep
     smoothed[97] = -5.0  # the last twentieth: neither
-    suggestions = lr_find.suggest(lrs, smoothed)
+    suggestions = lr_sweep.suggest(lrs, smoothed)
     assert lrs[10] <= suggestions["steepest"] <= lrs[94]
     assert suggestions["valley"] == lrs[10 + (94 - 10) // 2]
 
@@ -80,11 +80,11 @@ def test_suggestions_leave_out_the_settling_start_and_the_climb_at_the_end():
     [(3.9, 1.0, False), (4.1, 1.0, True), (math.nan, 1.0, True), (math.inf, 1.0, True)],
 )
 def test_the_sweep_stops_at_four_times_the_lowest_loss_or_nan(smoothed, lowest, diverged):
-    assert lr_find.has_diverged(smoothed, lowest) is diverged
+    assert lr_sweep.has_diverged(smoothed, lowest) is diverged
 
 
 def test_a_sweep_writes_non_finite_losses_as_null():
-    sweep = lr_find.Sweep(LrFindConfig(steps=20), [1e-3, 1e-2], [2.0, math.nan], True)
+    sweep = lr_sweep.Sweep(LrFindConfig(steps=20), [1e-3, 1e-2], [2.0, math.nan], True)
     document = sweep.to_dict()
     assert document["losses"] == [2.0, None]
     json.dumps(document, allow_nan=False)  # strict JSON
@@ -208,7 +208,7 @@ def test_train_lr_auto_records_the_sweep_and_trains_as_with_that_number(tmp_path
     def no_sweep(*args, **kwargs):
         raise AssertionError("--resume swept again")
 
-    monkeypatch.setattr(lr_find, "sweep_learning_rate", no_sweep)
+    monkeypatch.setattr(lr_sweep, "sweep_learning_rate", no_sweep)
     resumed = api.train(resume=auto.path, epochs=2)
     assert resumed.metrics["epochs_trained"] == 2
     resolved = json.loads((auto.path / "config.json").read_text())["resolved"]
@@ -218,10 +218,10 @@ def test_train_lr_auto_records_the_sweep_and_trains_as_with_that_number(tmp_path
 @pytest.mark.slow
 def test_train_lr_auto_without_a_suggestion_stops_and_keeps_no_run(tmp_path, monkeypatch):
     def flat_sweep(config, sweep, *args):
-        rates = list(lr_find.sweep_rates(sweep))
-        return lr_find.Sweep(sweep, rates, list(np.linspace(1.0, 2.0, len(rates))), False)
+        rates = list(lr_sweep.sweep_rates(sweep))
+        return lr_sweep.Sweep(sweep, rates, list(np.linspace(1.0, 2.0, len(rates))), False)
 
-    monkeypatch.setattr(lr_find, "sweep_learning_rate", flat_sweep)
+    monkeypatch.setattr(lr_sweep, "sweep_learning_rate", flat_sweep)
     with pytest.raises(ImgclsError, match="the loss did not fall"):
         train_digits(tmp_path / "run", lr="auto")
     assert not (tmp_path / "run").exists()

@@ -228,7 +228,7 @@ def predictions_table(predictions: list[Any], top_k: int) -> Table:
 def explain_table(document: dict[str, Any]) -> Table:
     """One row per input: its prediction, the class explained and the overlay file (or
     why the input could not be read); the title names the method and layer."""
-    from imgcls_cli.commands.explain import METHOD_NAMES
+    from imgcls_cli.report.gradcam import METHOD_NAMES
 
     method = METHOD_NAMES.get(document["method"], document["method"])
     table = Table(title=f"{method} ({escape(document['layer'])})")

@@ -142,7 +142,7 @@ def model_to_export(run: LoadedRun) -> Any:
 def calibration_images(run: LoadedRun, config: ExportConfig, reporter: Reporter) -> list[Any]:
     """config.calibration of the run's training images, seeded, one per batch, through
     the same decode and resize as training."""
-    from imgcls_cli.commands.evaluate import open_data
+    from imgcls_cli.data.held_out import open_data
     from imgcls_cli.data.pipeline import create_batches
 
     data = open_data(run, EvaluateConfig(split=EvalSplit.train), reporter)
@@ -157,7 +157,7 @@ def check_parity(
 ) -> dict[str, Any]:
     """model.keras and the export on the same held-out batches: top-1 agreement, the
     largest probability difference, and each one's accuracy."""
-    from imgcls_cli.commands.evaluate import open_data
+    from imgcls_cli.data.held_out import open_data
     from imgcls_cli.data.pipeline import create_batches
 
     options = EvaluateConfig(dataset=config.dataset, data=config.data, data_dir=config.data_dir)

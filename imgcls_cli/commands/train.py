@@ -37,7 +37,7 @@ def run_train(
     recorder = RunRecorder(session, run_dir, resume)
     lr_found = None  # what config.json records of --lr auto's sweep
     if config.lr == AUTO_LR:
-        from imgcls_cli.commands.lr_find import auto_learning_rate
+        from imgcls_cli.engine.lr_sweep import auto_learning_rate
 
         lr, lr_found = auto_learning_rate(session, run_dir, resume)
     else:

@@ -1,0 +1,162 @@
+"""The labelled data a trained run is scored on: by default the split of the source it
+was trained on, re-opened with the run's options and seed so it holds the very images
+`train` held out; or other data, its labels mapped to the run's classes. evaluate scores
+it; export checks its parity and draws its calibration images from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls_cli import rundir
+from imgcls_cli.config import RUN_CONFIGS, DataConfig, EvalSplit, EvaluateConfig, RunConfig
+from imgcls_cli.errors import DataError, RunDirError
+from imgcls_cli.reporting import Reporter
+from imgcls_cli.rundir.load import LoadedRun
+from imgcls_cli.rundir.record import SourceRecord
+
+
+@dataclasses.dataclass
+class EvaluationData:
+    """The labelled images to score, labels already in the model's class order."""
+
+    split: Any  # data.sources.Split
+    description: dict[str, Any]  # what evaluation.json records about the data
+    # (path, reason) of files that failed to decode while scored, since the last call;
+    # their examples were left out (data.sources.Source.take_stream_failures).
+    take_stream_failures: Callable[[], list[tuple[str, str]]] = list
+
+
+def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
+    """The run's data options (folder paths made absolute) and seed, from config.json."""
+    run_config = RUN_CONFIGS.get(run.record.command)
+    if run_config is None or not run.record.options:
+        return None, RunConfig.seed
+    saved = run_config.from_dict(run.record.options)
+    data = saved.data
+    source = run.record.resolved.source
+    if data.data is not None and source.kind == "folder" and source.path:
+        data = dataclasses.replace(data, data=source.path)  # train may have run elsewhere
+    return data, saved.seed
+
+
+def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, int, EvalSplit]:
+    """The data options, seed and split to evaluate on."""
+    saved, seed = trained_on(run)
+    if options.dataset is None and options.data is None:
+        if saved is None:
+            raise RunDirError(
+                f"{run.run_dir / rundir.CONFIG_FILE} does not say what the model was trained on: "
+                "pass --dataset NAME or --data DIR."
+            )
+        return saved, seed, options.split or EvalSplit.test
+    base = saved or DataConfig(dataset="digits")
+    same_dataset = options.dataset is not None and options.dataset == base.dataset
+    config = DataConfig(
+        dataset=options.dataset,
+        data=options.data,
+        data_dir=options.data_dir or (base.data_dir if same_dataset else None),
+        manual_dir=base.manual_dir if same_dataset else None,
+        val_split=base.val_split,
+        test_split=base.test_split,
+    )
+    return config, seed, options.split or default_split(config, saved)
+
+
+def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:
+    """test for datasets and for the training folder; all images of any other folder
+    (unless it has its own test/ folder)."""
+    if config.data is None:
+        return EvalSplit.test
+    folder = Path(config.data).resolve()
+    if saved is not None and saved.data and Path(saved.data).resolve() == folder:
+        return EvalSplit.test
+    return EvalSplit.test if (folder / "test").is_dir() else EvalSplit.all
+
+
+def class_index_map(data_classes: list[str], model_classes: list[str]) -> np.ndarray:
+    """Index in the model's classes of each class of the data, by name."""
+    unknown = [name for name in data_classes if name not in model_classes]
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        raise DataError(
+            f"The data has classes the model does not know: {shown}. "
+            f"The model's classes: {', '.join(model_classes[:20])}."
+        )
+    return np.array([model_classes.index(name) for name in data_classes], dtype=np.int64)
+
+
+def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> EvaluationData:
+    """Open the source and pick the split, with labels mapped to the model's classes."""
+    from imgcls_cli.data.factory import load_source
+
+    config, seed, split_name = choose_data(run, options)
+    source = load_source(config, seed, reporter)
+    if source.skipped:
+        reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
+    for warning in source.warnings:
+        reporter.warning(warning)
+    names = [name for name in ("train", "val", "test") if name in source.splits]
+    if split_name != EvalSplit.all:
+        names = [split_name.value] if split_name.value in source.splits else []
+    parts = [source.splits[name] for name in names if source.splits[name].num_examples > 0]
+    if not parts:
+        raise DataError(
+            f"The {split_name.value} split of {source.name} is empty (see --val-split / "
+            "--test-split of the run); choose another with --split, or pass --data DIR."
+        )
+    change = folder_change(run, source.description, names, split_name)
+    if change:
+        reporter.warning(change)
+    split = relabel(concatenate(parts), class_index_map(source.class_names, run.class_names))
+    description = {**source.description, "split": split_name.value}
+    description["examples"] = split.num_examples
+    return EvaluationData(split, description, source.take_stream_failures)
+
+
+def folder_change(
+    run: LoadedRun, description: dict[str, Any], names: list[str], split_name: EvalSplit
+) -> str | None:
+    """A warning when the run's own folder no longer holds the images it was trained with
+    in the evaluated split(s), by the file-list fingerprints recorded at training; None
+    when unchanged, for other data, and for runs recorded without fingerprints."""
+    then, now = run.record.resolved.source, SourceRecord.from_dict(description)
+    if not (then.kind == now.kind == "folder" and then.path == now.path):
+        return None
+    recorded, current = then.fingerprints or {}, now.fingerprints or {}
+    names = [name for name in names if name in recorded and name in current]
+    if all(recorded[name] == current[name] for name in names):
+        return None
+    count_then = sum(recorded[name].get("images", 0) for name in names)
+    count_now = sum(current[name]["images"] for name in names)
+    return (
+        f"The {split_name.value} images of {now.path} changed since the run was trained "
+        f"({count_then} then, {count_now} now; files added, removed or edited): the scores "
+        "are not comparable with the run's own."
+    )
+
+
+def concatenate(parts: list[Any]) -> Any:
+    from imgcls_cli.data.sources import Split
+
+    dataset = parts[0].dataset
+    for part in parts[1:]:
+        dataset = dataset.concatenate(part.dataset)
+    paths = None
+    if all(part.paths is not None for part in parts):
+        paths = [path for part in parts for path in part.paths]
+    return Split(dataset, sum(part.num_examples for part in parts), paths)
+
+
+def relabel(split: Any, index_map: np.ndarray) -> Any:
+    if np.array_equal(index_map, np.arange(len(index_map))):
+        return split
+    import tensorflow as tf
+
+    table = tf.constant(index_map)
+    dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
+    return dataclasses.replace(split, dataset=dataset)
