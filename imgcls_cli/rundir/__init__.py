@@ -1,4 +1,6 @@
-"""The run directory: naming, layout, atomic writes, and loading with clear errors.
+"""The run directory: naming, claiming, layout, atomic writes and resume planning. Its
+records' keys live in record.py, the check that a folder is imgcls' own in owned.py, and
+loading a run's model in load.py.
 
 Layout (the contract every command shares):
     model.keras   the trained model; input is raw 0-255 pixels at its input size
