@@ -5,6 +5,7 @@ import pytest
 
 from imgcls_cli import rundir
 from imgcls_cli.errors import RunDirError, UsageError
+from imgcls_cli.rundir.files import write_csv_atomic, write_json_atomic
 
 
 def fake_run(path, command="train", **files):
@@ -122,20 +123,20 @@ def test_output_may_not_overlap_the_data(tmp_path, output):
 
 def test_atomic_write_leaves_old_file_intact_when_writing_fails(tmp_path):
     path = tmp_path / "metrics.json"
-    rundir.write_json_atomic(path, {"accuracy": 0.5})
+    write_json_atomic(path, {"accuracy": 0.5})
 
     class Unserializable:
         pass
 
     with pytest.raises(TypeError):
-        rundir.write_json_atomic(path, {"accuracy": Unserializable()})
+        write_json_atomic(path, {"accuracy": Unserializable()})
     assert json.loads(path.read_text()) == {"accuracy": 0.5}
     assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left behind
 
 
 def test_atomic_write_uses_normal_file_mode(tmp_path):
     path = tmp_path / "labels.json"
-    rundir.write_json_atomic(path, ["a", "b"])
+    write_json_atomic(path, ["a", "b"])
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
@@ -143,9 +144,7 @@ def test_atomic_write_uses_normal_file_mode(tmp_path):
 
 def test_csv_rows_with_extra_keys_keep_every_column(tmp_path):
     path = tmp_path / "history.csv"
-    rundir.write_csv_atomic(
-        path, [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5, "val_loss": 0.7}]
-    )
+    write_csv_atomic(path, [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5, "val_loss": 0.7}])
     lines = path.read_text().splitlines()
     assert lines[0] == "epoch,loss,val_loss"
     assert lines[2] == "2,0.5,0.7"

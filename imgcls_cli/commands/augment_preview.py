@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from imgcls_cli import rundir
 from imgcls_cli.augment.policy import resolve_augment_with_reason
 from imgcls_cli.config import AugmentConfig, DataConfig
 from imgcls_cli.errors import DataError, UsageError
 from imgcls_cli.reporting import Reporter
+from imgcls_cli.rundir.files import write_bytes_atomic
 
 POOL_SIZE = 500  # streamed datasets: samples are picked among this many first examples
 MIN_TILE = 96  # smaller images are enlarged (nearest neighbour) to at least this size
@@ -328,7 +328,7 @@ def write_png(picture: Any, output: Path) -> None:
     mark.add_text(*PNG_MARK)
     picture.save(buffer, format="PNG", pnginfo=mark)
     try:
-        rundir.write_bytes_atomic(output, buffer.getvalue())
+        write_bytes_atomic(output, buffer.getvalue())
     except OSError as error:
         raise DataError(f"Cannot write {output}: {error.strerror or error}.") from None
 

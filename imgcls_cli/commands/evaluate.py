@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from imgcls_cli import rundir
 from imgcls_cli.config import EvaluateConfig
 from imgcls_cli.data.held_out import EvaluationData
 from imgcls_cli.errors import DataError, RunDirError
@@ -26,6 +25,7 @@ from imgcls_cli.rundir import (
     REPORT_FILES,
     TOP_LOSSES_PNG,
 )
+from imgcls_cli.rundir.files import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from imgcls_cli.rundir.load import LoadedRun
 
 
@@ -196,20 +196,20 @@ def write_evaluation(evaluation: Evaluation, output_dir: Path, channels: int) ->
         report["mistakes_files"].append(TOP_LOSSES_PNG)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = [output_dir / name for name in REPORT_FILES]
-    rundir.write_json_atomic(written[0], report)
-    rundir.write_csv_atomic(written[1], confusion_rows(report))
+    write_json_atomic(written[0], report)
+    write_csv_atomic(written[1], confusion_rows(report))
     matrix = np.array(report["confusion_matrix"]["matrix"])
-    rundir.write_bytes_atomic(
+    write_bytes_atomic(
         written[2], plots.confusion_matrix_png(matrix, report["confusion_matrix"]["labels"])
     )
     explained = evaluation.explained
     if listed:
-        rundir.write_csv_atomic(mistakes_files[0], report["mistakes"])
+        write_csv_atomic(mistakes_files[0], report["mistakes"])
         gallery = plots.mistakes_png(report["mistakes"], channels, explained)
-        rundir.write_bytes_atomic(mistakes_files[1], gallery)
+        write_bytes_atomic(mistakes_files[1], gallery)
         written += list(mistakes_files)
     if losses_listed:
         gallery = plots.mistakes_png(report["top_losses"], channels, explained)
-        rundir.write_bytes_atomic(output_dir / TOP_LOSSES_PNG, gallery)
+        write_bytes_atomic(output_dir / TOP_LOSSES_PNG, gallery)
         written.append(output_dir / TOP_LOSSES_PNG)
     return written

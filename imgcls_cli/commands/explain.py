@@ -18,6 +18,7 @@ from imgcls_cli.report.gradcam import (
     explain_paths,
     require_keras_model,
 )
+from imgcls_cli.rundir.files import swap_folder, write_bytes_atomic, write_json_atomic
 from imgcls_cli.rundir.load import LoadedRun
 from imgcls_cli.rundir.owned import FolderMark, check_owned
 
@@ -114,13 +115,13 @@ def run_explain(
                     png = plots.gradcam_png(
                         item.image, item.heatmap, caption(item), item.path, METHOD_NAMES[cam.method]
                     )
-                    rundir.write_bytes_atomic(building / item.file, png)
+                    write_bytes_atomic(building / item.file, png)
                     if len(tiles) < GRID_LIMIT:
                         tiles.append((item.image, item.heatmap, caption(item)))
                 records.append(item.to_dict())
         files = [record["file"] for record in records if record["file"]]
         if tiles:
-            rundir.write_bytes_atomic(building / GRID_PNG, plots.gradcam_grid_png(tiles))
+            write_bytes_atomic(building / GRID_PNG, plots.gradcam_grid_png(tiles))
             files.append(GRID_PNG)
         document = {
             "command": "explain",
@@ -131,8 +132,8 @@ def run_explain(
             "files": files,
             "images": records,
         }
-        rundir.write_json_atomic(building / rundir.EXPLAIN_FILE, document)
-        rundir.swap_folder(building, output, check_output)
+        write_json_atomic(building / rundir.EXPLAIN_FILE, document)
+        swap_folder(building, output, check_output)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise

@@ -24,6 +24,7 @@ from imgcls_cli.errors import RunDirError
 from imgcls_cli.export import writers
 from imgcls_cli.export.runtimes import ExportedModel, open_artifact
 from imgcls_cli.reporting import Reporter
+from imgcls_cli.rundir.files import swap_folder, write_json_atomic
 from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
 from imgcls_cli.rundir.owned import FolderMark, check_owned
 
@@ -83,7 +84,7 @@ def run_export(
     try:
         document = write_export(run, config, staging, reporter)
         # An earlier export there is checked again, and replaced only now it is complete.
-        rundir.swap_folder(staging, folder, lambda earlier: check_export_target(earlier, True))
+        swap_folder(staging, folder, lambda earlier: check_export_target(earlier, True))
     finally:
         if staging.exists():
             shutil.rmtree(staging)  # ours, and incomplete
@@ -130,7 +131,7 @@ def write_export(
     if config.check:
         parity = check_parity(run, exported, config, reporter)
     document = export_document(run, config, artifact, exported, parity, seconds)
-    rundir.write_json_atomic(folder / EXPORT_FILE, document)
+    write_json_atomic(folder / EXPORT_FILE, document)
     return document
 
 

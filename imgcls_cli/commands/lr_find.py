@@ -13,6 +13,7 @@ import numpy as np
 from imgcls_cli import rundir
 from imgcls_cli.config import LR_FIND_IGNORES, LrFindConfig, TrainConfig
 from imgcls_cli.engine.lr_sweep import sweep_session
+from imgcls_cli.rundir.files import write_bytes_atomic, write_json_atomic
 from imgcls_cli.rundir.owned import FolderMark, check_owned
 
 LR_FIND_JSON = "lr_find.json"  # also the mark of an lr-find --output folder
@@ -71,8 +72,8 @@ LR_FIND_MARK = FolderMark(
 def write_output(output: Path, document: dict[str, Any]) -> None:
     """lr_find.png, then lr_find.json (the folder's mark)."""
     check_output_dir(output)  # again: the folder may have changed during the sweep
-    rundir.write_bytes_atomic(output / LR_FIND_PNG, lr_find_png(document))
-    rundir.write_json_atomic(output / LR_FIND_JSON, document)
+    write_bytes_atomic(output / LR_FIND_PNG, lr_find_png(document))
+    write_json_atomic(output / LR_FIND_JSON, document)
 
 
 def lr_find_png(document: dict[str, Any]) -> bytes:

@@ -44,7 +44,7 @@ def load_index(root: Path) -> dict[str, Any]:
 
 def save_index(root: Path, entries: dict[str, Any]) -> str | None:
     """Write the index atomically; a warning (one line) when the cache is not writable."""
-    from imgcls_cli.rundir import write_json_atomic
+    from imgcls_cli.rundir.files import write_json_atomic
 
     path = index_path(root)
     try:

@@ -19,6 +19,7 @@ from imgcls_cli.engine.class_weights import choose_class_weights
 from imgcls_cli.engine.devices import set_up_runtime, strategy_name, worker_dir
 from imgcls_cli.engine.summaries import finish_log, start_log
 from imgcls_cli.rundir import TrainResult
+from imgcls_cli.rundir.files import write_csv_atomic
 from imgcls_cli.rundir.record import Resolved
 
 
@@ -122,7 +123,7 @@ class RunRecorder:
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         """After each epoch: history.csv, and any image that could not be read."""
         self.session.data.report_unreadable(self.session.reporter)
-        rundir.write_csv_atomic(self.work_dir / rundir.HISTORY_FILE, rows)
+        write_csv_atomic(self.work_dir / rundir.HISTORY_FILE, rows)
 
     def finish(
         self, evaluator: Any, model: Any, history: list[dict[str, Any]], remedy: str

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from imgcls_cli.rundir import LOGS_DIR, TRAINING_PNG, write_bytes_atomic
+from imgcls_cli.rundir import LOGS_DIR, TRAINING_PNG
+from imgcls_cli.rundir.files import write_bytes_atomic
 
 STEP_EVERY = 20
 IMAGES_SHOWN = 8

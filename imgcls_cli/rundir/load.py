@@ -18,6 +18,7 @@ import numpy as np
 
 from imgcls_cli import rundir
 from imgcls_cli.errors import RunDirError
+from imgcls_cli.rundir.files import read_json
 from imgcls_cli.rundir.record import ExportRecord, RunRecord
 
 TRAIN_HINT = "train one with `imgcls train --dataset digits`, or pass --model RUN_DIR"
@@ -222,7 +223,7 @@ def load_export(folder: Path) -> LoadedRun:
     from imgcls_cli.export.runtimes import open_artifact
 
     path = Path(folder) / rundir.EXPORT_FILE
-    record = ExportRecord.from_dict(rundir.read_json(path, "the export's description"), path)
+    record = ExportRecord.from_dict(read_json(path, "the export's description"), path)
     class_names = rundir.read_labels(folder)
     try:
         format = ExportFormat(record.format)
