@@ -45,13 +45,13 @@ class TrainingCommand:
         return getattr(importlib.import_module(self.module), self.function)
 
 
-def check_architecture(config: Any) -> None:
+def check_arch_name(config: Any) -> None:
     from imgcls_cli.models import check_architecture
 
     check_architecture(config.arch)
 
 
-def check_backbone(config: Any) -> None:
+def check_backbone_name(config: Any) -> None:
     from imgcls_cli.models.backbones import check_image_size, get_backbone
 
     get_backbone(config.backbone)
@@ -61,9 +61,9 @@ def check_backbone(config: Any) -> None:
 
 # One row per training command (multi-label or other tasks add theirs here).
 TRAINING_COMMANDS = {
-    "train": TrainingCommand("imgcls_cli.commands.train", "run_train", None, check_architecture),
+    "train": TrainingCommand("imgcls_cli.commands.train", "run_train", None, check_arch_name),
     "finetune": TrainingCommand(
-        "imgcls_cli.commands.finetune", "run_finetune", "finetune", check_backbone
+        "imgcls_cli.commands.finetune", "run_finetune", "finetune", check_backbone_name
     ),
 }
 

@@ -137,7 +137,7 @@ def train_phase(
     final weights there, so a resumed run restores it instead of training it again.
     `done_before`: this phase's history.csv rows from an earlier session.
     """
-    from imgcls_cli.engine.training import Checkpoints, Trainer, create_optimizer, fit
+    from imgcls_cli.engine.training import fit
     from imgcls_cli.models.transfer import unfreeze_top_layers
 
     config, data, reporter = session.config, session.data, session.reporter
@@ -148,26 +148,10 @@ def train_phase(
         unfreeze_top_layers(transfer.backbone, phase.unfrozen_layers)
     model = transfer.classifier if phase.cached_features else transfer.training_model
     with session.strategy.scope():
-        optimizer = create_optimizer(
-            config.optimizer,
-            phase.lr,
-            config.weight_decay,
-            session.policy == "mixed_float16",
-            ema=config.ema,
-        )
-        trainer = Trainer(
-            model,
-            optimizer,
-            session.strategy,
-            config.label_smoothing,
-            session.class_weights,
-            # The head on cached features has no batch normalization to measure.
-            train_sample=None if phase.cached_features else data.train_sample,
-        )
-        checkpoints_dir, restore_from = recorder.checkpoints_dir(phase.name)
-        checkpoints = Checkpoints(
-            checkpoints_dir, trainer, config.save_every, restore_from=restore_from
-        )
+        # The head on cached features has no batch normalization to measure.
+        train_sample = None if phase.cached_features else data.train_sample
+        trainer = session.create_trainer(model, phase.lr, train_sample)
+        checkpoints = recorder.checkpoints(trainer, phase.name)
     rows_done = [{**row, "epoch": row["epoch"] - len(earlier)} for row in done_before]
 
     def label(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,13 +24,7 @@ def run_train(
         lambda data: create_model(config.arch, data.input_shape, data.source.num_classes),
         default_augment=config.default_augment,
     )
-    from imgcls_cli.engine.training import (
-        Checkpoints,
-        Trainer,
-        create_learning_rate,
-        create_optimizer,
-        fit,
-    )
+    from imgcls_cli.engine.training import create_learning_rate, fit
 
     data, model, strategy = session.data, session.model, session.strategy
     epochs = config.epochs or default_epochs(data.split_sizes["train"])
@@ -49,25 +43,8 @@ def run_train(
             total_steps=data.steps_per_epoch * epochs,
             warmup_steps=data.steps_per_epoch * config.warmup,
         )
-        optimizer = create_optimizer(
-            config.optimizer,
-            learning_rate,
-            config.weight_decay,
-            session.policy == "mixed_float16",
-            ema=config.ema,
-        )
-        trainer = Trainer(
-            model,
-            optimizer,
-            strategy,
-            config.label_smoothing,
-            session.class_weights,
-            train_sample=data.train_sample,
-        )
-        checkpoints_dir, restore_from = recorder.checkpoints_dir()
-        checkpoints = Checkpoints(
-            checkpoints_dir, trainer, config.save_every, restore_from=restore_from
-        )
+        trainer = session.create_trainer(model, learning_rate, data.train_sample)
+        checkpoints = recorder.checkpoints(trainer)
     resolved = session.resolved(
         epochs=epochs,
         learning_rate=lr,

@@ -62,6 +62,29 @@ class Session:
     def precision_note(self) -> str:
         return f", {self.policy}" if self.config.mixed_precision else ""
 
+    def create_trainer(self, model: Any, learning_rate: Any, train_sample: Any) -> Any:
+        """An optimizer with the run's options (--optimizer, --weight-decay, --ema) and a
+        training.Trainer for `model`; call it under the strategy's scope. `train_sample`:
+        the images batch-normalization statistics are measured on (None: no pass)."""
+        from imgcls_cli.engine.training import Trainer, create_optimizer
+
+        config = self.config
+        optimizer = create_optimizer(
+            config.optimizer,
+            learning_rate,
+            config.weight_decay,
+            self.policy == "mixed_float16",
+            ema=config.ema,
+        )
+        return Trainer(
+            model,
+            optimizer,
+            self.strategy,
+            config.label_smoothing,
+            self.class_weights,
+            train_sample=train_sample,
+        )
+
 
 def open_session(
     config: RunConfig,
@@ -97,11 +120,16 @@ class RunRecorder:
     def is_chief(self) -> bool:
         return self.work_dir == self.run_dir
 
-    def checkpoints_dir(self, *parts: str) -> tuple[Path, Path]:
-        """(where this process writes checkpoints, where they are restored from)."""
-        return (
+    def checkpoints(self, trainer: Any, *parts: str) -> Any:
+        """training.Checkpoints of `trainer` in checkpoints/<parts…>: written to work_dir,
+        restored from run_dir."""
+        from imgcls_cli.engine.training import Checkpoints
+
+        return Checkpoints(
             self.work_dir.joinpath(rundir.CHECKPOINTS_DIR, *parts),
-            self.run_dir.joinpath(rundir.CHECKPOINTS_DIR, *parts),
+            trainer,
+            self.session.config.save_every,
+            restore_from=self.run_dir.joinpath(rundir.CHECKPOINTS_DIR, *parts),
         )
 
     def begin(self, resolved: Resolved) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from typing import Any
 from imgcls_cli.errors import RunDirError, UsageError
 from imgcls_cli.rundir.files import (
     _umask,
+    config_document_named,
     read_json,
     save_model_atomic,
     swap_folder,
@@ -164,17 +165,6 @@ def config_document(run_dir: Path | None) -> dict[str, Any]:
     """run_dir's config.json as a dict, or {} when there is none or it is unreadable
     (for questions about a folder; read_run_record reports such problems instead)."""
     return config_document_named(run_dir, CONFIG_FILE)
-
-
-def config_document_named(folder: Path | None, name: str) -> dict[str, Any]:
-    """folder/name read as a JSON object, or {} when absent, unreadable or not an object."""
-    if folder is None:
-        return {}
-    try:
-        document = json.loads((Path(folder) / name).read_text())
-    except (OSError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 def is_export_dir(path: Path) -> bool:

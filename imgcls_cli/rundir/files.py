@@ -97,3 +97,14 @@ def read_json(path: Path, what: str) -> Any:
         raise RunDirError(f"{path} is missing: {what}.") from None
     except (OSError, ValueError) as error:
         raise RunDirError(f"Cannot read {path} ({error}): {what}.") from None
+
+
+def config_document_named(folder: Path | None, name: str) -> dict[str, Any]:
+    """folder/name read as a JSON object, or {} when absent, unreadable or not an object."""
+    if folder is None:
+        return {}
+    try:
+        document = json.loads((Path(folder) / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}

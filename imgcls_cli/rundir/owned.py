@@ -6,12 +6,12 @@ is refused, untouched. Each command declares its mark once (FolderMark)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from imgcls_cli.errors import RunDirError
+from imgcls_cli.rundir.files import config_document_named
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +36,8 @@ def is_own_temporary(name: str) -> bool:
 
 def mark_document(folder: Path, mark: FolderMark) -> dict[str, Any] | None:
     """The folder's mark file when it is the command's, else None."""
-    try:
-        document = json.loads((Path(folder) / mark.mark_file).read_text())
-    except (OSError, ValueError):
-        return None
-    return document if isinstance(document, dict) and mark.is_mark(document) else None
+    document = config_document_named(folder, mark.mark_file)
+    return document if document and mark.is_mark(document) else None
 
 
 def foreign_entries(folder: Path, allowed: set[str]) -> list[str]:

@@ -9,7 +9,6 @@ still load (absent fields are None, unknown ones are kept as they are).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,14 @@ from imgcls_cli.errors import RunDirError
 # config.json's layout version: 1 is the first that records it. Records without one were
 # written before it existed and read the same way.
 RECORD_VERSION = 1
+
+
+def split_fields(cls: type, values: dict[str, Any], rest: str) -> tuple[dict, dict]:
+    """(the values of cls's fields, the other keys) of a JSON object; `rest` is the field
+    that keeps the other keys."""
+    known = {f.name for f in dataclasses.fields(cls)} - {rest}
+    typed = {key: value for key, value in values.items() if key in known}
+    return typed, {key: value for key, value in values.items() if key not in known}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,12 +42,9 @@ class SourceRecord:
     def from_dict(cls, values: Any) -> SourceRecord:
         if not isinstance(values, dict):
             return cls()
-        known = {f.name for f in dataclasses.fields(cls)} - {"details"}
-        typed = {key: values[key] for key in known if key in values}
-        fingerprints = typed.get("fingerprints")
-        if fingerprints is not None and not isinstance(fingerprints, dict):
+        typed, details = split_fields(cls, values, rest="details")
+        if not isinstance(typed.get("fingerprints"), (dict, type(None))):
             typed["fingerprints"] = None
-        details = {key: value for key, value in values.items() if key not in known}
         return cls(**typed, details=details)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,8 +106,7 @@ class Resolved:
     def from_dict(cls, values: Any) -> Resolved:
         if not isinstance(values, dict):
             return cls()
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        typed = {key: values[key] for key in known if key in values}
+        typed, extra = split_fields(cls, values, rest="extra")
         size = typed.get("image_size")
         if size is not None and not (
             isinstance(size, (list, tuple))
@@ -116,7 +119,6 @@ class Resolved:
             typed["learning_rate"] = None
         if not isinstance(typed.get("augment"), (dict, type(None))):
             typed["augment"] = None
-        extra = {key: value for key, value in values.items() if key not in known}
         return cls(**typed, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,17 +178,10 @@ class ExportRecord:
 
     format: str
     artifact: str
-    input_shape: tuple[Any, ...]  # (None, height, width, channels)
+    image_size: tuple[int, int]  # from the input's shape, (None, height, width, channels)
+    channels: int
     parity: dict[str, Any]
     run: RunRecord  # the exported run's config.json, to find its data again
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.input_shape[1]), int(self.input_shape[2])
-
-    @property
-    def channels(self) -> int:
-        return int(self.input_shape[3])
 
     @property
     def export_accuracy(self) -> float | None:
@@ -196,17 +191,15 @@ class ExportRecord:
     @classmethod
     def from_dict(cls, document: Any, path: Path) -> ExportRecord:
         try:
-            shape = tuple(document["input"]["shape"])
-            if len(shape) != 4:
-                raise ValueError(shape)
+            _, height, width, channels = document["input"]["shape"]
             record = cls(
                 format=str(document["format"]),
                 artifact=str(document["artifact"]),
-                input_shape=shape,
+                image_size=(int(height), int(width)),
+                channels=int(channels),
                 parity=document.get("parity") or {},
                 run=RunRecord.from_dict(document.get("run_config")),
             )
-            record.image_size, record.channels  # noqa: B018 (numbers, or refused here)
         except (KeyError, ValueError, TypeError, AttributeError):
             raise RunDirError(
                 f"{path} is not as `imgcls export` writes it; export the run again."
@@ -229,12 +222,3 @@ class MetricsRecord:
         if not isinstance(document, dict):
             return cls({})
         return cls({key: value for key, value in document.items() if isinstance(value, dict)})
-
-
-def read_document(path: Path) -> dict[str, Any] | None:
-    """A JSON object from path, or None when absent, unreadable or not an object."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return document if isinstance(document, dict) else None
