@@ -1,17 +1,32 @@
-"""Options of each command as frozen dataclasses: pure Python, validated, JSON round-trip."""
+"""Options of each command as frozen dataclasses: the schema of config.json's "options".
+
+Each field's type and bounds are declared once, in its annotation (annotated-types'
+Ge, Gt, Interval); rules between fields live in the class' checks. Values from users
+(flags, --config files, Python keywords) enter through `from_dict`, which validates them
+with pydantic against these annotations (unknown keys refused, strict types, bounds,
+finite numbers) and turns pydantic's errors into one line naming the flag
+(`usage_error`). pydantic is imported there only, so `imgcls --help` never loads it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import types
 import typing
 from enum import Enum
 from pathlib import Path
-from types import UnionType
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from annotated_types import Ge, Gt, Interval
 
 from imgcls_cli.errors import UsageError
+
+# How pydantic reads every config dataclass: no unknown keys (a typo is not silently
+# ignored), no coercion ("false" for a flag, 2.5 epochs), no inf or nan.
+STRICT_SCHEMA = {"extra": "forbid", "strict": True, "allow_inf_nan": False}
 
 
 class Optimizer(str, Enum):
@@ -75,25 +90,21 @@ class ClassWeight(str, Enum):
 class DataConfig:
     """Where images come from and how they are split; shared by every command."""
 
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
     dataset: str | None = None  # a TFDS name, or "digits" (embedded)
     data: str | None = None  # a folder with one sub-folder per class
     data_dir: str | None = None  # TFDS data_dir
     manual_dir: str | None = None  # TFDS manual_dir (datasets TFDS cannot download itself)
-    image_size: int | None = None  # None: the source's own size (or 64 for mixed sizes)
-    val_split: float = 0.1
-    test_split: float = 0.1  # only used when the source has no test split
+    # None: the source's own size (or 64 for mixed sizes)
+    image_size: Annotated[int, Interval(ge=4, le=1024)] | None = None
+    val_split: Annotated[float, Interval(ge=0, lt=0.9)] = 0.1
+    # only used when the source has no test split
+    test_split: Annotated[float, Interval(ge=0, lt=0.9)] = 0.1
     cache: CacheMode = CacheMode.auto
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.data is None):
             raise UsageError("Give exactly one of --dataset NAME or --data DIR.")
-        for name in ("val_split", "test_split"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 0.9:
-                flag = "--" + name.replace("_", "-")
-                raise UsageError(f"{flag} must be in [0, 0.9); got {value}.")
-        if self.image_size is not None and not 4 <= self.image_size <= 1024:
-            raise UsageError(f"--image-size must be between 4 and 1024; got {self.image_size}.")
 
     @property
     def source_name(self) -> str:
@@ -111,38 +122,29 @@ class AugmentConfig:
     data's default"); augment.policy.resolve_augment fills every part in for one dataset.
     """
 
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
     preset: AugmentPreset | None = None
     flip: Flip | None = None
-    rotate: float | None = None  # degrees, either way
-    crop: float | None = None  # cut this fraction off the height and width, then resize back
-    zoom: float | None = None  # zoom in or out by up to this fraction
-    translate: float | None = None  # shift by up to this fraction of the height and width
-    contrast: float | None = None  # change contrast by up to this fraction
-    brightness: float | None = None  # shift brightness by up to this fraction of 255
-    color_jitter: float | None = None  # saturation and hue (colour images only)
-    erase: float | None = None  # probability of blanking a random rectangle (cutout)
+    rotate: Annotated[float, Interval(ge=0, le=180)] | None = None  # degrees, either way
+    # cut this fraction off the height and width, then resize back
+    crop: Annotated[float, Interval(ge=0, le=0.5)] | None = None
+    zoom: Annotated[float, Interval(ge=0, le=0.9)] | None = None  # in or out by this fraction
+    # shift by up to this fraction of the height and width
+    translate: Annotated[float, Interval(ge=0, le=0.5)] | None = None
+    contrast: Annotated[float, Interval(ge=0, le=1)] | None = None  # by up to this fraction
+    # shift brightness by up to this fraction of 255
+    brightness: Annotated[float, Interval(ge=0, le=1)] | None = None
+    # saturation and hue (colour images only)
+    color_jitter: Annotated[float, Interval(ge=0, le=1)] | None = None
+    # probability of blanking a random rectangle (cutout)
+    erase: Annotated[float, Interval(ge=0, le=1)] | None = None
     fill: FillMode | None = None
-    mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs and labels; 0: off
-    cutmix: float = 0.0  # paste a patch of another image, labels by area; 0: off
+    # Beta(alpha, alpha) mixing of image pairs and labels; 0: off
+    mixup: Annotated[float, Interval(ge=0, le=10)] = 0.0
+    # paste a patch of another image, labels by area; 0: off
+    cutmix: Annotated[float, Interval(ge=0, le=1)] = 0.0
 
     def __post_init__(self) -> None:
-        ranges = {
-            "rotate": (0.0, 180.0),
-            "crop": (0.0, 0.5),
-            "zoom": (0.0, 0.9),
-            "translate": (0.0, 0.5),
-            "contrast": (0.0, 1.0),
-            "brightness": (0.0, 1.0),
-            "color_jitter": (0.0, 1.0),
-            "erase": (0.0, 1.0),
-            "mixup": (0.0, 10.0),
-            "cutmix": (0.0, 1.0),
-        }
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if value is not None and not low <= value <= high:
-                flag = "--" + name.replace("_", "-")
-                raise UsageError(f"{flag} must be between {low:g} and {high:g}; got {value}.")
         if self.mixup and self.cutmix:
             raise UsageError("Give --mixup or --cutmix, not both.")
 
@@ -199,24 +201,27 @@ class RunConfig:
     """The options of every command that trains and writes a run directory; saved in
     its config.json so the run can be reproduced."""
 
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
     command: ClassVar[str]  # the imgcls command that reads these options
     sweeps_lr: ClassVar[bool] = False  # takes --lr auto (an lr-find sweep picks the rate)
     data: DataConfig
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: Annotated[int, Ge(1)] = 10
+    batch_size: Annotated[int, Ge(1)] = 64
     lr: float | str = 1e-3  # a positive number; train also takes AUTO_LR (commands/lr_find.py)
     optimizer: Optimizer = Optimizer.adam
-    weight_decay: float = 1e-4  # used by adamw only
-    label_smoothing: float = 0.0
-    patience: int | None = None  # early stopping on validation loss; None: off
-    seed: int = 42
+    weight_decay: Annotated[float, Ge(0)] = 1e-4  # used by adamw only
+    label_smoothing: Annotated[float, Interval(ge=0, lt=1)] = 0.0
+    # early stopping on validation loss; None: off
+    patience: Annotated[int, Ge(1)] | None = None
+    seed: Annotated[int, Interval(ge=0, le=MAX_SEED)] = 42
     strategy: Strategy = Strategy.auto
     scale_lr: bool = False  # multiply the learning rate(s) by the number of replicas
     mixed_precision: bool = False
     deterministic: bool = False
-    save_every: int | None = None  # steps between mid-epoch checkpoints
+    save_every: Annotated[int, Ge(1)] | None = None  # steps between mid-epoch checkpoints
     class_weight: ClassWeight = ClassWeight.none
-    ema: float | None = None  # decay of the weights' moving average; None: off
+    # decay of the weights' moving average; None: off
+    ema: Annotated[float, Interval(gt=0, lt=1)] | None = None
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -225,41 +230,13 @@ class RunConfig:
                 raise UsageError(message)
 
     def checks(self) -> list[tuple[bool, str]]:
-        """(ok, message) pairs; isfinite: --lr inf or nan would train to NaN weights
+        """(ok, message) pairs for rules the field annotations cannot state. --lr is a
+        number or, for train, 'auto'; isfinite: inf or nan would train to NaN weights
         without a word."""
         return [
             (
-                self.batch_size is None or self.batch_size >= 1,
-                f"--batch-size must be at least 1; got {self.batch_size}.",
-            ),
-            (
                 (self.lr == AUTO_LR and self.sweeps_lr) or is_positive_number(self.lr),
                 f"--lr must be a positive number{self.lr_auto_hint}; got {self.lr!r}.",
-            ),
-            (
-                math.isfinite(self.weight_decay) and self.weight_decay >= 0,
-                f"--weight-decay must be a number >= 0; got {self.weight_decay}.",
-            ),
-            (
-                0.0 <= self.label_smoothing < 1.0,
-                f"--label-smoothing must be in [0, 1); got {self.label_smoothing}.",
-            ),
-            (
-                0 <= self.seed <= MAX_SEED,
-                f"--seed must be between 0 and {MAX_SEED}; got {self.seed}.",
-            ),
-            (
-                self.patience is None or self.patience >= 1,
-                f"--patience must be at least 1; got {self.patience}.",
-            ),
-            (
-                self.save_every is None or self.save_every >= 1,
-                f"--save-every must be at least 1; got {self.save_every}.",
-            ),
-            (
-                self.ema is None or 0.0 < self.ema < 1.0,
-                f"--ema must be a decay between 0 and 1 (exclusive), such as 0.999; "
-                f"got {self.ema}.",
             ),
         ]
 
@@ -282,11 +259,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Any:
-        """From config.json's "options": the data and augment sections, then the rest."""
-        values = dict(values)
-        values["data"] = from_dict(DataConfig, values.pop("data", {}), where="data")
+        """From config.json's "options" (or flat options gathered into its sections)."""
+        if not isinstance(values, dict):
+            raise UsageError(f"Config section 'options' must be a JSON object; got {values!r}.")
         # Runs saved before augmentation existed have no 'augment' section.
-        values["augment"] = from_dict(AugmentConfig, values.pop("augment", {}), where="augment")
+        values = {"data": {}, "augment": {}, **values}
         return from_dict(cls, values, where="options")
 
 
@@ -317,18 +294,15 @@ class TrainConfig(RunConfig):
     arch: str = "convnet"
     # None: chosen from the training split's size (data.prepare.default_epochs and
     # default_batch_size).
-    epochs: int | None = None
-    batch_size: int | None = None
+    epochs: Annotated[int, Ge(1)] | None = None
+    batch_size: Annotated[int, Ge(1)] | None = None
     schedule: Schedule | None = None  # None: the arch's recipe, else DEFAULT_SCHEDULE
-    warmup_epochs: int | None = None  # None: DEFAULT_WARMUP_EPOCHS when epochs allow
+    # None: DEFAULT_WARMUP_EPOCHS when epochs allow
+    warmup_epochs: Annotated[int, Ge(0)] | None = None
 
     def checks(self) -> list[tuple[bool, str]]:
         warmup = self.warmup_epochs
         return super().checks() + [
-            (
-                self.epochs is None or self.epochs >= 1,
-                f"--epochs must be at least 1; got {self.epochs}.",
-            ),
             (
                 not (self.lr == AUTO_LR and self.scale_lr),
                 "--scale-lr does not apply to --lr auto: the sweep runs on every replica "
@@ -336,7 +310,7 @@ class TrainConfig(RunConfig):
             ),
             # Without --epochs the data decides, DEFAULT_EPOCHS or more: below that is safe.
             (
-                warmup is None or 0 <= warmup < self.least_epochs or warmup == 0,
+                warmup is None or warmup < self.least_epochs or warmup == 0,
                 f"--warmup-epochs must be below --epochs ({self.least_epochs}); got {warmup}."
                 if self.epochs is not None
                 else f"--warmup-epochs {warmup} needs --epochs above it: without --epochs "
@@ -386,13 +360,15 @@ class FinetuneConfig(RunConfig):
     at a lower learning rate."""
 
     command: ClassVar[str] = "finetune"
-    batch_size: int = 32
+    epochs: Annotated[int, Ge(0)] = 10  # phase 2
+    batch_size: Annotated[int, Ge(1)] = 32
     backbone: str = "mobilenetv2"
     weights: str = "imagenet"  # "imagenet", "none" or a weights file for the backbone
-    head_epochs: int = 10  # phase 1
-    unfreeze: int | str = 20  # phase 2 trains the top N backbone layers, or "all"
-    finetune_lr: float | None = None  # phase 2; None: lr / 10
-    dropout: float = 0.2  # before the new classifier
+    head_epochs: Annotated[int, Ge(0)] = 10  # phase 1
+    # phase 2 trains the top N backbone layers, or "all"
+    unfreeze: Annotated[int, Ge(0)] | str = 20
+    finetune_lr: Annotated[float, Gt(0)] | None = None  # phase 2; None: lr / 10
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.2  # before the new classifier
 
     def __post_init__(self) -> None:
         if isinstance(self.unfreeze, str):
@@ -401,22 +377,10 @@ class FinetuneConfig(RunConfig):
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
-            (self.head_epochs >= 0, f"--head-epochs must be 0 or more; got {self.head_epochs}."),
-            (self.epochs >= 0, f"--epochs must be 0 or more; got {self.epochs}."),
-            (
-                self.unfreeze == "all" or (isinstance(self.unfreeze, int) and self.unfreeze >= 0),
-                f"--unfreeze must be a number of layers (0 or more) or 'all'; got {self.unfreeze}.",
-            ),
             (
                 self.head_epochs + self.finetune_epochs > 0,
                 "Nothing to train: give --head-epochs, or --epochs with --unfreeze above 0.",
             ),
-            (
-                self.finetune_lr is None
-                or (math.isfinite(self.finetune_lr) and self.finetune_lr > 0),
-                f"--finetune-lr must be a positive number; got {self.finetune_lr}.",
-            ),
-            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1); got {self.dropout}."),
         ]
 
     @property
@@ -444,21 +408,17 @@ class LrFindConfig:
     exponentially from start_lr to end_lr over `steps` training steps (fastai's
     lr_find defaults)."""
 
-    start_lr: float = 1e-7
-    end_lr: float = 10.0
-    steps: int = 100
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
+    start_lr: Annotated[float, Gt(0)] = 1e-7
+    end_lr: Annotated[float, Gt(0)] = 10.0
+    # fewer leave too few points to suggest from
+    steps: Annotated[int, Interval(ge=SWEEP_STEPS[0], le=SWEEP_STEPS[1])] = 100
 
     def __post_init__(self) -> None:
-        for flag, value in (("--start-lr", self.start_lr), ("--end-lr", self.end_lr)):
-            if not is_positive_number(value):
-                raise UsageError(f"{flag} must be a positive number; got {value}.")
         if self.end_lr <= self.start_lr:
             raise UsageError(
                 f"--end-lr must be above --start-lr ({self.start_lr:g}); got {self.end_lr:g}."
             )
-        low, high = SWEEP_STEPS
-        if not low <= self.steps <= high:
-            raise UsageError(f"--steps must be between {low} and {high}; got {self.steps}.")
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -489,67 +449,170 @@ def parse_unfreeze(value: str) -> int | str:
 
 
 def to_jsonable(config: Any) -> dict[str, Any]:
-    """asdict with Enums as their values, so json.dumps works and reads back."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, Enum):
-            return value.value
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        return value
-
-    return convert(dataclasses.asdict(config))
+    """A config as JSON values (Enums as their values), as pydantic writes the schema."""
+    return schema_of(type(config)).dump_python(config, mode="json")
 
 
-def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build a config dataclass from JSON values, refusing unknown keys (typos are not
-    silently ignored) and values of the wrong type ("false" for a flag, 2.5 epochs)."""
+def from_dict(cls: type, values: Any, where: str) -> Any:
+    """A config dataclass from user values (JSON, flags, Python keywords), validated
+    against its annotations; any problem is one UsageError line naming the flag."""
     if not isinstance(values, dict):
         raise UsageError(f"Config section '{where}' must be a JSON object; got {values!r}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise UsageError(
-            f"Unknown key(s) {', '.join(unknown)} in config section '{where}'. "
-            f"Valid: {', '.join(fields)}."
-        )
-    hints = typing.get_type_hints(cls)
-    converted = {name: convert_value(name, value, hints[name]) for name, value in values.items()}
     try:
-        return cls(**converted)
-    except TypeError as error:
-        raise UsageError(f"Bad config section '{where}': {error}.") from None
+        text = json.dumps(values, default=plain_value, allow_nan=True)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"Bad value in {where}: {error}.") from None
+    from pydantic import ValidationError
+
+    try:
+        return schema_of(cls).validate_json(text)
+    except ValidationError as error:
+        raise usage_error(cls, error.errors(), where) from None
 
 
-def convert_value(name: str, value: Any, hint: Any) -> Any:
-    """`value` as the annotated type: enums from their strings, ints accepted as floats;
-    anything else of the wrong type is refused with one line."""
-    allowed = (
-        typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else (hint,)
-    )
-    if value is None and type(None) in allowed:
-        return None
-    for kind in allowed:
-        if isinstance(kind, type) and issubclass(kind, Enum) and isinstance(value, str):
-            try:
-                return kind(value)
-            except ValueError:
-                valid = ", ".join(e.value for e in kind)
-                raise UsageError(f"Bad {name} '{value}' in config. Valid: {valid}.") from None
-        if kind is bool and isinstance(value, bool):
-            return value
-        if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if kind is str and isinstance(value, str):
-            return value
-        if dataclasses.is_dataclass(kind) and isinstance(value, kind):
-            return value
+@functools.cache
+def schema_of(cls: type) -> Any:
+    """pydantic's validator and serializer for a config dataclass (built once)."""
+    try:
+        from pydantic import TypeAdapter
+    except ImportError:  # typer requires pydantic 2; only a broken environment lacks it
+        raise UsageError(
+            "imgcls validates options with pydantic 2, which is not installed: "
+            "pip install 'pydantic>=2.5'."
+        ) from None
+    return TypeAdapter(cls)
+
+
+def plain_value(value: Any) -> Any:
+    """JSON for what json.dumps cannot write: paths as text, NumPy scalars as numbers."""
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(value)
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    raise TypeError(f"{value!r} is not a JSON value")
+
+
+# What a field's bounds do not say well enough, in place of "must be in (0, 1)".
+FIELD_HINTS = {
+    "ema": "must be a decay between 0 and 1 (exclusive), such as 0.999",
+    "unfreeze": "must be a number of layers (0 or more) or 'all'",
+    "min_accuracy": "is a fraction in [0, 1] (0.9 for 90%)",
+    "min_agreement": "is a fraction in [0, 1] (0.99 for 99%)",
+    "lr": "must be a positive number",
+}
+# The flag of a field where it is not --<field-name>.
+FIELD_FLAGS = {"preset": "--augment"}
+BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def flag_of(name: str) -> str:
+    return FIELD_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageError:
+    """pydantic's errors as one line: the first problem, named by its flag (or, for a
+    config file's key, by the key), with what is allowed. The one place where pydantic's
+    error locations become flag names."""
+    unknown = [e for e in errors if e["type"] in ("unexpected_keyword_argument", "extra_forbidden")]
+    if unknown:
+        owner, section = field_owner(cls, unknown[0]["loc"][:-1], where)
+        keys = sorted(
+            {str(e["loc"][-1]) for e in unknown if e["loc"][:-1] == unknown[0]["loc"][:-1]}
+        )
+        valid = ", ".join(f.name for f in dataclasses.fields(owner))
+        return UsageError(
+            f"Unknown key(s) {', '.join(keys)} in config section '{section}'. Valid: {valid}."
+        )
+    error = errors[0]
+    names = [part for part in error["loc"] if isinstance(part, str)]
+    owner, _ = field_owner(cls, tuple(names[:-1]), where)
+    field_names = {f.name for f in dataclasses.fields(owner)}
+    name = next((part for part in reversed(names) if part in field_names), names[-1])
+    hint = typing.get_type_hints(owner, include_extras=True).get(name)
+    value = error.get("input")
+    if error["type"] == "missing":
+        return UsageError(f"Missing {name} in config section '{where}'.")
+    if error["type"] in ("dataclass_type", "dataclass_exact_type", "model_type"):
+        return UsageError(f"Config section '{name}' must be a JSON object; got {value!r}.")
+    if error["type"] == "enum":
+        kind = next(k for k in allowed_types(hint) if isinstance(k, type) and issubclass(k, Enum))
+        valid = ", ".join(e.value for e in kind)
+        return UsageError(f"Bad {name} {value!r} in config. Valid: {valid}.")
+    if error["type"] in BOUND_ERRORS or error["type"] == "finite_number":
+        allowed = FIELD_HINTS.get(name) or f"must be {bounds_phrase(hint)}"
+        return UsageError(f"{flag_of(name)} {allowed}; got {value}.")
     expected = " or ".join(
-        "null" if kind is type(None) else getattr(kind, "__name__", str(kind)) for kind in allowed
+        "null" if kind is type(None) else getattr(kind, "__name__", str(kind))
+        for kind in allowed_types(hint)
     )
-    raise UsageError(f"Bad {name} {json.dumps(value)} in config: expected {expected}.")
+    return UsageError(f"Bad {name} {json.dumps(value)} in config: expected {expected}.")
+
+
+def field_owner(cls: type, path: tuple, where: str) -> tuple[type, str]:
+    """The dataclass that holds the field at `path` (names of nested sections) under cls,
+    and the section's name as config.json spells it."""
+    section = where
+    for part in path:
+        hints = typing.get_type_hints(cls)
+        inner = next(
+            (k for k in allowed_types(hints.get(part)) if dataclasses.is_dataclass(k)), None
+        )
+        if inner is None:
+            break
+        cls, section = inner, str(part)
+    return cls, section
+
+
+def allowed_types(hint: Any) -> list[Any]:
+    """The types a hint allows: Optional and unions unpacked, Annotated's bounds dropped."""
+    if typing.get_origin(hint) is Annotated:
+        return allowed_types(typing.get_args(hint)[0])
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [kind for arg in typing.get_args(hint) for kind in allowed_types(arg)]
+    return [hint]
+
+
+def bounds_phrase(hint: Any) -> str:
+    """'at least 1', 'between 4 and 1024', 'in [0, 0.9)' … from a field's annotation."""
+    low = high = None
+    low_open = high_open = False
+    integer = False
+    for arg in typing.get_args(hint) if typing.get_origin(hint) is not Annotated else (hint,):
+        if typing.get_origin(arg) is not Annotated:
+            continue
+        integer = typing.get_args(arg)[0] is int
+        for bound in arg.__metadata__:
+            for attr, is_low, is_open in BOUND_ATTRIBUTES:
+                value = getattr(bound, attr, None)
+                if value is not None and is_low:
+                    low, low_open = value, is_open
+                elif value is not None:
+                    high, high_open = value, is_open
+    text = {
+        bound: f"{bound:g}" if isinstance(bound, float) else str(bound) for bound in (low, high)
+    }
+    if low is not None and high is not None:
+        if not (low_open or high_open):
+            return f"between {text[low]} and {text[high]}"
+        return f"in {'(' if low_open else '['}{text[low]}, {text[high]}{')' if high_open else ']'}"
+    if low is not None and low_open:
+        return f"a positive {'integer' if integer else 'number'}" if low == 0 else f"above {low}"
+    if low is not None:
+        return (f"at least {low}" if low else "0 or more") if integer else f"a number >= {low}"
+    if high is not None:
+        return f"at most {text[high]}"
+    return "a finite number"
+
+
+# annotated-types' bound attributes: (name, a lower bound?, open?)
+BOUND_ATTRIBUTES = (
+    ("ge", True, False),
+    ("gt", True, True),
+    ("le", False, False),
+    ("lt", False, True),
+)
 
 
 class EvalSplit(str, Enum):
@@ -563,27 +626,21 @@ class EvalSplit(str, Enum):
 class EvaluateConfig:
     """What `imgcls evaluate` scores and how; recorded in evaluation.json."""
 
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
     dataset: str | None = None  # None with data None: the run's own data
     data: str | None = None
     data_dir: str | None = None
     split: EvalSplit | None = None  # None: test, or all of a folder without a test split
-    top_k: int | None = None  # None: 5 when there are more than 5 classes
-    batch_size: int = 64
-    mistakes: int = 16  # most confident mistakes listed for folder data
-    min_accuracy: float | None = None  # CI gate
+    # None: 5 when there are more than 5 classes
+    top_k: Annotated[int, Ge(1)] | None = None
+    batch_size: Annotated[int, Ge(1)] = 64
+    mistakes: Annotated[int, Ge(0)] = 16  # most confident mistakes listed for folder data
+    min_accuracy: Annotated[float, Interval(ge=0, le=1)] | None = None  # CI gate
     explain: bool = False  # draw Grad-CAM on the galleries of mistakes and top losses
 
     def __post_init__(self) -> None:
         if self.dataset is not None and self.data is not None:
             raise UsageError("Give at most one of --dataset NAME or --data DIR.")
-        check_positive("--top-k", self.top_k)
-        check_positive("--batch-size", self.batch_size)
-        if self.mistakes < 0:
-            raise UsageError(f"--mistakes must be 0 or more; got {self.mistakes}.")
-        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
-            raise UsageError(
-                f"--min-accuracy is a fraction in [0, 1] (0.9 for 90%); got {self.min_accuracy}."
-            )
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -593,18 +650,10 @@ class EvaluateConfig:
 class PredictConfig:
     """How `imgcls predict` runs the model."""
 
-    top_k: int = 3
-    batch_size: int = 64
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
+    top_k: Annotated[int, Ge(1)] = 3
+    batch_size: Annotated[int, Ge(1)] = 64
     tta: bool = False
-
-    def __post_init__(self) -> None:
-        check_positive("--top-k", self.top_k)
-        check_positive("--batch-size", self.batch_size)
-
-
-def check_positive(flag: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise UsageError(f"{flag} must be at least 1; got {value}.")
 
 
 class ExportFormat(str, Enum):
@@ -630,16 +679,19 @@ FLOAT_MIN_AGREEMENT = 0.99
 class ExportConfig:
     """What `imgcls export` writes and how it checks it; recorded in export.json."""
 
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
     format: ExportFormat = ExportFormat.savedmodel
     quantize: Quantize = Quantize.none
-    calibration: int = 200  # training images that calibrate int8 quantization
-    min_agreement: float | None = None  # None: DEFAULT_MIN_AGREEMENT / FLOAT_MIN_AGREEMENT
+    # training images that calibrate int8 quantization
+    calibration: Annotated[int, Ge(1)] = 200
+    # None: DEFAULT_MIN_AGREEMENT / FLOAT_MIN_AGREEMENT
+    min_agreement: Annotated[float, Interval(ge=0, le=1)] | None = None
     check: bool = True  # the parity check on held-out data
     dataset: str | None = None  # parity data; None with data None: the run's test split
     data: str | None = None
     data_dir: str | None = None
-    batch_size: int = 64
-    seed: int = 0  # which training images calibrate
+    batch_size: Annotated[int, Ge(1)] = 64
+    seed: Annotated[int, Interval(ge=0, le=MAX_SEED)] = 0  # which training images calibrate
 
     def __post_init__(self) -> None:
         if self.dataset is not None and self.data is not None:
@@ -648,12 +700,6 @@ class ExportConfig:
             raise UsageError(
                 f"--quantize {self.quantize.value} applies to --format tflite; "
                 f"{self.format.value} exports keep float32 weights (--quantize none)."
-            )
-        check_positive("--calibration", self.calibration)
-        check_positive("--batch-size", self.batch_size)
-        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
-            raise UsageError(
-                f"--min-agreement is a fraction in [0, 1] (0.99 for 99%); got {self.min_agreement}."
             )
 
     @property

@@ -5,7 +5,15 @@ import json
 import pytest
 
 from imgcls_cli.augment.policy import resolve_augment, resolve_augment_with_reason
-from imgcls_cli.config import AugmentConfig, AugmentPreset, DataConfig, FillMode, Flip, TrainConfig
+from imgcls_cli.config import (
+    AugmentConfig,
+    AugmentPreset,
+    DataConfig,
+    FillMode,
+    Flip,
+    TrainConfig,
+    from_dict,
+)
 from imgcls_cli.errors import UsageError
 
 
@@ -75,7 +83,7 @@ def test_colour_jitter_asked_for_on_grayscale_is_refused():
 )
 def test_out_of_range_values_name_the_flag(values, flag):
     with pytest.raises(UsageError, match=flag):
-        AugmentConfig(**values)
+        from_dict(AugmentConfig, values, where="augment")
 
 
 def test_mixup_and_cutmix_together_are_refused():

@@ -1,9 +1,11 @@
+import dataclasses
 import json
+import typing
 
 import pytest
 
 from imgcls_cli.augment.policy import resolve_augment_with_reason
-from imgcls_cli.config import ClassWeight, DataConfig, Optimizer, TrainConfig
+from imgcls_cli.config import ClassWeight, DataConfig, Optimizer, TrainConfig, from_dict
 from imgcls_cli.errors import UsageError
 from imgcls_cli.rundir import read_options_file
 
@@ -43,7 +45,7 @@ def test_json_round_trip_preserves_every_option():
 )
 def test_bad_values_name_the_flag(overrides, flag):
     with pytest.raises(UsageError, match=flag):
-        make(**overrides)
+        TrainConfig.from_dict({"data": {"dataset": "digits"}, **overrides})
 
 
 def test_config_json_of_earlier_versions_loads_with_the_newer_options_at_their_defaults():
@@ -66,7 +68,7 @@ def test_data_needs_exactly_one_source():
 
 def test_bad_split_fraction_is_refused():
     with pytest.raises(UsageError, match="--val-split"):
-        DataConfig(dataset="digits", val_split=0.95)
+        from_dict(DataConfig, {"dataset": "digits", "val_split": 0.95}, where="data")
 
 
 def test_unknown_keys_are_refused():
@@ -111,7 +113,7 @@ def test_finetune_config_round_trips_and_resolves_phase_two():
     assert again == config and again.class_weight is ClassWeight.balanced
     assert FinetuneConfig(data=DataConfig(data="x"), unfreeze=0).finetune_epochs == 0
     with pytest.raises(UsageError, match="--unfreeze must be a number of layers"):
-        FinetuneConfig(data=DataConfig(data="x"), unfreeze=-1)
+        FinetuneConfig.from_dict({"data": {"data": "x"}, "unfreeze": -1})
     with pytest.raises(UsageError, match="Unknown key"):
         FinetuneConfig.from_dict({"data": {"data": "x"}, "backbone_name": "resnet50"})
 
@@ -175,3 +177,63 @@ def test_train_epochs_default_to_20_below_512_training_images_else_10():
     ):
         TrainConfig(data=digits, warmup_epochs=10)
     assert TrainConfig(data=digits, warmup_epochs=10, epochs=12).warmup == 10
+
+
+def schema_classes():
+    from imgcls_cli import config
+
+    return [
+        config.DataConfig,
+        config.AugmentConfig,
+        config.TrainConfig,
+        config.FinetuneConfig,
+        config.LrFindConfig,
+        config.EvaluateConfig,
+        config.PredictConfig,
+        config.ExportConfig,
+    ]
+
+
+def minimal(cls) -> dict:
+    """The fewest values that make a valid config of cls."""
+    if cls is DataConfig:
+        return {"dataset": "digits"}
+    fields = dataclasses.fields(cls)
+    required = any(f.name == "data" and f.default is dataclasses.MISSING for f in fields)
+    return {"data": {"dataset": "digits"}} if required else {}
+
+
+def lower_bounds():
+    """(class, field, a value just outside its lower bound) for every bounded field."""
+    for cls in schema_classes():
+        hints = typing.get_type_hints(cls, include_extras=True)
+        for field in dataclasses.fields(cls):
+            for arg in (hints[field.name], *typing.get_args(hints[field.name])):
+                if typing.get_origin(arg) is not typing.Annotated:
+                    continue
+                kind = typing.get_args(arg)[0]
+                for bound in arg.__metadata__:
+                    if getattr(bound, "gt", None) is not None:
+                        yield cls, field.name, kind(bound.gt)
+                    elif getattr(bound, "ge", None) is not None:
+                        yield cls, field.name, kind(bound.ge - (1 if kind is int else 0.5))
+
+
+@pytest.mark.parametrize(
+    "cls, name, value", list(lower_bounds()), ids=lambda v: getattr(v, "__name__", str(v))
+)
+def test_every_bounded_field_refuses_a_value_below_it_naming_its_flag(cls, name, value):
+    from imgcls_cli.config import flag_of
+
+    with pytest.raises(UsageError, match=f"^{flag_of(name)} .*; got {value}\\.$"):
+        from_dict(cls, {**minimal(cls), name: value}, where="options")
+
+
+@pytest.mark.parametrize("cls", schema_classes(), ids=lambda c: c.__name__)
+def test_every_config_round_trips_through_json_and_refuses_unknown_keys(cls):
+    from imgcls_cli.config import to_jsonable
+
+    config = from_dict(cls, minimal(cls), where="options")
+    assert from_dict(cls, json.loads(json.dumps(to_jsonable(config))), where="options") == config
+    with pytest.raises(UsageError, match="Unknown key.*colour"):
+        from_dict(cls, {**minimal(cls), "colour": 1}, where="options")
