@@ -93,8 +93,11 @@ def bench_cold_start(run_dir: Path, image: Path, work: Path, repeats: int) -> di
 
 
 def bench_folder(run_dir: Path, folder: Path, repeats: int, batch_size: int) -> dict:
-    from imgcls_cli.commands.predict import build_image_dataset, expand_inputs, predict_inputs
+    import tensorflow as tf
+
+    from imgcls_cli.commands.predict import expand_inputs, predict_inputs
     from imgcls_cli.config import PredictConfig
+    from imgcls_cli.data.folder import model_inputs
     from imgcls_cli.rundir.load import load_run
 
     run = load_run(run_dir)
@@ -108,7 +111,8 @@ def bench_folder(run_dir: Path, folder: Path, repeats: int, batch_size: int) -> 
         return len(items)
 
     paths = [item.path for item in expand_inputs([str(folder)], lambda: "")]
-    images_only = build_image_dataset(paths, run, batch_size).map(lambda images, errors: images)
+    batches = model_inputs(paths, run.channels, run.image_size, batch_size)[0]
+    images_only = batches.map(lambda images, indices: tf.cast(images, tf.float32))
 
     def keras_predict() -> int:
         return len(run.model.predict(images_only, verbose=0))

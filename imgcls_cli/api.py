@@ -367,7 +367,7 @@ def benchmark(
 
     sizes = [int(size) for size in batch_sizes]
     if not sizes or min(sizes) < 1:
-        raise UsageError(f"--batch-sizes must be positive whole numbers, e.g. 1,32; got {sizes}.")
+        raise UsageError(f"--batch-size must be at least 1 (each of them); got {sizes}.")
     if runs_per_size < 1:
         raise UsageError(f"--runs must be at least 1; got {runs_per_size}.")
     return benchmark_run(Path(run_dir), sizes, runs_per_size, reporter or SilentReporter())

@@ -402,6 +402,9 @@ def check_benchmark(ws: Path, outcome: Outcome) -> None:
     assert outcome.exit_code == 0, outcome.output
     for name in ("keras", "onnx", "tflite-int8", "p50 ms", "images/s"):
         assert name in outcome.stdout
+    # A row per model and --batch-size given (the batch cell, then p50, p95, images/s).
+    row = re.compile(r"│\s*(\d+)\s*│\s*[\d.]+\s*│\s*[\d.]+\s*│\s*[\d,]+\s*│")
+    assert sorted(set(row.findall(outcome.stdout))) == ["1", "8"], outcome.stdout
 
 
 def check_jsonl(ws: Path, outcome: Outcome) -> None:
@@ -616,7 +619,7 @@ COMMANDS: dict[str, How] = {
     "imgcls predict photo.jpg --model runs/train-shapes-simplecnn/export/onnx/model.onnx": How(
         predicted("photo.jpg")
     ),
-    "imgcls benchmark runs/train-shapes-simplecnn": How(
+    "imgcls benchmark runs/train-shapes-simplecnn --batch-size 1 --batch-size 8": How(
         check_benchmark, ("--runs", "3"), "3 timed calls per batch size: the table, not the speed"
     ),
     "imgcls inspect --data ./shapes": How(check_inspect),

@@ -357,7 +357,15 @@ def benchmark(
     run_dir: Annotated[
         Path, typer.Argument(help="The run directory (its exports are found in it).")
     ],
-    batch_sizes: Annotated[str, option("Batch sizes to time, comma-separated.")] = "1,32",
+    batch_sizes: Annotated[
+        list[int] | None,
+        option(
+            "A batch size to time; repeat it for several. Default: 1 and 32.",
+            "--batch-size",
+            "-b",
+            min=1,
+        ),
+    ] = None,
     runs: Annotated[int, option("Timed calls per batch size (after 3 warm-up calls).")] = 20,
     json_output: JsonReport = False,
 ) -> None:
@@ -370,16 +378,8 @@ def benchmark(
     with user_errors():
         from imgcls_cli.api import benchmark as time_models
 
-        try:
-            sizes = [int(part) for part in batch_sizes.split(",") if part.strip()]
-        except ValueError:
-            raise UsageError(
-                "--batch-sizes takes whole numbers separated by commas, e.g. 1,32; "
-                f"got {batch_sizes!r}."
-            ) from None
-        report = time_models(
-            run_dir, batch_sizes=sizes, runs_per_size=runs, reporter=console.RichReporter()
-        )
+        sizes = {"batch_sizes": batch_sizes} if batch_sizes else {}  # else the API's default
+        report = time_models(run_dir, runs_per_size=runs, reporter=console.RichReporter(), **sizes)
         if json_output:
             console.write_line(json.dumps(report, indent=2))
         else:

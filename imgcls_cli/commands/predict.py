@@ -15,13 +15,8 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli.config import PredictConfig
-from imgcls_cli.data.images import (
-    decode_for_model,
-    is_image_file,
-    load_image,
-    printable,
-    unreadable_reason,
-)
+from imgcls_cli.data.folder import model_input, model_inputs
+from imgcls_cli.data.images import is_image_file, printable, unreadable_reason
 from imgcls_cli.errors import UsageError
 from imgcls_cli.rundir.load import LoadedRun
 from imgcls_cli.rundir.record import RunRecord
@@ -157,39 +152,9 @@ def glob_paths(pattern: str) -> list[str]:
 
 
 def read_for_model(path: str, run: LoadedRun) -> np.ndarray:
-    """One file as float32 HxWxC at the model's input size (raises for unreadable files)."""
-    return decode_for_model(path, run)[1]
-
-
-def build_image_dataset(paths: list[str], run: LoadedRun, batch_size: int) -> Any:
-    """Batches of (float32 images at the model's size, error message per image).
-
-    Unreadable files become a blank image with a non-empty error, so one bad file does
-    not stop the pipeline; their predictions are discarded.
-    """
-    import tensorflow as tf
-
-    from imgcls_cli.data.images import prepare_images
-
-    channels = run.channels
-
-    def decode(path: bytes) -> tuple[np.ndarray, bytes]:
-        try:
-            return load_image(path.decode(), channels, run.image_size), b""
-        except Exception as error:  # PIL raises many types for bad files
-            reason = unreadable_reason(path.decode(), error)
-            return np.zeros((1, 1, channels), np.uint8), reason.encode()
-
-    def load(path):
-        image, error = tf.numpy_function(decode, [path], [tf.uint8, tf.string], stateful=False)
-        image.set_shape([None, None, channels])
-        error.set_shape([])
-        image = prepare_images(image, run.image_size, channels)
-        return tf.cast(image, tf.float32), error
-
-    dataset = tf.data.Dataset.from_tensor_slices(paths)
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    """One file as float32 HxWxC at the model's input size (raises for unreadable files),
+    decoded and resized as training did (data.folder.model_input)."""
+    return model_input(path, run.channels, run.image_size)
 
 
 def top_classes(probabilities: np.ndarray, class_names: list[str], k: int) -> list[list]:
@@ -224,19 +189,32 @@ def predict_direct(paths: list[str], run: LoadedRun, options: PredictConfig) -> 
 
 
 def predict_batched(paths: list[str], run: LoadedRun, options: PredictConfig) -> Iterator:
-    """Many files: a parallel tf.data pipeline and a compiled model call per batch."""
-    dataset = build_image_dataset(paths, run, options.batch_size)
+    """Many files: training's own input pipeline (data.folder.model_inputs), in parallel,
+    and a compiled model call per batch. A file that fails to decode is missing from its
+    batch: its record says why."""
+    import tensorflow as tf
+
+    batches, unreadable, decoder = model_inputs(
+        paths, run.channels, run.image_size, options.batch_size
+    )
+
+    def failed(position: int) -> Prediction:
+        path = paths[position]
+        reason = unreadable.get(path) or decoder.verify(path) or "could not be decoded"
+        return Prediction(path, error=reason)
+
     position = 0
-    for images, errors in dataset:
-        probabilities = run.predict_batch(images, options.tta)
+    for images, indices in batches.prefetch(tf.data.AUTOTUNE):
+        probabilities = run.predict_batch(tf.cast(images, tf.float32), options.tta)
         top = top_classes(probabilities, run.class_names, options.top_k)
-        for classes, error in zip(top, errors.numpy()):
-            path = paths[position]
-            position += 1
-            if error:
-                yield Prediction(path, error=error.decode())
-            else:
-                yield Prediction(path, classes)
+        for index, classes in zip(indices.numpy().tolist(), top):
+            while position < index:
+                yield failed(position)
+                position += 1
+            yield Prediction(paths[index], classes)
+            position = index + 1
+    for rest in range(position, len(paths)):
+        yield failed(rest)
 
 
 def predict_inputs(inputs: list[Input], run: LoadedRun, options: PredictConfig) -> Iterator:

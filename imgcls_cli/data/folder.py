@@ -17,6 +17,7 @@ from imgcls_cli.data.images import (
     PLAIN_DECODERS,
     RESIZE_METHODS,
     ImageFacts,
+    UnreadableImage,
     check_image,
     decode_plain,
     is_image_file,
@@ -25,6 +26,7 @@ from imgcls_cli.data.images import (
     plain_route,
     prepare_images,
     resize_by,
+    rgb_to_gray,
     unreadable_reason,
 )
 from imgcls_cli.data.sources import Source, Split, StreamFailures, split_arrays
@@ -359,6 +361,22 @@ class FileDecoder:
     failures: StreamFailures
     known: dict[str, KnownFile]
 
+    @classmethod
+    def for_files(cls, paths: list[str], channels: int) -> tuple[FileDecoder, dict[str, str]]:
+        """A decoder for any files (not a scanned folder's), and (path → reason) of those
+        that are not readable images: what predict and explain decode with."""
+        known, unreadable = {}, {}
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+            for path, result in zip(paths, pool.map(check_file, paths)):
+                if isinstance(result, str):
+                    unreadable[path] = result
+                else:
+                    known[path] = KnownFile(result, (0, 0))
+        failures = StreamFailures()
+        decoder = cls(channels, failures, known)
+        failures.verify = decoder.verify
+        return decoder, unreadable
+
     def routes(self, target: tuple[int, int] | None) -> dict[str, tuple[int, int]]:
         """Each plain file's (decoder, resize) at `target` (images.plain_route)."""
         return {
@@ -372,21 +390,23 @@ class FileDecoder:
         looked up here, in the call this costs anyway (PIL_DECODER for the others)."""
         found = np.empty((len(paths), 2), np.int64)
         for i, path in enumerate(paths):
-            name = path.decode()
+            name = os.fsdecode(path)
             self.failures.begin(name)
             found[i] = routes.get(name, (PIL_DECODER, RESIZE_IN_GRAPH))
         return found
 
     def finished(self, paths: np.ndarray) -> bool:
         for path in paths:
-            self.failures.end(path.decode())
+            self.failures.end(os.fsdecode(path))
         return True
 
-    def load(self, path: bytes, target: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
+    def load(self, path: Any, target: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
+        # bytes in tf.data's graph; a 0-d array when eager (model_input).
+        name = os.fsdecode(path.item() if isinstance(path, np.ndarray) else path)
         try:
-            return load_image(path.decode(), self.channels, target), True
+            return load_image(name, self.channels, target), True
         except Exception as error:  # PIL raises many types for bad files
-            self.failures.add(path.decode(), unreadable_reason(path.decode(), error))
+            self.failures.add(name, unreadable_reason(name, error))
             return np.zeros((1, 1, self.channels), np.uint8), False
 
     def verify(self, name: str) -> str | None:
@@ -423,14 +443,6 @@ class FileDecoder:
 
         channels = self.channels
         routes = self.routes(target)
-
-        def with_pil(path: Any) -> tuple[Any, Any]:
-            image, ok = tf.numpy_function(
-                lambda path: self.load(path, target), [path], [tf.uint8, tf.bool], stateful=False
-            )
-            image.set_shape([None, None, channels])
-            return image, tf.reshape(ok, [])
-
         # Which branches ever run: a folder of one kind of file (most are) needs no switch.
         decoders_used = {decoder for decoder, _ in routes.values()}
         resizes_used = {resize for _, resize in routes.values()}
@@ -438,33 +450,8 @@ class FileDecoder:
             decoders_used.add(PIL_DECODER)
             resizes_used.add(RESIZE_IN_GRAPH)
 
-        def take(index: Any, branches: list[Any], used: set[int]) -> Any:
-            """branches[index](): called directly when it is the only one used, since a
-            switch costs a function call per image (~4% of a pass each, here)."""
-            if len(used) == 1:
-                return branches[next(iter(used))]()
-            return tf.switch_case(index, branches)
-
         def decode(path: Any, label: Any, route: Any) -> tuple[Any, Any, Any, Any]:
-            # The route was found from the file's header at the scan, so no op tests the
-            # file's bytes or shape. A folder has 1 channel only when every file is
-            # grayscale, so the decoders' own conversion (gray to RGB, by repeating) is
-            # the only one needed.
-            def in_graph(decoder: int) -> Any:  # reads the file in the branch: PIL reads its own
-                return lambda: (
-                    plain_decoder(tf.io.read_file(path), decoder, channels),
-                    tf.constant(True),
-                )
-
-            decoders = [in_graph(decoder) for decoder in range(PLAIN_DECODERS)]
-            image, ok = take(route[0], [*decoders, lambda: with_pil(path)], decoders_used)
-            if target is not None:  # here, so that the group below has one shape
-                resizes = [
-                    lambda m=method: resize_by(image, target, m) for method in RESIZE_METHODS
-                ]
-                by_shape = lambda: prepare_images(image, target, channels)  # noqa: E731
-                image = take(route[1], [*resizes, by_shape], resizes_used)
-            image.set_shape([None, None, channels])
+            image, ok = self.decode_one(path, route, target, (decoders_used, resizes_used))
             return image, label, ok, path
 
         def start(paths: Any, labels: Any) -> tuple[Any, Any, Any]:
@@ -500,6 +487,119 @@ class FileDecoder:
             lambda image, label, ok, path: (image[None], label[None], ok[None], path[None])
         ).map(finish, num_parallel_calls=tf.data.AUTOTUNE)
         return kept.unbatch()
+
+    def decode_one(
+        self, path: Any, route: Any, target: Any, used: tuple[set[int], set[int]] | None = None
+    ) -> tuple[Any, Any]:
+        """One file → (uint8 HxWxC image, resized to `target` when given; ok): the one body
+        by which every command turns a file into the model's input, in training's
+        pipeline (decode_files, in the graph) and for single files (model_input, eager).
+
+        `route` (decoder, resize) comes from the file's header (images.plain_route; PIL and
+        a resize that measures the image for the others), so no op tests the file's bytes
+        or shape. `used`: the decoders and resizes any file of the stream takes; a branch
+        that is the only one used is called directly, since a switch costs a function
+        call per image (~4% of a pass each).
+        """
+        import tensorflow as tf
+
+        channels = self.channels
+        decoders_used, resizes_used = used or ({int(route[0])}, {int(route[1])})
+
+        def take(index: Any, branches: list[Any], used: set[int]) -> Any:
+            if len(used) == 1:
+                return branches[next(iter(used))]()
+            return tf.switch_case(index, branches)
+
+        def with_pil() -> tuple[Any, Any]:
+            image, ok = tf.numpy_function(
+                lambda path: self.load(path, target), [path], [tf.uint8, tf.bool], stateful=False
+            )
+            image.set_shape([None, None, channels])
+            return image, tf.reshape(ok, [])
+
+        # A folder has 1 channel only when every file is grayscale, and the decoders' own
+        # gray-to-colour conversion repeats the channel as PIL does. Colour files for a
+        # grayscale model (another folder to evaluate, files to predict) decode in colour
+        # and convert as PIL converts; a gray file in colour converts back exactly.
+        colour_to_gray = channels == 1 and any(
+            known.facts.plain and not known.facts.grayscale for known in self.known.values()
+        )
+
+        def in_graph(decoder: int) -> Any:  # reads the file in the branch: PIL reads its own
+            if colour_to_gray:
+                return lambda: (
+                    rgb_to_gray(plain_decoder(tf.io.read_file(path), decoder, 3)),
+                    tf.constant(True),
+                )
+            return lambda: (
+                plain_decoder(tf.io.read_file(path), decoder, channels),
+                tf.constant(True),
+            )
+
+        decoders = [in_graph(decoder) for decoder in range(PLAIN_DECODERS)]
+        image, ok = take(route[0], [*decoders, with_pil], decoders_used)
+        if target is not None:  # here, so that a batch of them has one shape
+            resizes = [lambda m=method: resize_by(image, target, m) for method in RESIZE_METHODS]
+            by_shape = lambda: prepare_images(image, target, channels)  # noqa: E731
+            image = take(route[1], [*resizes, by_shape], resizes_used)
+        image.set_shape([None, None, channels])
+        return image, ok
+
+    def route_of(self, path: str, target: tuple[int, int] | None) -> tuple[int, int]:
+        """(decoder, resize) of one known file at `target`: as routes gives, or PIL's."""
+        facts = self.known[path].facts
+        return plain_route(facts, target) if facts.plain else (PIL_DECODER, RESIZE_IN_GRAPH)
+
+
+def check_file(path: str) -> ImageFacts | str:
+    """A file's facts (images.check_image), or why it is not a readable image."""
+    try:
+        return check_image(Path(path))
+    except Exception as error:  # PIL raises many types for bad files
+        return unreadable_reason(path, error)
+
+
+def model_input(path: str, channels: int, image_size: tuple[int, int]) -> np.ndarray:
+    """One file as the model's float32 input (HxWxC at image_size): decoded and resized by
+    the body training's pipeline runs (FileDecoder.decode_one), so predict, explain and
+    serve feed the model the very pixels train and evaluate do. Raises UnreadableImage."""
+    import tensorflow as tf
+
+    decoder, unreadable = FileDecoder.for_files([path], channels)
+    if path in unreadable:
+        raise UnreadableImage(unreadable[path])
+    image, ok = decoder.decode_one(
+        tf.constant(os.fsencode(path)), decoder.route_of(path, image_size), image_size
+    )
+    if not bool(ok):
+        raise UnreadableImage(decoder.failures.take()[0][1])
+    return image.numpy().astype(np.float32)
+
+
+def decode_for_model(path: str, run: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(the file decoded for display, uint8 near the model's size; the model's float32
+    input from it, model_input's), for `run`'s channels and image_size (a LoadedRun)."""
+    return load_image(path, run.channels, run.image_size), model_input(
+        path, run.channels, run.image_size
+    )
+
+
+def model_inputs(
+    paths: list[str], channels: int, image_size: tuple[int, int], batch_size: int
+) -> tuple[Any, dict[str, str], FileDecoder]:
+    """Many files as the model's input, through training's own pipeline: batches of
+    (uint8 images at image_size, each one's index in `paths`), without the files that
+    fail (their index is missing); the (path → reason) of those found unreadable before
+    decoding; and the decoder, whose verify names the others."""
+    import tensorflow as tf
+
+    decoder, unreadable = FileDecoder.for_files(paths, channels)
+    kept = [i for i, path in enumerate(paths) if path not in unreadable]
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.constant([os.fsencode(paths[i]) for i in kept]), np.array(kept, np.int64))
+    )
+    return decoder.decode_files(files, image_size, batch_size), unreadable, decoder
 
 
 def files_to_split(entries: list[tuple[Path, int]], decoder: FileDecoder) -> Split:

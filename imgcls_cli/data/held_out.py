@@ -141,22 +141,45 @@ def folder_change(
 
 
 def concatenate(parts: list[Any]) -> Any:
+    """One split of several. A folder's parts stay a file list with its decoder, so the
+    images are decoded (a JPEG at its reduced scale) and resized exactly as training's
+    pipeline did: one file, one answer (data.pipeline.create_batches)."""
     from imgcls_cli.data.sources import Split
 
+    if len(parts) == 1:
+        return parts[0]
+    paths = labels = None
+    if all(part.paths is not None for part in parts):
+        paths = [path for part in parts for path in part.paths]
+    if all(part.labels is not None for part in parts):
+        labels = np.concatenate([part.labels for part in parts])
+    count = sum(part.num_examples for part in parts)
+    decoder = parts[0].decode_files
+    if decoder is not None and all(
+        part.files is not None and part.decode_files == decoder for part in parts
+    ):
+        files = parts[0].files
+        for part in parts[1:]:
+            files = files.concatenate(part.files)
+        return Split(decoder(files), count, paths, labels, files=files, decode_files=decoder)
     dataset = parts[0].dataset
     for part in parts[1:]:
         dataset = dataset.concatenate(part.dataset)
-    paths = None
-    if all(part.paths is not None for part in parts):
-        paths = [path for part in parts for path in part.paths]
-    return Split(dataset, sum(part.num_examples for part in parts), paths)
+    return Split(dataset, count, paths, labels)
 
 
 def relabel(split: Any, index_map: np.ndarray) -> Any:
+    """The split with its labels in the model's class order (a folder's file list too,
+    which is what the pipeline decodes)."""
     if np.array_equal(index_map, np.arange(len(index_map))):
         return split
     import tensorflow as tf
 
     table = tf.constant(index_map)
     dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
-    return dataclasses.replace(split, dataset=dataset)
+    files = split.files
+    if files is not None:
+        files = files.map(lambda path, label: (path, tf.gather(table, label)))
+        dataset = split.decode_files(files)
+    labels = None if split.labels is None else index_map[split.labels]
+    return dataclasses.replace(split, dataset=dataset, files=files, labels=labels)

@@ -72,10 +72,16 @@ def open_image(path: Any) -> Any:
     return image
 
 
+class UnreadableImage(OSError):
+    """A file that failed to decode, with the reason in a few words (unreadable_reason)."""
+
+
 def unreadable_reason(path: str | Path, error: Exception) -> str:
     """Why a file could not be decoded, in a few words a user can act on."""
     from PIL import UnidentifiedImageError
 
+    if isinstance(error, UnreadableImage):
+        return str(error)
     path = Path(path)
     if isinstance(error, FileNotFoundError):
         return (
@@ -337,12 +343,3 @@ def printable(text: str) -> str:
     """Text that encodes as UTF-8: a file name's undecodable bytes (b'\\xff', which Python
     keeps as lone surrogates) are shown escaped ('\\xff'), the same in every format."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def decode_for_model(path: str, run: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(the file decoded, uint8 at its own size; the model's float32 input from it), for
-    `run`'s channels and image_size (a rundir.load.LoadedRun). Every command that feeds
-    a model a file goes through here: predict, explain, serve."""
-    image = load_image(path, run.channels, run.image_size)  # decoded as training decoded it
-    resized = prepare_images(image, run.image_size, run.channels)
-    return image, resized.numpy().astype(np.float32)

@@ -271,7 +271,8 @@ def explain_paths(
     """Decode and resize each file as predict does, then one Grad-CAM pass over the
     readable ones. Each result keeps the decoded file (at most DISPLAY_SIDE pixels a
     side) for the overlay: the heatmap is stretched back over the picture as it is."""
-    from imgcls_cli.data.images import decode_for_model, printable, unreadable_reason
+    from imgcls_cli.data.folder import decode_for_model
+    from imgcls_cli.data.images import printable, unreadable_reason
 
     results, images, originals = [], [], []
     for path in paths:
