@@ -301,7 +301,7 @@ SCALE_OPTIONS: OptionGroup = [
         "deterministic",
         bool,
         False,
-        "Deterministic kernels (with --seed: bit-identical runs).",
+        "Deterministic kernels, ops in order (with --seed: bit-identical runs on one device).",
         "--deterministic",
         panel=SCALE,
     ),

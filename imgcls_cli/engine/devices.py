@@ -13,16 +13,48 @@ from imgcls_cli.backend import import_tensorflow, in_slurm_step, seed_everything
 from imgcls_cli.errors import ImgclsError, UsageError
 
 
-def set_up_runtime(config: Any) -> tuple[Any, str]:
-    """(strategy, precision policy) for a train or finetune config. The strategy comes
-    first (it may split the CPU into devices, which must precede any op), then
-    determinism, the precision policy and the seeds."""
+def set_up_runtime(config: Any) -> tuple[Any, str, str | None]:
+    """(strategy, precision policy, a warning or None) for a train or finetune config.
+    Ops in order and the strategy come first (both must precede any op: the strategy may
+    split the CPU into devices), then determinism, the precision policy and the seeds."""
     import_tensorflow()
+    warning = run_ops_in_order(config.strategy.value) if config.deterministic else None
     strategy = create_strategy(config.strategy.value)
     set_determinism(config.deterministic)
+    if config.deterministic and strategy.num_replicas_in_sync > 1 and warning is None:
+        warning = DETERMINISM_WARNINGS["replicas"]
     policy = set_mixed_precision(config.mixed_precision)
     seed_everything(config.seed)
-    return strategy, policy
+    return strategy, policy, warning
+
+
+DETERMINISM_WARNINGS = {
+    "replicas": "--deterministic: the replicas' ops run in parallel (their all-reduce needs "
+    "it), so two runs may differ in the last bits of the weights; on one device they do not.",
+    "started": "--deterministic: TensorFlow already ran ops in this process, so they keep "
+    "running in parallel and two runs may differ in the last bits of the weights; start a "
+    "new process for bit-identical runs.",
+}
+
+
+def run_ops_in_order(strategy: str) -> str | None:
+    """One op at a time (each still uses every core), as --deterministic needs on one
+    device: with ops in parallel, the default convnet's weights at 96x96 differed in the
+    7th digit between two runs of the same command (kernels deterministic, the order of
+    independent ops not); one at a time they were identical, at the same speed
+    (BENCHMARKS.md). Not with several replicas, whose collective ops run side by side.
+    Returns a warning when TensorFlow already started in this process (the API)."""
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if strategy in ("mirrored", "multi-worker") or (strategy == "auto" and len(gpus) > 1):
+        return None  # set_up_runtime warns once the replicas are known
+    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return None
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the context exists: its thread pools are fixed
+        return DETERMINISM_WARNINGS["started"]
+    return None
 
 
 def strategy_name(strategy: Any) -> str:

@@ -95,7 +95,9 @@ def open_session(
     """Devices first (the strategy may split the CPU into devices, which must precede any
     op), then the data (prepare_run_data's options), the class weights, and the model
     that build_model makes for the data, under the strategy's scope."""
-    strategy, policy = set_up_runtime(config)
+    strategy, policy, warning = set_up_runtime(config)
+    if warning:
+        reporter.warning(warning)
     data = prepare_run_data(config, reporter, **data_options)
     if config.patience is not None and data.val is None:
         reporter.warning("--patience has no effect without validation data (--val-split 0).")
