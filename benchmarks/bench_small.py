@@ -53,6 +53,7 @@ OPTIONS = {
     "recipe-epochs-20": {"epochs": 20},
     "recipe-batch-64-epochs-20": {"batch_size": 64, "epochs": 20},
     "recipe-batch-32-epochs-20": {"batch_size": 32, "epochs": 20},
+    "recipe-batch-32-epochs-40": {"batch_size": 32, "epochs": 40},
     "recipe-no-warmup": {"warmup_epochs": 0},
 }
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
