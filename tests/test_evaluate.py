@@ -196,11 +196,49 @@ def test_bad_options_give_one_line(runner, cli_app, shapes_run, args, code, mess
     assert len(lines) == 1 and message in lines[0]
 
 
-def test_folder_with_unknown_classes_is_refused(runner, cli_app, shapes_run, tmp_path):
+def test_a_folder_of_only_unknown_classes_is_refused(runner, cli_app, shapes_run, tmp_path):
     data = make_class_folder(tmp_path / "other", classes=("cat", "dog"), per_class=2)
     result = evaluate(runner, cli_app, "--model", str(shapes_run), "--data", str(data))
     assert result.exit_code == 1
-    assert "classes the model does not know: cat, dog" in result.output
+    assert "None of the data's classes is one the model knows (cat, dog)" in result.output
+
+
+def test_images_of_unknown_classes_are_scored_apart(runner, cli_app, shapes_run, tmp_path):
+    data = make_class_folder(tmp_path / "other", classes=("cat", "circle"), per_class=3)
+    out = tmp_path / "out"
+    args = ("--model", str(shapes_run), "--data", str(data), "--output", str(out), "--json")
+    result = evaluate(runner, cli_app, *args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == 3  # the circles: the only class the model knows
+    [cat] = report["unknown_classes"]
+    assert cat["class"] == "cat" and cat["images"] == 3
+    assert sum(cat["predicted"].values()) == 3 and set(cat["predicted"]) <= {
+        "circle",
+        "square",
+        "tri",
+    }
+    rows = {row["class"]: row for row in report["per_class"]}
+    assert rows["circle"]["support"] == 3 and rows["circle"]["recall"] is not None
+    assert rows["square"]["support"] == 0 and rows["square"]["f1"] is None
+    assert report["macro_avg"]["recall"] == rows["circle"]["recall"]
+    warnings = result.stderr
+    assert "3 image(s) of 1 class(es) the model does not know were left out" in warnings
+    assert "no images of 2 of the model's 3 classes (square, tri)" in warnings
+    assert json.loads((out / "evaluation.json").read_text())["unknown_classes"] == [cat]
+
+
+def test_a_folder_of_one_class_is_scored(runner, cli_app, shapes_run, tmp_path):
+    data = make_class_folder(tmp_path / "new", classes=("square",), per_class=4)
+    args = ("--model", str(shapes_run), "--data", str(data), "--output", str(tmp_path / "o"))
+    result = evaluate(runner, cli_app, *args, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["examples"] == 4 and report["unknown_classes"] == []
+    assert report["macro_avg"]["recall"] == pytest.approx(report["accuracy"])
+    table = evaluate(runner, cli_app, *args).stdout  # the table marks the classes apart
+    rows = [line for line in table.splitlines() if "no images" in line]
+    assert len(rows) == 2 and "circle" in rows[0] and "tri" in rows[1]
 
 
 def test_dataset_option_scores_another_source_resized_to_the_model(

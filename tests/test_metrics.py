@@ -89,9 +89,25 @@ def test_classes_absent_from_data_and_predictions_are_left_out_of_macro_average(
     labels, predicted = np.array([0, 0, 1]), np.array([0, 1, 1])
     probabilities = one_hot_probabilities(predicted, 4, 0.7)
     report = metrics.classification_report(labels, probabilities, list("abcd"), top_k=None)
-    # Classes c and d never occur: the macro average is over a and b only.
+    # Classes c and d never occur: the macro average is over a and b only, and their rows
+    # say "no images" (null scores), not zeros.
     assert report["macro_avg"]["recall"] == pytest.approx((0.5 + 1.0) / 2)
-    assert report["per_class"][3]["support"] == 0 and report["per_class"][3]["f1"] == 0.0
+    assert report["per_class"][3] == {
+        "class": "d",
+        "precision": None,
+        "recall": None,
+        "f1": None,
+        "support": 0,
+    }
+
+
+def test_a_class_predicted_but_without_images_is_left_out_of_the_averages():
+    labels, predicted = np.array([0, 0, 1]), np.array([0, 2, 1])  # c predicted, never true
+    probabilities = one_hot_probabilities(predicted, 3, 0.7)
+    report = metrics.classification_report(labels, probabilities, list("abc"), top_k=None)
+    assert report["macro_avg"]["precision"] == pytest.approx((1 + 1) / 2)
+    assert report["macro_avg"]["recall"] == pytest.approx((0.5 + 1.0) / 2)
+    assert report["per_class"][2]["precision"] is None
 
 
 def test_most_confident_mistakes_come_first():

@@ -156,6 +156,9 @@ def per_class_table(report: dict[str, Any]) -> Table:
         table.add_column(name, justify="left" if name == "class" else "right")
 
     def add(name: str, row: dict[str, Any], style: str | None = None) -> None:
+        if row["precision"] is None:  # a class without images: nothing to score
+            table.add_row(escape(name), "no images", "", "", "0", style="dim")
+            return
         scores = [f"{row[key]:.3f}" for key in ("precision", "recall", "f1")]
         table.add_row(escape(name), *scores, f"{row['support']:,}", style=style)
 

@@ -113,11 +113,63 @@ def evaluate(
                     "loss": float(-np.log(max(float(probabilities[index, true]), 1e-12))),
                 }
             )
+    report["unknown_classes"] = score_unknown(run, data, options.batch_size)
+    for warning in coverage_warnings(report, run.num_classes):
+        reporter.warning(warning)
     header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}
     evaluation = Evaluation({**header, **report}, labels, probabilities, paths)
     if options.explain:
         evaluation.explained, evaluation.report["explain"] = explain_mistakes(run, report)
     return evaluation
+
+
+def score_unknown(run: LoadedRun, data: EvaluationData, batch_size: int) -> list[dict]:
+    """For each class of the data that the model does not know: its images and what the
+    model called them (most often first). They are kept out of every score."""
+    if data.unknown is None:
+        return []
+    from imgcls_cli.data.pipeline import create_batches
+
+    depth = len(data.unknown_classes)
+    batches = create_batches(data.unknown, run.image_size, run.channels, depth, batch_size)
+    called: dict[int, list[int]] = {index: [] for index in range(depth)}
+    for images, one_hot in batches:
+        predicted = run.predict_batch(images).argmax(axis=1)
+        for label, guess in zip(np.argmax(one_hot.numpy(), axis=1), predicted):
+            called[int(label)].append(int(guess))
+    rows = []
+    for index, name in enumerate(data.unknown_classes):
+        counts = np.bincount(called[index], minlength=run.num_classes)
+        order = np.argsort(-counts, kind="stable")
+        predicted = {run.class_names[i]: int(counts[i]) for i in order if counts[i]}
+        rows.append({"class": name, "images": len(called[index]), "predicted": predicted})
+    return rows
+
+
+def coverage_warnings(report: dict[str, Any], num_classes: int) -> list[str]:
+    """One line each: images of classes the model does not know (scored apart), and the
+    model's classes the data has no images of (left out of the averages)."""
+    warnings = []
+    unknown = report["unknown_classes"]
+    if unknown:
+        shown = "; ".join(
+            f"{row['class']}: {row['images']}"
+            + (f", mostly called {next(iter(row['predicted']))}" if row["predicted"] else "")
+            for row in unknown[:3]
+        ) + ("; …" if len(unknown) > 3 else "")
+        images = sum(row["images"] for row in unknown)
+        warnings.append(
+            f"{images} image(s) of {len(unknown)} class(es) the model does not know were "
+            f"left out of the scores ({shown}); evaluation.json lists what it called them."
+        )
+    empty = [row["class"] for row in report["per_class"] if row["support"] == 0]
+    if empty:
+        shown = ", ".join(empty[:5]) + (", …" if len(empty) > 5 else "")
+        warnings.append(
+            f"The data has no images of {len(empty)} of the model's {num_classes} classes "
+            f"({shown}): they show as 'no images' and are left out of the averages."
+        )
+    return warnings
 
 
 def explain_mistakes(run: LoadedRun, report: dict[str, Any]) -> tuple[dict[str, Any], dict]:

@@ -11,12 +11,15 @@ from imgcls_cli.data.sources import EMBEDDED_DATASETS, Source
 from imgcls_cli.reporting import Reporter, SilentReporter
 
 
-def load_source(config: DataConfig, seed: int, reporter: Reporter | None = None) -> Source:
-    """Open the source the options name, saying what takes time (a TFDS download)."""
+def load_source(
+    config: DataConfig, seed: int, reporter: Reporter | None = None, min_classes: int = 2
+) -> Source:
+    """Open the source the options name, saying what takes time (a TFDS download). A
+    folder for training needs images of 2 classes; one to score a model on, of 1."""
     if config.data is not None:
         from imgcls_cli.data.folder import load_folder
 
-        return load_folder(Path(config.data), config, seed)
+        return load_folder(Path(config.data), config, seed, min_classes)
     from imgcls_cli.backend import import_tensorflow
 
     import_tensorflow()  # quietly, before anything below imports it

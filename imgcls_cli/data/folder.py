@@ -177,7 +177,9 @@ def check_folder(root: Path) -> tuple[dict[str, Path], list[str]]:
     return split_roots, class_names
 
 
-def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
+def load_folder(root: Path, config: DataConfig, seed: int, min_classes: int = 2) -> Source:
+    """The folder as a Source. Training needs images of `min_classes` classes (2);
+    scoring a model needs only images whose labels it knows (1)."""
     split_roots, class_names = check_folder(root)
 
     from imgcls_cli.backend import import_tensorflow
@@ -206,7 +208,7 @@ def load_folder(root: Path, config: DataConfig, seed: int) -> Source:
             f"No readable images in {split_roots['train']} "
             f"(looked for .jpg .jpeg .png .bmp .gif .webp in {len(class_names)} class folders)."
         )
-    if len(train_labels) < 2:
+    if len(train_labels) < min_classes:
         only = ", ".join(class_names[i] for i in sorted(train_labels))
         raise DataError(
             f"Found images of only 1 class ({only}) in {split_roots['train']}: "

@@ -29,6 +29,10 @@ class EvaluationData:
     # (path, reason) of files that failed to decode while scored, since the last call;
     # their examples were left out (data.sources.Source.take_stream_failures).
     take_stream_failures: Callable[[], list[tuple[str, str]]] = list
+    # Images of classes the model does not know, scored apart: their split (labels: the
+    # index in unknown_classes) and the data's names of those classes.
+    unknown: Any = None
+    unknown_classes: list[str] = dataclasses.field(default_factory=list)
 
 
 def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
@@ -79,15 +83,10 @@ def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:
 
 
 def class_index_map(data_classes: list[str], model_classes: list[str]) -> np.ndarray:
-    """Index in the model's classes of each class of the data, by name."""
-    unknown = [name for name in data_classes if name not in model_classes]
-    if unknown:
-        shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
-        raise DataError(
-            f"The data has classes the model does not know: {shown}. "
-            f"The model's classes: {', '.join(model_classes[:20])}."
-        )
-    return np.array([model_classes.index(name) for name in data_classes], dtype=np.int64)
+    """Index in the model's classes of each class of the data, by name; -1 for a class
+    the model does not know."""
+    known = {name: index for index, name in enumerate(model_classes)}
+    return np.array([known.get(name, -1) for name in data_classes], dtype=np.int64)
 
 
 def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> EvaluationData:
@@ -95,7 +94,7 @@ def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> Ev
     from imgcls_cli.data.factory import load_source
 
     config, seed, split_name = choose_data(run, options)
-    source = load_source(config, seed, reporter)
+    source = load_source(config, seed, reporter, min_classes=1)
     if source.skipped:
         reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
     for warning in source.warnings:
@@ -112,10 +111,17 @@ def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> Ev
     change = folder_change(run, source.description, names, split_name)
     if change:
         reporter.warning(change)
-    split = relabel(concatenate(parts), class_index_map(source.class_names, run.class_names))
+    index_map = class_index_map(source.class_names, run.class_names)
+    split, unknown = relabel(concatenate(parts), index_map)
+    unknown_classes = [name for name, index in zip(source.class_names, index_map) if index < 0]
+    if unknown is not None and split.num_examples == 0:
+        raise DataError(
+            f"None of the data's classes is one the model knows ({', '.join(unknown_classes[:10])}"
+            f"); the model's classes: {', '.join(run.class_names[:20])}."
+        )
     description = {**source.description, "split": split_name.value}
     description["examples"] = split.num_examples
-    return EvaluationData(split, description, source.take_stream_failures)
+    return EvaluationData(split, description, source.take_stream_failures, unknown, unknown_classes)
 
 
 def folder_change(
@@ -168,18 +174,49 @@ def concatenate(parts: list[Any]) -> Any:
     return Split(dataset, count, paths, labels)
 
 
-def relabel(split: Any, index_map: np.ndarray) -> Any:
-    """The split with its labels in the model's class order (a folder's file list too,
-    which is what the pipeline decodes)."""
+def relabel(split: Any, index_map: np.ndarray) -> tuple[Any, Any]:
+    """(the split's images of classes the model knows, labels in the model's class order;
+    its images of other classes, labelled by their index among those, or None). A
+    folder's file list is what is mapped and filtered, since that is what the pipeline
+    decodes. Other sources are refused when they hold classes the model does not know."""
     if np.array_equal(index_map, np.arange(len(index_map))):
-        return split
+        return split, None
     import tensorflow as tf
 
-    table = tf.constant(index_map)
-    dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
-    files = split.files
-    if files is not None:
-        files = files.map(lambda path, label: (path, tf.gather(table, label)))
-        dataset = split.decode_files(files)
-    labels = None if split.labels is None else index_map[split.labels]
-    return dataclasses.replace(split, dataset=dataset, files=files, labels=labels)
+    unknown_names = np.flatnonzero(index_map < 0)
+    if split.files is None or split.labels is None:
+        if len(unknown_names):
+            raise DataError(
+                f"The data has {len(unknown_names)} class(es) the model does not know; "
+                "only a folder's images can be scored apart from them."
+            )
+        table = tf.constant(index_map)
+        dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
+        return dataclasses.replace(split, dataset=dataset), None
+    known_rows = index_map[split.labels] >= 0
+    # Unknown classes are numbered among themselves: their names are unknown_classes.
+    unknown_index = np.full(len(index_map), -1, np.int64)
+    unknown_index[unknown_names] = np.arange(len(unknown_names))
+    return (
+        file_subset(split, known_rows, index_map),
+        file_subset(split, ~known_rows, unknown_index) if len(unknown_names) else None,
+    )
+
+
+def file_subset(split: Any, rows: np.ndarray, label_map: np.ndarray) -> Any:
+    """The files of a folder's split at `rows` (a mask), labels mapped by label_map."""
+    import tensorflow as tf
+
+    from imgcls_cli.data.sources import Split
+
+    paths = [path for path, keep in zip(split.paths, rows) if keep]
+    labels = label_map[split.labels[rows]]
+    files = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
+    return Split(
+        split.decode_files(files),
+        len(paths),
+        paths,
+        labels,
+        files=files,
+        decode_files=split.decode_files,
+    )

@@ -33,15 +33,14 @@ def per_class_scores(
 
 
 def averaged_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, dict]:
-    """Macro and support-weighted averages of precision, recall and F1.
-
-    Classes that never occur in the data nor in the predictions are left out (the labels
-    passed are the ones present), so evaluating on a subset of the classes is not dragged
-    down by classes that were never asked about.
+    """Macro and support-weighted averages of precision, recall and F1 over the classes
+    the data has images of: evaluating on a subset of the classes is neither dragged down
+    nor lifted by classes that were never asked about (a prediction of one of them still
+    costs its true class' recall).
     """
     from sklearn.metrics import precision_recall_fscore_support
 
-    present = np.union1d(labels, predicted)
+    present = np.unique(labels)
     averages: dict[str, dict] = {}
     for name, average in (("macro_avg", "macro"), ("weighted_avg", "weighted")):
         if len(present):
@@ -154,12 +153,15 @@ def classification_report(
     if top_k is not None:
         report["top_k"] = {"k": top_k, "accuracy": top_k_accuracy(labels, probabilities, top_k)}
     report["expected_calibration_error"] = expected_calibration_error(bins)
+    # A class without images has no recall to measure: its scores are null ("no images"),
+    # not zeros, and it is left out of the averages.
     report["per_class"] = [
         {
             "class": name,
-            "precision": float(scores["precision"][i]),
-            "recall": float(scores["recall"][i]),
-            "f1": float(scores["f1"][i]),
+            **{
+                key: float(scores[key][i]) if scores["support"][i] else None
+                for key in ("precision", "recall", "f1")
+            },
             "support": int(scores["support"][i]),
         }
         for i, name in enumerate(class_names)
