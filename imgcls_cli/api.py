@@ -137,7 +137,11 @@ def prepare_run(
         return resumed_config(command, Path(resume), options), Path(resume), True
     cls = RUN_CONFIGS[command]
     if config_file is not None:
-        saved = options_of(cls.from_dict(rundir.read_options_file(Path(config_file), command)))
+        saved = rundir.read_options_file(Path(config_file), command)
+        if rundir.is_flat_options(saved):  # checked with the flags, by config_from_options
+            saved = {"dataset": None, "data": None, **paths_as_text(saved)}
+        else:
+            saved = options_of(cls.from_dict(saved))
         if "data" in options or "dataset" in options:  # a source given replaces the saved one
             saved.pop("data"), saved.pop("dataset")
         options = {**saved, **options}

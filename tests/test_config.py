@@ -237,3 +237,24 @@ def test_every_config_round_trips_through_json_and_refuses_unknown_keys(cls):
     assert from_dict(cls, json.loads(json.dumps(to_jsonable(config))), where="options") == config
     with pytest.raises(UsageError, match="Unknown key.*colour"):
         from_dict(cls, {**minimal(cls), "colour": 1}, where="options")
+
+
+@pytest.mark.parametrize("kind", ["json", "yaml"])
+def test_a_hand_written_flat_config_file_is_read_as_options_by_name(tmp_path, kind):
+    from conftest import make_class_folder
+
+    from imgcls_cli.api import prepare_run
+
+    folder = make_class_folder(tmp_path / "photos", per_class=2, size=8)
+    values = {"epochs": 5, "data": str(folder), "augment": "light", "flip": "none"}
+    path = tmp_path / f"options.{kind}"
+    if kind == "json":
+        path.write_text(json.dumps(values))
+    else:
+        path.write_text("".join(f"{key}: {value}\n" for key, value in values.items()))
+    config, _, _ = prepare_run("train", {"lr": 0.01}, tmp_path / "run", False, None, path)
+    assert (config.epochs, config.data.data, config.lr) == (5, str(folder), 0.01)
+    assert config.augment.preset.value == "light" and config.augment.flip.value == "none"
+    path.write_text(json.dumps({"epochz": 5}) if kind == "json" else "epochz: 5\n")
+    with pytest.raises(UsageError, match="Unknown option.*epochz"):
+        prepare_run("train", {}, tmp_path / "run2", False, None, path)

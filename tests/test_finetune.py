@@ -383,3 +383,15 @@ def test_interrupted_finetune_with_ema_resumes_to_the_same_averaged_weights(
     assert "Phase already finished (1 epoch(s)): restored" in result.output
     assert json.loads((run_dir / rundir.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
     assert fingerprint(run_dir) == fingerprint(tmp_path / "whole")
+
+
+def test_finetune_says_when_images_are_enlarged_or_their_channel_repeated():
+    from imgcls_cli.commands.finetune import enlargement_note
+
+    note = enlargement_note((28, 28), 1, (224, 224))
+    assert note.startswith("Images are enlarged 8x from 28x28 to 224x224 and their gray channel")
+    assert "--image-size" in note
+    assert "enlarged" not in enlargement_note((128, 128), 1, (224, 224))  # 1.75x: fine
+    assert enlargement_note((96, 96), 3, (224, 224)).startswith("Images are enlarged 2.33x")
+    assert enlargement_note((200, 300), 3, (224, 224)) is None
+    assert enlargement_note(None, 3, (224, 224)) is None  # sizes differ: nothing to say

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,9 +175,29 @@ def test_folders_are_searched_recursively_and_globs_expanded(
     result = predict(runner, cli_app, str(nested), pattern, "--model", str(shapes_run), "--json")
     assert result.exit_code == 0, result.output
     paths = [r["path"] for r in json_records(result)]
-    circles = sorted(str(p) for p in (nested / "2024" / "circles").glob("*.png"))
-    squares = sorted(str(p) for p in (photos / "square").glob("square_1*.png"))
+    natural = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]  # noqa: E731
+    circles = sorted((str(p) for p in (nested / "2024" / "circles").glob("*.png")), key=natural)
+    squares = sorted((str(p) for p in (photos / "square").glob("square_1*.png")), key=natural)
     assert paths == circles + squares and len(squares) == 3  # square_1, _10, _11
+
+
+def test_a_folder_is_listed_in_natural_order(tmp_path):
+    """img_2 before img_10, as a file browser lists them (and class folders are sorted)."""
+    from imgcls_cli.commands.predict import expand_inputs
+
+    for name in ("img_10.png", "img_2.png", "img_1.png", "b/img_3.png", "a10/x.png", "a9/x.png"):
+        write_image(tmp_path / name, np.zeros((4, 4, 3), np.uint8))
+    paths = [Path(item.path).relative_to(tmp_path) for item in expand_inputs([str(tmp_path)], str)]
+    assert [str(p) for p in paths] == [
+        "a9/x.png",
+        "a10/x.png",
+        "b/img_3.png",
+        "img_1.png",
+        "img_2.png",
+        "img_10.png",
+    ]
+    globbed = expand_inputs([str(tmp_path / "img_*.png")], str)
+    assert [Path(item.path).name for item in globbed] == ["img_1.png", "img_2.png", "img_10.png"]
 
 
 def test_pattern_without_matches_is_reported(runner, cli_app, shapes_run, photos):

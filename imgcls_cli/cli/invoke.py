@@ -83,13 +83,13 @@ def run_and_report(ctx: typer.Context) -> None:
         )
         # Only now: training's module imports TensorFlow, and a refused option must
         # come back before it (as fast as --help).
-        from imgcls_cli.engine.training import TrainingInterrupted
+        from imgcls_cli.engine.training import TrainingInterrupted, where_in_training
 
         try:
             run = execute_run(config, run_dir, resuming, console.RichReporter(flags["quiet"]))
         except TrainingInterrupted as stop:
             console.error(
-                f"Interrupted at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
+                f"Interrupted {where_in_training(stop.epoch, stop.step)}; checkpoint saved. "
                 f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
             )
             raise typer.Exit(stop.exit_code) from None

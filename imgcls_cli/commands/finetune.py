@@ -39,6 +39,37 @@ class Phase:
     cached_features: bool = False
 
 
+# Enlarging beyond this invents pixels the backbone then has to look at: say so.
+ENLARGE_NOTE_FACTOR = 2
+
+
+def enlargement_note(
+    native: tuple[int, int] | None, channels: int, image_size: tuple[int, int]
+) -> str | None:
+    """One line when the backbone's input is made from much smaller images (more than
+    ENLARGE_NOTE_FACTOR a side) or from grayscale ones (the channel repeated), and what
+    changes it; None otherwise."""
+    parts = []
+    if native is not None:
+        factor = min(image_size[0] / native[0], image_size[1] / native[1])
+        if factor > ENLARGE_NOTE_FACTOR:
+            parts.append(
+                f"enlarged {factor:.3g}x from {native[0]}x{native[1]} to "
+                f"{image_size[0]}x{image_size[1]}"
+            )
+    if channels == 1:
+        parts.append("their gray channel repeated to RGB (ImageNet backbones take colour)")
+    if not parts:
+        return None
+    advice = (
+        "; a smaller --image-size trains faster on small images (or train a CNN from "
+        "scratch with `imgcls train`)"
+        if len(parts) == 2 or channels != 1
+        else ""
+    )
+    return f"Images are {' and '.join(parts)}{advice}."
+
+
 def run_finetune(
     config: FinetuneConfig, run_dir: Path, reporter: Any, resume: bool = False
 ) -> TrainResult:
@@ -63,6 +94,9 @@ def run_finetune(
     )
     transfer, data = session.model, session.data
     backbone = transfer.backbone
+    note = enlargement_note(data.source.native_size, data.source.channels, data.image_size)
+    if note:
+        reporter.info(note)
     phases = plan_phases(config, transfer, data, session.replicas)
     reporter.info(
         f"Model: {config.backbone} with {weights.label}, "

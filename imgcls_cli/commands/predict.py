@@ -113,7 +113,7 @@ def expand_one(name: str) -> list[Input]:
         images, _ = list_images(path)  # broken links named like images are among images
         if not images:
             return [Input(name, "folder holds no image files (.jpg .png .bmp .gif .webp)")]
-        return [Input(str(p)) for p in images]
+        return [Input(str(p)) for p in sorted(images, key=natural_order)]
     if path.exists() or not glob.has_magic(name):
         return [Input(name)]  # a missing file is reported when it is read
     found = []
@@ -145,7 +145,14 @@ def glob_paths(pattern: str) -> list[str]:
         hidden = [part for part in relative.parts if part.startswith(".")]
         if all(any(fnmatch(part, p) for p in dotted) for part in hidden):
             found.append(root + str(relative) if relative.parts else root or ".")
-    return sorted(found)
+    return sorted(found, key=natural_order)
+
+
+def natural_order(path: str | Path) -> list:
+    """Sort key: numbers in names compare as numbers, so img_2 comes before img_10 (as
+    a file browser lists them). Text and numbers alternate from the start, so keys of
+    any two paths compare."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", str(path)))]
 
 
 # --- Decoding and prediction ------------------------------------------------------------

@@ -273,6 +273,12 @@ class TrainingInterrupted(Exception):
         return 128 + self.signal_number  # 130 for SIGINT, 143 for SIGTERM
 
 
+def where_in_training(epoch: int, step: int) -> str:
+    """Where a run stopped or resumes, in one numbering for both: steps done in the
+    epoch in progress ("at epoch 2, after step 5"), or the last whole epoch."""
+    return f"after epoch {epoch - 1}" if step == 0 else f"at epoch {epoch}, after step {step}"
+
+
 class StopRequests:
     """Turns SIGINT/SIGTERM into a flag that the loop checks between steps, so a step is
     never cut in half and a checkpoint can be written before exiting."""
@@ -499,9 +505,7 @@ def fit(
     if checkpoints is not None and (restored := checkpoints.restore()) is not None:
         done, progress = restored
         history = history[:done]
-        reporter.info(
-            f"Resuming after epoch {done}" + (f", step {progress.step}" if progress.step else "")
-        )
+        reporter.info(f"Resuming {where_in_training(done + 1, progress.step)}")
     train_batches = trainer.distribute(train_ds)
     val_batches = trainer.distribute(val_ds) if val_ds is not None else None
     for _ in range(done):

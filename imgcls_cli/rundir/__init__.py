@@ -274,18 +274,22 @@ def read_run_record(run_dir: Path) -> RunRecord:
 
 
 def read_options_file(path: Path, command: str | None = None) -> dict[str, Any]:
-    """The 'options' section of a run's config.json (or a file holding only options).
-    `command`: refuse a config.json that another command wrote."""
+    """The options a --config file holds: a run's config.json (its 'options' section), or
+    a hand-written file of options by name (`{"epochs": 5, "data": "./photos"}`), JSON
+    or, named *.yaml / *.yml, YAML. `command`: refuse a config.json another command wrote."""
     try:
-        document = json.loads(Path(path).read_text())  # any file: --config may be a copy
+        text = Path(path).read_text()
+        document = parse_options_text(text, Path(path))
     except FileNotFoundError:
         raise UsageError(f"Config file {path} does not exist.") from None
     except (OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(
-            f"Cannot read config file {path}: {error}. Give a run's config.json."
+            f"Cannot read config file {path}: {first}. Give a run's config.json or a file of "
+            "options by name."
         ) from None
     if not isinstance(document, dict):
-        raise UsageError(f"Config file {path} must hold a JSON object.")
+        raise UsageError(f"Config file {path} must hold a mapping of option names to values.")
     written_by = document.get("command")
     if command and written_by and written_by != command:
         raise UsageError(
@@ -296,6 +300,30 @@ def read_options_file(path: Path, command: str | None = None) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise UsageError(f"Config file {path}: 'options' must be a JSON object.")
     return options
+
+
+def parse_options_text(text: str, path: Path) -> Any:
+    """JSON, or YAML for a *.yaml / *.yml file (PyYAML, imported only then). Raises
+    ValueError for text that does not parse."""
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return json.loads(text)
+    try:
+        import yaml
+    except ImportError:
+        raise UsageError(
+            f"Config file {path} is YAML, which needs PyYAML: pip install pyyaml "
+            "(or write it as JSON)."
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(str(error)) from None
+
+
+def is_flat_options(options: dict[str, Any]) -> bool:
+    """Options by name (data, epochs, augment, flip, …) rather than config.json's
+    sections, whose 'data' is an object."""
+    return not isinstance(options.get("data"), dict)
 
 
 def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
