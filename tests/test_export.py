@@ -189,6 +189,17 @@ def test_benchmark_times_the_model_and_each_export(shapes_run, exports, tmp_path
         assert set(entry["latency"]) == {"1", "4"}
         assert all(t["p95_ms"] >= t["p50_ms"] > 0 for t in entry["latency"].values())
     assert report["hardware"]["cpu_cores"] >= 1
+    # From files as predict reads them: the run's test images, at the largest batch.
+    whole = report["end_to_end"]
+    examples = json.loads((run / "metrics.json").read_text())["test"]["examples"]
+    assert whole["files"] == min(64, examples) > 0
+    assert whole["batch_size"] == 4 and whole["images_per_second"] > 0
+
+
+def test_benchmark_times_files_of_a_run_without_files(digits_run):
+    """The embedded digits have no files: their test images are written as PNGs to time."""
+    whole = api.benchmark(digits_run, batch_sizes=[8], runs_per_size=1)["end_to_end"]
+    assert whole["files"] == 64 and whole["batch_size"] == 8 and whole["images_per_second"] > 0
 
 
 def test_onnx_failures_name_the_ops_too():

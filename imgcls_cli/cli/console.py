@@ -403,6 +403,14 @@ def benchmark_table(report: dict[str, Any]) -> Table:
     caption = f"{report['parameters']:,} parameters"
     if flops is not None:
         caption += f", {flops / 1e6:,.1f} MFLOPs per image"
+    caption += ". Latency: the model alone, on ready tensors"
+    whole = report.get("end_to_end")
+    if whole:
+        caption += (
+            f"; from image files as predict reads them (decode, resize, model.keras, batch "
+            f"{whole['batch_size']}): {whole['images_per_second']:,.0f} images/s on "
+            f"{whole['files']} files"
+        )
     table = Table(title=f"Benchmark on {escape(where)}", caption=caption)
     for name in ("model", "size", "accuracy", "batch", "p50 ms", "p95 ms", "images/s"):
         table.add_column(name, justify="left" if name == "model" else "right")

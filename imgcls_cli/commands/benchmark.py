@@ -122,15 +122,79 @@ def benchmark_run(
                 "latency": timings,
             }
         )
+    reporter.info("Timing files → decode → model.keras (predict's path)")
     return {
         "run": str(run_dir),
         "hardware": hardware(),
+        "end_to_end": end_to_end(source, max(batch_sizes)),
         "parameters": parameters,
         "flops_per_image": flops,
         "batch_sizes": batch_sizes,
         "runs_per_size": runs_per_size,
         "models": results,
     }
+
+
+END_TO_END_FILES = 64  # the run's held-out images timed as files, at most
+END_TO_END_ROUNDS = 3
+
+
+def end_to_end(run: LoadedRun, batch_size: int) -> dict[str, Any] | None:
+    """Images/s of model.keras fed from image files as `imgcls predict` feeds it (read,
+    decode, resize in training's pipeline, then the model), on up to END_TO_END_FILES of
+    the run's held-out images (written as PNG files when its data is not a folder): the
+    figure to compare with a predict run, where the latency rows time the model alone on
+    ready tensors. The median of END_TO_END_ROUNDS passes; None when the run's data
+    cannot be opened (moved, or a TFDS dataset offline)."""
+    import tempfile
+
+    from imgcls_cli.config import EvaluateConfig
+    from imgcls_cli.errors import ImgclsError
+    from imgcls_cli.reporting import SilentReporter
+
+    try:
+        from imgcls_cli.data.held_out import open_data
+
+        split = open_data(run, EvaluateConfig(), SilentReporter()).split
+    except ImgclsError:
+        return None
+    with tempfile.TemporaryDirectory(prefix="imgcls-benchmark-") as scratch:
+        paths = (split.paths or [])[:END_TO_END_FILES] or write_files(split, Path(scratch))
+        if not paths:
+            return None
+        seconds = sorted(time_files(run, paths, batch_size) for _ in range(END_TO_END_ROUNDS))
+    median = seconds[len(seconds) // 2]
+    return {
+        "files": len(paths),
+        "batch_size": batch_size,
+        "images_per_second": len(paths) / median if median else 0.0,
+    }
+
+
+def write_files(split: Any, folder: Path) -> list[str]:
+    """Up to END_TO_END_FILES images of a split without files, written as PNG files."""
+    from PIL import Image
+
+    paths = []
+    for image, _ in split.dataset.take(END_TO_END_FILES):
+        array = image.numpy()
+        path = folder / f"{len(paths)}.png"
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def time_files(run: LoadedRun, paths: list[str], batch_size: int) -> float:
+    """Seconds for one pass: files → model_inputs → the model, every batch."""
+    import tensorflow as tf
+
+    from imgcls_cli.data.folder import model_inputs
+
+    started = time.perf_counter()
+    batches, _, _ = model_inputs(paths, run.channels, run.image_size, batch_size)
+    for images, _ in batches:
+        run.predict_batch(tf.cast(images, tf.float32))
+    return time.perf_counter() - started
 
 
 def raise_not_a_run(path: Path) -> None:
