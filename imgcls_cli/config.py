@@ -542,6 +542,8 @@ def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageErr
         return UsageError(f"Bad {name} {value!r} in config. Valid: {valid}.")
     if error["type"] in BOUND_ERRORS or error["type"] == "finite_number":
         allowed = FIELD_HINTS.get(name) or f"must be {bounds_phrase(hint)}"
+        if error["type"] == "finite_number":
+            allowed += ", not infinite or NaN"
         return UsageError(f"{flag_of(name)} {allowed}; got {value}.")
     expected = " or ".join(
         "null" if kind is type(None) else getattr(kind, "__name__", str(kind))

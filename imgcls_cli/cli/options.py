@@ -161,7 +161,8 @@ TRAINING_OPTIONS: OptionGroup = [
         "seed",
         int,
         RunConfig.seed,
-        "Random seed: the same seed gives the same run on CPU.",
+        "Random seed: the same data order, initial weights and augmentation "
+        "(bit-identical runs with --deterministic).",
         panel=TRAINING,
     ),
 ]
