@@ -57,3 +57,14 @@ def test_auto_on_small_and_tiny_colour_folders(tmp_path):
     tiny = make_class_folder(tmp_path / "tiny", per_class=8, size=16)
     run = api.train(data=tiny, epochs=1, output=tmp_path / "r2")
     assert auto_choice(run) == "auto: tiny images (16x16): no augmentation"
+
+
+def test_the_flip_check_is_reported_as_it_came_out():
+    from imgcls_cli.augment.policy import choose
+
+    def reason(drop):
+        return choose("photos", 3, (96, 96), lambda: drop).reason
+
+    assert "mirroring cost no class any accuracy" in reason(0.0)
+    assert "mirroring cost no class any accuracy" in reason(-0.02)  # mirrored copies helped
+    assert "cost a class at most 3% of its accuracy" in reason(0.03)

@@ -126,7 +126,7 @@ def test_min_accuracy_gate(runner, cli_app, shapes_run, tmp_path, threshold, cod
     assert result.exit_code == code, result.output
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(10 / 13)  # JSON only
     if code:
-        assert "below --min-accuracy 0.9000 by 0.1308" in result.stderr
+        assert "below --min-accuracy 0.9000 by 0.1308 (13.08 percentage points)" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 
 

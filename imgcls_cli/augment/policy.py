@@ -119,7 +119,12 @@ def choose(
             f"cost a class {drop:.0%} of its accuracy in a quick nearest-neighbour check): "
             "no flips",
         )
-    checked = "" if drop is None else f" (mirrored copies cost a class at most {max(drop, 0):.0%})"
+    if drop is None:
+        checked = ""
+    elif drop <= 0:
+        checked = " (mirroring cost no class any accuracy in a quick nearest-neighbour check)"
+    else:
+        checked = f" (mirrored copies cost a class at most {drop:.0%} of its accuracy)"
     return AutoChoice(PHOTO_PRESET, {}, f"colour images: the photo preset with flips{checked}")
 
 

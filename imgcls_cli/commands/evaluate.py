@@ -195,7 +195,7 @@ def accuracy_shortfall(report: dict[str, Any], min_accuracy: float | None) -> st
     gap = min_accuracy - report["accuracy"]
     return (
         f"Accuracy {report['accuracy']:.4f} is below --min-accuracy {min_accuracy:.4f} "
-        f"by {gap:.4f} ({gap:.2%})."
+        f"by {gap:.4f} ({gap * 100:.2f} percentage points)."
     )
 
 

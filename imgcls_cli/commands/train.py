@@ -54,7 +54,8 @@ def run_train(
     )
     reporter.info(
         f"Model: {config.arch}, {model.count_params():,} parameters; "
-        f"{session.describe_devices()}, {epochs} epochs{session.precision_note}"
+        f"{session.describe_devices()}, {epochs} epoch{'s' if epochs != 1 else ''}"
+        f"{session.precision_note}"
     )
     history = recorder.begin(resolved)
     with cluster_errors():
