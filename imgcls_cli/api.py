@@ -142,6 +142,7 @@ def prepare_run(
             saved = {"dataset": None, "data": None, **paths_as_text(saved)}
         else:
             saved = options_of(cls.from_dict(saved))
+            saved["data"] = rundir.recorded_data_folder(Path(config_file), saved["data"])
         if "data" in options or "dataset" in options:  # a source given replaces the saved one
             saved.pop("data"), saved.pop("dataset")
         options = {**saved, **options}

@@ -539,7 +539,7 @@ def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageErr
     if error["type"] == "enum":
         kind = next(k for k in allowed_types(hint) if isinstance(k, type) and issubclass(k, Enum))
         valid = ", ".join(e.value for e in kind)
-        return UsageError(f"Bad {name} {value!r} in config. Valid: {valid}.")
+        return UsageError(f"Bad {flag_of(name)[2:]} {value!r} in config. Valid: {valid}.")
     if error["type"] in BOUND_ERRORS or error["type"] == "finite_number":
         allowed = FIELD_HINTS.get(name) or f"must be {bounds_phrase(hint)}"
         if error["type"] == "finite_number":

@@ -30,8 +30,8 @@ def config_from_options(cls: type[RunConfig], options: dict[str, Any]) -> Any:
     unknown = sorted(set(options) - set(option_names(cls)))
     if unknown:
         raise UsageError(
-            f"Unknown option(s) {', '.join(unknown)} for {cls.command}. "
-            f"Valid: {', '.join(option_names(cls))}."
+            f"Unknown option(s) {', '.join(unknown)} for {cls.command}.{suggestion(unknown, cls)}"
+            f" Valid: {', '.join(option_names(cls))}."
         )
     options, augment = split_augment_options(paths_as_text(options))
     data_names = {f.name for f in dataclasses.fields(DataConfig)}
@@ -42,6 +42,18 @@ def config_from_options(cls: type[RunConfig], options: dict[str, Any]) -> Any:
     if isinstance(own.get("lr"), str):  # train's --lr is text: a number or 'auto'
         own["lr"] = parse_lr(own["lr"])
     return cls.from_dict({**own, "data": data, "augment": augment})
+
+
+def suggestion(unknown: list[str], cls: type[RunConfig]) -> str:
+    """' Did you mean epochs?' for a misspelt option (a flag's spelling, image-size, too)."""
+    import difflib
+
+    names = option_names(cls)
+    for name in unknown:
+        close = difflib.get_close_matches(name.replace("-", "_").lower(), names, n=1)
+        if close:
+            return f" Did you mean {close[0]}?"
+    return ""
 
 
 def paths_as_text(options: dict[str, Any]) -> dict[str, Any]:

@@ -258,3 +258,30 @@ def test_a_hand_written_flat_config_file_is_read_as_options_by_name(tmp_path, ki
     path.write_text(json.dumps({"epochz": 5}) if kind == "json" else "epochz: 5\n")
     with pytest.raises(UsageError, match="Unknown option.*epochz"):
         prepare_run("train", {}, tmp_path / "run2", False, None, path)
+
+
+def test_a_runs_config_with_a_relative_folder_works_from_another_folder(
+    shapes_run, tmp_path, monkeypatch
+):
+    """config.json keeps --data as typed ('shapes'); from elsewhere, --config finds the
+    folder the run recorded it trained on."""
+    from imgcls_cli.api import prepare_run
+
+    document = json.loads((shapes_run / "config.json").read_text())
+    trained_on = document["resolved"]["source"]["path"]
+    document["options"]["data"]["data"] = "shapes"  # as typed in the folder above it
+    copy = tmp_path / "config.json"
+    copy.write_text(json.dumps(document))
+    monkeypatch.chdir(tmp_path)
+    config, _, _ = prepare_run("train", {"epochs": 1}, tmp_path / "again", False, None, copy)
+    assert config.data.data == trained_on and config.epochs == 1
+
+
+def test_a_misspelt_option_name_gets_a_suggestion():
+    from imgcls_cli.options import config_from_options
+
+    for name, meant in (("epoch", "epochs"), ("image-size", "image_size")):
+        with pytest.raises(UsageError, match=f"Unknown option.*{name}.*Did you mean {meant}\\?"):
+            config_from_options(TrainConfig, {name: 2})
+    with pytest.raises(UsageError, match="Bad augment 'lite' in config"):
+        config_from_options(TrainConfig, {"augment": "lite"})

@@ -192,7 +192,7 @@ def test_benchmark_times_the_model_and_each_export(shapes_run, exports, tmp_path
     # From files as predict reads them: the run's test images, at the largest batch.
     whole = report["end_to_end"]
     examples = json.loads((run / "metrics.json").read_text())["test"]["examples"]
-    assert whole["files"] == min(64, examples) > 0
+    assert whole["files"] == 64 and whole["distinct_files"] == min(64, examples) > 0
     assert whole["batch_size"] == 4 and whole["images_per_second"] > 0
 
 

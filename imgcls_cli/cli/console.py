@@ -156,8 +156,9 @@ def per_class_table(report: dict[str, Any]) -> Table:
         table.add_column(name, justify="left" if name == "class" else "right")
 
     def add(name: str, row: dict[str, Any], style: str | None = None) -> None:
-        if row["precision"] is None:  # a class without images: nothing to score
-            table.add_row(escape(name), "no images", "", "", "0", style="dim")
+        if row["recall"] is None:  # a class without images: no recall to measure
+            precision = "" if row["precision"] is None else f"{row['precision']:.3f}"
+            table.add_row(escape(name), precision, "no images", "", "0", style="dim")
             return
         scores = [f"{row[key]:.3f}" for key in ("precision", "recall", "f1")]
         table.add_row(escape(name), *scores, f"{row['support']:,}", style=style)
@@ -403,13 +404,13 @@ def benchmark_table(report: dict[str, Any]) -> Table:
     caption = f"{report['parameters']:,} parameters"
     if flops is not None:
         caption += f", {flops / 1e6:,.1f} MFLOPs per image"
-    caption += ". Latency: the model alone, on ready tensors"
+    caption += ". The rows time the model alone, on ready tensors."
     whole = report.get("end_to_end")
     if whole:
         caption += (
-            f"; from image files as predict reads them (decode, resize, model.keras, batch "
-            f"{whole['batch_size']}): {whole['images_per_second']:,.0f} images/s on "
-            f"{whole['files']} files"
+            f" End to end, from image files as predict reads them (decode, resize, "
+            f"model.keras, batch {whole['batch_size']}): {whole['images_per_second']:,.0f} "
+            f"images/s over {whole['files']} files."
         )
     table = Table(title=f"Benchmark on {escape(where)}", caption=caption)
     for name in ("model", "size", "accuracy", "batch", "p50 ms", "p95 ms", "images/s"):

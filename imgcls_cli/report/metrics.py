@@ -153,14 +153,19 @@ def classification_report(
     if top_k is not None:
         report["top_k"] = {"k": top_k, "accuracy": top_k_accuracy(labels, probabilities, top_k)}
     report["expected_calibration_error"] = expected_calibration_error(bins)
-    # A class without images has no recall to measure: its scores are null ("no images"),
-    # not zeros, and it is left out of the averages.
+    # A class without images has no recall to measure: its recall and F1 are null ("no
+    # images"), not zeros, and it is left out of the averages; its precision is null too
+    # unless the model predicted it (then 0: every such prediction was wrong).
+    predicted_counts = np.bincount(predicted, minlength=len(class_names))
     report["per_class"] = [
         {
             "class": name,
+            "precision": float(scores["precision"][i])
+            if scores["support"][i] or predicted_counts[i]
+            else None,
             **{
                 key: float(scores[key][i]) if scores["support"][i] else None
-                for key in ("precision", "recall", "f1")
+                for key in ("recall", "f1")
             },
             "support": int(scores["support"][i]),
         }

@@ -320,6 +320,21 @@ def parse_options_text(text: str, path: Path) -> Any:
         raise ValueError(str(error)) from None
 
 
+def recorded_data_folder(config_file: Path, data: str | None) -> str | None:
+    """The absolute folder a run's config.json says it trained on, for its options'
+    `data` when that relative path does not lead there from here (--config from another
+    folder); `data` itself otherwise."""
+    if data is None or Path(data).is_absolute() or Path(data).exists():
+        return data
+    try:
+        source = RunRecord.from_dict(json.loads(Path(config_file).read_text())).resolved.source
+    except Exception:  # noqa: BLE001 - a hand-edited file: keep the path as written
+        return data
+    if source.kind == "folder" and source.path and Path(source.path).is_dir():
+        return source.path
+    return data
+
+
 def is_flat_options(options: dict[str, Any]) -> bool:
     """Options by name (data, epochs, augment, flip, …) rather than config.json's
     sections, whose 'data' is an object."""
