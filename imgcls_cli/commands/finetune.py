@@ -49,14 +49,14 @@ def enlargement_note(
     """One line when the backbone's input is made from much smaller images (more than
     ENLARGE_NOTE_FACTOR a side) or from grayscale ones (the channel repeated), and what
     changes it; None otherwise."""
+    factor = 0.0 if native is None else min(a / b for a, b in zip(image_size, native))
+    enlarged = factor > ENLARGE_NOTE_FACTOR
     parts = []
-    if native is not None:
-        factor = min(image_size[0] / native[0], image_size[1] / native[1])
-        if factor > ENLARGE_NOTE_FACTOR:
-            parts.append(
-                f"enlarged {factor:.3g}x from {native[0]}x{native[1]} to "
-                f"{image_size[0]}x{image_size[1]}"
-            )
+    if enlarged:
+        parts.append(
+            f"enlarged {factor:.3g}x from {native[0]}x{native[1]} to "
+            f"{image_size[0]}x{image_size[1]}"
+        )
     if channels == 1:
         parts.append("their gray channel repeated to RGB (ImageNet backbones take colour)")
     if not parts:
@@ -64,7 +64,7 @@ def enlargement_note(
     advice = (
         "; a smaller --image-size trains faster on small images (or train a CNN from "
         "scratch with `imgcls train`)"
-        if len(parts) == 2 or channels != 1
+        if enlarged
         else ""
     )
     return f"Images are {' and '.join(parts)}{advice}."

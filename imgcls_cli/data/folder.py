@@ -606,16 +606,6 @@ def model_inputs(
 
 def files_to_split(entries: list[tuple[Path, int]], decoder: FileDecoder) -> Split:
     """A split of (path, label) files that decoder decodes as a tf.data stream."""
-    import tensorflow as tf
-
     paths = [str(p) for p, _ in entries]
     labels = np.array([int(label) for _, label in entries], dtype=np.int64)
-    files = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
-    return Split(
-        decoder.decode_files(files),
-        len(paths),
-        paths,
-        labels,
-        files=files,
-        decode_files=decoder.decode_files,
-    )
+    return Split.of_files(paths, labels, decoder.decode_files)

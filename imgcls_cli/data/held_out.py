@@ -159,15 +159,11 @@ def concatenate(parts: list[Any]) -> Any:
         paths = [path for part in parts for path in part.paths]
     if all(part.labels is not None for part in parts):
         labels = np.concatenate([part.labels for part in parts])
-    count = sum(part.num_examples for part in parts)
     decoder = parts[0].decode_files
-    if decoder is not None and all(
-        part.files is not None and part.decode_files == decoder for part in parts
-    ):
-        files = parts[0].files
-        for part in parts[1:]:
-            files = files.concatenate(part.files)
-        return Split(decoder(files), count, paths, labels, files=files, decode_files=decoder)
+    folder = all(part.files is not None and part.decode_files == decoder for part in parts)
+    if folder and decoder is not None and paths is not None and labels is not None:
+        return Split.of_files(paths, labels, decoder)
+    count = sum(part.num_examples for part in parts)
     dataset = parts[0].dataset
     for part in parts[1:]:
         dataset = dataset.concatenate(part.dataset)
@@ -205,18 +201,7 @@ def relabel(split: Any, index_map: np.ndarray) -> tuple[Any, Any]:
 
 def file_subset(split: Any, rows: np.ndarray, label_map: np.ndarray) -> Any:
     """The files of a folder's split at `rows` (a mask), labels mapped by label_map."""
-    import tensorflow as tf
-
     from imgcls_cli.data.sources import Split
 
     paths = [path for path, keep in zip(split.paths, rows) if keep]
-    labels = label_map[split.labels[rows]]
-    files = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
-    return Split(
-        split.decode_files(files),
-        len(paths),
-        paths,
-        labels,
-        files=files,
-        decode_files=split.decode_files,
-    )
+    return Split.of_files(paths, label_map[split.labels[rows]], split.decode_files)

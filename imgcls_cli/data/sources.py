@@ -35,6 +35,24 @@ class Split:
     # source can (TFDS shards its record files); None: Dataset.shard.
     read_shard: Callable[[int, int], Any] | None = None
 
+    @classmethod
+    def of_files(
+        cls, paths: list[str], labels: np.ndarray, decode_files: Callable[..., Any]
+    ) -> Split:
+        """A folder's split: its (path, label) file list, decoded by decode_files as a
+        stream (data.folder.FileDecoder)."""
+        import tensorflow as tf
+
+        files = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
+        return cls(
+            decode_files(files),
+            len(paths),
+            paths,
+            labels,
+            files=files,
+            decode_files=decode_files,
+        )
+
     def shard(self, shards: int, index: int) -> Any:
         """Part `index` of `shards` of the dataset (folders shard `files` instead)."""
         if self.read_shard is not None:
