@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from imgcls_cli import rundir
-from imgcls_cli.config import RUN_CONFIGS, RunConfig
-from imgcls_cli.errors import UsageError
+from imgcls_cli.config import RUN_CONFIGS, ExplainMethod, RunConfig
+from imgcls_cli.errors import UsageError, unknown_name_message
 from imgcls_cli.options import config_from_options, options_of, paths_as_text
 from imgcls_cli.reporting import Reporter, SilentReporter
 
@@ -52,11 +52,15 @@ def check_arch_name(config: Any) -> None:
 
 
 def check_backbone_name(config: Any) -> None:
-    from imgcls_cli.models.backbones import check_image_size, get_backbone
+    """The backbone, its input size and --weights (a missing file; ImageNet weights not
+    cached while offline), before TensorFlow starts or a run directory is made."""
+    from imgcls_cli.models.backbones import DEFAULT_IMAGE_SIZE, check_image_size, get_backbone
+    from imgcls_cli.models.weights import resolve_weights
 
     get_backbone(config.backbone)
-    if config.data.image_size is not None:
-        check_image_size(config.backbone, config.data.image_size)
+    image_size = config.data.image_size or DEFAULT_IMAGE_SIZE
+    check_image_size(config.backbone, image_size)
+    resolve_weights(config.weights, config.backbone, image_size)
 
 
 # One row per training command (multi-label or other tasks add theirs here).
@@ -251,9 +255,14 @@ def evaluate(
     **options: Any,
 ) -> dict[str, Any]:
     """Score a trained model (`imgcls evaluate`) and write its report files into `output`
-    (default: the run directory). Returns what `imgcls evaluate --json` prints. `model`:
-    a run directory or its model.keras (default: the latest run under ./runs)."""
-    from imgcls_cli.commands.evaluate import check_report_dir, write_evaluation
+    (default: the run directory; for an export folder, `<folder>-evaluation` beside it).
+    Returns what `imgcls evaluate --json` prints. `model`: a run directory, its
+    model.keras or an export folder (default: the latest run under ./runs)."""
+    from imgcls_cli.commands.evaluate import (
+        check_report_dir,
+        default_report_dir,
+        write_evaluation,
+    )
     from imgcls_cli.commands.evaluate import evaluate as score
     from imgcls_cli.config import EvaluateConfig, from_dict
     from imgcls_cli.data.held_out import open_data
@@ -264,9 +273,11 @@ def evaluate(
     if output is not None:
         check_report_dir(Path(output))  # before any work: it may be a folder of the user's
     run = open_run(Path(model) if model else None, reporter)
+    report_dir = Path(output) if output is not None else default_report_dir(run.run_dir)
+    check_report_dir(report_dir)
     data = open_data(run, config, reporter)
     evaluation = score(run, data, config, reporter)
-    write_evaluation(evaluation, Path(output) if output else run.run_dir, run.channels)
+    write_evaluation(evaluation, report_dir, run.channels)
     return evaluation.report
 
 
@@ -317,7 +328,7 @@ def explain(
     *,
     class_name: str | None = None,
     layer: str | None = None,
-    method: str = "auto",
+    method: str | ExplainMethod = "auto",
     output: str | Path | None = None,
     read_stdin: Callable[[], str] | None = None,
     reporter: Reporter | None = None,
@@ -332,6 +343,10 @@ def explain(
     from imgcls_cli.commands.predict import expand_inputs
     from imgcls_cli.rundir.load import open_run
 
+    method = getattr(method, "value", method)
+    methods = [choice.value for choice in ExplainMethod]
+    if method not in methods:  # before the model loads
+        raise UsageError(unknown_name_message("method", str(method), methods))
     items = expand_inputs(inputs, read_stdin or (lambda: ""))
     run = open_run(Path(model) if model else None, reporter or SilentReporter())
     return run_explain(run, items, Path(output) if output else None, class_name, layer, method)

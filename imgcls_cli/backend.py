@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 _debug = False
@@ -23,7 +24,34 @@ def debugging() -> bool:
 
 
 @contextlib.contextmanager
-def _stderr_silenced():
+def native_output_silenced() -> Iterator[None]:
+    """Without --debug, hide what native code writes to file descriptor 2 while the block
+    runs: TensorFlow's C++ start-up lines, LiteRT's delegate notice, the TFLite converter's
+    settings. They bypass Python logging; what fails still reaches Python as an exception."""
+    if _debug:
+        yield
+        return
+    with _stderr_silenced():
+        yield
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """A Python logger at ERROR while the block runs (without --debug), then as it was."""
+    import logging
+
+    logger = logging.getLogger(name)
+    level = logger.level
+    if not _debug:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null: TF's C++ start-up lines bypass Python logging."""
     sys.stderr.flush()
     saved = os.dup(2)

@@ -658,6 +658,15 @@ class PredictConfig:
     tta: bool = False
 
 
+class ExplainMethod(str, Enum):
+    """explain's heatmap: auto picks Grad-CAM where the map is globally pooled, else
+    HiResCAM (report/gradcam.py says why)."""
+
+    auto = "auto"
+    gradcam = "gradcam"
+    hirescam = "hirescam"
+
+
 class ExportFormat(str, Enum):
     savedmodel = "savedmodel"
     tflite = "tflite"

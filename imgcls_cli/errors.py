@@ -22,6 +22,12 @@ class RunDirError(ImgclsError):
     """A run directory that is missing, incomplete or would be overwritten."""
 
 
+class OutputRefused(UsageError, RunDirError):
+    """An output that holds what imgcls will not replace: an earlier result without
+    --force, or anything imgcls did not write. Refused before any work, nothing touched;
+    the command line must change, so it is a usage error (exit code 2) in every command."""
+
+
 def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
     """'Unknown arch 'simplcnn'. Did you mean 'simplecnn'? Valid: ...' for any registry."""
     import difflib

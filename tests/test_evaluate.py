@@ -346,7 +346,7 @@ def test_output_files_of_the_same_names_that_evaluate_did_not_write_are_kept(
     output.mkdir()
     (output / "confusion_matrix.csv").write_text("my own table")
     result = evaluate(runner, cli_app, "--model", str(shapes_run), "--output", str(output))
-    assert result.exit_code == 1 and "not written by imgcls evaluate" in result.output
+    assert result.exit_code == 2 and "not written by imgcls evaluate" in result.output
     assert (output / "confusion_matrix.csv").read_text() == "my own table"
     report_dir = tmp_path / "reports"
     for _ in range(2):  # an earlier evaluation's files are replaced

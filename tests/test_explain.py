@@ -4,6 +4,8 @@ fine-tuned backbone, and the command treats files and folders as the others do."
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -161,6 +163,10 @@ def test_the_default_folder_is_in_the_run(cnn_runs, marks, runner, cli_app):
     )
     assert len(document["files"]) == 25 and document["method"] == "hirescam"
     assert "HiResCAM (" in result.stdout  # the table's title names the method
+    assert f"Wrote 25 images and explain.json to {folder}" in result.output
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
 
 
 def test_refusals_are_one_line_and_touch_nothing(cnn_runs, marks, tmp_path, runner, cli_app):
@@ -173,7 +179,7 @@ def test_refusals_are_one_line_and_touch_nothing(cnn_runs, marks, tmp_path, runn
         (["--output", str(theirs)], "was not written by imgcls explain"),
         (["--class", "circle"], "Unknown class 'circle'"),
         (["--layer", "nope"], "Unknown layer 'nope'"),
-        (["--method", "cam"], "Unknown method 'cam'"),
+        (["--method", "cam"], "'cam' is not one of 'auto', 'gradcam', 'hirescam'"),
     ]
     for extra, message in cases:
         result = runner.invoke(cli_app, ["explain", image, "-m", str(run_dir), *extra])

@@ -3,6 +3,7 @@ and answers like model.keras; evaluate and predict take exports; a wrong export 
 parity check; folders are refused, replaced only with --force; a missing extra is one line."""
 
 import json
+import re
 
 import pytest
 from conftest import make_class_folder
@@ -249,3 +250,121 @@ def test_a_missing_or_unfinished_run_is_one_line(runner, cli_app, tmp_path, comm
     assert "Traceback" not in result.output and [p.name for p in (tmp_path / "half").iterdir()] == [
         "config.json"
     ]
+
+
+def umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_export_folders_take_the_users_umask(exports):
+    import os
+    import stat
+
+    for document in exports.values():
+        mode = stat.S_IMODE(os.stat(document["folder"]).st_mode)
+        assert mode == 0o777 & ~umask(), (document["folder"], oct(mode))
+
+
+def test_an_exports_evaluation_is_written_beside_it_where_export_force_leaves_it(
+    shapes_run, exports, check_folder, tmp_path
+):
+    """Not into the export folder, which `export --force` replaces whole (and refused to,
+    with the reports inside)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(shapes_run, run)
+    folder = run / rundir.EXPORT_DIR / "onnx"
+    shutil.copytree(exports["onnx"]["folder"], folder)
+    api.evaluate(folder, data=check_folder)
+    reports = run / rundir.EXPORT_DIR / "onnx-evaluation"
+    assert (reports / "evaluation.json").is_file()
+    assert not (folder / "evaluation.json").exists()
+    api.export(run, format="onnx", force=True, check=False)
+    assert (reports / "evaluation.json").is_file()
+    assert [path.name for path in rundir.iter_exports(run)] == ["onnx"]
+
+
+def test_calibration_says_how_many_images_it_used(shapes_run, tmp_path):
+    """--calibration 500 on a run whose training split holds fewer: the line gives the
+    number used."""
+    from imgcls_cli.reporting import SilentReporter
+
+    class Lines(SilentReporter):
+        def __init__(self):
+            self.lines = []
+
+        def info(self, message):
+            self.lines.append(message)
+
+    reporter = Lines()
+    api.export(
+        shapes_run,
+        output=tmp_path / "int8",
+        format="tflite",
+        quantize="int8",
+        calibration=500,
+        check=False,
+        reporter=reporter,
+    )
+    metrics = json.loads((shapes_run / "metrics.json").read_text())
+    training = 60 - metrics["val"]["examples"] - metrics["test"]["examples"]  # 3 x 20 images
+    assert f"Calibrating int8 quantization on {training} training images" in reporter.lines
+
+
+# What TensorFlow, LiteRT, the TFLite converter, tf2onnx and onnxruntime print themselves.
+RUNTIME_NOISE = re.compile(
+    r"absl::InitializeLog|^[IWEF]\d{4} |XNNPACK|fully_quantize|cpu_feature_guard|"
+    r"To enable the following instructions|cuInit|oneDNN|tf2onnx| - (INFO|WARNING) - "
+)
+
+
+def run_quietly(script: str) -> str:
+    """stderr of a fresh process running `script`, with the environment a user has."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+CALLS = """
+from imgcls_cli.cli.app import app
+for args in {calls!r}:
+    code = app(args, standalone_mode=False)
+    assert not code, (args, code)
+"""
+
+
+@pytest.mark.slow  # starts imgcls twice
+def test_no_runtime_writes_to_the_terminal_without_debug(exports, shapes_run, tmp_path):
+    """Each export kind through predict and evaluate in a process that has not started
+    TensorFlow yet; then export (int8 TFLite, ONNX) and benchmark."""
+    import shutil
+
+    image = str(next(iter(sorted((shapes_run.parent / "shapes" / "tri").iterdir()))))
+    kinds = ["tflite-int8", "tflite", "onnx", "savedmodel"]
+    calls = [["predict", "--model", exports[kind]["folder"], image] for kind in kinds]
+    calls += [
+        ["evaluate", "--model", exports[kind]["folder"], "--output", str(tmp_path / kind)]
+        for kind in kinds
+    ]
+    stderr = run_quietly(CALLS.format(calls=calls))
+    run = tmp_path / "run"
+    shutil.copytree(shapes_run, run)
+    calls = [
+        ["export", str(run), "--format", "tflite", "--quantize", "int8", "--min-agreement", "0"],
+        ["export", str(run), "--format", "onnx", "--min-agreement", "0"],
+        ["benchmark", str(run), "-b", "1", "--runs", "1"],
+    ]
+    stderr += run_quietly(CALLS.format(calls=calls))
+    noise = [line for line in stderr.splitlines() if RUNTIME_NOISE.search(line)]
+    assert not noise, noise
+    assert "Timing tflite-int8" in stderr  # the commands did run, and reported on stderr

@@ -139,7 +139,7 @@ def test_an_output_folder_of_other_files_is_refused_and_left_alone(runner, cli_a
     (folder / "notes.txt").write_text("keep me")
     (folder / "lr_find.png").write_bytes(b"not ours either")
     result = runner.invoke(cli_app, ["lr-find", "--output", str(folder)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # refused: an output imgcls will not replace
     assert "holds files imgcls lr-find did not write (lr_find.png, notes.txt)" in result.output
     assert (folder / "notes.txt").read_text() == "keep me"
     assert (folder / "lr_find.png").read_bytes() == b"not ours either"

@@ -31,7 +31,7 @@ def test_force_never_empties_a_folder_that_is_not_a_run(runner, cli_app, tmp_pat
     (home / "thesis.tex").write_text("years of work")
     before = tree(home)
     result = train(runner, cli_app, "--epochs", "1", "--output", str(home), "--force")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # refused: an output imgcls will not replace
     assert "not an imgcls run directory" in result.output
     assert tree(home) == before
 
@@ -65,7 +65,7 @@ def test_force_replaces_an_earlier_run_and_paths_print_as_given(runner, cli_app,
     assert first.exit_code == 0, first.output
     assert str(output) in first.stdout  # printed as it is, not applied or refused
     second = train(runner, cli_app, "--epochs", "2", "--seed", "3", "--output", str(output))
-    assert second.exit_code == 1 and "--force" in second.output
+    assert second.exit_code == 2 and "--force" in second.output
     third = train(
         runner, cli_app, "--epochs", "2", "--seed", "3", "--output", str(output), "--force"
     )

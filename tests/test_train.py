@@ -247,7 +247,7 @@ def test_an_existing_folder_of_the_users_is_refused_even_with_force(runner, cli_
     (run_dir / "keep.txt").write_text("precious")
     for force in ([], ["--force"]):
         result = train(runner, cli_app, "--epochs", "1", "--output", str(run_dir), *force)
-        assert result.exit_code == 1 and "not an imgcls run directory" in result.output
+        assert result.exit_code == 2 and "not an imgcls run directory" in result.output
     assert [p.name for p in run_dir.iterdir()] == ["keep.txt"]
 
 

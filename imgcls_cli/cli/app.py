@@ -14,9 +14,11 @@ import typer
 
 from imgcls_cli import __version__, backend
 from imgcls_cli.cli import model_commands, training_commands
+from imgcls_cli.cli.group import ImgclsCommand, ImgclsGroup
 
 app = typer.Typer(
     name="imgcls",
+    cls=ImgclsGroup,
     help="Image classification with TensorFlow and Keras: train, fine-tune, evaluate, predict.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -47,21 +49,22 @@ def main_options(
     backend.set_debug(debug)
 
 
-# Registered in --help's order; None: the function's name.
+# Registered in --help's order: (function, name or None for the function's name, the
+# one-line summary of the command list; the docstring is the command's own help).
 COMMANDS = [
-    (training_commands.train, None),
-    (training_commands.finetune, None),
-    (training_commands.lr_find, "lr-find"),
-    (training_commands.augment_preview, "augment-preview"),
-    (model_commands.evaluate, None),
-    (model_commands.predict, None),
-    (model_commands.explain, None),
-    (model_commands.inspect, None),
-    (model_commands.export, None),
-    (model_commands.benchmark, None),
+    (training_commands.train, None, "Train a CNN from scratch on a dataset or image folder."),
+    (training_commands.finetune, None, "Fine-tune an ImageNet backbone on your images."),
+    (training_commands.lr_find, "lr-find", "Sweep the learning rate; suggest one for train."),
+    (training_commands.augment_preview, "augment-preview", "Draw what augmentation does."),
+    (model_commands.evaluate, None, "Score a trained model on held-out data."),
+    (model_commands.predict, None, "Classify images with a trained model."),
+    (model_commands.explain, None, "Show where the model looks (Grad-CAM heatmaps)."),
+    (model_commands.inspect, None, "Report what a dataset holds, before training."),
+    (model_commands.export, None, "Export a run to SavedModel, TFLite or ONNX."),
+    (model_commands.benchmark, None, "Time a run's model and exports on this machine."),
 ]
-for function, name in COMMANDS:
-    app.command(name)(function)
+for function, name, summary in COMMANDS:
+    app.command(name, short_help=summary, cls=ImgclsCommand)(function)
 
 
 def main() -> None:

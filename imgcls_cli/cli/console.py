@@ -184,13 +184,30 @@ def confusion_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def mistakes_table(mistakes: list[dict[str, Any]]) -> Table:
-    table = Table(title="Most confident mistakes")
-    for name in ("path", "true", "predicted", "confidence"):
+def common_folder(paths: list[str]) -> tuple[str, list[str]]:
+    """(the folder all paths share, each path below it): the part that tells images
+    apart, whole, instead of a long shared prefix cut short by the terminal."""
+    import os.path
+
+    folders = [os.path.dirname(path) for path in paths]
+    try:
+        common = os.path.commonpath(folders) if folders else ""
+    except ValueError:  # relative and absolute paths mixed
+        return "", list(paths)
+    return common, [os.path.relpath(path, common) if common else path for path in paths]
+
+
+def mistakes_table(mistakes: list[dict[str, Any]], total: int | None = None) -> Table:
+    folder, names = common_folder([mistake["path"] for mistake in mistakes])
+    shown = f"{len(mistakes)} of {total}" if total and total > len(mistakes) else ""
+    title = "Most confident mistakes" + (f" ({shown})" if shown else "")
+    table = Table(title=title, caption=f"in {escape(folder)}" if folder else None)
+    table.add_column("path", overflow="fold")  # a path is only useful whole
+    for name in ("true", "predicted", "confidence"):
         table.add_column(name, justify="right" if name == "confidence" else "left")
-    for mistake in mistakes:
+    for mistake, name in zip(mistakes, names):
         table.add_row(
-            escape(mistake["path"]),
+            escape(name),
             escape(mistake["true"]),
             escape(mistake["predicted"]),
             percent(mistake["confidence"]),
@@ -207,7 +224,7 @@ def print_evaluation(report: dict[str, Any], table_limit: int = 50, matrix_limit
     if classes <= matrix_limit:
         out.print(confusion_table(report))
     if report.get("mistakes"):
-        out.print(mistakes_table(report["mistakes"][:10]))
+        out.print(mistakes_table(report["mistakes"][:10], len(report["mistakes"])))
 
 
 def predictions_table(predictions: list[Any], top_k: int) -> Table:

@@ -21,6 +21,7 @@ from imgcls_cli.cli.options import (
 from imgcls_cli.config import (
     EvalSplit,
     EvaluateConfig,
+    ExplainMethod,
     ExportConfig,
     ExportFormat,
     PredictConfig,
@@ -53,8 +54,8 @@ def evaluate(
     split: Annotated[
         Optional[EvalSplit],
         option(
-            "Which part of the data. Default: test (carved the same way as in training); "
-            "'all' for a --data folder without a test/ folder.",
+            "Which part of the data: train, val, test or all. Default: test (carved the "
+            "same way as in training); all for a --data folder without a test/ folder.",
             panel=DATA,
         ),
     ] = None,
@@ -81,7 +82,11 @@ def evaluate(
     ] = False,
     output: Annotated[
         Optional[Path],
-        option("Where to write the report files. Default: the run directory.", panel=OUTPUT),
+        option(
+            "Where to write the report files. Default: the run directory (for an export "
+            "folder, FOLDER-evaluation beside it).",
+            panel=OUTPUT,
+        ),
     ] = None,
     json_output: JsonReport = False,
 ) -> None:
@@ -94,7 +99,7 @@ def evaluate(
 
     with user_errors():
         from imgcls_cli.api import evaluate as score
-        from imgcls_cli.commands.evaluate import accuracy_shortfall
+        from imgcls_cli.commands.evaluate import accuracy_shortfall, default_report_dir
         from imgcls_cli.rundir import REPORT_FILES
 
         options = given(ctx, "model", "output", "json_output")
@@ -106,7 +111,8 @@ def evaluate(
         else:
             console.print_evaluation(report)
             names = [*REPORT_FILES, *report["mistakes_files"]]
-            console.info(f"Wrote {', '.join(names)} to {output or report['model']}")
+            folder = output or default_report_dir(Path(report["model"]))
+            console.info(f"Wrote {', '.join(names)} to {folder}")
         shortfall = accuracy_shortfall(report, options.get("min_accuracy"))
         if shortfall:
             raise ImgclsError(shortfall)
@@ -193,13 +199,13 @@ def explain(
         option("The layer to read (name or path). Default: the last convolutional block."),
     ] = None,
     method: Annotated[
-        str,
+        ExplainMethod,
         option(
             "gradcam, hirescam (gradients kept per position: faithful where the feature map "
             "is flattened into the classifier, as in simplecnn and convnet), or auto: gradcam "
             "where the map is globally pooled (resnet8, every backbone), else hirescam."
         ),
-    ] = "auto",
+    ] = ExplainMethod.auto,
     output: Annotated[
         Optional[Path],
         option(
@@ -226,7 +232,7 @@ def explain(
             inputs,
             class_name=class_name,
             layer=layer,
-            method=method,
+            method=method.value,
             output=output,
             read_stdin=sys.stdin.read,
             reporter=console.RichReporter(),
@@ -235,7 +241,9 @@ def explain(
             console.write_line(json.dumps(document, indent=2))
         else:
             console.print_result(console.explain_table(document))
-            console.info(f"Wrote {len(document['files'])} file(s) to {document['folder']}")
+            count = len(document["files"])
+            images = f"{count} image" + ("s" if count != 1 else "")
+            console.info(f"Wrote {images} and explain.json to {document['folder']}")
         failed = sum(item["error"] is not None for item in document["images"])
         if failed:
             count = len(document["images"])
@@ -287,8 +295,8 @@ def export(
     quantize: Annotated[
         Quantize,
         option(
-            "TFLite only: fp16 weights, dynamic (int8 weights), or int8 (full integer, "
-            "calibrated on training images)."
+            "TFLite only: none (float32), fp16 weights, dynamic (int8 weights), or int8 "
+            "(full integer, calibrated on training images)."
         ),
     ] = ExportConfig.quantize,
     calibration: Annotated[

@@ -174,14 +174,20 @@ AUGMENT_OPTIONS: OptionGroup = [
         "augment",
         Optional[AugmentPreset],
         None,
-        "Preset. auto (default) chooses from the data: rotations up to 10° for "
-        "single-channel, small (≤ 32 px) and character images; standard (flips, small "
-        "rotations, zoom, shifts, contrast) for colour photos, without flips when a "
-        "mirror turns classes into others. strong adds colour jitter and random erasing.",
+        "Preset: none; light (flips, small shifts); standard (flips, small rotations, "
+        "zoom, shifts, contrast); strong (standard, stronger, with colour jitter and random "
+        "erasing); auto (default) chooses from the data: rotations up to 10° for "
+        "single-channel, small (≤ 32 px) and character images, standard for colour "
+        "photos, without flips when a mirror turns classes into others.",
         panel=AUGMENT,
     ),
     declare(
-        "flip", Optional[Flip], None, "Random mirroring (digit datasets: none).", panel=AUGMENT
+        "flip",
+        Optional[Flip],
+        None,
+        "Random mirroring: none, horizontal, vertical or both (each on its own coin). "
+        "Default: the preset's (digit datasets: none).",
+        panel=AUGMENT,
     ),
     declare(
         "rotate",
@@ -251,8 +257,8 @@ AUGMENT_OPTIONS: OptionGroup = [
         "fill",
         Optional[FillMode],
         None,
-        "Fill for corners uncovered by crop/rotate/zoom/translate. Default: constant "
-        "(black) for digit datasets, reflect otherwise.",
+        "Fill for corners uncovered by crop/rotate/zoom/translate: constant (black), "
+        "reflect or nearest. Default: constant for digit datasets, reflect otherwise.",
         panel=AUGMENT,
     ),
     declare(
@@ -278,8 +284,8 @@ SCALE_OPTIONS: OptionGroup = [
         "strategy",
         Strategy,
         RunConfig.strategy,
-        "tf.distribute strategy. auto: all GPUs (mirrored), one GPU, or the CPU. "
-        "multi-worker reads TF_CONFIG.",
+        "tf.distribute strategy: auto (all GPUs mirrored, one GPU, or the CPU), cpu, gpu "
+        "(one), mirrored, multi-worker (reads TF_CONFIG) or tpu.",
         panel=SCALE,
     ),
     declare(
@@ -382,7 +388,8 @@ JsonReport = Annotated[
 ModelOption = Annotated[
     Optional[Path],
     option(
-        "A run directory or its model.keras. Default: the latest run under ./runs.",
+        "A run directory, its model.keras, or an export folder (RUN_DIR/export/onnx, …). "
+        "Default: the latest run under ./runs.",
         "--model",
         "-m",
         panel=MODEL,

@@ -128,7 +128,8 @@ def lr_find(
         float, "The sweep's last learning rate (unless the loss diverges first)."
     ) = LrFindConfig.end_lr,
     steps: training_option(
-        int, "Training steps of the sweep, the rate growing by the same factor each step."
+        int,
+        "Training steps of the sweep (20 to 1000), the rate growing by the same factor each step.",
     ) = LrFindConfig.steps,
     output: Annotated[
         Optional[Path],

@@ -16,7 +16,7 @@ import numpy as np
 
 from imgcls_cli.augment.policy import resolve_augment_with_reason
 from imgcls_cli.config import AugmentConfig, DataConfig
-from imgcls_cli.errors import DataError, UsageError
+from imgcls_cli.errors import DataError, OutputRefused, UsageError
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.files import write_bytes_atomic
 
@@ -108,7 +108,7 @@ def check_output(output: Path) -> None:
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder; give a file name such as {output}/x.png.")
     if output.exists() and not written_by_preview(output):
-        raise UsageError(
+        raise OutputRefused(
             f"--output {output} exists and was not drawn by augment-preview; imgcls does not "
             "overwrite it: choose another file name."
         )

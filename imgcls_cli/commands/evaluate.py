@@ -15,7 +15,7 @@ import numpy as np
 
 from imgcls_cli.config import EvaluateConfig
 from imgcls_cli.data.held_out import EvaluationData
-from imgcls_cli.errors import DataError, RunDirError
+from imgcls_cli.errors import DataError, OutputRefused
 from imgcls_cli.report import metrics
 from imgcls_cli.reporting import Reporter, SilentReporter
 from imgcls_cli.rundir import (
@@ -24,6 +24,7 @@ from imgcls_cli.rundir import (
     MISTAKES_PNG,
     REPORT_FILES,
     TOP_LOSSES_PNG,
+    is_export_dir,
 )
 from imgcls_cli.rundir.files import write_bytes_atomic, write_csv_atomic, write_json_atomic
 from imgcls_cli.rundir.load import LoadedRun
@@ -202,6 +203,15 @@ def accuracy_shortfall(report: dict[str, Any], min_accuracy: float | None) -> st
 # --- Files ------------------------------------------------------------------------------
 
 
+def default_report_dir(model_dir: Path) -> Path:
+    """Where evaluate writes without --output: the run directory; for an export folder, a
+    folder beside it (`onnx` → `onnx-evaluation`), since `export --force` replaces the
+    export folder whole and would take the reports with it."""
+    if is_export_dir(model_dir):
+        return model_dir.with_name(f"{model_dir.name}-evaluation")
+    return model_dir
+
+
 def check_report_dir(output_dir: Path) -> None:
     """evaluate --output DIR writes its report files into DIR: over an earlier
     evaluation's, never over files of the same names that something else wrote."""
@@ -214,7 +224,7 @@ def check_report_dir(output_dir: Path) -> None:
     except (OSError, ValueError):
         earlier = None
     if not (isinstance(earlier, dict) and {"model", "confusion_matrix"} <= set(earlier)):
-        raise RunDirError(
+        raise OutputRefused(
             f"{output_dir} holds {', '.join(existing)}, not written by imgcls evaluate; "
             "imgcls does not overwrite them: choose another --output."
         )

@@ -3,12 +3,11 @@ grid in an explain folder (the heatmaps themselves: report/gradcam.py)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from imgcls_cli import rundir
-from imgcls_cli.errors import UsageError
+from imgcls_cli.errors import OutputRefused
 from imgcls_cli.report.gradcam import (
     BATCH,
     METHOD_NAMES,
@@ -18,7 +17,12 @@ from imgcls_cli.report.gradcam import (
     explain_paths,
     require_keras_model,
 )
-from imgcls_cli.rundir.files import swap_folder, write_bytes_atomic, write_json_atomic
+from imgcls_cli.rundir.files import (
+    staging_dir,
+    swap_folder,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from imgcls_cli.rundir.load import LoadedRun
 from imgcls_cli.rundir.owned import FolderMark, check_owned
 
@@ -36,7 +40,7 @@ def check_output(output: Path) -> None:
     if not output.exists():
         return
     if not output.is_dir():
-        raise UsageError(f"--output {output} is a file; give a folder for the heatmaps.")
+        raise OutputRefused(f"--output {output} is a file; give a folder for the heatmaps.")
     check_owned(output, EXPLAIN_MARK)
 
 
@@ -98,7 +102,7 @@ def run_explain(
     class_index(run, class_name)
     cam = GradCam(run.model, layer, method)
     output.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.new-"))
+    building = staging_dir(output.parent, f".{output.name}.new-")
     records, tiles, name_of = [], [], OverlayNames()
     try:
         for start in range(0, len(inputs), BATCH):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,11 @@ import numpy as np
 
 from imgcls_cli import rundir
 from imgcls_cli.config import EvalSplit, EvaluateConfig, ExportConfig, ExportFormat, Quantize
-from imgcls_cli.errors import RunDirError
+from imgcls_cli.errors import OutputRefused, RunDirError
 from imgcls_cli.export import writers
 from imgcls_cli.export.runtimes import ExportedModel, open_artifact
 from imgcls_cli.reporting import Reporter
-from imgcls_cli.rundir.files import swap_folder, write_json_atomic
+from imgcls_cli.rundir.files import staging_dir, swap_folder, write_json_atomic
 from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
 from imgcls_cli.rundir.owned import FolderMark, check_owned
 
@@ -57,7 +56,7 @@ def check_export_target(folder: Path, force: bool) -> None:
     export unless --force."""
     rundir.check_output(folder)
     if check_owned(folder, EXPORT_MARK) is not None and not force:
-        raise RunDirError(
+        raise OutputRefused(
             f"Export folder {folder} already exists; pass --force to replace it or choose "
             "another --output."
         )
@@ -80,7 +79,7 @@ def run_export(
     folder = Path(output) if output is not None else default_export_dir(run.run_dir, config)
     check_export_target(folder, force)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.new-"))
+    staging = staging_dir(folder.parent, f".{folder.name}.new-")
     try:
         document = write_export(run, config, staging, reporter)
         # An earlier export there is checked again, and replaced only now it is complete.
@@ -110,8 +109,9 @@ def write_export(
 ) -> dict[str, Any]:
     calibration = None
     if config.quantize is Quantize.int8:
-        reporter.info(f"Calibrating int8 quantization on {config.calibration} training images")
         images = calibration_images(run, config, reporter)
+        # The number used: a training split smaller than --calibration gives all it has.
+        reporter.info(f"Calibrating int8 quantization on {len(images)} training images")
         calibration = lambda: iter(images)  # noqa: E731 - the converter calls it
     reporter.info(f"Exporting {run.run_dir} as {config.folder_name}")
     started = time.perf_counter()

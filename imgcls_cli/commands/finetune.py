@@ -21,11 +21,9 @@ from imgcls_cli.data.prepare import PreparedData
 from imgcls_cli.engine.devices import cluster_errors
 from imgcls_cli.engine.session import RunRecorder, Session, open_session
 from imgcls_cli.models import create_model
-from imgcls_cli.models.backbones import check_image_size
+from imgcls_cli.models.backbones import DEFAULT_IMAGE_SIZE, check_image_size
 from imgcls_cli.models.weights import resolve_weights
 from imgcls_cli.rundir import TrainResult
-
-DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
 
 
 @dataclasses.dataclass

@@ -18,6 +18,8 @@ from imgcls_cli.reporting import Reporter
 DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
 # name[/config][:version], as TFDS spells them ("cifar10_corrupted/brightness_1:1.0.0"):
 # anything else (paths, '', kwargs) is refused before TFDS parses it.
+# What a refusal names first: the datasets most people start with.
+EXAMPLES = ("mnist", "fashion_mnist", "cifar10", "cifar100", "tf_flowers", "beans", "digits")
 DATASET_NAME = re.compile(
     r"(?P<name>[a-z][a-z0-9_]*)"
     r"(?:/(?P<config>[\w+.-]+))?"
@@ -47,18 +49,20 @@ def default_data_dir() -> str:
 
 
 def check_dataset_name(name: str) -> None:
-    """Refuse a --dataset that names no TFDS dataset (or config) with one line and the
-    closest name. Imports tensorflow_datasets but not TensorFlow, and needs no network,
-    so cli can call it before anything slow happens."""
+    """Refuse a --dataset that names no TFDS dataset (or config), or one without images
+    and class labels, with one line, the closest image-classification name and a few
+    others. Decided from the shipped catalog (tfds_catalog) without importing TFDS; a
+    name it lacks, with another TFDS release installed, or a config, imports
+    tensorflow_datasets but not TensorFlow. No network: cli calls it before anything slow."""
     import difflib
 
-    import tensorflow_datasets as tfds
+    from imgcls_cli.data.tfds_catalog import OTHER, catalog
 
-    builders = set(tfds.list_builders(with_community_datasets=False))
-    valid = sorted(builders | set(EMBEDDED_DATASETS))
+    known = catalog()
+    trainable = sorted(known.image_classification | set(EMBEDDED_DATASETS))
     match = DATASET_NAME.fullmatch(name)
     if match is None:
-        close = difflib.get_close_matches(name.strip().lower(), valid, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name.strip().lower(), trainable, n=1, cutoff=0.6)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise UsageError(
             f"--dataset '{name}' is not a dataset name (lowercase letters, digits and _, "
@@ -66,11 +70,29 @@ def check_dataset_name(name: str) -> None:
             "digits; for a folder of images use --data DIR."
         )
     base, config = match["name"], match["config"]
-    if base not in valid:
-        raise UsageError(unknown_name_message("dataset", base, valid))
-    if base not in builders and name != base:
-        raise UsageError(f"--dataset {base} has no configs or versions: pass just '{base}'.")
-    if config is not None and base in builders:
+    if base in EMBEDDED_DATASETS:
+        if name != base:
+            raise UsageError(f"--dataset {base} has no configs or versions: pass just '{base}'.")
+        return
+    kind = known.kinds.get(base)
+    if kind is None and not known.is_complete():
+        import tensorflow_datasets as tfds
+
+        if base in tfds.list_builders(with_community_datasets=False):
+            kind = "unlisted"  # newer than the catalog: the loader checks its features
+    if kind is None:
+        # Suggest and list only what imgcls can train on, not TFDS' text and audio sets;
+        # the well-known ones first.
+        listed = [*EXAMPLES, *(n for n in trainable if n not in EXAMPLES)]
+        raise UsageError(unknown_name_message("dataset", base, listed))
+    if kind == OTHER:
+        raise UsageError(
+            f"TFDS dataset '{base}' has no image and class-label features to train on; "
+            f"imgcls takes image classification datasets, such as {', '.join(EXAMPLES)}."
+        )
+    if config is not None:
+        import tensorflow_datasets as tfds
+
         configs = sorted(getattr(tfds.builder_cls(base), "builder_configs", {}))
         if not configs:
             raise UsageError(f"Dataset '{base}' has no configs: drop '/{config}'.")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcls_cli.backend import import_tensorflow, native_output_silenced
 from imgcls_cli.config import ExportFormat
 from imgcls_cli.export.writers import (
     INPUT_NAME,
@@ -66,7 +67,8 @@ class TFLiteRunner:
         interpreter = self._interpreter
         if self._batch != len(images):
             interpreter.resize_tensor_input(self._input["index"], list(images.shape))
-            interpreter.allocate_tensors()
+            with native_output_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+                interpreter.allocate_tensors()
             self._batch = len(images)
         interpreter.set_tensor(self._input["index"], quantized(images, self._input))
         interpreter.invoke()
@@ -96,9 +98,10 @@ class OnnxRunner:
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: not its graph-optimisation notes
-        self._session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        with native_output_silenced():
+            self._session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self._session.run([OUTPUT_NAME], {INPUT_NAME: images.astype(np.float32)})[0]
@@ -129,8 +132,7 @@ class ExportedModel:
 
 def open_artifact(format: ExportFormat, path: Path) -> ExportedModel:
     export_extra(format, RUNTIME_MODULES)
-    if format is not ExportFormat.tflite:
-        from imgcls_cli.backend import import_tensorflow
-
-        import_tensorflow()  # quietly: tf2onnx and SavedModels import TensorFlow
+    # Quietly, before anything imports it plainly: SavedModels run on TensorFlow, and
+    # every kind reads image files with TensorFlow's decoders (one file, one answer).
+    import_tensorflow()
     return ExportedModel(format, path, RUNNERS[format](path))

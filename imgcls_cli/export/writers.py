@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcls_cli.backend import native_output_silenced, quiet_logger
 from imgcls_cli.config import ExportFormat, Quantize
 from imgcls_cli.errors import UsageError
 
@@ -105,7 +106,8 @@ def write_tflite(
             converter.inference_input_type = tf.uint8
             converter.inference_output_type = tf.uint8
         try:
-            flatbuffer = converter.convert()
+            with native_output_silenced():  # "fully_quantize: 0, inference_type: 6, ..."
+                flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError and others
             raise UsageError(conversion_failure("TFLite", error)) from None
     path.write_bytes(flatbuffer)
@@ -130,12 +132,13 @@ def write_onnx(model: Any, path: Path, image_size: tuple[int, int], channels: in
     inputs = [tensor.name for tensor in frozen.inputs if tensor.dtype != tf.resource]
     outputs = [tensor.name for tensor in frozen.outputs]
     try:
-        proto, _ = tf2onnx.convert.from_graph_def(
-            frozen.graph.as_graph_def(),
-            input_names=inputs,
-            output_names=outputs,
-            opset=ONNX_OPSET,
-        )
+        with native_output_silenced(), quiet_logger("tf2onnx"):
+            proto, _ = tf2onnx.convert.from_graph_def(
+                frozen.graph.as_graph_def(),
+                input_names=inputs,
+                output_names=outputs,
+                opset=ONNX_OPSET,
+            )
     except Exception as error:  # tf2onnx raises many types for ops it cannot take
         raise UsageError(conversion_failure("ONNX", error)) from None
     rename(proto, proto.graph.input, INPUT_NAME)

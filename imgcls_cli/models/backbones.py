@@ -9,6 +9,7 @@ from typing import Any
 
 from imgcls_cli.errors import UsageError, unknown_name_message
 
+DEFAULT_IMAGE_SIZE = 224  # what the ImageNet weights were trained at
 MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)  # sizes Keras publishes MobileNetV2 weights for
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcls_cli.config import ExplainMethod
 from imgcls_cli.errors import RunDirError, UsageError, unknown_name_message
 from imgcls_cli.rundir.load import LoadedRun
 
@@ -124,7 +125,7 @@ def softmax_head(model: Any) -> Any:
     return None
 
 
-METHODS = ("auto", "gradcam", "hirescam")
+METHODS = tuple(method.value for method in ExplainMethod)
 METHOD_NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 
 

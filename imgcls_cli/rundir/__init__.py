@@ -21,17 +21,16 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from imgcls_cli.errors import RunDirError, UsageError
+from imgcls_cli.errors import OutputRefused, RunDirError, UsageError
 from imgcls_cli.rundir.files import (
-    _umask,
     config_document_named,
     read_json,
     save_model_atomic,
+    staging_dir,
     swap_folder,
     write_json_atomic,
 )
@@ -118,34 +117,35 @@ def claim_run_dir(
     """
     if output is None:
         stem = default_run_dir(command, name, root)
+        parents = missing_parents(stem)
         for suffix in itertools.count(1):
             candidate = stem if suffix == 1 else stem.with_name(f"{stem.name}-{suffix}")
             if _make_dir(candidate):
-                return _write_claim(candidate, command, created=True)
+                return _write_claim(candidate, command, created=True, parents=parents)
     output = Path(output)
     check_output(output)
+    parents = missing_parents(output)
     if _make_dir(output):
-        return _write_claim(output, command, created=True)
+        return _write_claim(output, command, created=True, parents=parents)
     if not any(output.iterdir()):
         return _write_claim(output, command, created=False)
     check_replaceable(output)  # says why when it is not an imgcls run at all
     if not force:
-        raise RunDirError(
+        raise OutputRefused(
             f"Run directory {output} already exists; pass --force to replace it "
             "or choose another --output."
         )
     real = output.resolve()
-    staging = Path(tempfile.mkdtemp(dir=real.parent, prefix=f"{real.name}.new-"))
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; give the usual mode
+    staging = staging_dir(real.parent, f"{real.name}.new-")
     return _write_claim(staging, command, created=True, replaces=real)
 
 
 def check_output(output: Path) -> None:
     """An --output that is a file, or a link that leads nowhere, is refused."""
     if output.is_symlink() and not output.exists():
-        raise RunDirError(f"--output {output} is a broken symbolic link; give a directory path.")
+        raise OutputRefused(f"--output {output} is a broken symbolic link; give a directory path.")
     if output.exists() and not output.is_dir():
-        raise RunDirError(f"--output {output} is a file; give a directory path.")
+        raise OutputRefused(f"--output {output} is a file; give a directory path.")
 
 
 def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
@@ -209,8 +209,10 @@ def release_claim(run_dir: Path) -> None:
         return
     (Path(run_dir) / CONFIG_FILE).unlink(missing_ok=True)
     if document["claim"].get("created"):
-        with contextlib.suppress(OSError):  # not empty: keep whatever is there
-            Path(run_dir).rmdir()
+        # The folders the claim made (runs/ on a first run) go too, innermost first.
+        for folder in [run_dir, *map(Path, document["claim"].get("parents", []))]:
+            with contextlib.suppress(OSError):  # not empty: keep whatever is there
+                Path(folder).rmdir()
 
 
 def finish_run_dir(run_dir: Path) -> Path:
@@ -399,6 +401,17 @@ def write_run_config(run_dir: Path, document: dict[str, Any]) -> None:
     write_json_atomic(Path(run_dir) / CONFIG_FILE, document)
 
 
+def missing_parents(path: Path) -> list[str]:
+    """The folders above `path` that do not exist yet, innermost first: what a claim
+    creates and a released claim removes."""
+    missing = []
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            break
+        missing.append(str(parent))
+    return missing
+
+
 def _make_dir(path: Path) -> bool:
     """mkdir that reports whether this call created it (False: it existed already)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -409,18 +422,24 @@ def _make_dir(path: Path) -> bool:
     return True
 
 
-def _write_claim(run_dir: Path, command: str, created: bool, replaces: Path | None = None) -> Path:
+def _write_claim(
+    run_dir: Path,
+    command: str,
+    created: bool,
+    replaces: Path | None = None,
+    parents: list[str] | None = None,
+) -> Path:
     """config.json, created exclusively: of two runs claiming one folder, one fails here."""
     document: dict[str, Any] = {
         "command": command,
-        "claim": {"pid": os.getpid(), "created": created},
+        "claim": {"pid": os.getpid(), "created": created, "parents": parents or []},
     }
     if replaces is not None:
         document["replaces"] = str(replaces)
     try:
         fd = os.open(run_dir / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
-        raise RunDirError(
+        raise OutputRefused(
             f"Run directory {run_dir} was just taken by another run; choose another --output."
         ) from None
     with os.fdopen(fd, "w") as handle:

@@ -35,6 +35,14 @@ def swap_folder(
         shutil.rmtree(trash)
 
 
+def staging_dir(parent: Path, prefix: str) -> Path:
+    """An empty folder in `parent` to build a folder in before it is renamed into place,
+    with the mode a plain mkdir gives under the user's umask (not mkdtemp's 0700)."""
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(staging, 0o777 & ~_umask())
+    return staging
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imgcls_cli.errors import RunDirError
+from imgcls_cli.errors import OutputRefused
 from imgcls_cli.rundir.files import config_document_named
 
 
@@ -62,10 +62,10 @@ def check_owned(folder: Path, mark: FolderMark, empty_ok: bool = True) -> dict[s
         return None
     document = mark_document(folder, mark)
     if document is None and mark.unmarked is not None:
-        raise RunDirError(f"{folder} {mark.unmarked}")
+        raise OutputRefused(f"{folder} {mark.unmarked}")
     foreign = foreign_entries(folder, mark.entries(document) if document is not None else set())
     if foreign:
-        raise RunDirError(
+        raise OutputRefused(
             f"{folder} holds files {mark.writer} did not write ({names_shown(foreign)}); "
             f"{mark.remedy}."
         )

@@ -1,0 +1,238 @@
+"""The CLI as a new user first meets it: a refusal comes back as fast as --help with one
+line and the documented exit code, help screens read at 80 columns, a misspelt dataset
+is answered with image-classification names only, and what imgcls creates follows the
+user's umask and is gone again when the command is refused or fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+COMMANDS = [
+    "train",
+    "finetune",
+    "lr-find",
+    "augment-preview",
+    "evaluate",
+    "predict",
+    "explain",
+    "inspect",
+    "export",
+    "benchmark",
+]
+
+
+def imgcls(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "imgcls_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    return result, time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def fake_places(tmp_path_factory) -> Path:
+    """A folder of things a user might point imgcls at by mistake."""
+    root = tmp_path_factory.mktemp("places")
+    (root / "occupied").mkdir()
+    (root / "occupied" / "notes.txt").write_text("mine")
+    (root / "notarun").mkdir()
+    (root / "notarun" / "config.json").write_text("{}")
+    (root / "picture.png").write_bytes(b"not really a png")
+    return root
+
+
+# (arguments, exit code): each command refused for its options, its paths or its output.
+REFUSALS = [
+    (["train", "--epochs", "-1"], 2),
+    (["train", "--optimizer", "bogus"], 2),
+    (["train", "--epochs", "2.5"], 2),
+    (["train", "--epoch", "3"], 2),
+    (["train", "--dataset", "mnsit"], 2),
+    (["train", "--data", "missing-folder"], 1),
+    (["train", "--output", "occupied"], 2),
+    (["finetune", "--weights", "missing.weights.h5"], 2),
+    (["finetune", "--backbone", "resnet"], 2),
+    (["lr-find", "--steps", "1"], 2),
+    (["augment-preview", "--output", "occupied/notes.txt"], 2),
+    (["evaluate", "--model", "notarun"], 1),
+    (["evaluate", "--split", "bogus"], 2),
+    (["predict"], 2),
+    (["predict", "--top-k", "0", "picture.png"], 2),
+    (["explain", "--method", "bogus", "picture.png"], 2),
+    (["inspect", "--data", "missing-folder"], 1),
+    (["export", "notarun", "--format", "bogus"], 2),
+    (["export", "notarun", "--format", "onnx", "--quantize", "int8"], 2),
+    (["benchmark", "notarun", "-b", "0"], 2),
+]
+
+
+def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
+    """No TensorFlow start for a refusal: at most 3x `imgcls --help`, measured side by
+    side (the best of three runs of each, so a busy machine slows both alike)."""
+    help_time = min(imgcls("--help")[1] for _ in range(3))
+    slow = []
+    for args, code in REFUSALS:
+        times = []
+        for _ in range(3):
+            result, seconds = imgcls(*args, cwd=fake_places)
+            times.append(seconds)
+            if seconds <= 3 * help_time:
+                break
+        assert result.returncode == code, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
+        assert "Traceback" not in result.stderr and result.stdout == ""
+        if min(times) > 3 * help_time:
+            slow.append((args, round(min(times), 2)))
+    assert not slow, f"--help takes {help_time:.2f} s; these refusals took longer: {slow}"
+    assert sorted(os.listdir(fake_places)) == ["notarun", "occupied", "picture.png"]
+
+
+def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):
+    result = runner.invoke(cli_app, ["train", "--optimizer", "bogus"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: Invalid value for '--optimizer': 'bogus' is not one of 'adam', 'adamw', "
+        "'sgd'. See 'imgcls train --help'."
+    ]
+    result = runner.invoke(cli_app, ["predict"])
+    assert result.exit_code == 2
+    assert "Missing argument 'INPUTS...'" in result.output and "╭" not in result.output
+
+
+def help_screens() -> dict[str, str]:
+    from typer.testing import CliRunner
+
+    from imgcls_cli.cli.app import app
+
+    screens = {}
+    for command in ["", *COMMANDS]:
+        args = [command, "--help"] if command else ["--help"]
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "80"}, terminal_width=80)
+        assert result.exit_code == 0, result.output
+        screens[command or "imgcls"] = result.output
+    return screens
+
+
+def test_help_screens_read_at_80_columns():
+    screens = help_screens()
+    for name, text in screens.items():
+        assert max(len(line) for line in text.splitlines()) <= 80, name
+        for tag in re.findall(r"<(?:int|float|str|bool|path|text|list\[[^>]*\])>", text):
+            raise AssertionError(f"{name} --help shows Typer's type tag {tag}")
+        usage = next(line for line in text.splitlines() if "Usage:" in line)
+        assert "{" not in usage, usage
+    panel = screens["imgcls"].split("Commands")[1].splitlines()[1:]
+    names = [line[2:].split()[0] for line in panel if line.startswith("│")]
+    assert names == COMMANDS, "every command's summary fits on its own line"
+    assert "Usage: imgcls predict [OPTIONS] INPUTS..." in screens["predict"]
+    assert "Usage: imgcls export [OPTIONS] RUN_DIR" in screens["export"]
+
+
+def test_an_option_of_many_choices_names_them_in_its_help():
+    """Short choice lists are the metavar ([adam|adamw|sgd]); a longer one is named by
+    the option (STRATEGY), so its help must list the choices."""
+    import typer.main
+
+    from imgcls_cli.cli.app import app
+    from imgcls_cli.cli.group import CHOICES_WIDTH
+
+    group = typer.main.get_command(app)
+    checked = 0
+    for command in group.commands.values():
+        for param in command.get_params(typer.Context(command)):
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is None or not descriptor.is_choice:
+                continue
+            values = [str(getattr(choice, "value", choice)) for choice in descriptor.choices]
+            if param.metavar.startswith("["):
+                assert len(param.metavar) <= CHOICES_WIDTH
+                continue
+            checked += 1
+            missing = [value for value in values if value not in (param.help or "")]
+            assert not missing, f"{command.name} --{param.name}'s help lacks {missing}"
+    assert checked >= 4
+
+
+def test_a_misspelt_dataset_is_answered_with_image_classification_names():
+    from imgcls_cli.data.tfds_source import check_dataset_name
+    from imgcls_cli.errors import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        check_dataset_name("mnsit")
+    message = str(refused.value)
+    assert "Did you mean 'mnist'?" in message
+    for text_or_audio in ("abstract_reasoning", "ag_news_subset", "accentdb", "aeslc"):
+        assert text_or_audio not in message
+
+
+def test_a_known_image_dataset_passes_without_importing_tfds():
+    code = (
+        "import sys\n"
+        "from imgcls_cli.data.tfds_source import check_dataset_name\n"
+        "for name in ('mnist', 'cifar10', 'tf_flowers', 'beans', 'digits'):\n"
+        "    check_dataset_name(name)\n"
+        "print('tensorflow_datasets' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_the_catalog_holds_image_classification_datasets_only():
+    from imgcls_cli.data.tfds_catalog import image_classification_names
+
+    names = image_classification_names()
+    assert {"mnist", "fashion_mnist", "cifar10", "cifar100", "tf_flowers", "beans"} <= names
+    # text, audio, detection (labels inside boxes) and segmentation sets are not.
+    assert not names & {"imdb_reviews", "librispeech", "coco", "voc", "cityscapes"}
+
+
+@pytest.mark.slow  # reads TFDS' DatasetInfo (imports TensorFlow)
+@pytest.mark.parametrize(
+    "name, expected",
+    [("mnist", True), ("beans", True), ("imdb_reviews", False), ("coco", False)],
+)
+def test_the_catalog_agrees_with_tfds_own_features(name, expected, tmp_path):
+    from imgcls_cli.data.tfds_catalog import (
+        builder_features,
+        image_classification_names,
+        is_image_classification,
+    )
+
+    assert is_image_classification(builder_features(name, str(tmp_path))) is expected
+    assert (name in image_classification_names()) is expected
+
+
+def test_a_refused_run_leaves_no_runs_folder(runner, cli_app, tmp_path, monkeypatch, no_network):
+    """Offline without cached ImageNet weights, finetune refuses before it claims a run
+    directory: no empty runs/ is left behind."""
+    from conftest import make_class_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    make_class_folder(tmp_path / "flowers")
+    result = runner.invoke(cli_app, ["finetune", "--data", "flowers"])
+    assert result.exit_code == 1
+    assert "ImageNet weights for mobilenetv2 are not cached" in result.output
+    assert sorted(os.listdir(tmp_path)) == ["flowers"]
+
+
+def test_a_released_claim_removes_the_folders_it_made(tmp_path):
+    from imgcls_cli import rundir
+
+    run_dir = rundir.claim_run_dir(tmp_path / "a" / "b" / "run", "train", "x", force=False)
+    assert run_dir.is_dir()
+    rundir.release_claim(run_dir)
+    assert os.listdir(tmp_path) == []
