@@ -15,18 +15,44 @@ messages. Importing this module imports no TensorFlow; each call imports what it
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from imgcls_cli import rundir
+from imgcls_cli.backend import process_state_kept
 from imgcls_cli.config import RUN_CONFIGS, ExplainMethod, RunConfig
-from imgcls_cli.errors import UsageError, unknown_name_message
+from imgcls_cli.errors import (
+    CLI_SPELLING,
+    ImgclsError,
+    UsageError,
+    python_spelling,
+    unknown_name_message,
+)
 from imgcls_cli.options import config_from_options, options_of, paths_as_text
-from imgcls_cli.reporting import Reporter, SilentReporter
+from imgcls_cli.reporting import Reporter, api_reporter
 
 # What `--resume` may change: how long, on what devices, how often to checkpoint.
 RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
+
+
+def library_call(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A public API function: it leaves the process as it found it (backend's
+    process_state_kept: seeds, Keras' policy, op determinism, loggers, os.environ), and
+    its errors name options as Python keywords (`force=True`), not flags."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with process_state_kept():
+            try:
+                return function(*args, **kwargs)
+            except ImgclsError as error:
+                if not CLI_SPELLING.get():
+                    error.args = (python_spelling(str(error)),)
+                raise
+
+    return call
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +100,49 @@ TRAINING_COMMANDS = {
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """A finished train or finetune run: its directory and metrics.json's content."""
+    """A finished train or finetune run: its directory, metrics.json's content and the
+    history. Wherever the API takes a run directory, a Run works too (it is path-like:
+    `Path(run)` is its directory)."""
 
     path: Path
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     is_chief: bool = True  # False on the other workers of a multi-worker job
 
+    def __fspath__(self) -> str:
+        return str(self.path)
+
     @property
     def model_path(self) -> Path:
         return self.path / rundir.MODEL_FILE
+
+    @property
+    def class_names(self) -> list[str]:
+        """The model's classes, in the order of its outputs (labels.json)."""
+        return rundir.read_labels(self.path)
+
+    @property
+    def model(self) -> Any:
+        """The trained Keras model (model.keras), loaded on first use."""
+        from imgcls_cli.rundir.load import load_keras_model
+
+        cached = self.__dict__.get("_model")
+        if cached is None:
+            cached = load_keras_model(self.model_path)
+            object.__setattr__(self, "_model", cached)
+        return cached
+
+
+@library_call
+def open_run(path: str | Path) -> Run:
+    """A finished run directory, reopened (as api.train returned it): metrics, history,
+    class names and the model on demand."""
+    from imgcls_cli.rundir.load import require_run_dir
+
+    run_dir = Path(path)
+    require_run_dir(run_dir)
+    metrics = rundir.read_json(run_dir / rundir.METRICS_FILE, "the run's metrics")
+    return Run(run_dir, metrics, rundir.read_history(run_dir))
 
 
 def command_function(command: str, summary: str) -> Callable[..., Run]:
@@ -101,6 +160,7 @@ def command_function(command: str, summary: str) -> Callable[..., Run]:
         return run_command(command, options, output, force, resume, config, reporter)
 
     run.__name__ = run.__qualname__ = command
+    run = library_call(run)
     run.__doc__ = (
         f"{summary} (`imgcls {command}`). `config`: a run's config.json whose options are "
         "the defaults here; `reporter`: progress callbacks (reporting.Reporter)."
@@ -199,6 +259,7 @@ def check_dataset(name: str) -> None:
         check_dataset_name(name)
 
 
+@library_call
 def lr_find(
     *,
     output: str | Path | None = None,
@@ -229,15 +290,13 @@ def lr_find(
         check_output_dir(Path(output))
         data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
         rundir.check_apart_from_data(Path(output), data_paths)
-    return run_lr_find(
-        config, sweep, Path(output) if output else None, reporter or SilentReporter()
-    )
+    return run_lr_find(config, sweep, Path(output) if output else None, api_reporter(reporter))
 
 
 def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any = None) -> Run:
     """Train `config` into run_dir. A run that stops before training starts gives its
     claimed directory back; one that started keeps it, for --resume."""
-    reporter = reporter or SilentReporter()
+    reporter = api_reporter(reporter)
     try:
         run = TRAINING_COMMANDS[config.command].run_function()
         result = run(config, run_dir, reporter, resume=resuming)
@@ -247,6 +306,7 @@ def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any 
     return Run(result.run_dir, result.metrics, result.history, result.is_chief)
 
 
+@library_call
 def evaluate(
     model: str | Path | None = None,
     *,
@@ -268,7 +328,7 @@ def evaluate(
     from imgcls_cli.data.held_out import open_data
     from imgcls_cli.rundir.load import open_run
 
-    reporter = reporter or SilentReporter()
+    reporter = api_reporter(reporter)
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
     if output is not None:
         check_report_dir(Path(output))  # before any work: it may be a folder of the user's
@@ -293,22 +353,23 @@ class Predictions:
 
 
 def open_predictions(
-    model: str | Path | None,
-    inputs: list[str],
+    model: str | Path | Run | None,
+    inputs: Any,
     *,
     read_stdin: Callable[[], str] | None = None,
     reporter: Reporter | None = None,
     **options: Any,
 ) -> Predictions:
     """The lazy form of predict: inputs expanded (files, folders, globs, "-" for paths
-    on `read_stdin`), the model loaded, nothing classified yet."""
-    from imgcls_cli.commands.predict import expand_inputs, predict_inputs, tta_skip_reason
+    on `read_stdin`; images in memory as they are), the model loaded, nothing classified
+    yet."""
+    from imgcls_cli.commands.predict import predict_inputs, python_inputs, tta_skip_reason
     from imgcls_cli.config import PredictConfig, from_dict
     from imgcls_cli.rundir.load import open_run
 
     config = from_dict(PredictConfig, options, where="predict options")
-    items = expand_inputs(inputs, read_stdin or (lambda: ""))
-    run = open_run(Path(model) if model else None, reporter or SilentReporter())
+    items = python_inputs(inputs, read_stdin)
+    run = open_run(Path(model) if model else None, api_reporter(reporter))
     skipped = tta_skip_reason(run.record) if config.tta else None
     if skipped:
         config = dataclasses.replace(config, tta=False)
@@ -316,15 +377,21 @@ def open_predictions(
     return Predictions(items, top_k, skipped, predict_inputs(items, run, config))
 
 
-def predict(model: str | Path | None, inputs: list[str], **options: Any) -> list[dict[str, Any]]:
+@library_call
+def predict(model: str | Path | Run | None, inputs: Any, **options: Any) -> list[dict[str, Any]]:
     """Classify images (`imgcls predict`): one record per input, as `predict --json`
-    prints them (path, label, confidence, top_k, error)."""
+    prints them (path, label, confidence, top_k, error). `inputs`: a path (str or Path)
+    to an image or a folder, a glob pattern, a PIL image, a uint8 numpy array (HxWxC, or
+    NxHxWxC for several), or a list of these; an image in memory goes through the same
+    channel conversion and resize as a file of its pixels, and its record has `index`
+    (its position among the inputs) in place of `path`. Options: top_k, tta, batch_size."""
     return [record.to_dict() for record in open_predictions(model, inputs, **options).records]
 
 
+@library_call
 def explain(
-    model: str | Path | None,
-    inputs: list[str],
+    model: str | Path | Run | None,
+    inputs: Any,
     *,
     class_name: str | None = None,
     layer: str | None = None,
@@ -340,18 +407,38 @@ def explain(
     RUN_DIR/explain) and returns explain.json's content with `folder`; unreadable inputs
     carry their `error`."""
     from imgcls_cli.commands.explain import run_explain
-    from imgcls_cli.commands.predict import expand_inputs
+    from imgcls_cli.commands.predict import ArrayInput, python_inputs
     from imgcls_cli.rundir.load import open_run
 
     method = getattr(method, "value", method)
     methods = [choice.value for choice in ExplainMethod]
     if method not in methods:  # before the model loads
         raise UsageError(unknown_name_message("method", str(method), methods))
-    items = expand_inputs(inputs, read_stdin or (lambda: ""))
-    run = open_run(Path(model) if model else None, reporter or SilentReporter())
+    items = python_inputs(inputs, read_stdin)
+    if any(isinstance(item, ArrayInput) for item in items):
+        raise UsageError(
+            "explain draws its overlays over image files: give paths (save an image in "
+            "memory first, e.g. PIL.Image.fromarray(array).save('x.png'))."
+        )
+    check_explain_target(model, output, class_name)
+    run = open_run(Path(model) if model else None, api_reporter(reporter))
     return run_explain(run, items, Path(output) if output else None, class_name, layer, method)
 
 
+def check_explain_target(model: Any, output: Any, class_name: str | None) -> None:
+    """explain's output folder and --class, before the model loads (no TensorFlow)."""
+    from imgcls_cli.commands.explain import check_output
+    from imgcls_cli.rundir.load import find_run_dir
+
+    run_dir, _ = find_run_dir(Path(model) if model else None)
+    check_output(Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR)
+    if class_name is not None:
+        names = rundir.read_labels(run_dir)
+        if class_name not in names:
+            raise UsageError(unknown_name_message("class", class_name, names))
+
+
+@library_call
 def export(
     run_dir: str | Path,
     *,
@@ -369,11 +456,12 @@ def export(
 
     config = from_dict(ExportConfig, paths_as_text(options), where="export options")
     result = run_export(
-        Path(run_dir), config, reporter or SilentReporter(), Path(output) if output else None, force
+        Path(run_dir), config, api_reporter(reporter), Path(output) if output else None, force
     )
     return {"folder": str(result.folder), **result.document}
 
 
+@library_call
 def benchmark(
     run_dir: str | Path,
     *,
@@ -390,9 +478,10 @@ def benchmark(
         raise UsageError(f"--batch-size must be at least 1 (each of them); got {sizes}.")
     if runs_per_size < 1:
         raise UsageError(f"--runs must be at least 1; got {runs_per_size}.")
-    return benchmark_run(Path(run_dir), sizes, runs_per_size, reporter or SilentReporter())
+    return benchmark_run(Path(run_dir), sizes, runs_per_size, api_reporter(reporter))
 
 
+@library_call
 def augment_preview(
     files: list[str | Path] | None = None,
     *,
@@ -426,10 +515,11 @@ def augment_preview(
         variants=variants,
         seed=seed,
         output=Path(output),
-        reporter=reporter or SilentReporter(),
+        reporter=api_reporter(reporter),
     )
 
 
+@library_call
 def inspect(
     *,
     seed: int = 42,
@@ -452,7 +542,7 @@ def inspect(
         check_dataset(config.dataset)
     return inspect_data(
         config,
-        reporter or SilentReporter(),
+        api_reporter(reporter),
         seed=seed,
         throughput=throughput,
         batch_size=batch_size,

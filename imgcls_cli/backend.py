@@ -115,6 +115,76 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+@contextlib.contextmanager
+def process_state_kept() -> Iterator[None]:
+    """What a library call leaves as it found it: os.environ, Python's and NumPy's global
+    random generators, TensorFlow's global seed and op determinism, Keras' global dtype
+    policy, and the levels of the tensorflow and absl loggers. A run seeds, sets a policy
+    and switches determinism for itself; a notebook's next cell should not inherit it.
+    (One thing cannot be undone: once --deterministic ran TensorFlow's ops one at a time,
+    the process keeps that thread pool; its results are the same, only its order.)"""
+    import logging
+    import random
+
+    import numpy as np
+
+    environ = dict(os.environ)
+    python_random, numpy_random = random.getstate(), np.random.get_state()
+    loggers = {name: logging.getLogger(name).level for name in ("tensorflow", "absl")}
+    tensorflow_state = _tensorflow_state()
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
+        random.setstate(python_random)
+        np.random.set_state(numpy_random)
+        for name, level in loggers.items():
+            logging.getLogger(name).setLevel(level)
+        _restore_tensorflow_state(tensorflow_state)
+
+
+def _tensorflow_state() -> dict[str, Any] | None:
+    """Keras' policy, the global seed, op determinism and absl's verbosity, when the
+    process has TensorFlow already (before it, they are the defaults)."""
+    if "tensorflow" not in sys.modules or "keras" not in sys.modules:
+        return None
+    import absl.logging
+    import keras
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import config  # determinism's state is not exported
+
+    return {
+        "policy": keras.config.dtype_policy(),
+        "seed": context.global_seed(),
+        "determinism": config.is_op_determinism_enabled(),
+        "absl": absl.logging.get_verbosity(),
+    }
+
+
+def _restore_tensorflow_state(state: dict[str, Any] | None) -> None:
+    if "tensorflow" not in sys.modules or "keras" not in sys.modules:
+        return
+    import absl.logging
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework import config  # disabling determinism is not exported
+
+    if state is None:  # TensorFlow started in this call: back to its defaults
+        state = {
+            "policy": keras.DTypePolicy(keras.config.floatx()),
+            "seed": None,
+            "determinism": False,
+            "absl": absl.logging.WARNING,
+        }
+    keras.config.set_dtype_policy(state["policy"])
+    tf.random.set_seed(state["seed"])
+    if config.is_op_determinism_enabled() and not state["determinism"]:
+        config.disable_op_determinism()
+    absl.logging.set_verbosity(state["absl"])
+
+
 def in_slurm_step() -> bool:
     """Started by srun in a step of several tasks (Slurm sets these per task)."""
     return "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_STEP_NUM_TASKS", 1)) > 1

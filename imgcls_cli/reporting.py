@@ -1,9 +1,10 @@
 """How the library reports to the user: one interface for every command. cli/app.py passes a
-Rich implementation (console.RichReporter); the Python API and tests default to silence."""
+Rich implementation (console.RichReporter); the Python API defaults to PythonReporter
+(warnings through Python's `warnings`), and the commands' own defaults are silent."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Reporter(Protocol):
@@ -34,3 +35,46 @@ class SilentReporter:
 
     def batches(self, done: int, total: int | None) -> None:
         pass
+
+
+class ImgclsWarning(UserWarning):
+    """What imgcls warns about from Python (skipped images, a choice it made for you)."""
+
+
+class PythonReporter(SilentReporter):
+    """The API's reporter unless one is given: warnings through Python's `warnings` (a
+    notebook shows them under the cell), other messages to the `imgcls` logger."""
+
+    def info(self, message: str) -> None:
+        import logging
+
+        logging.getLogger("imgcls").info(message)
+
+    def warning(self, message: str) -> None:
+        import warnings
+
+        warnings.warn(message, ImgclsWarning, stacklevel=2)
+
+
+class CompletedReporter:
+    """A reporter given to the API with only some of the methods (just `epoch_end`, say):
+    the others come from PythonReporter."""
+
+    def __init__(self, reporter: Any):
+        self._reporter, self._fallback = reporter, PythonReporter()
+
+    def __getattr__(self, name: str) -> Any:
+        own = getattr(self._reporter, name, None)
+        return own if callable(own) else getattr(self._fallback, name)
+
+
+def api_reporter(reporter: Any | None) -> Any:
+    """What the API reports through: the caller's reporter, completed, or PythonReporter."""
+    if reporter is None:
+        return PythonReporter()
+    if all(callable(getattr(reporter, name, None)) for name in REPORTER_METHODS):
+        return reporter
+    return CompletedReporter(reporter)
+
+
+REPORTER_METHODS = ("info", "warning", "epoch_start", "step", "epoch_end", "batches")

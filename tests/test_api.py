@@ -59,7 +59,7 @@ def test_train_evaluate_and_predict_give_what_the_cli_prints(runner, cli_app, tm
     assert records == [json.loads(line) for line in printed.stdout.splitlines()]
     assert len(records) == len(list(EXAMPLE_IMAGES.iterdir()))
 
-    with pytest.raises(UsageError, match="drop --lr"):
+    with pytest.raises(UsageError, match="drop lr "):  # Python's spelling: no flags
         api.train(resume=run.path, lr=0.5)
     with pytest.raises(RunDirError, match="already exists"):
         api.train(output=run.path, epochs=1)
@@ -69,12 +69,12 @@ def test_train_evaluate_and_predict_give_what_the_cli_prints(runner, cli_app, tm
     "options, message",
     [
         ({"epoch": 3}, "Unknown option\\(s\\) epoch for train"),
-        ({"lr": float("inf")}, "--lr must be a positive number"),
+        ({"lr": float("inf")}, "^lr must be a positive number"),
         ({"optimizer": "adamm"}, "Bad optimizer 'adamm'"),
         ({"dataset": "mnsit"}, "Did you mean 'mnist'"),
     ],
 )
-def test_bad_options_raise_the_cli_errors(tmp_path, options, message):
+def test_bad_options_raise_the_cli_errors_spelt_for_python(tmp_path, options, message):
     with pytest.raises(UsageError, match=message):
         api.train(output=tmp_path / "run", **options)
     assert not (tmp_path / "run").exists()

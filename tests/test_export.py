@@ -136,7 +136,7 @@ def test_export_folders_are_refused_unless_they_are_exports_and_force_is_given(
     assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
 
     earlier = exports["tflite"]["folder"]
-    with pytest.raises(ImgclsError, match="already exists; pass --force"):
+    with pytest.raises(ImgclsError, match="already exists; pass force=True"):
         api.export(shapes_run, output=earlier, format="tflite", check=False)
     replaced = api.export(shapes_run, output=earlier, format="tflite", check=False, force=True)
     assert replaced["parity"] is None

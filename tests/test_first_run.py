@@ -49,6 +49,11 @@ def fake_places(tmp_path_factory) -> Path:
     (root / "notarun").mkdir()
     (root / "notarun" / "config.json").write_text("{}")
     (root / "picture.png").write_bytes(b"not really a png")
+    fake = root / "fakerun"  # looks finished: the refusals below come before any loading
+    fake.mkdir()
+    (fake / "config.json").write_text('{"command": "train"}')
+    (fake / "model.keras").write_bytes(b"")
+    (fake / "labels.json").write_text('["cat", "dog"]')
     return root
 
 
@@ -61,7 +66,7 @@ REFUSALS = [
     (["train", "--dataset", "mnsit"], 2),
     (["train", "--data", "missing-folder"], 1),
     (["train", "--output", "occupied"], 2),
-    (["finetune", "--weights", "missing.weights.h5"], 2),
+    (["finetune", "--weights", "missing.weights.h5"], 1),
     (["finetune", "--backbone", "resnet"], 2),
     (["lr-find", "--steps", "1"], 2),
     (["augment-preview", "--output", "occupied/notes.txt"], 2),
@@ -70,6 +75,10 @@ REFUSALS = [
     (["predict"], 2),
     (["predict", "--top-k", "0", "picture.png"], 2),
     (["explain", "--method", "bogus", "picture.png"], 2),
+    (["explain", "picture.png", "--model", "fakerun", "--output", "occupied"], 2),
+    (["explain", "picture.png", "--model", "fakerun", "--class", "bird"], 2),
+    (["export", "fakerun", "--output", "occupied"], 2),
+    (["augment-preview", "missing.png"], 1),
     (["inspect", "--data", "missing-folder"], 1),
     (["export", "notarun", "--format", "bogus"], 2),
     (["export", "notarun", "--format", "onnx", "--quantize", "int8"], 2),
@@ -96,19 +105,28 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
         if min(times) > 3 * help_time:
             slow.append((args, round(min(times), 2)))
     assert not slow, f"--help takes {help_time:.2f} s; these refusals took longer: {slow}"
-    assert sorted(os.listdir(fake_places)) == ["notarun", "occupied", "picture.png"]
+    assert sorted(os.listdir(fake_places)) == ["fakerun", "notarun", "occupied", "picture.png"]
+    assert sorted(os.listdir(fake_places / "fakerun")) == [
+        "config.json",
+        "labels.json",
+        "model.keras",
+    ]
 
 
 def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):
     result = runner.invoke(cli_app, ["train", "--optimizer", "bogus"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: Invalid value for '--optimizer': 'bogus' is not one of 'adam', 'adamw', "
-        "'sgd'. See 'imgcls train --help'."
+        "Error: --optimizer: 'bogus' is not one of 'adam', 'adamw', 'sgd'. See 'imgcls "
+        "train --help'."
     ]
     result = runner.invoke(cli_app, ["predict"])
     assert result.exit_code == 2
-    assert "Missing argument 'INPUTS...'" in result.output and "╭" not in result.output
+    assert "Missing argument 'IMAGES...'" in result.output and "╭" not in result.output
+    result = runner.invoke(cli_app, ["train", "--epochs", "2.5"])
+    assert result.output.strip() == (
+        "Error: --epochs must be a whole number. See 'imgcls train --help'."
+    )
 
 
 def help_screens() -> dict[str, str]:
@@ -136,7 +154,7 @@ def test_help_screens_read_at_80_columns():
     panel = screens["imgcls"].split("Commands")[1].splitlines()[1:]
     names = [line[2:].split()[0] for line in panel if line.startswith("│")]
     assert names == COMMANDS, "every command's summary fits on its own line"
-    assert "Usage: imgcls predict [OPTIONS] INPUTS..." in screens["predict"]
+    assert "Usage: imgcls predict [OPTIONS] IMAGES..." in screens["predict"]
     assert "Usage: imgcls export [OPTIONS] RUN_DIR" in screens["export"]
 
 
@@ -202,16 +220,22 @@ def test_the_catalog_holds_image_classification_datasets_only():
 @pytest.mark.slow  # reads TFDS' DatasetInfo (imports TensorFlow)
 @pytest.mark.parametrize(
     "name, expected",
-    [("mnist", True), ("beans", True), ("imdb_reviews", False), ("coco", False)],
+    [
+        ("mnist", True),
+        ("beans", True),
+        ("imdb_reviews", False),
+        ("coco", False),  # labels inside boxes
+        ("imagenet2012_multilabel", False),  # labels as a sequence
+    ],
 )
 def test_the_catalog_agrees_with_tfds_own_features(name, expected, tmp_path):
     from imgcls_cli.data.tfds_catalog import (
-        builder_features,
+        builder_info,
         image_classification_names,
         is_image_classification,
     )
 
-    assert is_image_classification(builder_features(name, str(tmp_path))) is expected
+    assert is_image_classification(builder_info(name, str(tmp_path))) is expected
     assert (name in image_classification_names()) is expected
 
 

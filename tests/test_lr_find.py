@@ -129,7 +129,7 @@ def test_train_lr_that_is_neither_number_nor_auto_is_refused(runner, cli_app, tm
 
 
 def test_lr_find_refuses_train_options_it_has_no_use_for():
-    with pytest.raises(UsageError, match="lr-find takes no --epochs, --patience"):
+    with pytest.raises(UsageError, match="lr-find takes no epochs, patience"):
         api.lr_find(epochs=3, patience=2)
 
 

@@ -250,7 +250,7 @@ def check_lr_auto(ws: Path, outcome: Outcome) -> None:
 
 def check_mirrored(ws: Path, outcome: Outcome) -> None:
     trained()(ws, outcome)
-    assert "MirroredStrategy with 2 replica(s)" in outcome.output
+    assert "MirroredStrategy with 2 replicas" in outcome.output
 
 
 def check_inspect(ws: Path, outcome: Outcome) -> None:

@@ -64,7 +64,10 @@ def test_model_option_that_is_no_model_says_so(runner, cli_app, shapes_run, tmp_
     result = runner.invoke(cli_app, ["predict", "--model", str(image), str(image)])
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "is not a model: give a run directory or its model.keras" in lines[0]
+    assert (
+        len(lines) == 1
+        and "is not a model: give a run directory, its model.keras, or an export folder" in lines[0]
+    )
 
 
 def test_without_model_option_the_latest_run_is_used_and_named(

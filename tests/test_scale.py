@@ -118,7 +118,7 @@ def test_mirrored_over_two_cpu_devices_matches_the_default_strategy(tmp_path):
         code, output = finish(imgcls(*args, env=env))
         assert code == 0, output
         results[name] = (output, [float(row["val_loss"]) for row in history(run_dir)])
-    assert "MirroredStrategy with 2 replica(s)" in results["mirrored"][0]
+    assert "MirroredStrategy with 2 replicas" in results["mirrored"][0]
     # Dropout masks differ per replica, so the curves agree closely, not bit for bit
     # (at validation losses near 0.07, within about 0.02).
     np.testing.assert_allclose(results["mirrored"][1], results["default"][1], rtol=0.15, atol=0.025)

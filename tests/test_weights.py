@@ -62,7 +62,7 @@ def test_damaged_cached_imagenet_file_is_one_clear_line(keras_cache, no_network)
 
 def test_none_and_missing_files(tmp_path):
     assert weights.resolve_weights("none", "resnet50", 64) == weights.WeightsChoice("none")
-    with pytest.raises(UsageError, match="no such file"):
+    with pytest.raises(DataError, match="no such file"):
         weights.resolve_weights(str(tmp_path / "missing.weights.h5"), "resnet50", 64)
 
 

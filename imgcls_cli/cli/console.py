@@ -199,7 +199,11 @@ def common_folder(paths: list[str]) -> tuple[str, list[str]]:
 
 def mistakes_table(mistakes: list[dict[str, Any]], total: int | None = None) -> Table:
     folder, names = common_folder([mistake["path"] for mistake in mistakes])
-    shown = f"{len(mistakes)} of {total}" if total and total > len(mistakes) else ""
+    shown = (
+        f"{len(mistakes)} of {total}; all in mistakes.csv"
+        if total and total > len(mistakes)
+        else ""
+    )
     title = "Most confident mistakes" + (f" ({shown})" if shown else "")
     table = Table(title=title, caption=f"in {escape(folder)}" if folder else None)
     table.add_column("path", overflow="fold")  # a path is only useful whole
@@ -386,7 +390,8 @@ def print_data_report(report: dict[str, Any], shown: int = 10) -> None:
 
 def export_table(document: dict[str, Any]) -> Table:
     """What an export wrote and how well it agrees with model.keras."""
-    table = Table(title=f"Export {document['format']} ({document['quantize']})", show_header=False)
+    quantized = f" ({document['quantize']})" if document["quantize"] != "none" else ""
+    table = Table(title=f"Export {document['format']}{quantized}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
     table.add_row("artifact", escape(document["artifact"]))

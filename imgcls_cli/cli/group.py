@@ -116,12 +116,37 @@ class ImgclsGroup(NamedParameters, TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+# Typer reads values with pydantic: its phrases, as imgcls' own messages put them.
+PYDANTIC_PHRASES = [
+    (r"Value error, ", ""),
+    (r"Input should be a valid integer, unable to parse string as an integer", "a whole number"),
+    (r"Input should be a valid number, unable to parse string as a number", "a number"),
+    (r"Input should be greater than or equal to (\S+)", r"at least \1"),
+    (r"Input should be less than or equal to (\S+)", r"at most \1"),
+]
+
+
+def usage_message(text: str) -> str:
+    """Click's "Invalid value for '--epochs': <pydantic's phrase>" as "--epochs must be a
+    whole number"; other usage errors (an unknown option, a missing argument) as they are."""
+    import re
+
+    message = " ".join(text.split())
+    for pattern, replacement in PYDANTIC_PHRASES:
+        message = re.sub(pattern, replacement, message)
+    invalid = re.fullmatch(r"Invalid value for '(--[\w-]+)'(?: / '-\w')?: (.*)", message)
+    if invalid:
+        flag, reason = invalid.groups()
+        if reason.startswith(("a whole number", "a number", "at least", "at most")):
+            return f"{flag} must be {reason.rstrip('.')}."
+        return f"{flag}: {reason}"
+    return message
+
+
 def report_usage_error(error: Any) -> None:
     from imgcls_cli.cli import console
 
-    # Typer reads values with pydantic, whose messages start "Value error, ".
-    message = " ".join(error.format_message().split()).replace("Value error, ", "")
-    message = message.rstrip(".")
+    message = usage_message(error.format_message()).rstrip(".")
     ctx = getattr(error, "ctx", None)
     where = f" See '{ctx.command_path} --help'." if ctx is not None else ""
     console.error(f"{message}.{where}")

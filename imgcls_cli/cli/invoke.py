@@ -13,7 +13,7 @@ from imgcls_cli import backend
 from imgcls_cli.cli.options import (
     RUN_FLAGS,
 )
-from imgcls_cli.errors import ImgclsError
+from imgcls_cli.errors import CLI_SPELLING, ImgclsError
 
 
 @contextlib.contextmanager
@@ -21,6 +21,7 @@ def user_errors() -> Iterator[None]:
     """Turn library errors into one red line and an exit code (no traceback unless --debug)."""
     from imgcls_cli.cli import console
 
+    spelling = CLI_SPELLING.set(True)  # the library's messages keep their --flags
     try:
         yield
     except ImgclsError as error:
@@ -49,6 +50,8 @@ def user_errors() -> Iterator[None]:
             f"Unexpected {type(error).__name__}: {error}. Run again with --debug for the traceback."
         )
         raise typer.Exit(1) from None
+    finally:
+        CLI_SPELLING.reset(spelling)
 
 
 def given(ctx: typer.Context, *leave_out: str) -> dict[str, Any]:

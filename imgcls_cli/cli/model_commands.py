@@ -123,6 +123,7 @@ def predict(
     inputs: Annotated[
         list[str],
         typer.Argument(
+            metavar="IMAGES...",
             help="Image files, folders (searched recursively), glob patterns in quotes, "
             "or - to read paths from stdin.",
             show_default=False,
@@ -254,7 +255,7 @@ def explain(
 def inspect(
     ctx: typer.Context,
     seed: Annotated[
-        int, option("Random seed: carves val/test as `train --seed` does.")
+        int, option("Random seed: carves val/test as train --seed does.")
     ] = TrainConfig.seed,
     throughput: Annotated[
         bool,
@@ -371,7 +372,6 @@ def benchmark(
             "A batch size to time; repeat it for several. Default: 1 and 32.",
             "--batch-size",
             "-b",
-            min=1,
         ),
     ] = None,
     runs: Annotated[int, option("Timed calls per batch size (after 3 warm-up calls).")] = 20,

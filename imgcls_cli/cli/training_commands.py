@@ -69,7 +69,7 @@ def train(
     lr: training_option(
         str,
         "Learning rate, used as given whatever the replica count (see --scale-lr); or auto: "
-        "sweep as `imgcls lr-find` does, on this model and data, then train at its "
+        "sweep as imgcls lr-find does, on this model and data, then train at its "
         "suggestion (config.json records both).",
     ) = str(TrainConfig.lr),
     schedule: training_option(
@@ -143,10 +143,10 @@ def lr_find(
     json_output: JsonReport = False,
     **shared: Any,
 ) -> None:
-    """Find a learning rate for train: from the model's initial weights, train a few hundred
-    steps as train would while the rate grows exponentially, and suggest a rate on the
-    loss's longest descent (fastai's valley; the steepest descent too). Nothing of the
-    model is kept: `imgcls train --lr auto` runs the same sweep itself."""
+    """Find a learning rate for train: from the model's initial weights, train --steps
+    steps (100) as train would while the rate grows exponentially, and suggest a rate on
+    the loss's longest descent (fastai's valley; the steepest descent too). Nothing of the
+    model is kept: imgcls train --lr auto runs the same sweep itself."""
     import json
 
     from imgcls_cli.cli import console

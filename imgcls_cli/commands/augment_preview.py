@@ -348,6 +348,13 @@ def run_augment_preview(
     `variants` times, and write the grid to `output`."""
     check_counts(samples, variants)
     check_output(output)
+    if not isinstance(source, DataConfig):  # before TensorFlow starts
+        missing = [str(path) for path in source if not Path(path).is_file()]
+        if missing:
+            raise DataError(
+                f"Image file {missing[0]} does not exist; give image files that exist, or "
+                "--data DIR / --dataset NAME for samples of a dataset."
+            )
     from imgcls_cli.backend import import_tensorflow, seed_everything
 
     import_tensorflow()

@@ -226,7 +226,8 @@ def check_report_dir(output_dir: Path) -> None:
     if not (isinstance(earlier, dict) and {"model", "confusion_matrix"} <= set(earlier)):
         raise OutputRefused(
             f"{output_dir} holds {', '.join(existing)}, not written by imgcls evaluate; "
-            "imgcls does not overwrite them: choose another --output."
+            f"imgcls does not overwrite {'it' if len(existing) == 1 else 'them'}: choose "
+            "another --output."
         )
 
 

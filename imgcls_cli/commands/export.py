@@ -75,9 +75,9 @@ def run_export(
     require_run_dir(Path(run_dir))
     if rundir.is_export_dir(Path(run_dir)):
         raise RunDirError(f"{run_dir} is an export already; give the run directory it came from.")
+    folder = Path(output) if output is not None else default_export_dir(Path(run_dir), config)
+    check_export_target(folder, force)  # before the model loads: a refusal costs no TensorFlow
     run = load_run(Path(run_dir))
-    folder = Path(output) if output is not None else default_export_dir(run.run_dir, config)
-    check_export_target(folder, force)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(folder.parent, f".{folder.name}.new-")
     try:

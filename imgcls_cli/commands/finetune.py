@@ -20,6 +20,7 @@ from imgcls_cli.data.pipeline import memory_cache_budget
 from imgcls_cli.data.prepare import PreparedData
 from imgcls_cli.engine.devices import cluster_errors
 from imgcls_cli.engine.session import RunRecorder, Session, open_session
+from imgcls_cli.errors import plural
 from imgcls_cli.models import create_model
 from imgcls_cli.models.backbones import DEFAULT_IMAGE_SIZE, check_image_size
 from imgcls_cli.models.weights import resolve_weights
@@ -151,7 +152,7 @@ def describe_phase(phase: Phase, number: int, count: int, backbone_layers: int) 
         what = "training the new head, backbone frozen"
     else:
         what = f"fine-tuning the top {phase.unfrozen_layers} of {backbone_layers} backbone layers"
-    return f"Phase {number}/{count}: {what}; {phase.epochs} epoch(s) at lr {phase.lr:g}"
+    return f"Phase {number}/{count}: {what}; {plural(phase.epochs, 'epoch')} at lr {phase.lr:g}"
 
 
 def train_phase(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli.config import PredictConfig
-from imgcls_cli.data.folder import model_input, model_inputs
+from imgcls_cli.data.folder import array_model_input, model_input, model_inputs
 from imgcls_cli.data.images import is_image_file, printable, unreadable_reason
 from imgcls_cli.errors import UsageError
 from imgcls_cli.rundir.load import LoadedRun
@@ -30,12 +30,13 @@ DIRECT_LIMIT = 8
 class Prediction:
     """One input: its top-k classes with probabilities, or why it could not be read."""
 
-    path: str  # as given, made printable (see printable)
+    path: str | None  # as given, made printable (see printable); None for an array
     top_k: list[tuple[str, float]] = dataclasses.field(default_factory=list)
     error: str | None = None
+    index: int | None = None  # an in-memory image's position among the inputs given
 
     def __post_init__(self) -> None:
-        self.path = printable(self.path)
+        self.path = None if self.path is None else printable(self.path)
         self.error = None if self.error is None else printable(self.error)
 
     @property
@@ -47,9 +48,11 @@ class Prediction:
         return self.top_k[0][1] if self.top_k else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON record: the same keys whether the input succeeded or failed."""
+        """The JSON record: the same keys whether the input succeeded or failed (an
+        in-memory image's record has its `index` where a file's has its `path`)."""
+        where = {"path": self.path} if self.index is None else {"index": self.index}
         return {
-            "path": self.path,
+            **where,
             "label": self.label,
             "confidence": self.confidence,
             "top_k": [{"label": name, "probability": p} for name, p in self.top_k],
@@ -79,6 +82,67 @@ def format_probability(value: float | None) -> str | None:
 class Input:
     path: str
     error: str | None = None  # set when the input names nothing readable
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayInput:
+    """An image given in memory (a numpy array or a PIL image), uint8 HxWxC."""
+
+    index: int  # its position among the inputs given
+    pixels: np.ndarray
+
+
+ACCEPTED = (
+    "a path (str or Path) to an image or a folder, a PIL image, a uint8 numpy array "
+    "(HxWxC, or NxHxWxC for several), or a list of these"
+)
+
+
+def python_inputs(source: Any, read_stdin: Callable[[], str] | None = None) -> list[Any]:
+    """What api.predict takes, as Input (files, folders and globs expanded as on the
+    command line) and ArrayInput items, in the order given. A single path is one input,
+    not a sequence of characters."""
+    given = list(source) if isinstance(source, (list, tuple)) else [source]
+    if not given:
+        raise UsageError(f"No inputs: give {ACCEPTED}.")
+    items: list[Any] = []
+    paths: list[str] = []
+
+    def flush() -> None:
+        if paths:
+            items.extend(expand_inputs(paths, read_stdin or (lambda: "")))
+            paths.clear()
+
+    for position, item in enumerate(given):
+        if isinstance(item, (str, os.PathLike)):
+            paths.append(os.fspath(item))
+            continue
+        flush()
+        items.extend(ArrayInput(position, pixels) for pixels in image_arrays(item, position))
+    flush()
+    return items
+
+
+def image_arrays(item: Any, position: int) -> list[np.ndarray]:
+    """A PIL image or a numpy array as uint8 HxWxC arrays (a batch NxHxWxC gives N)."""
+    from imgcls_cli.data.images import image_to_array
+
+    if hasattr(item, "mode") and hasattr(item, "convert"):  # a PIL image
+        return [image_to_array(item)]
+    if not isinstance(item, np.ndarray):
+        raise UsageError(f"Input {position} is a {type(item).__name__}; give {ACCEPTED}.")
+    if item.dtype != np.uint8:
+        raise UsageError(
+            f"Input {position} is a {item.dtype} array; give uint8 pixels 0-255 "
+            "(np.asarray(image, dtype=np.uint8) or (x * 255).round().astype(np.uint8))."
+        )
+    if item.ndim == 2:  # one grayscale image
+        return [item[..., None]]
+    if item.ndim in (3, 4) and item.shape[-1] in (1, 3, 4) and min(item.shape[-3:-1]) > 0:
+        return [item] if item.ndim == 3 else list(item)
+    raise UsageError(
+        f"Input {position} has shape {item.shape}; give HxWxC or NxHxWxC with C 1, 3 or 4."
+    )
 
 
 def expand_inputs(arguments: list[str], read_stdin: Callable[[], str]) -> list[Input]:
@@ -224,13 +288,29 @@ def predict_batched(paths: list[str], run: LoadedRun, options: PredictConfig) ->
         yield failed(rest)
 
 
-def predict_inputs(inputs: list[Input], run: LoadedRun, options: PredictConfig) -> Iterator:
+def predict_arrays(arrays: list[ArrayInput], run: LoadedRun, options: PredictConfig) -> Iterator:
+    """Images in memory: each through the channel conversion and resize a file of the
+    same pixels gets (data.folder.array_model_input), then a model call per batch."""
+    for start in range(0, len(arrays), options.batch_size):
+        chunk = arrays[start : start + options.batch_size]
+        images = np.stack(
+            [array_model_input(item.pixels, run.channels, run.image_size) for item in chunk]
+        )
+        probabilities = run.predict_batch(images, options.tta, compiled=False)
+        for item, classes in zip(chunk, top_classes(probabilities, run.class_names, options.top_k)):
+            yield Prediction(None, classes, index=item.index)
+
+
+def predict_inputs(inputs: list[Any], run: LoadedRun, options: PredictConfig) -> Iterator:
     """One Prediction per input, in input order, as soon as its batch is done."""
-    readable = [item.path for item in inputs if item.error is None]
+    readable = [item.path for item in inputs if isinstance(item, Input) and item.error is None]
     predict = predict_direct if len(readable) <= DIRECT_LIMIT else predict_batched
     results = predict(readable, run, options)
+    in_memory = predict_arrays([i for i in inputs if isinstance(i, ArrayInput)], run, options)
     for item in inputs:
-        if item.error is not None:
+        if isinstance(item, ArrayInput):
+            yield next(in_memory)
+        elif item.error is not None:
             yield Prediction(item.path, error=item.error)
         else:
             yield next(results)

@@ -20,12 +20,14 @@ from imgcls_cli.data.images import (
     UnreadableImage,
     check_image,
     decode_plain,
+    gray_to_rgb,
     is_image_file,
     load_image,
     plain_decoder,
     plain_route,
     prepare_images,
     resize_by,
+    resize_method,
     rgb_to_gray,
     unreadable_reason,
 )
@@ -577,6 +579,23 @@ def model_input(path: str, channels: int, image_size: tuple[int, int]) -> np.nda
     if not bool(ok):
         raise UnreadableImage(decoder.failures.take()[0][1])
     return image.numpy().astype(np.float32)
+
+
+def array_model_input(image: np.ndarray, channels: int, image_size: tuple[int, int]) -> np.ndarray:
+    """An image already in memory (uint8 HxWxC, C 1, 3 or 4: alpha dropped as PIL's RGB
+    conversion drops it) as the model's float32 input: the channel conversion and resize
+    that decode_one gives a file of these pixels (PIL's luma for colour → gray, the
+    resize method by direction), so a PNG and its array get the same input."""
+    import tensorflow as tf
+
+    have = image.shape[-1]
+    pixels = tf.constant(image[..., :3] if have == 4 else image)
+    if have != 1 and channels == 1:
+        pixels = rgb_to_gray(pixels)
+    elif have == 1 and channels == 3:
+        pixels = gray_to_rgb(pixels)
+    method = resize_method(tuple(image.shape[:2]), tuple(image_size))
+    return resize_by(pixels, tuple(image_size), method).numpy().astype(np.float32)
 
 
 def decode_for_model(path: str, run: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -75,7 +75,7 @@ class PreparedData:
     augment: AugmentConfig  # resolved; applied to the training split only
     augment_reason: str  # why: the preset given, or what --augment auto saw
     cache: str  # where train and val images live between epochs: memory, disk or stream
-    unreadable: set[str] = dataclasses.field(default_factory=set)  # already reported
+    unreadable: dict[str, str] = dataclasses.field(default_factory=dict)  # path → reason, reported
     # A split's batches from a new pipeline (see fresh_inputs).
     rebuild: Callable[[str], ShardedInput] | None = None
     # A fixed sample of the training images without augmentation, in batches: what

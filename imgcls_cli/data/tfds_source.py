@@ -116,26 +116,15 @@ def create_builder(name: str, data_dir: str | None) -> Any:
 
 def image_and_label_keys(builder: Any) -> tuple[str, str]:
     """The image and ClassLabel feature names, or a clear error for other kinds of data."""
-    tfds = import_tfds()
-    features = builder.info.features
-    keys = builder.info.supervised_keys
-    if isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
-        image_key, label_key = keys
-    else:
-        image_key = next(
-            (k for k, f in features.items() if isinstance(f, tfds.features.Image)), None
-        )
-        label_key = next(
-            (k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None
-        )
-    image_ok = image_key in features and isinstance(features[image_key], tfds.features.Image)
-    label_ok = label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)
-    if not (image_ok and label_ok):
+    from imgcls_cli.data.tfds_catalog import classification_keys
+
+    keys = classification_keys(builder.info.features, builder.info.supervised_keys)
+    if keys is None:
         raise DataError(
             f"Dataset '{builder.name}' is not image classification (it needs an image and a "
             "class label feature); pick one such as mnist, cifar10 or tf_flowers."
         )
-    return image_key, label_key
+    return keys
 
 
 def ensure_prepared(builder: Any, config: DataConfig, reporter: Reporter) -> None:

@@ -18,6 +18,7 @@ from imgcls_cli.data.prepare import PreparedData, prepare_run_data
 from imgcls_cli.engine.class_weights import choose_class_weights
 from imgcls_cli.engine.devices import set_up_runtime, strategy_name, worker_dir
 from imgcls_cli.engine.summaries import finish_log, start_log
+from imgcls_cli.errors import plural
 from imgcls_cli.rundir import TrainResult
 from imgcls_cli.rundir.files import write_csv_atomic
 from imgcls_cli.rundir.record import Resolved
@@ -54,7 +55,7 @@ class Session:
     def describe_devices(self) -> str:
         """The end of the "Model: …" line: strategy, replicas, global batch, precision."""
         return (
-            f"strategy {strategy_name(self.strategy)} with {self.replicas} replica(s), "
+            f"strategy {strategy_name(self.strategy)} with {plural(self.replicas, 'replica')}, "
             f"global batch {self.data.batch_size}"
         )
 
@@ -169,6 +170,9 @@ class RunRecorder:
         )
         finish_log(self.log, self.work_dir, model, data, history)
         data.report_unreadable(reporter)
+        # What training left out, kept with the run (a notebook may not show warnings).
+        skipped = [*data.source.skipped, *data.unreadable.items()]
+        metrics["skipped_images"] = [{"path": str(p), "reason": r} for p, r in skipped]
         rundir.save_result(self.work_dir, model, metrics)
         final_dir = rundir.close_run(self.run_dir, self.work_dir)
         return TrainResult(final_dir, history, metrics, model, is_chief=self.is_chief)

@@ -260,8 +260,10 @@ class EpochProgress:
     totals: Any = dataclasses.field(default_factory=lambda: np.zeros(3))
 
 
-class TrainingInterrupted(Exception):
-    """SIGINT or SIGTERM arrived; when `saved`, a checkpoint holds `epoch`/`step`."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; when `saved`, a checkpoint holds `epoch`/`step`. A
+    KeyboardInterrupt, so a notebook's interrupt stops a training as it stops any cell
+    (and `except KeyboardInterrupt` catches it); resume with api.train(resume=RUN_DIR)."""
 
     def __init__(self, signal_number: int, epoch: int, step: int, checkpoints: Any = None):
         super().__init__(f"interrupted by signal {signal_number} at epoch {epoch}, step {step}")

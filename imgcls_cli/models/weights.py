@@ -67,8 +67,8 @@ def resolve_weights(spec: str, backbone: str, image_size: int) -> WeightsChoice:
             raise imagenet_unavailable(backbone, image_size, "the network is unreachable")
         return WeightsChoice("imagenet", str(path))
     path = Path(spec).expanduser()
-    if not path.is_file():
-        raise UsageError(
+    if not path.is_file():  # a missing file, as --data's: exit code 1
+        raise DataError(
             f"--weights {spec}: no such file. Give imagenet, none, or a weights file saved "
             f"from a {backbone} backbone."
         )

@@ -111,7 +111,10 @@ def run_dir_of(model: Path) -> Path:
             "(a run still in progress has no model yet)."
         )
     # Anything else (an image, a data folder) would otherwise read as a broken run.
-    raise RunDirError(f"{model} is not a model: give a run directory or its {rundir.MODEL_FILE}.")
+    raise RunDirError(
+        f"{model} is not a model: give a run directory, its {rundir.MODEL_FILE}, or an "
+        "export folder."
+    )
 
 
 def require_run_dir(path: Path) -> Path:
