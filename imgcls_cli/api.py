@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcls_cli import rundir
-from imgcls_cli.backend import process_state_kept
+from imgcls_cli.backend import process_state_kept, quiet_logger
 from imgcls_cli.config import RUN_CONFIGS, ExplainMethod, RunConfig
 from imgcls_cli.errors import (
     CLI_SPELLING,
@@ -32,6 +32,21 @@ from imgcls_cli.errors import (
 )
 from imgcls_cli.options import config_from_options, options_of, paths_as_text
 from imgcls_cli.reporting import Reporter, api_reporter
+
+__all__ = [
+    "Run",
+    "augment_preview",
+    "benchmark",
+    "evaluate",
+    "explain",
+    "export",
+    "finetune",
+    "inspect",
+    "lr_find",
+    "open_run",
+    "predict",
+    "train",
+]
 
 # What `--resume` may change: how long, on what devices, how often to checkpoint.
 RESUME_OVERRIDES = ("epochs", "strategy", "save_every")
@@ -44,7 +59,8 @@ def library_call(function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
-        with process_state_kept():
+        # TensorFlow's own warnings (retracing notes) stay out of the call, as in the CLI.
+        with process_state_kept(), quiet_logger("tensorflow"):
             try:
                 return function(*args, **kwargs)
             except ImgclsError as error:
@@ -145,6 +161,18 @@ def open_run(path: str | Path) -> Run:
     return Run(run_dir, metrics, rundir.read_history(run_dir))
 
 
+def default_options(command: str) -> dict[str, Any]:
+    """The flat options of a training command and their defaults, for its docstring
+    (from the dataclasses, without pydantic: importing the API stays light)."""
+    from imgcls_cli.config import DataConfig
+    from imgcls_cli.options import AUGMENT_OPTION
+
+    values = dataclasses.asdict(RUN_CONFIGS[command](data=DataConfig(dataset="digits")))
+    data, augment = values.pop("data"), values.pop("augment")
+    flat = {**data, **values, **{AUGMENT_OPTION.get(k, k): v for k, v in augment.items()}}
+    return {name: getattr(value, "value", value) for name, value in flat.items()}
+
+
 def command_function(command: str, summary: str) -> Callable[..., Run]:
     """api.train and api.finetune: the command with the CLI's options as keywords."""
 
@@ -161,9 +189,14 @@ def command_function(command: str, summary: str) -> Callable[..., Run]:
 
     run.__name__ = run.__qualname__ = command
     run = library_call(run)
+    listed = ", ".join(f"{name}={value!r}" for name, value in default_options(command).items())
     run.__doc__ = (
-        f"{summary} (`imgcls {command}`). `config`: a run's config.json whose options are "
-        "the defaults here; `reporter`: progress callbacks (reporting.Reporter)."
+        f"{summary} (`imgcls {command}`); returns a Run. `config`: a run's config.json "
+        "whose options are the defaults here; `reporter`: progress callbacks (any of "
+        "reporting.Reporter's methods); `resume`: a run directory to continue. Options, "
+        f"as `imgcls {command} --help` describes them, with their defaults: {listed}. "
+        "An interruption (Ctrl-C, a notebook's stop) raises TrainingInterrupted, a "
+        "KeyboardInterrupt, after saving a checkpoint."
     )
     return run
 
@@ -300,6 +333,12 @@ def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any 
     try:
         run = TRAINING_COMMANDS[config.command].run_function()
         result = run(config, run_dir, reporter, resume=resuming)
+    except KeyboardInterrupt as stop:  # TrainingInterrupted: say where, and how to go on
+        rundir.release_claim(run_dir)
+        stop.run_dir = run_dir
+        if getattr(stop, "saved", False) and not CLI_SPELLING.get():
+            stop.args = (f"{stop}; checkpoint saved: api.train(resume={str(run_dir)!r})",)
+        raise
     except BaseException:
         rundir.release_claim(run_dir)
         raise
@@ -384,8 +423,22 @@ def predict(model: str | Path | Run | None, inputs: Any, **options: Any) -> list
     to an image or a folder, a glob pattern, a PIL image, a uint8 numpy array (HxWxC, or
     NxHxWxC for several), or a list of these; an image in memory goes through the same
     channel conversion and resize as a file of its pixels, and its record has `index`
-    (its position among the inputs) in place of `path`. Options: top_k, tta, batch_size."""
-    return [record.to_dict() for record in open_predictions(model, inputs, **options).records]
+    (its position among the inputs, each image of a batch counted) in place of `path`.
+    An input that cannot be read (a missing file, an empty folder) gets a record with its
+    `error`, as on the command line, and an ImgclsWarning. `model`: a run directory, a
+    Run, its model.keras or an export folder (None: the latest run under ./runs).
+    Options: top_k (3), tta (False), batch_size (64)."""
+    reporter = api_reporter(options.pop("reporter", None))
+    predictions = open_predictions(model, inputs, reporter=reporter, **options)
+    records = [record.to_dict() for record in predictions.records]
+    failed = [r for r in records if r["error"] is not None]
+    if failed:
+        shown = "; ".join(f"{r.get('path')} ({r['error']})" for r in failed[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        reporter.warning(
+            f"{len(failed)} of {len(records)} input(s) could not be read: {shown}{more}"
+        )
+    return records
 
 
 @library_call

@@ -131,6 +131,7 @@ def process_state_kept() -> Iterator[None]:
     environ = dict(os.environ)
     python_random, numpy_random = random.getstate(), np.random.get_state()
     loggers = {name: logging.getLogger(name).level for name in ("tensorflow", "absl")}
+    root_handlers = list(logging.root.handlers)  # absl's first message adds one otherwise
     tensorflow_state = _tensorflow_state()
     try:
         yield
@@ -140,9 +141,10 @@ def process_state_kept() -> Iterator[None]:
         os.environ.update(environ)
         random.setstate(python_random)
         np.random.set_state(numpy_random)
+        _restore_tensorflow_state(tensorflow_state)  # absl's verbosity sets its logger's level
         for name, level in loggers.items():
             logging.getLogger(name).setLevel(level)
-        _restore_tensorflow_state(tensorflow_state)
+        logging.root.handlers[:] = root_handlers
 
 
 def _tensorflow_state() -> dict[str, Any] | None:

@@ -53,7 +53,23 @@ class PythonReporter(SilentReporter):
     def warning(self, message: str) -> None:
         import warnings
 
-        warnings.warn(message, ImgclsWarning, stacklevel=2)
+        from imgcls_cli.errors import CLI_SPELLING, python_spelling
+
+        if not CLI_SPELLING.get():
+            message = python_spelling(message)
+        warnings.warn(message, ImgclsWarning, stacklevel=caller_level())
+
+
+def caller_level() -> int:
+    """The stacklevel of the first frame outside imgcls: a warning points at the line of
+    the notebook or script that called the API, not inside the library."""
+    import sys
+
+    package = __name__.split(".")[0]
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == package:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class CompletedReporter:

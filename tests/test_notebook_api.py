@@ -53,7 +53,7 @@ def test_images_in_memory_get_the_answer_of_their_file(shapes_run, one_file):
     batch = np.stack([pixels, pixels[:, ::-1]])
     records = api.predict(shapes_run, [str(one_file), batch, pil])
     assert [r.get("path") for r in records] == [str(one_file), None, None, None]
-    assert [r.get("index") for r in records] == [None, 1, 1, 2]
+    assert [r.get("index") for r in records] == [None, 1, 2, 3]  # each image of a batch
     assert records[1]["label"] == records[3]["label"] == "tri"
 
 
@@ -61,7 +61,7 @@ def test_images_in_memory_get_the_answer_of_their_file(shapes_run, one_file):
     "given, message",
     [
         (3.5, "Input 0 is a float; give a path"),
-        (np.zeros((8, 8, 3), dtype=np.float32), "is a float32 array; give uint8"),
+        (np.zeros((8, 8, 3), dtype=np.float32), "is an array of float32; give uint8"),
         (np.zeros((2, 3, 8, 8, 3), dtype=np.uint8), "has shape"),
         ([], "No inputs"),
     ],
@@ -121,6 +121,7 @@ def test_a_call_leaves_the_process_as_it_found_it(tmp_path):
         "numpy": np.random.get_state()[1].tolist(),
         "environ": dict(os.environ),
         "loggers": {n: logging.getLogger(n).level for n in ("tensorflow", "absl")},
+        "handlers": list(logging.root.handlers),
     }
     data = make_class_folder(tmp_path / "data", per_class=6, size=12)
     with warnings.catch_warnings():  # --deterministic in a process that already ran ops
@@ -140,6 +141,7 @@ def test_a_call_leaves_the_process_as_it_found_it(tmp_path):
     assert np.random.get_state()[1].tolist() == before["numpy"]
     assert dict(os.environ) == before["environ"]
     assert {n: logging.getLogger(n).level for n in ("tensorflow", "absl")} == before["loggers"]
+    assert logging.root.handlers == before["handlers"]  # a notebook's basicConfig still works
 
 
 def test_skipped_images_reach_python_warnings_and_the_run(tmp_path):
@@ -147,8 +149,15 @@ def test_skipped_images_reach_python_warnings_and_the_run(tmp_path):
 
     data = make_class_folder(tmp_path / "data", per_class=8, size=12)
     (data / "circle" / "broken.png").write_bytes(b"not an image")
-    with pytest.warns(ImgclsWarning, match="Skipped 1 unreadable image"):
+    with pytest.warns(ImgclsWarning, match="Skipped 1 unreadable image") as caught:
         run = api.train(data=data, arch="simplecnn", epochs=1, output=tmp_path / "run")
+    # Pointing at the caller's line, not inside the library; spelt for Python.
+    ours = [w for w in caught if issubclass(w.category, ImgclsWarning)]
+    assert {Path(w.filename).name for w in ours} == {Path(__file__).name}
+    with pytest.warns(ImgclsWarning, match="patience has no effect without validation data"):
+        api.train(
+            data=data, arch="simplecnn", epochs=1, val_split=0, patience=2, output=tmp_path / "p"
+        )
     [skipped] = run.metrics["skipped_images"]
     assert skipped["path"].endswith("broken.png") and skipped["reason"]
     assert json.loads((run.path / "metrics.json").read_text())["skipped_images"] == [skipped]
@@ -200,3 +209,30 @@ def test_a_run_after_others_in_one_process_is_the_run_of_a_fresh_process(tmp_pat
 
     fresh = fingerprint(tmp_path / "fresh")
     assert fingerprint(tmp_path / "after", "deterministic", "mixed") == fresh
+
+
+def test_unreadable_inputs_get_their_record_and_a_warning(shapes_run, one_file, tmp_path):
+    from imgcls_cli.reporting import ImgclsWarning
+
+    with pytest.warns(ImgclsWarning, match="1 of 2 input"):
+        records = api.predict(shapes_run, [one_file, tmp_path / "missing.png"])
+    assert records[1]["error"] == "no such file" and records[0]["error"] is None
+
+
+def test_an_interrupted_training_says_how_to_resume(tmp_path, monkeypatch):
+    from test_finetune import interrupt_epoch
+
+    interrupt_epoch(monkeypatch, 2)
+    data = make_class_folder(tmp_path / "data", per_class=6, size=12)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        api.train(data=data, arch="simplecnn", epochs=3, output=tmp_path / "run")
+    assert f"api.train(resume={str(tmp_path / 'run')!r})" in str(stopped.value)
+    assert stopped.value.run_dir == tmp_path / "run"
+    monkeypatch.undo()
+    resumed = api.train(resume=tmp_path / "run")
+    assert len(resumed.history) == 3
+
+
+def test_the_api_shows_its_functions_not_its_internals():
+    assert "predict" in api.__all__ and "process_state_kept" not in api.__all__
+    assert "epochs=None" in api.train.__doc__ and "arch='convnet'" in api.train.__doc__

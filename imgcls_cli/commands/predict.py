@@ -88,7 +88,7 @@ class Input:
 class ArrayInput:
     """An image given in memory (a numpy array or a PIL image), uint8 HxWxC."""
 
-    index: int  # its position among the inputs given
+    index: int  # its position among the inputs given, each image of a batch counted
     pixels: np.ndarray
 
 
@@ -113,12 +113,16 @@ def python_inputs(source: Any, read_stdin: Callable[[], str] | None = None) -> l
             items.extend(expand_inputs(paths, read_stdin or (lambda: "")))
             paths.clear()
 
-    for position, item in enumerate(given):
+    position = 0  # a path counts one, a batch of N images N
+    for number, item in enumerate(given):
         if isinstance(item, (str, os.PathLike)):
             paths.append(os.fspath(item))
+            position += 1
             continue
         flush()
-        items.extend(ArrayInput(position, pixels) for pixels in image_arrays(item, position))
+        for pixels in image_arrays(item, number):
+            items.append(ArrayInput(position, pixels))
+            position += 1
     flush()
     return items
 
@@ -133,7 +137,7 @@ def image_arrays(item: Any, position: int) -> list[np.ndarray]:
         raise UsageError(f"Input {position} is a {type(item).__name__}; give {ACCEPTED}.")
     if item.dtype != np.uint8:
         raise UsageError(
-            f"Input {position} is a {item.dtype} array; give uint8 pixels 0-255 "
+            f"Input {position} is an array of {item.dtype}; give uint8 pixels 0-255 "
             "(np.asarray(image, dtype=np.uint8) or (x * 255).round().astype(np.uint8))."
         )
     if item.ndim == 2:  # one grayscale image
