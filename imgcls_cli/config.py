@@ -515,6 +515,9 @@ def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageErr
     """pydantic's errors as one line: the first problem, named by its flag (or, for a
     config file's key, by the key), with what is allowed. The one place where pydantic's
     error locations become flag names."""
+    # Keywords of an API call (where: "evaluate options") are not a config file's keys.
+    keywords = where.endswith(" options")
+    place = "" if keywords else " in config"
     unknown = [e for e in errors if e["type"] in ("unexpected_keyword_argument", "extra_forbidden")]
     if unknown:
         owner, section = field_owner(cls, unknown[0]["loc"][:-1], where)
@@ -522,6 +525,8 @@ def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageErr
             {str(e["loc"][-1]) for e in unknown if e["loc"][:-1] == unknown[0]["loc"][:-1]}
         )
         valid = ", ".join(f.name for f in dataclasses.fields(owner))
+        if keywords:
+            return UsageError(f"Unknown option(s) {', '.join(keys)} ({where}). Valid: {valid}.")
         return UsageError(
             f"Unknown key(s) {', '.join(keys)} in config section '{section}'. Valid: {valid}."
         )
@@ -539,7 +544,7 @@ def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageErr
     if error["type"] == "enum":
         kind = next(k for k in allowed_types(hint) if isinstance(k, type) and issubclass(k, Enum))
         valid = ", ".join(e.value for e in kind)
-        return UsageError(f"Bad {flag_of(name)[2:]} {value!r} in config. Valid: {valid}.")
+        return UsageError(f"Bad {flag_of(name)[2:]} {value!r}{place}. Valid: {valid}.")
     if error["type"] in BOUND_ERRORS or error["type"] == "finite_number":
         allowed = FIELD_HINTS.get(name) or f"must be {bounds_phrase(hint)}"
         if error["type"] == "finite_number":
@@ -549,7 +554,7 @@ def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageErr
         "null" if kind is type(None) else getattr(kind, "__name__", str(kind))
         for kind in allowed_types(hint)
     )
-    return UsageError(f"Bad {name} {json.dumps(value)} in config: expected {expected}.")
+    return UsageError(f"Bad {name} {json.dumps(value)}{place}: expected {expected}.")
 
 
 def field_owner(cls: type, path: tuple, where: str) -> tuple[type, str]:

@@ -236,3 +236,10 @@ def test_an_interrupted_training_says_how_to_resume(tmp_path, monkeypatch):
 def test_the_api_shows_its_functions_not_its_internals():
     assert "predict" in api.__all__ and "process_state_kept" not in api.__all__
     assert "epochs=None" in api.train.__doc__ and "arch='convnet'" in api.train.__doc__
+
+
+def test_bad_keywords_are_named_as_keywords_not_config_keys(shapes_run):
+    with pytest.raises(UsageError, match=r"^Bad format 'bogus'\. Valid: savedmodel"):
+        api.export(shapes_run, format="bogus")
+    with pytest.raises(UsageError, match=r"^Unknown option\(s\) bogus \(evaluate options\)"):
+        api.evaluate(shapes_run, bogus=1)
