@@ -31,7 +31,7 @@ from imgcls_cli.errors import (
     unknown_name_message,
 )
 from imgcls_cli.options import config_from_options, options_of, paths_as_text
-from imgcls_cli.reporting import Reporter, api_reporter
+from imgcls_cli.reporting import Reporter, api_reporter, files_and_reasons
 
 __all__ = [
     "Run",
@@ -333,14 +333,12 @@ def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any 
     try:
         run = TRAINING_COMMANDS[config.command].run_function()
         result = run(config, run_dir, reporter, resume=resuming)
-    except KeyboardInterrupt as stop:  # TrainingInterrupted: say where, and how to go on
+    except BaseException as stop:
         rundir.release_claim(run_dir)
-        stop.run_dir = run_dir
-        if getattr(stop, "saved", False) and not CLI_SPELLING.get():
-            stop.args = (f"{stop}; checkpoint saved: api.train(resume={str(run_dir)!r})",)
-        raise
-    except BaseException:
-        rundir.release_claim(run_dir)
+        if isinstance(stop, KeyboardInterrupt):  # TrainingInterrupted: where, how to go on
+            stop.run_dir = run_dir
+            if getattr(stop, "saved", False) and not CLI_SPELLING.get():
+                stop.args = (f"{stop}; checkpoint saved: api.train(resume={str(run_dir)!r})",)
         raise
     return Run(result.run_dir, result.metrics, result.history, result.is_chief)
 
@@ -433,11 +431,8 @@ def predict(model: str | Path | Run | None, inputs: Any, **options: Any) -> list
     records = [record.to_dict() for record in predictions.records]
     failed = [r for r in records if r["error"] is not None]
     if failed:
-        shown = "; ".join(f"{r.get('path')} ({r['error']})" for r in failed[:5])
-        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
-        reporter.warning(
-            f"{len(failed)} of {len(records)} input(s) could not be read: {shown}{more}"
-        )
+        shown = files_and_reasons([(r.get("path"), r["error"]) for r in failed], limit=5)
+        reporter.warning(f"{len(failed)} of {len(records)} input(s) could not be read: {shown}")
     return records
 
 

@@ -37,6 +37,12 @@ class SilentReporter:
         pass
 
 
+def files_and_reasons(pairs: list[tuple[str, str]], limit: int = 10) -> str:
+    """'a.png (reason); b.png (reason); and 3 more': the first few of a warning's files."""
+    shown = "; ".join(f"{path} ({reason})" for path, reason in pairs[:limit])
+    return shown + (f"; and {len(pairs) - limit} more" if len(pairs) > limit else "")
+
+
 class ImgclsWarning(UserWarning):
     """What imgcls warns about from Python (skipped images, a choice it made for you)."""
 

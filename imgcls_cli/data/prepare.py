@@ -26,6 +26,7 @@ from imgcls_cli.data.pipeline import (
     sharded_batches,
 )
 from imgcls_cli.errors import DataError
+from imgcls_cli.reporting import files_and_reasons
 
 # The fixed sample of training images that batch-normalization statistics are measured
 # on (engine/batch_norm.py) and the saved model is checked against: at most this many. Moments
@@ -125,10 +126,9 @@ class PreparedData:
                 new.setdefault(path, reason)
         if new:
             self.unreadable.update(new)
-            shown = "; ".join(f"{path} ({reason})" for path, reason in list(new.items())[:10])
-            more = f"; and {len(new) - 10} more" if len(new) > 10 else ""
             reporter.warning(
-                f"Skipped {len(new)} image(s) that could not be decoded this epoch: {shown}{more}"
+                f"Skipped {len(new)} image(s) that could not be decoded this epoch: "
+                f"{files_and_reasons(list(new.items()))}"
             )
 
     @property
@@ -154,9 +154,8 @@ def report_source_problems(source: Any, reporter: Any) -> None:
     for message in source.warnings:
         reporter.warning(message)
     if source.skipped:
-        shown = "; ".join(f"{path} ({reason})" for path, reason in source.skipped[:10])
-        more = f"; and {len(source.skipped) - 10} more" if len(source.skipped) > 10 else ""
-        reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s): {shown}{more}")
+        shown = files_and_reasons(source.skipped)
+        reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s): {shown}")
 
 
 def prepare_run_data(config: Any, reporter: Any, **options: Any) -> PreparedData:
