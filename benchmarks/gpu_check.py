@@ -33,6 +33,8 @@ SIZES = {  # full run / --dry-run
     "finetune_size": (224, 32),
     "folder_files": (8_000, 32),
     "xla_archs": (["convnet", "resnet8"], ["simplecnn"]),
+    "xla_batches": (40, 4),
+    "xla_repeats": (2, 1),
 }
 
 
@@ -132,8 +134,12 @@ def main() -> None:
         }
     figures["xla_images_per_second"] = {
         arch: {
-            "plain": images_per_second(arch, 32, 3, jit=False, repeats=2),
-            "xla": images_per_second(arch, 32, 3, jit=True, repeats=2),
+            "plain": images_per_second(
+                arch, 32, 3, jit=False, repeats=size["xla_repeats"], batches=size["xla_batches"]
+            ),
+            "xla": images_per_second(
+                arch, 32, 3, jit=True, repeats=size["xla_repeats"], batches=size["xla_batches"]
+            ),
         }
         for arch in size["xla_archs"]
     }

@@ -41,7 +41,22 @@ if FAST:
     sys.meta_path.insert(0, SkipWhereTensorFlowIsNeeded())
 
 
+# The files that take longest, longest first: `make test` hands whole files to its two
+# processes in collection order, and one of these started last would leave the other
+# process idle for a minute at the end.
+LONGEST_FILES = (
+    "test_scale.py",
+    "test_finetune.py",
+    "test_examples.py",
+    "test_readme.py",
+    "test_benchmarks.py",
+    "test_determinism.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
     if FAST:
         marker = pytest.mark.skip(reason="starts imgcls: `make test` runs it")
         for item in items:

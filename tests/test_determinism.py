@@ -5,9 +5,11 @@ checks two runs and a resume at once). The matrix runs in one fresh process, as 
 does (a process whose TensorFlow already ran ops in parallel cannot promise it; the
 warning test covers that).
 
-The matrix covers every pair of values (each arch at both sizes and with and without
-augmentation, each size with both): 6 of the 12 combinations, each a different model,
-input size and augmentation graph."""
+The matrix runs each architecture once, between them both input sizes and both
+augmentation settings: the seeds, the resume and the augmentation's replay differ by model.
+The subprocess also reports TensorFlow's inter-op thread count: one op at a time is what
+keeps the order of independent ops fixed (devices.run_ops_in_order). These tiny runs come
+out identical even without it, so the count is what catches its loss."""
 
 import json
 import subprocess
@@ -17,15 +19,12 @@ import textwrap
 import pytest
 from conftest import make_class_folder
 
-pytestmark = pytest.mark.slow  # a subprocess trains 18 tiny models
+pytestmark = pytest.mark.slow  # a subprocess trains 9 tiny models
 
 MATRIX = [
     ("simplecnn", 28, "none"),
-    ("simplecnn", 96, "auto"),
-    ("convnet", 28, "auto"),
-    ("convnet", 96, "none"),
-    ("resnet8", 28, "none"),
-    ("resnet8", 96, "auto"),
+    ("convnet", 96, "auto"),
+    ("resnet8", 28, "auto"),
 ]
 
 SCRIPT = textwrap.dedent(
@@ -55,7 +54,9 @@ SCRIPT = textwrap.dedent(
             pass
         resumed = api.train(resume=interrupted)
         found[name] = [r.metrics["weights_fingerprint"] for r in (whole, resumed)]
-    print(json.dumps(found))
+    import tensorflow as tf
+    print(json.dumps({"runs": found,
+                      "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}))
     """
 )
 
@@ -71,7 +72,9 @@ def test_deterministic_runs_are_bit_identical_across_the_matrix(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["inter_op_threads"] == 1
+    found = report["runs"]
     assert len(found) == len(MATRIX)
     differing = {name: prints for name, prints in found.items() if len(set(prints)) != 1}
     assert differing == {}, differing

@@ -49,7 +49,7 @@ def cnn_runs(marks, tmp_path_factory) -> dict[str, Path]:
             root / arch,
             {"data": str(marks["train"])},
             arch=arch,
-            epochs=12,
+            epochs=6,
             batch_size=16,
             augment=AugmentConfig(preset=AugmentPreset.none),
         )

@@ -527,6 +527,8 @@ def check_multi_worker(ws: Path, outcome: None) -> None:
 DEMO_EPOCHS = 10
 QUICK_TRAIN = ("--epochs", "1", "--batch-size", "8")
 WHY_TRAIN = "1 epoch, small batches: the command's path, not the accuracy, is under test"
+QUICK_DIGITS = ("--epochs", "1")  # the digits' 1,211 training images make enough batches
+WHY_DIGITS = "1 epoch: the command's path, not the accuracy, is under test"
 TFDS_DIR = ("--data-dir", "tfds")
 WHY_TFDS = "mocked TFDS (no network here); --data-dir keeps TFDS out of ~"
 QUICK_FINETUNE = ("--image-size", "32", "--head-epochs", "1", "--epochs", "1", "--batch-size", "8")
@@ -563,7 +565,7 @@ COMMANDS: dict[str, How] = {
     "imgcls train --data ./shapes --arch simplecnn --image-size 64": How(
         trained(labels=SHAPES, image_size=[64, 64], channels=3), QUICK_TRAIN, WHY_TRAIN
     ),
-    "imgcls train": How(trained(labels=DIGITS, image_size=[8, 8]), QUICK_TRAIN, WHY_TRAIN),
+    "imgcls train": How(trained(labels=DIGITS, image_size=[8, 8]), QUICK_DIGITS, WHY_DIGITS),
     "imgcls finetune --backbone mobilenetv2 --data ./flowers": How(
         finetuned("imagenet", ["head"], backbone="mobilenetv2"),
         (*QUICK_FINETUNE, "--epochs", "0"),
@@ -635,7 +637,7 @@ COMMANDS: dict[str, How] = {
         check_cutmix, QUICK_TRAIN, WHY_TRAIN
     ),
     "imgcls lr-find --dataset digits --output lr-digits": How(check_lr_find),
-    "imgcls train --dataset digits --lr auto": How(check_lr_auto, QUICK_TRAIN, WHY_TRAIN),
+    "imgcls train --dataset digits --lr auto": How(check_lr_auto, QUICK_DIGITS, WHY_DIGITS),
     "imgcls train --dataset mnist": How(
         check_offline_failure,
         ("--data-dir", "tfds-offline"),
@@ -647,8 +649,8 @@ COMMANDS: dict[str, How] = {
     ),
     "IMGCLS_CPU_REPLICAS=2 imgcls train --strategy mirrored": How(
         check_mirrored,
-        QUICK_TRAIN,
-        f"{WHY_TRAIN}; a subprocess, since the CPU is split before TensorFlow starts",
+        QUICK_DIGITS,
+        f"{WHY_DIGITS}; a subprocess, since the CPU is split before TensorFlow starts",
         run="process",
     ),
     'export TF_CONFIG=\'{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]}, '

@@ -89,6 +89,34 @@ def test_train_epoch_counts_every_example_and_learns():
     assert last["loss"] < first["loss"]
 
 
+def test_a_last_smaller_batch_reuses_the_steps_one_trace():
+    """Each step is traced once, for batches of any size: tracing a second graph for the
+    epoch's last, smaller batch cost an unfrozen MobileNetV2 about 4 s a run."""
+    import keras
+    import tensorflow as tf
+
+    from imgcls_cli.engine.batch_norm import BatchNormStatistics
+
+    _, data = tiny_model_and_data()
+    data = data.unbatch().batch(5)  # 16 images: 5, 5, 5, then 1
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.BatchNormalization(), keras.layers.Dense(2, "softmax")]
+    )
+    optimizer = create_optimizer("adam", 0.05, 0.0)
+    optimizer.build(model.trainable_variables)  # as Checkpoints does before training
+    trainer = Trainer(model, optimizer, tf.distribute.get_strategy())
+    for _ in range(2):
+        assert trainer.train_epoch(data, SilentReporter())["examples"] == 16
+        assert trainer.evaluate(data)["examples"] == 16
+    statistics = BatchNormStatistics(model, tf.distribute.get_strategy(), data)
+    statistics.update()
+    counts = [
+        function.experimental_get_tracing_count()
+        for function in (trainer._train_step, trainer._eval_step, statistics._step)
+    ]
+    assert statistics.active and counts == [1, 1, 1]
+
+
 class CrashAtStep(SilentReporter):
     """Raises (or sends a signal to this process) when training reaches a given step."""
 

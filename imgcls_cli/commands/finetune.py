@@ -251,6 +251,8 @@ def cache_features(
     batches of (pooled features, labels) for the head to train on."""
     import tensorflow as tf
 
+    from imgcls_cli.engine.batches import traced_for_any_batch_size
+
     images = sum(data.split_sizes.get(name, 0) for name in ("train", "val"))
     reporter.info(
         f"  Bottleneck caching: computing the frozen backbone's features once for {images} "
@@ -263,6 +265,7 @@ def cache_features(
         if dataset is None:
             return None
         pooled, labels = [], []
+        traced_for_any_batch_size(extract, dataset, part=0)
         for image_batch, label_batch in dataset:
             pooled.append(extract(image_batch).numpy())
             labels.append(label_batch.numpy())

@@ -110,8 +110,11 @@ class BatchNormStatistics:
             self._distributed = self.strategy.experimental_distribute_dataset(self.batches)
         random_state = [variable.numpy() for variable in self.rng_variables]
         sums = None
+        from imgcls_cli.engine.batches import traced_for_any_batch_size
+
+        step = traced_for_any_batch_size(self._step, self._distributed)
         for batch in self._distributed:
-            values = self._step(batch)
+            values = step(batch)
             sums = values if sums is None else [a + b for a, b in zip(sums, values)]
         if sums is None:  # no image of the sample could be read: keep what there is
             return

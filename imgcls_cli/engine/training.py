@@ -21,7 +21,7 @@ import numpy as np
 
 from imgcls_cli.backend import import_tensorflow
 from imgcls_cli.config import Optimizer, Schedule
-from imgcls_cli.engine.batches import never_empty
+from imgcls_cli.engine.batches import never_empty, traced_for_any_batch_size
 from imgcls_cli.errors import ImgclsError
 from imgcls_cli.reporting import Reporter
 
@@ -124,8 +124,10 @@ class Evaluator:
 
     def evaluate(self, dataset: Any, distributed: bool = False) -> dict[str, float]:
         totals = tf.zeros([3])
-        for batch in dataset if distributed else self.distribute(dataset):
-            totals += tf.stack(self._eval_step(batch))
+        batches = dataset if distributed else self.distribute(dataset)
+        step = traced_for_any_batch_size(self._eval_step, batches)
+        for batch in batches:
+            totals += tf.stack(step(batch))
         logs = summarize(totals.numpy(), None)
         return {"loss": logs["loss"], "accuracy": logs["accuracy"], "examples": logs["examples"]}
 
@@ -201,10 +203,11 @@ class Trainer(Evaluator):
         # The sums carry on in float32 from the resumed ones, in the same order as in an
         # uninterrupted epoch, so a resumed epoch reports bit-identical means.
         seen, step = tf.constant(np.asarray(start.totals, np.float32)), start.step
+        train_step = traced_for_any_batch_size(self._train_step, dataset)
         for step, batch in enumerate(dataset, 1):
             if step <= start.step:
                 continue
-            seen += tf.stack(self._train_step(batch))
+            seen += tf.stack(train_step(batch))
             now = time.perf_counter()
             if now - last_report >= REPORT_INTERVAL_S:
                 last_report = now
