@@ -119,8 +119,10 @@ def seed_everything(seed: int) -> None:
 def process_state_kept() -> Iterator[None]:
     """What a library call leaves as it found it: os.environ, Python's and NumPy's global
     random generators, TensorFlow's global seed and op determinism, Keras' global dtype
-    policy, and the levels of the tensorflow and absl loggers. A run seeds, sets a policy
-    and switches determinism for itself; a notebook's next cell should not inherit it.
+    policy, and the levels of the tensorflow and absl loggers; and what its graphs left in
+    TensorFlow's global state is dropped (_release_graph_leftovers). A run seeds, sets a
+    policy and switches determinism for itself; a notebook's next cell should not
+    inherit it, nor carry its memory.
     (One thing cannot be undone: once --deterministic ran TensorFlow's ops one at a time,
     the process keeps that thread pool; its results are the same, only its order.)"""
     import logging
@@ -133,9 +135,11 @@ def process_state_kept() -> Iterator[None]:
     loggers = {name: logging.getLogger(name).level for name in ("tensorflow", "absl")}
     root_handlers = list(logging.root.handlers)  # absl's first message adds one otherwise
     tensorflow_state = _tensorflow_state()
+    leftovers = _graph_leftovers()
     try:
         yield
     finally:
+        _release_graph_leftovers(leftovers)
         for name in set(os.environ) - set(environ):
             del os.environ[name]
         os.environ.update(environ)
@@ -145,6 +149,41 @@ def process_state_kept() -> Iterator[None]:
         for name, level in loggers.items():
             logging.getLogger(name).setLevel(level)
         logging.root.handlers[:] = root_handlers
+
+
+CUSTOM_GRADIENT = "CustomGradient-"  # the names tf.custom_gradient registers in graphs
+PY_FUNCS = "_py_funcs_used_in_graph"  # set on a graph by its first tf.numpy_function
+
+
+def _graph_leftovers() -> tuple[set[str], int] | None:
+    """What TensorFlow keeps for the process from the graphs traced so far: the names of
+    graph-mode custom gradients in its global registry, and how many Python functions
+    (tf.numpy_function's) its global graph holds. None before TensorFlow starts."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from tensorflow.python.framework import ops
+
+    names = {name for name in ops._gradient_registry.list() if name.startswith(CUSTOM_GRADIENT)}
+    return names, len(getattr(ops.get_default_graph(), PY_FUNCS, ()))
+
+
+def _release_graph_leftovers(before: tuple[set[str], int] | None) -> None:
+    """Drop what this call's graphs left in TensorFlow's global state, which would keep
+    them, and all they reference, until the process ends (a notebook's every training
+    kept 3-5 MiB): each trace of a step that all-reduces gradients (Keras' optimizers
+    do, on one replica too) registers a custom gradient holding that step's graph, and
+    each tf.numpy_function of a folder's decoder is held by the global graph, with the
+    decoder and its file list. The call's graphs and pipelines are gone once it
+    returns; nothing runs them or takes their gradients again."""
+    now = _graph_leftovers()
+    if now is None:
+        return
+    from tensorflow.python.framework import ops
+
+    names, functions = before or (set(), 0)
+    for name in now[0] - names:
+        ops._gradient_registry._registry.pop(name, None)
+    del getattr(ops.get_default_graph(), PY_FUNCS, [])[functions:]
 
 
 def _tensorflow_state() -> dict[str, Any] | None:

@@ -211,6 +211,27 @@ def test_a_run_after_others_in_one_process_is_the_run_of_a_fresh_process(tmp_pat
     assert fingerprint(tmp_path / "after", "deterministic", "mixed") == fresh
 
 
+def test_a_training_leaves_no_graph_behind(tmp_path):
+    """A notebook's trainings do not pile up: after a run, none of its traced graphs and
+    none of its folder decoders' Python functions stay in TensorFlow's global state
+    (they used to, 3-5 MiB a run; benchmarks/bench_api_memory.py measures the RSS)."""
+    import gc
+
+    from tensorflow.python.framework import ops
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def kept() -> tuple[int, int]:
+        gc.collect()
+        graphs = sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+        return graphs, len(getattr(ops.get_default_graph(), "_py_funcs_used_in_graph", ()))
+
+    data = make_class_folder(tmp_path / "data", per_class=6, size=12)
+    api.train(data=data, arch="simplecnn", epochs=1, output=tmp_path / "first")
+    before = kept()
+    api.train(data=data, arch="convnet", epochs=1, output=tmp_path / "second")
+    assert kept() == before
+
+
 def test_unreadable_inputs_get_their_record_and_a_warning(shapes_run, one_file, tmp_path):
     from imgcls_cli.reporting import ImgclsWarning
 
