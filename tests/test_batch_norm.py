@@ -297,7 +297,7 @@ def test_finetune_from_random_weights_learns_the_backbones_statistics(runner, cl
             "finetune",
             "--quiet",
             *("--data", str(data), "--weights", "none", "--image-size", "32"),
-            *("--head-epochs", "0", "--epochs", "2", "--unfreeze", "all", "--batch-size", "8"),
+            *("--head-epochs", "0", "--epochs", "1", "--unfreeze", "all", "--batch-size", "8"),
             *("--augment", "none", "--output", str(run_dir)),
         ],
     )

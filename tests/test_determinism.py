@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent(
 def test_deterministic_runs_are_bit_identical_across_the_matrix(tmp_path):
     # 20 classes and batches of 32: where ops in parallel changed the last bits before.
     classes = [f"c{i:02d}" for i in range(20)]
-    data = make_class_folder(tmp_path / "data", classes=classes, per_class=8, size=40)
+    data = make_class_folder(tmp_path / "data", classes=classes, per_class=5, size=40)
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(data), str(tmp_path / "runs"), json.dumps(MATRIX)],
         capture_output=True,

@@ -60,9 +60,8 @@ def test_train_examples_and_predicting_a_folder_to_csv(tmp_path):
 
 
 def test_ci_gate_passes_a_good_model_and_fails_an_impossible_bar(tmp_path):
-    # 3 epochs of the default convnet already pass 0.9 on the digits (README's own gate
-    # passes after 2).
-    code, output = run("ci_gate.sh", tmp_path, EPOCHS="3", MIN_ACCURACY="0.9")
+    # 2 epochs of the default convnet reach about 97% on the digits' test split.
+    code, output = run("ci_gate.sh", tmp_path, EPOCHS="2", MIN_ACCURACY="0.9")
     assert code == 0, output
     report = json.loads((tmp_path / "runs" / "ci-gate.report.json").read_text())
     assert report["accuracy"] >= 0.9
