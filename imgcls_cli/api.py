@@ -173,6 +173,12 @@ def default_options(command: str) -> dict[str, Any]:
     return {name: getattr(value, "value", value) for name, value in flat.items()}
 
 
+def check_flag(name: str, value: Any) -> None:
+    """A yes/no keyword is a bool: `force="false"` would read as true and replace a run."""
+    if not isinstance(value, bool):
+        raise UsageError(f"{name} must be True or False; got {value!r}.")
+
+
 def command_function(command: str, summary: str) -> Callable[..., Run]:
     """api.train and api.finetune: the command with the CLI's options as keywords."""
 
@@ -185,6 +191,7 @@ def command_function(command: str, summary: str) -> Callable[..., Run]:
         reporter: Any = None,
         **options: Any,
     ) -> Run:
+        check_flag("force", force)
         return run_command(command, options, output, force, resume, config, reporter)
 
     run.__name__ = run.__qualname__ = command
@@ -235,8 +242,9 @@ def prepare_run(
     cls = RUN_CONFIGS[command]
     if config_file is not None:
         saved = rundir.read_options_file(Path(config_file), command)
-        if rundir.is_flat_options(saved):  # checked with the flags, by config_from_options
+        if rundir.is_flat_options(saved):
             saved = {"dataset": None, "data": None, **paths_as_text(saved)}
+            config_from_options(cls, saved, from_file=True)  # its values, named as its keys
         else:
             saved = options_of(cls.from_dict(saved))
             saved["data"] = rundir.recorded_data_folder(Path(config_file), saved["data"])
@@ -502,6 +510,7 @@ def export(
     from imgcls_cli.commands.export import run_export
     from imgcls_cli.config import ExportConfig, from_dict
 
+    check_flag("force", force)
     config = from_dict(ExportConfig, paths_as_text(options), where="export options")
     result = run_export(
         Path(run_dir), config, api_reporter(reporter), Path(output) if output else None, force

@@ -258,13 +258,14 @@ class RunConfig:
         return to_jsonable(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Any:
-        """From config.json's "options" (or flat options gathered into its sections)."""
+    def from_dict(cls, values: dict[str, Any], where: str = "options") -> Any:
+        """From config.json's "options" (or flat options gathered into its sections;
+        `where` ending in " options" names them as a call's keywords, not a file's keys)."""
         if not isinstance(values, dict):
             raise UsageError(f"Config section 'options' must be a JSON object; got {values!r}.")
         # Runs saved before augmentation existed have no 'augment' section.
         values = {"data": {}, "augment": {}, **values}
-        return from_dict(cls, values, where="options")
+        return from_dict(cls, values, where=where)
 
 
 DEFAULT_WARMUP_EPOCHS = 1
@@ -551,7 +552,9 @@ def usage_error(cls: type, errors: list[dict[str, Any]], where: str) -> UsageErr
             allowed += ", not infinite or NaN"
         return UsageError(f"{flag_of(name)} {allowed}; got {value}.")
     expected = " or ".join(
-        "null" if kind is type(None) else getattr(kind, "__name__", str(kind))
+        ("None" if keywords else "null")
+        if kind is type(None)
+        else getattr(kind, "__name__", str(kind))
         for kind in allowed_types(hint)
     )
     return UsageError(f"Bad {name} {json.dumps(value)}{place}: expected {expected}.")

@@ -24,9 +24,12 @@ def option_names(cls: type[RunConfig]) -> list[str]:
     return data + own + augment
 
 
-def config_from_options(cls: type[RunConfig], options: dict[str, Any]) -> Any:
-    """A command's config from flat option values (flags, --config, Python keywords):
-    missing options take their defaults; unknown names and wrong types are refused."""
+def config_from_options(
+    cls: type[RunConfig], options: dict[str, Any], from_file: bool = False
+) -> Any:
+    """A command's config from flat option values (flags, Python keywords, or a --config
+    file's when from_file): missing options take their defaults; unknown names and wrong
+    types are refused, named as the file's keys or as options."""
     unknown = sorted(set(options) - set(option_names(cls)))
     if unknown:
         raise UsageError(
@@ -41,7 +44,8 @@ def config_from_options(cls: type[RunConfig], options: dict[str, Any]) -> Any:
         own["unfreeze"] = parse_unfreeze(own["unfreeze"])
     if isinstance(own.get("lr"), str):  # train's --lr is text: a number or 'auto'
         own["lr"] = parse_lr(own["lr"])
-    return cls.from_dict({**own, "data": data, "augment": augment})
+    where = "options" if from_file else f"{cls.command} options"
+    return cls.from_dict({**own, "data": data, "augment": augment}, where=where)
 
 
 def suggestion(unknown: list[str], cls: type[RunConfig]) -> str:

@@ -283,5 +283,7 @@ def test_a_misspelt_option_name_gets_a_suggestion():
     for name, meant in (("epoch", "epochs"), ("image-size", "image_size")):
         with pytest.raises(UsageError, match=f"Unknown option.*{name}.*Did you mean {meant}\\?"):
             config_from_options(TrainConfig, {name: 2})
+    with pytest.raises(UsageError, match=r"^Bad augment 'lite'\. Valid: auto"):
+        config_from_options(TrainConfig, {"augment": "lite"})  # an option, as a flag names it
     with pytest.raises(UsageError, match="Bad augment 'lite' in config"):
-        config_from_options(TrainConfig, {"augment": "lite"})
+        config_from_options(TrainConfig, {"augment": "lite"}, from_file=True)

@@ -232,6 +232,17 @@ def test_a_training_leaves_no_graph_behind(tmp_path):
     assert kept() == before
 
 
+def test_keywords_of_a_training_are_checked_as_keywords(shapes_run, tmp_path):
+    """Found by the fresh-clone check: a wrongly typed keyword was reported as a config
+    file's key ("in config", "null"), and force="false" replaced a run."""
+    with pytest.raises(UsageError, match=r'^Bad epochs "abc": expected int or None\.$'):
+        api.train(epochs="abc")
+    with pytest.raises(UsageError, match=r"^force must be True or False; got 'false'\.$"):
+        api.train(output=tmp_path / "run", force="false")
+    with pytest.raises(UsageError, match=r"^Input 0 is an int; give "):
+        api.predict(shapes_run, 42)
+
+
 def test_unreadable_inputs_get_their_record_and_a_warning(shapes_run, one_file, tmp_path):
     from imgcls_cli.reporting import ImgclsWarning
 

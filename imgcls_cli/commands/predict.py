@@ -134,7 +134,9 @@ def image_arrays(item: Any, position: int) -> list[np.ndarray]:
     if hasattr(item, "mode") and hasattr(item, "convert"):  # a PIL image
         return [image_to_array(item)]
     if not isinstance(item, np.ndarray):
-        raise UsageError(f"Input {position} is a {type(item).__name__}; give {ACCEPTED}.")
+        kind = type(item).__name__
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise UsageError(f"Input {position} is {article} {kind}; give {ACCEPTED}.")
     if item.dtype != np.uint8:
         raise UsageError(
             f"Input {position} is an array of {item.dtype}; give uint8 pixels 0-255 "
