@@ -162,6 +162,22 @@ def row_small(r: dict) -> tuple[str, str, str]:
     )
 
 
+def row_api_memory(r: dict) -> tuple[str, str, str]:
+    figures = r["api_memory"]
+
+    def growth(name: str) -> str:
+        rss = figures[name]["rss_mib"]
+        return f"{figures[name]['growth']:+.1%} ({rss[0]:,.0f} → {rss[-1]:,.0f} MiB)"
+
+    runs = len(figures["api.train"]["rss_mib"])
+    return (
+        f"RSS after {runs} `api.train` runs in one process vs after the first (anchor: "
+        "the same loop with `keras.backend.clear_session()`)",
+        f"**{growth('api.train')}** vs {growth('api.train + clear_session')}",
+        "within 10%",
+    )
+
+
 ROWS: list[Callable[[dict], tuple[str, str, str]]] = [
     row_train,
     row_statistics,
@@ -173,6 +189,7 @@ ROWS: list[Callable[[dict], tuple[str, str, str]]] = [
     row_caching,
     row_augment,
     row_memory,
+    row_api_memory,
     row_demo,
     row_small,
 ]

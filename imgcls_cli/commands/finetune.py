@@ -265,7 +265,7 @@ def cache_features(
         if dataset is None:
             return None
         pooled, labels = [], []
-        traced_for_any_batch_size(extract, dataset, part=0)
+        traced_for_any_batch_size(extract, dataset.element_spec[0])  # the images
         for image_batch, label_batch in dataset:
             pooled.append(extract(image_batch).numpy())
             labels.append(label_batch.numpy())

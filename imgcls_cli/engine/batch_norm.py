@@ -112,7 +112,7 @@ class BatchNormStatistics:
         sums = None
         from imgcls_cli.engine.batches import traced_for_any_batch_size
 
-        step = traced_for_any_batch_size(self._step, self._distributed)
+        step = traced_for_any_batch_size(self._step, self._distributed.element_spec)
         for batch in self._distributed:
             values = step(batch)
             sums = values if sums is None else [a + b for a, b in zip(sums, values)]

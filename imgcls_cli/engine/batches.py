@@ -26,14 +26,12 @@ def never_empty(images: Any, labels: Any) -> tuple[Any, Any, Any]:
     return images, labels, weights
 
 
-def traced_for_any_batch_size(step: Any, batches: Any, part: int | None = None) -> Any:
-    """`step` (a tf.function taking one batch, or its element `part`) traced once for the
-    batches' element spec, whose batch dimension is unknown: the epoch's last, smaller
-    batch then reuses that graph instead of tracing a second one, as it would when the
-    first trace takes the first batch's exact shape. Tracing is the slow part of a short
-    run: an unfrozen MobileNetV2's training step took about 4 s to trace at 32 px, each
-    time. Returns `step`, whose later calls find this trace."""
-    spec = getattr(batches, "element_spec", None)
-    if spec is not None:
-        step.get_concrete_function(spec if part is None else spec[part])
+def traced_for_any_batch_size(step: Any, spec: Any) -> Any:
+    """`step` (a tf.function taking one batch) traced once for `spec`, a batch's spec
+    whose batch dimension is unknown (a dataset's element_spec): the epoch's last,
+    smaller batch then reuses that graph instead of tracing a second one, as it would
+    when the first trace takes the first batch's exact shape. Tracing is the slow part of
+    a short run: an unfrozen MobileNetV2's training step took about 4 s to trace at
+    32 px, each time. Returns `step`, whose later calls find this trace."""
+    step.get_concrete_function(spec)
     return step

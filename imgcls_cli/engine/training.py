@@ -125,7 +125,7 @@ class Evaluator:
     def evaluate(self, dataset: Any, distributed: bool = False) -> dict[str, float]:
         totals = tf.zeros([3])
         batches = dataset if distributed else self.distribute(dataset)
-        step = traced_for_any_batch_size(self._eval_step, batches)
+        step = traced_for_any_batch_size(self._eval_step, batches.element_spec)
         for batch in batches:
             totals += tf.stack(step(batch))
         logs = summarize(totals.numpy(), None)
@@ -203,7 +203,7 @@ class Trainer(Evaluator):
         # The sums carry on in float32 from the resumed ones, in the same order as in an
         # uninterrupted epoch, so a resumed epoch reports bit-identical means.
         seen, step = tf.constant(np.asarray(start.totals, np.float32)), start.step
-        train_step = traced_for_any_batch_size(self._train_step, dataset)
+        train_step = traced_for_any_batch_size(self._train_step, dataset.element_spec)
         for step, batch in enumerate(dataset, 1):
             if step <= start.step:
                 continue
