@@ -55,13 +55,11 @@ class LoadedRun:
         if tta not in self._predict_fns:
             import tensorflow as tf
 
-            from imgcls_cli.engine.batches import traced_for_any_batch_size
-
             step = functools.partial(predict_probabilities, self.model, tta=tta)
-            self._predict_fns[tta] = traced_for_any_batch_size(
-                tf.function(step, reduce_retracing=True),
-                tf.TensorSpec((None, *images.shape[1:]), tf.float32),
-            )
+            function = tf.function(step, reduce_retracing=True)
+            # One trace for every batch size: a last, smaller batch would trace again.
+            function.get_concrete_function(tf.TensorSpec((None, *images.shape[1:]), tf.float32))
+            self._predict_fns[tta] = function
         return self._predict_fns[tta](images).numpy()
 
 
