@@ -305,16 +305,19 @@ def interrupt_epoch(monkeypatch, number):
 
 
 @pytest.mark.slow
-def test_interrupted_finetune_resumes_to_the_same_history_and_weights(
+def test_interrupted_finetune_resumes_to_the_same_history_and_averaged_weights(
     runner, cli_app, tmp_path, monkeypatch, deterministic_ops
 ):
+    """Stopped in the head phase (its second epoch, on cached features) or in the
+    fine-tuning phase, a run resumes to the history and weights of one never stopped,
+    with each phase's weight average (--ema) saved and restored with it."""
     weights_file = tmp_path / "mobilenetv2.weights.h5"
     save_backbone_weights("mobilenetv2", weights_file, SIZE)
     data = make_class_folder(tmp_path / "shapes", classes=("a", "b"), per_class=8, size=SIZE)
     options = [
         *("--data", str(data), "--weights", str(weights_file), "--image-size", str(SIZE)),
         *("--head-epochs", "2", "--epochs", "1", "--unfreeze", "6", "--batch-size", "4"),
-        *("--augment", "none", "--deterministic", "--dropout", "0.5"),
+        *("--augment", "none", "--deterministic", "--dropout", "0.5", "--ema", "0.5"),
     ]
 
     def outcome(run_dir):
@@ -323,7 +326,19 @@ def test_interrupted_finetune_resumes_to_the_same_history_and_weights(
         metrics = json.loads((run_dir / rundir.METRICS_FILE).read_text())
         return rows, metrics["weights_fingerprint"]
 
-    assert finetune(runner, cli_app, *options, "--output", str(tmp_path / "a")).exit_code == 0
+    from imgcls_cli.engine import training
+
+    decays, create_optimizer = [], training.create_optimizer
+
+    def recording_decays(*args, ema=None):
+        decays.append(ema)
+        return create_optimizer(*args, ema=ema)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "create_optimizer", recording_decays)
+        result = finetune(runner, cli_app, *options, "--output", str(tmp_path / "a"))
+    assert result.exit_code == 0, result.output
+    assert decays == [0.5, 0.5]  # each phase's optimizer averages
     expected = outcome(tmp_path / "a")
     assert [row[1] for row in expected[0][1:]] == ["head", "head", "finetune"]
 
@@ -340,53 +355,8 @@ def test_interrupted_finetune_resumes_to_the_same_history_and_weights(
         assert result.exit_code == 0, result.output
         if epoch == 3:
             assert "Phase already finished (2 epoch(s)): restored" in result.output
+        assert json.loads((run_dir / rundir.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
         assert outcome(run_dir) == expected
-
-
-@pytest.mark.slow
-def test_interrupted_finetune_with_ema_resumes_to_the_same_averaged_weights(
-    runner, cli_app, tmp_path, monkeypatch, deterministic_ops
-):
-    """The head phase ends by keeping its average (saved as the finished phase); the
-    fine-tuning phase is stopped after its first step, average and all."""
-    weights_file = tmp_path / "mobilenetv2.weights.h5"
-    save_backbone_weights("mobilenetv2", weights_file, SIZE)
-    data = make_class_folder(tmp_path / "shapes", classes=("a", "b"), per_class=8, size=SIZE)
-    options = [
-        *("--data", str(data), "--weights", str(weights_file), "--image-size", str(SIZE)),
-        *("--head-epochs", "1", "--epochs", "1", "--unfreeze", "6", "--batch-size", "4"),
-        *("--augment", "none", "--deterministic", "--dropout", "0.5"),
-    ]
-
-    def fingerprint(run_dir):
-        return json.loads((run_dir / rundir.METRICS_FILE).read_text())["weights_fingerprint"]
-
-    from imgcls_cli.engine import training
-
-    decays, create_optimizer = [], training.create_optimizer
-
-    def recording_decays(*args, ema=None):
-        decays.append(ema)
-        return create_optimizer(*args, ema=ema)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(training, "create_optimizer", recording_decays)
-        result = finetune(
-            runner, cli_app, *options, "--ema", "0.5", "--output", str(tmp_path / "whole")
-        )
-    assert result.exit_code == 0, result.output
-    assert decays == [0.5, 0.5]  # each phase's optimizer averages
-
-    run_dir = tmp_path / "stopped"
-    with monkeypatch.context() as patch:
-        interrupt_epoch(patch, 2)
-        result = finetune(runner, cli_app, *options, "--ema", "0.5", "--output", str(run_dir))
-    assert result.exit_code == 130, result.output
-    result = runner.invoke(cli_app, ["finetune", "--resume", str(run_dir)])
-    assert result.exit_code == 0, result.output
-    assert "Phase already finished (1 epoch(s)): restored" in result.output
-    assert json.loads((run_dir / rundir.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
-    assert fingerprint(run_dir) == fingerprint(tmp_path / "whole")
 
 
 def test_finetune_says_when_images_are_enlarged_or_their_channel_repeated():
