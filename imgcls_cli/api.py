@@ -283,9 +283,9 @@ def check_names(config: RunConfig) -> None:
     that is missing or holds no class folders, before any work or TensorFlow."""
     TRAINING_COMMANDS[config.command].check_model(config)
     if config.data.data is not None:
-        from imgcls_cli.data.folder import check_folder
+        from imgcls_cli.data.factory import check_data
 
-        check_folder(Path(config.data.data))
+        check_data(config.data)
     if config.data.dataset is not None:
         check_dataset(config.data.dataset)
 
@@ -329,8 +329,7 @@ def lr_find(
     check_names(config)
     if output is not None:  # before any work: it may be a folder of the user's
         check_output_dir(Path(output))
-        data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
-        rundir.check_apart_from_data(Path(output), data_paths)
+        rundir.check_apart_from_data(Path(output), config.data.protected_paths)
     return run_lr_find(config, sweep, Path(output) if output else None, api_reporter(reporter))
 
 

@@ -92,7 +92,8 @@ class DataConfig:
 
     __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
     dataset: str | None = None  # a TFDS name, or "digits" (embedded)
-    data: str | None = None  # a folder with one sub-folder per class
+    # a folder with one sub-folder per class, a CSV label file, or a folder of CSV splits
+    data: str | None = None
     data_dir: str | None = None  # TFDS data_dir
     manual_dir: str | None = None  # TFDS manual_dir (datasets TFDS cannot download itself)
     # None: the source's own size (or 64 for mixed sizes)
@@ -101,17 +102,72 @@ class DataConfig:
     # only used when the source has no test split
     test_split: Annotated[float, Interval(ge=0, lt=0.9)] = 0.1
     cache: CacheMode = CacheMode.auto
+    # CSV label files: the folder their paths are relative to (None: the CSV's own folder,
+    # or its images/ sub-folder), and their path and label columns (None: found by name)
+    images: str | None = None
+    path_column: str | None = None
+    label_column: str | None = None
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.data is None):
             raise UsageError("Give exactly one of --dataset NAME or --data DIR.")
+        table_options = [
+            name for name in ("images", "path_column", "label_column") if getattr(self, name)
+        ]
+        if table_options and (self.data is None or label_files(Path(self.data)) is None):
+            flag = "--" + table_options[0].replace("_", "-")
+            raise UsageError(f"{flag} is for CSV label files: give --data FILE.csv with it.")
+
+    @property
+    def protected_paths(self) -> list[Path]:
+        """What a run directory must keep apart from (rundir.check_apart_from_data): the
+        image folder, or the label files of a table (whose images are listed by it, not
+        found by walking folders), and the TFDS data_dir."""
+        paths = [Path(p) for p in (self.data, self.data_dir) if p]
+        tables = label_files(Path(self.data)) if self.data else None
+        if tables:
+            paths = [*tables.values(), *paths[1:]]
+        return paths
 
     @property
     def source_name(self) -> str:
-        """A short name for run directories: the dataset name or the folder's name."""
+        """A short name for run directories: the dataset name, the folder's name, or a
+        label file's (its folder's, for a generic one like train.csv or labels.csv)."""
         if self.dataset:
             return self.dataset
-        return Path(self.data or "data").resolve().name or "data"
+        path = Path(self.data or "data").resolve()
+        if path.suffix.lower() == ".csv" and not path.is_dir():
+            generic = path.stem.lower() in ("train", "labels", "label", "data", "metadata")
+            return (path.parent.name if generic else path.stem) or "data"
+        return path.name or "data"
+
+
+# The label files of a --data folder that holds its splits as tables (data.label_table).
+LABEL_FILES = {
+    "train": ("train.csv",),
+    "val": ("val.csv", "valid.csv", "validation.csv"),
+    "test": ("test.csv",),
+}
+
+
+def label_files(data: Path) -> dict[str, Path] | None:
+    """{split: CSV file} when --data names label files: a .csv file (its one split,
+    'train', is carved as a flat folder is), or a folder holding train.csv (and maybe
+    val.csv, test.csv) whose train/ is not a folder of class sub-folders; else None."""
+    if data.suffix.lower() == ".csv" and not data.is_dir():
+        return {"train": data}
+    if not (data / "train.csv").is_file():
+        return None
+    train = data / "train"
+    if train.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in train.iterdir()):
+        return None  # split folders of class folders, as before
+    found = {"train": data / "train.csv"}
+    for split in ("val", "test"):
+        for name in LABEL_FILES[split]:
+            if (data / name).is_file():
+                found[split] = data / name
+                break
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -640,6 +696,9 @@ class EvaluateConfig:
     dataset: str | None = None  # None with data None: the run's own data
     data: str | None = None
     data_dir: str | None = None
+    images: str | None = None  # CSV label files (DataConfig's)
+    path_column: str | None = None
+    label_column: str | None = None
     split: EvalSplit | None = None  # None: test, or all of a folder without a test split
     # None: 5 when there are more than 5 classes
     top_k: Annotated[int, Ge(1)] | None = None

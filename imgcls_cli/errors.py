@@ -30,6 +30,13 @@ class DataError(ImgclsError):
     """Data that cannot be found, read or used."""
 
 
+class LabelFileError(DataError):
+    """A CSV label file that cannot be read as one: the --data value (or the file) must
+    change, so it is a usage error (exit code 2)."""
+
+    exit_code = 2
+
+
 class RunDirError(ImgclsError):
     """A run directory that is missing, incomplete or would be overwritten."""
 

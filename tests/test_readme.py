@@ -169,7 +169,7 @@ def history_rows(run_dir: Path) -> list[dict]:
 RUN_FILES = {"model.keras", "labels.json", "config.json", "history.csv", "metrics.json"}
 
 
-def trained(labels=None, epochs=None, **resolved) -> Callable:
+def trained(labels=None, epochs=None, source_kind=None, **resolved) -> Callable:
     """Check a train/finetune run: exit 0, the run directory's files, and what config.json
     records (`resolved` keys compared with config['resolved'])."""
 
@@ -185,6 +185,8 @@ def trained(labels=None, epochs=None, **resolved) -> Callable:
         if epochs is not None:
             assert len(history_rows(run_dir)) == epochs
         config = read_json(run_dir / "config.json")
+        if source_kind is not None:
+            assert config["resolved"]["source"]["kind"] == source_kind
         for key, value in resolved.items():
             assert config["resolved"][key] == value, key
 
@@ -538,6 +540,7 @@ WHY_FINETUNE = (
 )
 DIGITS = [str(i) for i in range(10)]
 SHAPES = ["circle", "square"]
+BREEDS = ("golden retriever", "tabby cat")
 
 COMMANDS: dict[str, How] = {
     "make demo": How(
@@ -566,6 +569,9 @@ COMMANDS: dict[str, How] = {
         trained(labels=SHAPES, image_size=[64, 64], channels=3), QUICK_TRAIN, WHY_TRAIN
     ),
     "imgcls train": How(trained(labels=DIGITS, image_size=[8, 8]), QUICK_DIGITS, WHY_DIGITS),
+    "imgcls train --data kaggle/labels.csv --label-column breed": How(
+        trained(labels=sorted(BREEDS), source_kind="csv"), QUICK_TRAIN, WHY_TRAIN
+    ),
     "imgcls finetune --backbone mobilenetv2 --data ./flowers": How(
         finetuned("imagenet", ["head"], backbone="mobilenetv2"),
         (*QUICK_FINETUNE, "--epochs", "0"),
@@ -705,6 +711,19 @@ def make_workspace(ws: Path) -> None:
     for name in ("photo.jpg", "photo1.jpg", "photo2.jpg", "one.png"):
         write_image(ws / name, rng.integers(0, 256, (24, 20, 3), dtype=np.uint8))
     shutil.copytree(ROOT / "examples" / "images", ws / "examples" / "images")
+    make_label_file(ws / "kaggle")
+
+
+def make_label_file(root: Path) -> None:
+    """Kaggle's layout: labels.csv (id,breed; ids without extension) beside images/."""
+    made = make_class_folder(root / "made", classes=BREEDS, per_class=6, size=16, seed=5)
+    rows = ["id,breed"]
+    for index, path in enumerate(sorted(made.rglob("*.png"))):
+        (root / "images").mkdir(exist_ok=True)
+        path.rename(root / "images" / f"{index:04d}.png")
+        rows.append(f"{index:04d},{path.parent.name}")
+    shutil.rmtree(made)
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
 def cache_imagenet_stand_ins(monkeypatch) -> list[Path]:

@@ -3,6 +3,7 @@ export, benchmark. Each declares its own options and calls into `api`, nothing e
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -13,6 +14,7 @@ from imgcls_cli.cli.options import (
     DATA,
     DATA_OPTIONS,
     OUTPUT,
+    TABLE_OPTIONS,
     JsonReport,
     ModelOption,
     option,
@@ -30,6 +32,9 @@ from imgcls_cli.config import (
 )
 from imgcls_cli.errors import ImgclsError, UsageError
 
+# --images, --path-column and --label-column, as train declares them.
+TABLE_HELP = {name: typing.get_args(kind)[1] for name, kind, _ in TABLE_OPTIONS}
+
 
 def evaluate(
     ctx: typer.Context,
@@ -44,13 +49,17 @@ def evaluate(
     data: Annotated[
         Optional[Path],
         option(
-            "Evaluate on a folder with one sub-folder per class (class names as in the run).",
+            "Evaluate on a folder with one sub-folder per class, or a CSV label file (class "
+            "names as in the run).",
             panel=DATA,
         ),
     ] = None,
     data_dir: Annotated[
         Optional[Path], option("TFDS data_dir (default: the run's).", panel=DATA)
     ] = None,
+    images: Annotated[Optional[Path], TABLE_HELP["images"]] = None,
+    path_column: Annotated[Optional[str], TABLE_HELP["path_column"]] = None,
+    label_column: Annotated[Optional[str], TABLE_HELP["label_column"]] = None,
     split: Annotated[
         Optional[EvalSplit],
         option(

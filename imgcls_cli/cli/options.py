@@ -67,7 +67,9 @@ DATA_OPTIONS: OptionGroup = [
         "data",
         Optional[Path],
         None,
-        "Folder with one sub-folder per class (optionally inside train/ val/ test/).",
+        "Folder with one sub-folder per class (optionally inside train/ val/ test/), a CSV "
+        "label file (path and label columns), or a folder holding train.csv (val.csv, "
+        "test.csv).",
         panel=DATA,
     ),
     declare(
@@ -118,9 +120,40 @@ DATA_OPTIONS: OptionGroup = [
     ),
 ]
 
+# CSV label files: where their paths lead and which columns hold path and label.
+TABLE_OPTIONS: OptionGroup = [
+    declare(
+        "images",
+        Optional[Path],
+        None,
+        "CSV label files: the folder their paths are relative to. Default: the CSV's own "
+        "folder, or its images/ sub-folder when the paths are there.",
+        panel=DATA,
+    ),
+    declare(
+        "path_column",
+        Optional[str],
+        None,
+        "CSV label files: the column of image paths. Default: the first of path, file, "
+        "filename, image, image_name, image_id, id.",
+        panel=DATA,
+    ),
+    declare(
+        "label_column",
+        Optional[str],
+        None,
+        "CSV label files: the column of labels. Default: the first of label, labels, "
+        "class, category, tags, target.",
+        panel=DATA,
+    ),
+]
+DATA_OPTIONS += TABLE_OPTIONS
+
 # augment-preview samples images as train reads them.
 PREVIEW_DATA_OPTIONS = [
-    o for o in DATA_OPTIONS if o[0] in ("dataset", "data", "data_dir", "image_size")
+    o
+    for o in DATA_OPTIONS
+    if o[0] in ("dataset", "data", "data_dir", "image_size", *(t[0] for t in TABLE_OPTIONS))
 ]
 
 TRAINING_OPTIONS: OptionGroup = [

@@ -1,12 +1,12 @@
-"""One factory for every source the options can name: a folder of images, the embedded
-digits or a TensorFlow Datasets name (later CSV label files and Hugging Face datasets).
+"""One factory for every source the options can name: a folder of images, CSV label
+files, the embedded digits or a TensorFlow Datasets name (later Hugging Face datasets).
 Each reader is imported only when chosen."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from imgcls_cli.config import DataConfig
+from imgcls_cli.config import DataConfig, label_files
 from imgcls_cli.data.sources import EMBEDDED_DATASETS, Source
 from imgcls_cli.reporting import Reporter, SilentReporter
 
@@ -16,6 +16,10 @@ def load_source(
 ) -> Source:
     """Open the source the options name, saying what takes time (a TFDS download). A
     folder for training needs images of 2 classes; one to score a model on, of 1."""
+    if config.data is not None and label_files(Path(config.data)) is not None:
+        from imgcls_cli.data.label_table import load_label_source
+
+        return load_label_source(config, seed, min_classes)
     if config.data is not None:
         from imgcls_cli.data.folder import load_folder
 
@@ -30,3 +34,18 @@ def load_source(
     from imgcls_cli.data.tfds_source import load_tfds
 
     return load_tfds(config, seed, reporter or SilentReporter())
+
+
+def check_data(config: DataConfig) -> None:
+    """A --data folder or label file that cannot be read as one, refused in one line
+    before any work or TensorFlow."""
+    if config.data is None:
+        return
+    if label_files(Path(config.data)) is not None:
+        from imgcls_cli.data.label_table import read_label_tables
+
+        read_label_tables(config)
+    else:
+        from imgcls_cli.data.folder import check_folder
+
+        check_folder(Path(config.data))

@@ -174,9 +174,17 @@ def check_folder(root: Path) -> tuple[dict[str, Path], list[str]]:
     if not class_names:
         raise DataError(
             f"No class sub-folders in {split_roots['train']}: expected one folder per class, "
-            f"e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg."
+            f"e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg{label_file_hint(root)}."
         )
     return split_roots, class_names
+
+
+def label_file_hint(root: Path) -> str:
+    """'; or give its label file: --data DIR/labels.csv' when the folder holds a CSV."""
+    known = ("train.csv", "labels.csv")  # Kaggle's names first
+    tables = sorted((p.name for p in root.glob("*.csv")), key=lambda n: (n not in known, n))
+    tables = tables if root.is_dir() else []
+    return f"; or give its label file: --data {root / tables[0]}" if tables else ""
 
 
 def load_folder(root: Path, config: DataConfig, seed: int, min_classes: int = 2) -> Source:
@@ -188,13 +196,49 @@ def load_folder(root: Path, config: DataConfig, seed: int, min_classes: int = 2)
 
     import_tensorflow()  # quietly: the splits are tf.data datasets
     files, broken = list_split_files(root, split_roots, class_names)
-    all_paths = [path for entries in files.values() for path, _ in entries]
-    scan = check_images(root, all_paths)
-    good_set, skipped, sizes = set(scan.good), scan.skipped, scan.sizes
-    files = {
-        split: [(p, i) for p, i in entries if p in good_set] for split, entries in files.items()
+    description = {
+        "kind": "folder",
+        "path": str(root.resolve()),
+        "layout": "split folders" if len(split_roots) > 1 else "class folders",
     }
-    warnings = [broken_links_warning(broken)] if broken else []
+    listed = ListedFiles(root, files, class_names, split_roots, broken, [], description)
+    try:
+        return source_from_files(listed, config, seed, min_classes)
+    except DataError as error:
+        raise DataError(str(error).rstrip(".") + label_file_hint(root) + ".") from None
+
+
+@dataclasses.dataclass
+class ListedFiles:
+    """The labelled image files of a source, before any is read: a folder's, or a label
+    table's (data.label_table)."""
+
+    root: Path  # where the files lie: the scan index's folder, fingerprints' base
+    files: dict[str, list[tuple[Path, int]]]  # split → (path, class index)
+    class_names: list[str]
+    where: dict[str, Path]  # split → what lists its files (a folder, a CSV), for messages
+    broken: list[Path]  # broken symbolic links seen while listing
+    warnings: list[str]  # what the listing left out (a label file's unusable rows)
+    description: dict[str, Any]  # what config.json records about the data
+
+
+def source_from_files(
+    listed: ListedFiles, config: DataConfig, seed: int, min_classes: int = 2
+) -> Source:
+    """Scan the listed files once (header, wholeness, hash), keep the readable ones, carve
+    the missing splits and decode them as streams."""
+    root, class_names, where = listed.root, listed.class_names, listed.where
+    all_paths = [path for entries in listed.files.values() for path, _ in entries]
+    scan = check_images(root, all_paths)
+    good_set, sizes = set(scan.good), scan.sizes
+    skipped = scan.skipped
+    files = {
+        split: [(p, i) for p, i in entries if p in good_set]
+        for split, entries in listed.files.items()
+    }
+    warnings = [*listed.warnings]
+    if listed.broken:
+        warnings.append(broken_links_warning(listed.broken))
     if scan.index_warning:
         warnings.append(scan.index_warning)
     for split in ("val", "test"):
@@ -202,19 +246,19 @@ def load_folder(root: Path, config: DataConfig, seed: int, min_classes: int = 2)
             # An empty split folder is most likely not meant as "no validation": treat it as
             # absent, so the split is carved from train as without the folder, and say so.
             del files[split]
-            warnings.append(empty_split_warning(split, split_roots[split], config))
+            warnings.append(empty_split_warning(split, where[split], config))
 
     train_labels = {label for _, label in files["train"]}
     if not files["train"]:
         raise DataError(
-            f"No readable images in {split_roots['train']} "
-            f"(looked for .jpg .jpeg .png .bmp .gif .webp in {len(class_names)} class folders)."
+            f"No readable images in {where['train']} "
+            f"(looked for .jpg .jpeg .png .bmp .gif .webp in {len(class_names)} classes)."
         )
     if len(train_labels) < min_classes:
         only = ", ".join(class_names[i] for i in sorted(train_labels))
         raise DataError(
-            f"Found images of only 1 class ({only}) in {split_roots['train']}: "
-            "classification needs at least 2 class sub-folders with images."
+            f"Found images of only 1 class ({only}) in {where['train']}: "
+            "classification needs images of at least 2 classes."
         )
 
     channels = 1 if all(scan.grayscale) else 3
@@ -223,20 +267,18 @@ def load_folder(root: Path, config: DataConfig, seed: int, min_classes: int = 2)
     decoder = FileDecoder(channels, failures, scan.known)
     failures.verify = decoder.verify
     splits = carve_folder_splits(files, config, seed, decoder)
-    leak = leak_warning(root, splits, scan.hashes)
+    leak = leak_warning(listed.description.get("path", root), splits, scan.hashes)
     if leak:
         warnings.append(leak)
     return Source(
-        name=root.name,
+        name=Path(listed.description.get("path", root)).name,
         class_names=class_names,
         channels=channels,
         native_size=native,
         splits=splits,
         description={
-            "kind": "folder",
-            "path": str(root.resolve()),
-            "layout": "split folders" if len(split_roots) > 1 else "class folders",
-            # Lets `evaluate` notice that the folder changed since training.
+            **listed.description,
+            # Lets `evaluate` notice that the files changed since training.
             "fingerprints": {
                 name: split_fingerprint(root, split.paths or []) for name, split in splits.items()
             },
@@ -312,7 +354,8 @@ def empty_split_warning(split: str, folder: Path, config: DataConfig) -> str:
     instead = f"no {split} split ({flag} is 0)"
     if fraction > 0:
         instead = f"{verb} on {fraction:.0%} of the training images instead ({flag})"
-    return f"{folder} has no readable images in class sub-folders: {instead}."
+    inside = " in class sub-folders" if folder.is_dir() else ""
+    return f"{folder} has no readable images{inside}: {instead}."
 
 
 def split_fingerprint(root: Path, paths: list[str]) -> dict[str, Any]:

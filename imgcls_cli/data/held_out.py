@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli import rundir
-from imgcls_cli.config import RUN_CONFIGS, DataConfig, EvalSplit, EvaluateConfig, RunConfig
+from imgcls_cli.config import (
+    RUN_CONFIGS,
+    DataConfig,
+    EvalSplit,
+    EvaluateConfig,
+    RunConfig,
+    label_files,
+)
 from imgcls_cli.errors import DataError, RunDirError
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.load import LoadedRun
@@ -35,6 +42,9 @@ class EvaluationData:
     unknown_classes: list[str] = dataclasses.field(default_factory=list)
 
 
+FILE_SOURCES = ("folder", "csv")  # sources of image files, with paths and fingerprints
+
+
 def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
     """The run's data options (folder paths made absolute) and seed, from config.json."""
     run_config = RUN_CONFIGS.get(run.record.command)
@@ -43,8 +53,10 @@ def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
     saved = run_config.from_dict(run.record.options)
     data = saved.data
     source = run.record.resolved.source
-    if data.data is not None and source.kind == "folder" and source.path:
+    if data.data is not None and source.kind in FILE_SOURCES and source.path:
         data = dataclasses.replace(data, data=source.path)  # train may have run elsewhere
+        if data.images is not None and source.details.get("images"):
+            data = dataclasses.replace(data, images=source.details["images"])
     return data, saved.seed
 
 
@@ -67,18 +79,24 @@ def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, in
         manual_dir=base.manual_dir if same_dataset else None,
         val_split=base.val_split,
         test_split=base.test_split,
+        images=options.images,
+        path_column=options.path_column,
+        label_column=options.label_column,
     )
     return config, seed, options.split or default_split(config, saved)
 
 
 def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:
-    """test for datasets and for the training folder; all images of any other folder
-    (unless it has its own test/ folder)."""
+    """test for datasets and for the training folder or label file; all images of any
+    other (unless it has its own test/ folder or test.csv)."""
     if config.data is None:
         return EvalSplit.test
     folder = Path(config.data).resolve()
     if saved is not None and saved.data and Path(saved.data).resolve() == folder:
         return EvalSplit.test
+    tables = label_files(folder)
+    if tables is not None:
+        return EvalSplit.test if "test" in tables else EvalSplit.all
     return EvalSplit.test if (folder / "test").is_dir() else EvalSplit.all
 
 
@@ -131,7 +149,7 @@ def folder_change(
     in the evaluated split(s), by the file-list fingerprints recorded at training; None
     when unchanged, for other data, and for runs recorded without fingerprints."""
     then, now = run.record.resolved.source, SourceRecord.from_dict(description)
-    if not (then.kind == now.kind == "folder" and then.path == now.path):
+    if not (then.kind == now.kind and then.kind in FILE_SOURCES and then.path == now.path):
         return None
     recorded, current = then.fingerprints or {}, now.fingerprints or {}
     names = [name for name in names if name in recorded and name in current]

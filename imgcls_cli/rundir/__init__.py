@@ -84,7 +84,7 @@ def plan_run_dir(config: Any, output: Path | None, force: bool) -> tuple[Path, b
     from imgcls_cli.backend import is_chief_task
     from imgcls_cli.config import Strategy
 
-    data_paths = [Path(p) for p in (config.data.data, config.data.data_dir) if p]
+    data_paths = config.data.protected_paths
     if output is not None:
         check_apart_from_data(output, data_paths)
     if config.strategy == Strategy.multi_worker:
@@ -332,7 +332,7 @@ def recorded_data_folder(config_file: Path, data: str | None) -> str | None:
         source = RunRecord.from_dict(json.loads(Path(config_file).read_text())).resolved.source
     except Exception:  # noqa: BLE001 - a hand-edited file: keep the path as written
         return data
-    if source.kind == "folder" and source.path and Path(source.path).is_dir():
+    if source.kind in ("folder", "csv") and source.path and Path(source.path).exists():
         return source.path
     return data
 
