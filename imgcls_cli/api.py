@@ -282,11 +282,10 @@ def check_names(config: RunConfig) -> None:
     """Model and dataset names (refused with the closest valid one) and a --data folder
     that is missing or holds no class folders, before any work or TensorFlow."""
     TRAINING_COMMANDS[config.command].check_model(config)
-    if config.data.data is not None:
-        from imgcls_cli.data.factory import check_data
+    from imgcls_cli.data.factory import check_data, is_hugging_face
 
-        check_data(config.data)
-    if config.data.dataset is not None:
+    check_data(config.data)
+    if config.data.dataset is not None and not is_hugging_face(config.data):
         check_dataset(config.data.dataset)
 
 

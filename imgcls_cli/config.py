@@ -106,17 +106,27 @@ class DataConfig:
     # or its images/ sub-folder), and their path and label columns (None: found by name)
     images: str | None = None
     path_column: str | None = None
-    label_column: str | None = None
+    label_column: str | None = None  # also Hugging Face datasets' (None: the ClassLabel)
+    # Hugging Face datasets: the image column (None: the Image feature) and the Hub revision
+    image_column: str | None = None
+    revision: str | None = None
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.data is None):
             raise UsageError("Give exactly one of --dataset NAME or --data DIR.")
-        table_options = [
-            name for name in ("images", "path_column", "label_column") if getattr(self, name)
-        ]
-        if table_options and (self.data is None or label_files(Path(self.data)) is None):
-            flag = "--" + table_options[0].replace("_", "-")
-            raise UsageError(f"{flag} is for CSV label files: give --data FILE.csv with it.")
+        is_table = self.data is not None and label_files(Path(self.data)) is not None
+        is_hf = bool(self.dataset and self.dataset.startswith("hf:")) or (
+            self.data is not None and not is_table and is_hf_folder(Path(self.data))
+        )
+        for name, fits, needs in (
+            ("images", is_table, "CSV label files: give --data FILE.csv with it"),
+            ("path_column", is_table, "CSV label files: give --data FILE.csv with it"),
+            ("label_column", is_table or is_hf, "CSV label files and Hugging Face datasets"),
+            ("image_column", is_hf, "Hugging Face datasets: give --dataset hf:NAME with it"),
+            ("revision", is_hf, "Hugging Face datasets: give --dataset hf:NAME with it"),
+        ):
+            if getattr(self, name) is not None and not fits:
+                raise UsageError(f"--{name.replace('_', '-')} is for {needs}.")
 
     @property
     def protected_paths(self) -> list[Path]:
@@ -168,6 +178,16 @@ def label_files(data: Path) -> dict[str, Path] | None:
                 found[split] = data / name
                 break
     return found
+
+
+def is_hf_folder(path: Path) -> bool:
+    """A folder the datasets library saved (save_to_disk: a Dataset or a DatasetDict) or
+    of Parquet files (flat, or the Hub's data/ layout)."""
+    if not path.is_dir():
+        return False
+    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        return True
+    return any(path.glob("*.parquet")) or any((path / "data").glob("*.parquet"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -696,9 +716,11 @@ class EvaluateConfig:
     dataset: str | None = None  # None with data None: the run's own data
     data: str | None = None
     data_dir: str | None = None
-    images: str | None = None  # CSV label files (DataConfig's)
+    images: str | None = None  # CSV label files and Hugging Face datasets (DataConfig's)
     path_column: str | None = None
     label_column: str | None = None
+    image_column: str | None = None
+    revision: str | None = None
     split: EvalSplit | None = None  # None: test, or all of a folder without a test split
     # None: 5 when there are more than 5 classes
     top_k: Annotated[int, Ge(1)] | None = None

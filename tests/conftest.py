@@ -19,6 +19,7 @@ atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ.setdefault("KERAS_HOME", os.path.join(_HOME, "keras"))
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(_HOME, "mpl"))
 os.environ.setdefault("IMGCLS_CACHE_DIR", os.path.join(_HOME, "cache"))  # the scan index
+os.environ.setdefault("HF_HOME", os.path.join(_HOME, "huggingface"))  # datasets' cache
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # `make test-fast` (IMGCLS_FAST_TESTS=1): the unit tests only, in seconds. A test that

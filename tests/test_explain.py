@@ -15,8 +15,8 @@ from conftest import train_run, write_image
 
 # The images are the benchmark's (benchmarks/bench_explain.py), built by its datasets module.
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
-from datasets import MARKS  # noqa: E402
-from datasets import marks as mark_folder  # noqa: E402
+from real_data import MARKS  # noqa: E402
+from real_data import marks as mark_folder  # noqa: E402
 
 
 def corner_share(heatmaps: np.ndarray) -> np.ndarray:

@@ -291,3 +291,19 @@ def test_same_pixels_from_a_csv_row_and_from_the_file(tmp_path):
 
     for (image, _), path in zip(split.dataset.as_numpy_iterator(), split.paths, strict=True):
         np.testing.assert_array_equal(image, model_input(path, source.channels, (16, 16)))
+
+
+@pytest.mark.slow
+def test_a_listed_file_that_is_not_an_image_is_skipped_by_the_scan(tmp_path):
+    from imgcls_cli.data.factory import load_source
+
+    labels = csv_dataset(tmp_path, per_class=2, seed=4)
+    (tmp_path / "images" / "notes.png").write_text("not an image")
+    with labels.open("a", newline="") as handle:
+        csv.writer(handle).writerow(["notes", "red fox"])
+    config = DataConfig(data=str(labels), label_column="breed", val_split=0.0, test_split=0.0)
+    source = load_source(config, seed=0)
+    assert source.splits["train"].num_examples == 6
+    assert source.skipped == [
+        (str(tmp_path / "images" / "notes.png"), "not an image (format not recognised)")
+    ]

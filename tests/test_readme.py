@@ -481,6 +481,14 @@ def masked(line: str) -> str:
     return " ".join(line.split())
 
 
+def check_hub_offline(ws: Path, outcome: Outcome) -> None:
+    assert outcome.exit_code == 1, outcome.output
+    assert "hf:beans is not in the datasets cache and the Hub (huggingface.co) cannot be " in (
+        outcome.output
+    )
+    assert "Traceback" not in outcome.output
+
+
 def check_make_test(ws: Path, outcome: None) -> None:
     """`make test` is what CI runs; it runs pytest over tests/, which holds this file."""
     assert makefile_recipe("test") == "$(BIN)/python -m pytest -q -n 2 --dist loadfile"
@@ -541,6 +549,7 @@ WHY_FINETUNE = (
 DIGITS = [str(i) for i in range(10)]
 SHAPES = ["circle", "square"]
 BREEDS = ("golden retriever", "tabby cat")
+BEANS = ("angular_leaf_spot", "bean_rust", "healthy")
 
 COMMANDS: dict[str, How] = {
     "make demo": How(
@@ -569,6 +578,15 @@ COMMANDS: dict[str, How] = {
         trained(labels=SHAPES, image_size=[64, 64], channels=3), QUICK_TRAIN, WHY_TRAIN
     ),
     "imgcls train": How(trained(labels=DIGITS, image_size=[8, 8]), QUICK_DIGITS, WHY_DIGITS),
+    "imgcls train --dataset hf:beans --revision main": How(
+        check_hub_offline,
+        why="the Hub cannot be reached from here (nor should a test download from it): "
+        "the command is run offline for its one-line refusal",
+        offline=True,
+    ),
+    "imgcls train --data ./saved-beans": How(
+        trained(labels=list(BEANS), source_kind="hf"), QUICK_TRAIN, WHY_TRAIN
+    ),
     "imgcls train --data kaggle/labels.csv --label-column breed": How(
         trained(labels=sorted(BREEDS), source_kind="csv"), QUICK_TRAIN, WHY_TRAIN
     ),
@@ -712,6 +730,26 @@ def make_workspace(ws: Path) -> None:
         write_image(ws / name, rng.integers(0, 256, (24, 20, 3), dtype=np.uint8))
     shutil.copytree(ROOT / "examples" / "images", ws / "examples" / "images")
     make_label_file(ws / "kaggle")
+    make_saved_dataset(ws / "saved-beans")
+
+
+def make_saved_dataset(target: Path) -> None:
+    """What datasets' save_to_disk writes for a DatasetDict: train and test splits of
+    generated PNGs with a ClassLabel (beans' own class names)."""
+    import datasets
+
+    made = make_class_folder(target.parent / "beans-made", classes=BEANS, per_class=6, size=16)
+    files = sorted(made.rglob("*.png"))
+    features = datasets.Features(
+        {"image": datasets.Image(), "labels": datasets.ClassLabel(names=list(BEANS))}
+    )
+    rows = {
+        "image": [{"bytes": path.read_bytes(), "path": None} for path in files],
+        "labels": [BEANS.index(path.parent.name) for path in files],
+    }
+    table = datasets.Dataset.from_dict(rows, features=features)
+    table.train_test_split(test_size=0.25, seed=0).save_to_disk(str(target))
+    shutil.rmtree(made)
 
 
 def make_label_file(root: Path) -> None:
@@ -817,7 +855,7 @@ def readme_runs(tmp_path_factory):
     """Every runnable README command, run once in README order in one working directory."""
     from typer.testing import CliRunner
 
-    from imgcls_cli.data import tfds_source
+    from imgcls_cli.data import hf_source, tfds_source
 
     ws = tmp_path_factory.mktemp("readme")
     make_workspace(ws)
@@ -838,6 +876,7 @@ def readme_runs(tmp_path_factory):
                             network.setattr(
                                 tfds_source, "network_available", lambda timeout=3.0: False
                             )
+                            network.setattr(hf_source, "hub_reachable", lambda timeout=3.0: False)
                         outcomes[command] = run_command(command, how, ws, CliRunner())
         finally:
             os.chdir(previous)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ["tensorflow", "keras", "tensorflow_datasets", "matplotlib", "sklearn"]
+HEAVY = ["tensorflow", "keras", "tensorflow_datasets", "matplotlib", "sklearn", "datasets"]
 
 
 def loaded_heavy_modules(code: str) -> list[str]:

@@ -32,7 +32,7 @@ from imgcls_cli.config import (
 )
 from imgcls_cli.errors import ImgclsError, UsageError
 
-# --images, --path-column and --label-column, as train declares them.
+# The options of CSV label files and Hugging Face datasets, as train declares them.
 TABLE_HELP = {name: typing.get_args(kind)[1] for name, kind, _ in TABLE_OPTIONS}
 
 
@@ -60,6 +60,8 @@ def evaluate(
     images: Annotated[Optional[Path], TABLE_HELP["images"]] = None,
     path_column: Annotated[Optional[str], TABLE_HELP["path_column"]] = None,
     label_column: Annotated[Optional[str], TABLE_HELP["label_column"]] = None,
+    image_column: Annotated[Optional[str], TABLE_HELP["image_column"]] = None,
+    revision: Annotated[Optional[str], TABLE_HELP["revision"]] = None,
     split: Annotated[
         Optional[EvalSplit],
         option(

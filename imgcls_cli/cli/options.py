@@ -59,8 +59,9 @@ DATA_OPTIONS: OptionGroup = [
         "dataset",
         Optional[str],
         None,
-        "TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …) or 'digits' (embedded, "
-        "no network). Default: digits.",
+        "TFDS name (mnist, fashion_mnist, cifar10, tf_flowers, …), a Hugging Face dataset "
+        "(hf:NAME or hf:NAME:CONFIG, e.g. hf:beans), or 'digits' (embedded, no network). "
+        "Default: digits.",
         panel=DATA,
     ),
     declare(
@@ -143,7 +144,21 @@ TABLE_OPTIONS: OptionGroup = [
         Optional[str],
         None,
         "CSV label files: the column of labels. Default: the first of label, labels, "
-        "class, category, tags, target.",
+        "class, category, tags, target. Hugging Face datasets: default, the ClassLabel.",
+        panel=DATA,
+    ),
+    declare(
+        "image_column",
+        Optional[str],
+        None,
+        "Hugging Face datasets: the column of images. Default: the Image feature.",
+        panel=DATA,
+    ),
+    declare(
+        "revision",
+        Optional[str],
+        None,
+        "Hugging Face datasets: the Hub revision (branch, tag or commit) of --dataset hf:NAME.",
         panel=DATA,
     ),
 ]

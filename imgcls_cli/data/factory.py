@@ -1,12 +1,12 @@
 """One factory for every source the options can name: a folder of images, CSV label
-files, the embedded digits or a TensorFlow Datasets name (later Hugging Face datasets).
+files, a Hugging Face dataset, the embedded digits or a TensorFlow Datasets name.
 Each reader is imported only when chosen."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from imgcls_cli.config import DataConfig, label_files
+from imgcls_cli.config import DataConfig, is_hf_folder, label_files
 from imgcls_cli.data.sources import EMBEDDED_DATASETS, Source
 from imgcls_cli.reporting import Reporter, SilentReporter
 
@@ -20,6 +20,10 @@ def load_source(
         from imgcls_cli.data.label_table import load_label_source
 
         return load_label_source(config, seed, min_classes)
+    if is_hugging_face(config):
+        from imgcls_cli.data.hf_source import load_hf_source
+
+        return load_hf_source(config, seed, reporter or SilentReporter(), min_classes)
     if config.data is not None:
         from imgcls_cli.data.folder import load_folder
 
@@ -36,9 +40,24 @@ def load_source(
     return load_tfds(config, seed, reporter or SilentReporter())
 
 
+def is_hugging_face(config: DataConfig) -> bool:
+    """--dataset hf:NAME, or --data DIR holding a saved dataset or Parquet files."""
+    if config.dataset is not None:
+        return config.dataset.startswith("hf:")
+    return label_files(Path(config.data or "")) is None and is_hf_folder(Path(config.data or ""))
+
+
 def check_data(config: DataConfig) -> None:
     """A --data folder or label file that cannot be read as one, refused in one line
     before any work or TensorFlow."""
+    if is_hugging_face(config):
+        from imgcls_cli.data.hf_source import check_hub_name, require_datasets
+
+        if config.dataset is not None:
+            check_hub_name(config.dataset)
+        else:
+            require_datasets()
+        return
     if config.data is None:
         return
     if label_files(Path(config.data)) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -407,6 +408,32 @@ class FileDecoder:
     channels: int
     failures: StreamFailures
     known: dict[str, KnownFile]
+    # Images stored in a dataset rather than as files (data.hf_source): name → the encoded
+    # bytes. None: names are file paths, read as files.
+    read_bytes: Callable[[str], bytes] | None = None
+
+    def content(self, path: Any) -> Any:
+        """The encoded image of `path` (a string tensor), in the graph."""
+        import tensorflow as tf
+
+        if self.read_bytes is None:
+            return tf.io.read_file(path)
+        read = self.read_bytes
+        content = tf.numpy_function(
+            lambda name: read(os.fsdecode(name.item() if isinstance(name, np.ndarray) else name)),
+            [path],
+            tf.string,
+            stateful=False,
+        )
+        return tf.reshape(content, [])
+
+    def opened(self, name: str) -> Any:
+        """What PIL opens for `name`: the file, or its bytes."""
+        if self.read_bytes is None:
+            return name
+        import io
+
+        return io.BytesIO(self.read_bytes(name))
 
     @classmethod
     def for_files(cls, paths: list[str], channels: int) -> tuple[FileDecoder, dict[str, str]]:
@@ -451,7 +478,7 @@ class FileDecoder:
         # bytes in tf.data's graph; a 0-d array when eager (model_input).
         name = os.fsdecode(path.item() if isinstance(path, np.ndarray) else path)
         try:
-            return load_image(name, self.channels, target), True
+            return load_image(self.opened(name), self.channels, target), True
         except Exception as error:  # PIL raises many types for bad files
             self.failures.add(name, unreadable_reason(name, error))
             return np.zeros((1, 1, self.channels), np.uint8), False
@@ -465,13 +492,13 @@ class FileDecoder:
         graph_error = None
         if known is not None and known.facts.plain:
             try:
-                content = tf.io.read_file(name)
+                content = self.content(tf.constant(os.fsencode(name)))
                 decode_plain(content, known.facts, self.channels, None)
                 return None
             except Exception as error:  # noqa: BLE001 - any failure is the answer
                 graph_error = error
         try:  # PIL: the decoder of the other files, and the clearer reason
-            load_image(name, self.channels)
+            load_image(self.opened(name), self.channels)
         except Exception as pil_error:  # PIL raises many types for bad files
             return unreadable_reason(name, pil_error)
         if graph_error is None:
@@ -576,11 +603,11 @@ class FileDecoder:
         def in_graph(decoder: int) -> Any:  # reads the file in the branch: PIL reads its own
             if colour_to_gray:
                 return lambda: (
-                    rgb_to_gray(plain_decoder(tf.io.read_file(path), decoder, 3)),
+                    rgb_to_gray(plain_decoder(self.content(path), decoder, 3)),
                     tf.constant(True),
                 )
             return lambda: (
-                plain_decoder(tf.io.read_file(path), decoder, channels),
+                plain_decoder(self.content(path), decoder, channels),
                 tf.constant(True),
             )
 

@@ -53,7 +53,7 @@ def trained_on(run: LoadedRun) -> tuple[DataConfig | None, int]:
     saved = run_config.from_dict(run.record.options)
     data = saved.data
     source = run.record.resolved.source
-    if data.data is not None and source.kind in FILE_SOURCES and source.path:
+    if data.data is not None and source.kind in (*FILE_SOURCES, "hf") and source.path:
         data = dataclasses.replace(data, data=source.path)  # train may have run elsewhere
         if data.images is not None and source.details.get("images"):
             data = dataclasses.replace(data, images=source.details["images"])
@@ -82,6 +82,8 @@ def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, in
         images=options.images,
         path_column=options.path_column,
         label_column=options.label_column,
+        image_column=options.image_column,
+        revision=options.revision,
     )
     return config, seed, options.split or default_split(config, saved)
 
