@@ -317,7 +317,7 @@ def columns(dataset: Any) -> str:
 def label_indices(dataset: Any, column: str, class_names: list[str]) -> np.ndarray:
     """The class index of each row (-1: no label, or one the train split lacks)."""
     datasets = require_datasets()
-    values = dataset.data.column(column).to_pylist()
+    values = dataset.with_format("arrow")[column].to_pylist()  # with its row selection
     if isinstance(dataset.features[column], datasets.ClassLabel):
         return np.array([-1 if v is None else int(v) for v in values], dtype=np.int64)
     index = {name: i for i, name in enumerate(class_names)}
@@ -369,6 +369,17 @@ class StoredImages:
             offset += len(batch[self.column])
 
 
+def batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def load_hf_source(config: DataConfig, seed: int, reporter: Reporter, min_classes: int = 2):
     """The dataset as a Source (data.sources), decoded by the folder's decoder."""
     from imgcls_cli.backend import import_tensorflow
@@ -395,12 +406,15 @@ def load_hf_source(config: DataConfig, seed: int, reporter: Reporter, min_classe
     with ThreadPoolExecutor(max_workers=4) as pool:
         for split in opened.splits:
             names[split] = []
-            for name, result in pool.map(check, stored.rows(split)):
-                if isinstance(result, str):
-                    skipped.append((name, result))
-                else:
-                    known[name] = result
-                    names[split].append(name)
+            # A batch of rows at a time: pool.map takes its whole input at once, and a
+            # large dataset's images must never be in memory together.
+            for batch in batched(stored.rows(split), SCAN_BATCH):
+                for name, result in pool.map(check, batch):
+                    if isinstance(result, str):
+                        skipped.append((name, result))
+                    else:
+                        known[name] = result
+                        names[split].append(name)
     if not known:
         raise DataError(f"No readable image in {opened.name}'s column {opened.image_column!r}.")
     failures = StreamFailures()
