@@ -121,7 +121,12 @@ class DataConfig:
         for name, fits, needs in (
             ("images", is_table, "CSV label files: give --data FILE.csv with it"),
             ("path_column", is_table, "CSV label files: give --data FILE.csv with it"),
-            ("label_column", is_table or is_hf, "CSV label files and Hugging Face datasets"),
+            (
+                "label_column",
+                is_table or is_hf,
+                "CSV label files and Hugging Face datasets: give --data FILE.csv or "
+                "--dataset hf:NAME with it",
+            ),
             ("image_column", is_hf, "Hugging Face datasets: give --dataset hf:NAME with it"),
             ("revision", is_hf, "Hugging Face datasets: give --dataset hf:NAME with it"),
         ):

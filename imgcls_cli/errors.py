@@ -30,9 +30,10 @@ class DataError(ImgclsError):
     """Data that cannot be found, read or used."""
 
 
-class LabelFileError(DataError):
-    """A CSV label file that cannot be read as one: the --data value (or the file) must
-    change, so it is a usage error (exit code 2)."""
+class DataLayoutError(DataError):
+    """Data whose layout imgcls cannot read (a CSV without a label column, a dataset
+    without an image feature): the file or the flags must change, so it is a usage error
+    (exit code 2)."""
 
     exit_code = 2
 

@@ -159,8 +159,9 @@ def test_refusals_name_the_columns(saved, tmp_path):
         ({"label_column": "nope"}, r"no column 'nope'; its columns: image \(Image\), label"),
     ]
     for options, message in cases:
-        with pytest.raises(DataError, match=message):
+        with pytest.raises(DataError, match=message) as error:
             load_source(DataConfig(data=data, **options), seed=0)
+        assert error.value.exit_code == 2  # the flags or the data must change
     no_images = tmp_path / "no-images"
     splits["train"].remove_columns(["image"]).save_to_disk(str(no_images))
     with pytest.raises(DataError, match=r"no image column; its columns: label \(ClassLabel\)"):
@@ -191,6 +192,15 @@ def test_a_saved_dataset_trains_evaluates_and_records_its_source(saved, runner, 
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{") :])
     assert report["examples"] == 5 and report["data"]["kind"] == "hf"
+    # Other stored data: its own test split, as a folder's test/ would be.
+    result = runner.invoke(
+        cli_app,
+        ["evaluate", "--model", str(run_dir), "--data", str(root / "parquet"), "--json"]
+        + ["--output", str(root / "parquet-report")],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert (report["data"]["split"], report["examples"]) == ("test", 5)
 
 
 def test_the_hub_probe_answers_offline_at_once():

@@ -94,6 +94,18 @@ def test_a_byte_order_mark_and_blank_lines_are_fine(tmp_path):
     assert [label for _, label in tables(path)["train"].rows] == ["café", "dog"]
 
 
+def test_other_separators_and_windows_paths(tmp_path):
+    images = flat_images(tmp_path / "images", ["a.png"])
+    path = tmp_path / "semi.csv"
+    path.write_text("path;label\nimages/a.png;cat\n")
+    with pytest.raises(DataError, match=r"seems separated by ';', not commas"):
+        tables(path)
+    table = read_label_table(
+        write_csv(tmp_path / "w.csv", [["images\\a.png", "cat"]]), tmp_path, None, None
+    )
+    assert table.rows == [(images / "a.png", "cat")]
+
+
 def test_validation_labels_must_be_training_labels(tmp_path):
     flat_images(tmp_path, ["a.png", "b.png", "c.png"])
     write_csv(tmp_path / "train.csv", [["a.png", "cat"], ["b.png", "dog"]])
@@ -235,6 +247,14 @@ def test_a_csv_run_is_evaluated_on_its_own_split_and_on_another_csv(csv_run, run
     assert report["examples"] == 3 and report["data"]["kind"] == "csv"  # the carved test part
 
     other = csv_dataset(root / "other", per_class=4, seed=5)
+    # Another CSV of the run's layout is read with the run's columns (--label-column breed).
+    result = runner.invoke(
+        cli_app,
+        ["evaluate", "--model", str(run_dir), "--data", str(other), "--json"]
+        + ["--output", str(root / "same-columns")],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{") :])["examples"] == 12
     renamed = root / "other" / "renamed.csv"  # a column that needs naming
     rows = list(csv.reader(other.open()))
     write_csv(renamed, rows[1:], header=("file_stem", "class"))
@@ -261,6 +281,11 @@ def test_inspect_and_augment_preview_read_a_csv_as_a_folder(csv_run, runner, cli
     counts = report["class_counts"]
     assert report["classes"] == ["golden retriever", "red fox", "tabby cat"]
     assert sum(row["train"] + row["val"] + row["test"] for row in counts.values()) == 30
+    messy = labels.parent / "messy.csv"
+    messy.write_text(labels.read_text() + "gone,red fox\n")
+    result = runner.invoke(cli_app, ["inspect", "--data", str(messy), "--label-column", "breed"])
+    assert result.exit_code == 0, result.output
+    assert "Skipped 1 row(s) of" in result.output and "gone: no such file" in result.output
     picture = tmp_path / "preview.png"
     result = runner.invoke(cli_app, ["augment-preview", *table, "--output", str(picture)])
     assert result.exit_code == 0, result.output

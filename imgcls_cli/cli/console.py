@@ -370,6 +370,8 @@ def print_data_report(report: dict[str, Any], shown: int = 10) -> None:
     ]
     for line in filter(None, lines):
         out.print(escape(line), soft_wrap=True)
+    for message in report.get("warnings", []):  # skipped rows, empty split folders, …
+        warning(message)
     for item in report["unreadable"][:shown]:
         warning(f"Unreadable: {item['path']} ({item['reason']})")
     duplicates = report["duplicates"]

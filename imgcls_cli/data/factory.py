@@ -54,9 +54,12 @@ def check_data(config: DataConfig) -> None:
         from imgcls_cli.data.hf_source import check_hub_name, require_datasets
 
         if config.dataset is not None:
-            check_hub_name(config.dataset)
+            check_hub_name(config.dataset)  # the Hub is asked once, when loading
         else:
+            from imgcls_cli.data.hf_source import open_dataset
+
             require_datasets()
+            open_dataset(config, SilentReporter())  # its columns and splits, offline
         return
     if config.data is None:
         return

@@ -19,6 +19,7 @@ from imgcls_cli.config import (
     EvalSplit,
     EvaluateConfig,
     RunConfig,
+    is_hf_folder,
     label_files,
 )
 from imgcls_cli.errors import DataError, RunDirError
@@ -72,6 +73,12 @@ def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, in
         return saved, seed, options.split or EvalSplit.test
     base = saved or DataConfig(dataset="digits")
     same_dataset = options.dataset is not None and options.dataset == base.dataset
+    # Other data of the run's own kind is read with the run's columns, unless any column
+    # is named: then the options describe the new data's layout.
+    names = ("path_column", "label_column", "image_column")
+    same_kind = data_kind(options.dataset, options.data) == data_kind(base.dataset, base.data)
+    inherit = same_kind and all(getattr(options, name) is None for name in names)
+    columns = {name: getattr(base if inherit else options, name) for name in names}
     config = DataConfig(
         dataset=options.dataset,
         data=options.data,
@@ -80,12 +87,19 @@ def choose_data(run: LoadedRun, options: EvaluateConfig) -> tuple[DataConfig, in
         val_split=base.val_split,
         test_split=base.test_split,
         images=options.images,
-        path_column=options.path_column,
-        label_column=options.label_column,
-        image_column=options.image_column,
         revision=options.revision,
+        **columns,
     )
     return config, seed, options.split or default_split(config, saved)
+
+
+def data_kind(dataset: str | None, data: str | None) -> str:
+    """'csv', 'hf', 'folder' or 'tfds' (the embedded digits too)."""
+    if data is not None:
+        if label_files(Path(data)) is not None:
+            return "csv"
+        return "hf" if is_hf_folder(Path(data)) else "folder"
+    return "hf" if (dataset or "").startswith("hf:") else "tfds"
 
 
 def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:
@@ -99,6 +113,11 @@ def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:
     tables = label_files(folder)
     if tables is not None:
         return EvalSplit.test if "test" in tables else EvalSplit.all
+    if is_hf_folder(folder):
+        from imgcls_cli.data.hf_source import SPLIT_NAMES, stored_split_names
+
+        names = {SPLIT_NAMES.get(name.lower()) for name in stored_split_names(folder)}
+        return EvalSplit.test if "test" in names else EvalSplit.all
     return EvalSplit.test if (folder / "test").is_dir() else EvalSplit.all
 
 
@@ -132,7 +151,7 @@ def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> Ev
     if change:
         reporter.warning(change)
     index_map = class_index_map(source.class_names, run.class_names)
-    split, unknown = relabel(concatenate(parts), index_map)
+    split, unknown = relabel(concatenate(parts), index_map, source.class_names, run.class_names)
     unknown_classes = [name for name, index in zip(source.class_names, index_map) if index < 0]
     if unknown is not None and split.num_examples == 0:
         raise DataError(
@@ -184,13 +203,23 @@ def concatenate(parts: list[Any]) -> Any:
     if folder and decoder is not None and paths is not None and labels is not None:
         return Split.of_files(paths, labels, decoder)
     count = sum(part.num_examples for part in parts)
+    if folder and decoder is not None and labels is not None:  # stored images (no paths)
+        files = parts[0].files
+        for part in parts[1:]:
+            files = files.concatenate(part.files)
+        return Split(decoder(files), count, None, labels, files=files, decode_files=decoder)
     dataset = parts[0].dataset
     for part in parts[1:]:
         dataset = dataset.concatenate(part.dataset)
     return Split(dataset, count, paths, labels)
 
 
-def relabel(split: Any, index_map: np.ndarray) -> tuple[Any, Any]:
+def relabel(
+    split: Any,
+    index_map: np.ndarray,
+    data_classes: list[str] | None = None,
+    model_classes: list[str] | None = None,
+) -> tuple[Any, Any]:
     """(the split's images of classes the model knows, labels in the model's class order;
     its images of other classes, labelled by their index among those, or None). A
     folder's file list is what is mapped and filtered, since that is what the pipeline
@@ -200,11 +229,15 @@ def relabel(split: Any, index_map: np.ndarray) -> tuple[Any, Any]:
     import tensorflow as tf
 
     unknown_names = np.flatnonzero(index_map < 0)
+    data_classes = data_classes or [str(i) for i in range(len(index_map))]
+    model_classes = model_classes or []
     if split.files is None or split.labels is None:
         if len(unknown_names):
             raise DataError(
-                f"The data has {len(unknown_names)} class(es) the model does not know; "
-                "only a folder's images can be scored apart from them."
+                f"The data has {len(unknown_names)} class(es) the model does not know "
+                f"({', '.join(data_classes[i] for i in unknown_names[:10])}; the model's: "
+                f"{', '.join(model_classes[:10])}); score it on data labelled with the "
+                "model's class names."
             )
         table = tf.constant(index_map)
         dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
@@ -220,8 +253,27 @@ def relabel(split: Any, index_map: np.ndarray) -> tuple[Any, Any]:
 
 
 def file_subset(split: Any, rows: np.ndarray, label_map: np.ndarray) -> Any:
-    """The files of a folder's split at `rows` (a mask), labels mapped by label_map."""
+    """The files of a split at `rows` (a mask), labels mapped by label_map: a folder's
+    paths, or a dataset's stored images (their (name, label) list, filtered in tf.data)."""
     from imgcls_cli.data.sources import Split
 
+    labels = label_map[split.labels[rows]]
+    if split.paths is None:  # stored images: filter the (name, label) list by label
+        import tensorflow as tf
+
+        # relabel's rows are those whose class label_map keeps: a filter by label
+        assert np.array_equal(rows, label_map[split.labels] >= 0)
+        keep, relabelled = tf.constant(label_map >= 0), tf.constant(label_map)
+        files = split.files.filter(lambda name, label: tf.gather(keep, label)).map(
+            lambda name, label: (name, tf.gather(relabelled, label))
+        )
+        return Split(
+            split.decode_files(files),
+            int(rows.sum()),
+            None,
+            labels,
+            files=files,
+            decode_files=split.decode_files,
+        )
     paths = [path for path, keep in zip(split.paths, rows) if keep]
-    return Split.of_files(paths, label_map[split.labels[rows]], split.decode_files)
+    return Split.of_files(paths, labels, split.decode_files)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli.config import DataConfig
-from imgcls_cli.errors import DataError, UsageError
+from imgcls_cli.errors import DataError, DataLayoutError, UsageError
 from imgcls_cli.reporting import Reporter
 
 HUB_PREFIX = "hf:"
@@ -54,10 +54,25 @@ def parse_hub_name(dataset: str) -> tuple[str, str | None]:
         config and not re.fullmatch(r"[\w.-]+", config)
     ):
         raise UsageError(
-            f"--dataset {dataset}: expected hf:NAME, hf:OWNER/NAME or hf:NAME:CONFIG "
+            f"--dataset '{dataset}': expected hf:NAME, hf:OWNER/NAME or hf:NAME:CONFIG "
             "(e.g. hf:beans)."
         )
     return name, config or None
+
+
+def stored_split_names(folder: Path) -> list[str]:
+    """The split names of a saved dataset or Parquet folder, read without opening it."""
+    import json
+
+    listing = folder / "dataset_dict.json"
+    if listing.is_file():
+        try:
+            return list(json.loads(listing.read_text()).get("splits", []))
+        except (OSError, ValueError):
+            return []
+    if (folder / "state.json").is_file():
+        return ["train"]
+    return list(parquet_splits(parquet_files(folder)))
 
 
 def parquet_files(path: Path) -> list[Path]:
@@ -240,7 +255,7 @@ def map_splits(loaded: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if "train" not in splits and len(loaded) == 1:
         return {"train": next(iter(loaded.values()))}, []
     if "train" not in splits:
-        raise DataError(
+        raise DataLayoutError(
             f"The dataset has no train split (its splits: {', '.join(loaded)}); "
             "save the one to train on as 'train'."
         )
@@ -253,9 +268,11 @@ def find_image_column(dataset: Any, named: str | None, name: str) -> str:
     features = dataset.features
     if named is not None:
         if named not in features:
-            raise DataError(f"{name} has no column {named!r}; its columns: {columns(dataset)}.")
+            raise DataLayoutError(
+                f"{name} has no column {named!r}; its columns: {columns(dataset)}."
+            )
         if not isinstance(features[named], datasets.Image):
-            raise DataError(
+            raise DataLayoutError(
                 f"{name}'s column {named!r} is {describe(features[named])}, not images; "
                 f"its columns: {columns(dataset)}."
             )
@@ -263,7 +280,7 @@ def find_image_column(dataset: Any, named: str | None, name: str) -> str:
     for column, feature in features.items():
         if isinstance(feature, datasets.Image):
             return column
-    raise DataError(
+    raise DataLayoutError(
         f"{name} has no image column; its columns: {columns(dataset)} (pick one with "
         "--image-column NAME)."
     )
@@ -278,12 +295,12 @@ def find_label_column(dataset: Any, named: str | None, name: str) -> tuple[str, 
         for column, feature in features.items():
             if isinstance(feature, datasets.ClassLabel):
                 return column, list(feature.names)
-        raise DataError(
+        raise DataLayoutError(
             f"{name} has no class label column; its columns: {columns(dataset)} (pick one "
             "with --label-column NAME)."
         )
     if named not in features:
-        raise DataError(f"{name} has no column {named!r}; its columns: {columns(dataset)}.")
+        raise DataLayoutError(f"{name} has no column {named!r}; its columns: {columns(dataset)}.")
     feature = features[named]
     if isinstance(feature, datasets.ClassLabel):
         return named, list(feature.names)
@@ -294,7 +311,7 @@ def find_label_column(dataset: Any, named: str | None, name: str) -> tuple[str, 
 
         values = {str(value) for value in dataset.unique(named) if value is not None}
         return named, sort_class_names(sorted(values))
-    raise DataError(
+    raise DataLayoutError(
         f"{name}'s column {named!r} is {describe(feature)}, not a class label; its "
         f"columns: {columns(dataset)}."
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from imgcls_cli.config import DataConfig, label_files
 from imgcls_cli.data.images import is_image_file
-from imgcls_cli.errors import LabelFileError
+from imgcls_cli.errors import DataLayoutError
 from imgcls_cli.reporting import files_and_reasons
 
 PATH_COLUMNS = ("path", "file", "filename", "image", "image_name", "image_id", "id")
@@ -43,13 +43,13 @@ def read_label_tables(config: DataConfig) -> dict[str, LabelTable]:
     refused in one line on a structural problem. No TensorFlow."""
     data = Path(config.data or "")
     if not data.exists():
-        raise LabelFileError(f"--data {data} does not exist; give a CSV label file or a folder.")
+        raise DataLayoutError(f"--data {data} does not exist; give a CSV label file or a folder.")
     tables = label_files(data)
     if tables is None:
-        raise LabelFileError(f"--data {data} is not a CSV label file.")
+        raise DataLayoutError(f"--data {data} is not a CSV label file.")
     images = Path(config.images) if config.images else None
     if images is not None and not images.is_dir():
-        raise LabelFileError(
+        raise DataLayoutError(
             f"--images {images} is not a folder; give the folder the CSV's paths are in."
         )
     read = {
@@ -58,12 +58,12 @@ def read_label_tables(config: DataConfig) -> dict[str, LabelTable]:
     }
     train = read["train"]
     if not train.rows:
-        raise LabelFileError(no_usable_row(train))
+        raise DataLayoutError(no_usable_row(train))
     known = {label for _, label in train.rows}
     for split, table in read.items():
         extra = sorted({label for _, label in table.rows} - known)
         if split != "train" and extra:
-            raise LabelFileError(
+            raise DataLayoutError(
                 f"{table.csv} has labels not in {train.csv}: {', '.join(extra[:10])}"
                 f"{' …' if len(extra) > 10 else ''}."
             )
@@ -117,17 +117,17 @@ def read_label_table(
     rows, header_line = parse_rows(csv_path)
     header = rows[0][1] if rows else []
     if not header:
-        raise LabelFileError(f"{csv_path} is empty: expected a header row such as 'path,label'.")
+        raise DataLayoutError(f"{csv_path} is empty: expected a header row such as 'path,label'.")
     path_index = find_column(csv_path, header, path_column, PATH_COLUMNS, "path")
     label_index = find_column(csv_path, header, label_column, LABEL_COLUMNS, "label")
     body = rows[1:]
     for line, fields in body:
         if len(fields) != len(header) and any("\n" in field for field in fields):
-            raise LabelFileError(
+            raise DataLayoutError(
                 f"{csv_path} line {line}: a quote opened here is not closed on its line."
             )
         if len(fields) != len(header):
-            raise LabelFileError(
+            raise DataLayoutError(
                 f"{csv_path} line {line}: {len(fields)} field(s) where the header (line "
                 f"{header_line}) has {len(header)}; quote a value that holds a comma."
             )
@@ -170,12 +170,12 @@ def parse_rows(csv_path: Path) -> tuple[list[tuple[int, list[str]]], int]:
     try:
         raw = csv_path.read_bytes()
     except OSError as error:
-        raise LabelFileError(f"Cannot read {csv_path}: {error.strerror or error}.") from None
+        raise DataLayoutError(f"Cannot read {csv_path}: {error.strerror or error}.") from None
     try:
         text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise LabelFileError(
+        raise DataLayoutError(
             f"{csv_path} line {line} is not UTF-8 text; save the file as UTF-8 "
             "(Excel: 'CSV UTF-8')."
         ) from None
@@ -188,7 +188,7 @@ def parse_rows(csv_path: Path) -> tuple[list[tuple[int, list[str]]], int]:
                 rows.append((start, fields))
             start = reader.line_num + 1
     except csv.Error as error:
-        raise LabelFileError(
+        raise DataLayoutError(
             f"{csv_path} line {reader.line_num}: not valid CSV ({error})."
         ) from None
     return rows, rows[0][0] if rows else 1
@@ -204,13 +204,20 @@ def find_column(
     if named is not None:
         if named.strip().lower() in names:
             return names.index(named.strip().lower())
-        raise LabelFileError(
+        raise DataLayoutError(
             f"{csv_path} has no column {named!r} ({flag}); its columns: {', '.join(header)}."
         )
     for candidate in candidates:
         if candidate in names:
             return names.index(candidate)
-    raise LabelFileError(
+    separated = next((sep for sep in (";", "\t", "|") if any(sep in h for h in header)), None)
+    if len(header) == 1 and separated:
+        shown = "a tab" if separated == "\t" else f"'{separated}'"
+        raise DataLayoutError(
+            f"{csv_path} seems separated by {shown}, not commas: save it as comma-separated "
+            "values (CSV)."
+        )
+    raise DataLayoutError(
         f"{csv_path} has no {role} column (looked for {', '.join(candidates)} in its header "
         f"row: {', '.join(header)}); name it with {flag} NAME, or add a header row."
     )
@@ -239,7 +246,9 @@ class FileFinder:
         self._stems: dict[Path, dict[str, list[str]]] = {}
 
     def find(self, value: str) -> tuple[Path | None, str]:
-        """(the file, "") or (None, why not)."""
+        """(the file, "") or (None, why not). Windows' backslashes work as slashes."""
+        if os.sep == "/" and "\\" in value and not (self.root / value).exists():
+            value = value.replace("\\", "/")
         path = Path(os.path.normpath(self.root / value))  # an absolute value replaces root
         if path != self.root and self.root not in path.parents:
             return None, f"{value} is outside the images folder {self.root}"
