@@ -173,14 +173,15 @@ def test_mixed_precision_trains_on_cpu_with_bfloat16(runner, cli_app, tmp_path):
     assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
 
 
-def start_workers(data, run_dir, epochs, ports):
+def start_workers(data, run_dir, epochs, ports, temp):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
     for index in range(2):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         args = ("train", "--strategy", "multi-worker", *SLOW_RUN, "--epochs", str(epochs))
         args += ("--data", str(data))
-        processes.append(imgcls(*args, "--output", str(run_dir), env={"TF_CONFIG": config}))
+        env = {"TF_CONFIG": config, "TMPDIR": str(temp)}  # worker 1's scratch copy goes there
+        processes.append(imgcls(*args, "--output", str(run_dir), env=env))
     return processes
 
 
@@ -193,7 +194,9 @@ def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     # enough to kill a worker in epoch 2.
     data = make_class_folder(tmp_path / "shared" / "data", classes="abcd", per_class=40)
     ports = [free_port(), free_port()]
-    chief, worker = start_workers(data, run_dir, 2, ports)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    chief, worker = start_workers(data, run_dir, 2, ports, temp)
     wait_for(lambda: checkpoint_epochs(run_dir) >= 1, chief)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
@@ -202,14 +205,67 @@ def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     assert code == 1 and "Restart every worker" in output, output
     done_before = checkpoint_epochs(run_dir)
     assert done_before == 1  # the chief cannot finish epoch 2 without its peer
+    scratch = lambda: [p.name.split("-")[2] for p in temp.glob("imgcls-worker-*")]  # noqa: E731
+    assert scratch() == [str(worker.pid)]  # killed: left behind (TensorFlow's files aside)
 
-    outputs = [finish(p) for p in start_workers(data, run_dir, 2, ports)]
+    outputs = [finish(p) for p in start_workers(data, run_dir, 2, ports, temp)]
     for code, output in outputs:
         assert code == 0, output
         assert f"Resuming after epoch {done_before}" in output
     assert [int(row["epoch"]) for row in history(run_dir)] == [1, 2]
     fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
     assert len(fingerprints) == 1
+    # The restarted worker removed the killed one's scratch folder, and its own at the end.
+    assert scratch() == []
+
+
+NON_CHIEF = """
+import sys, types
+from pathlib import Path
+from imgcls_cli.engine.devices import worker_dir
+
+resolver = types.SimpleNamespace(
+    task_type="worker",
+    task_id=1,
+    cluster_spec=lambda: types.SimpleNamespace(as_dict=lambda: {"worker": ["a:1", "b:2"]}),
+)
+scratch = worker_dir(Path(sys.argv[1]), types.SimpleNamespace(cluster_resolver=resolver))
+(scratch / "checkpoints").mkdir()
+(scratch / "checkpoints" / "ckpt-6.index").write_bytes(b"weights")
+print(scratch, flush=True)
+if sys.argv[2] == "error":
+    raise RuntimeError("the chief stopped answering")
+"""
+
+
+@pytest.mark.parametrize("ending", ["error", "done"])
+def test_a_non_chief_workers_scratch_folder_goes_on_every_exit(tmp_path, ending):
+    """A worker that ends on an error (its peer lost) leaves no checkpoints behind, nor
+    one that ends normally; one killed outright is removed by the next to start."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    killed = temp / f"imgcls-worker-{gone.stdout.strip()}-abc"  # by a process that is gone
+    (killed / "checkpoints").mkdir(parents=True)
+    running = temp / f"imgcls-worker-{os.getpid()}-def"  # this process's: kept
+    running.mkdir()
+    other = temp / "imgcls-worker-xyz"  # not named by a process id: not judged
+    other.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", NON_CHIEF, str(tmp_path / "run"), ending],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    assert done.returncode == (1 if ending == "error" else 0), done.stderr
+    scratch = Path(done.stdout.strip())
+    assert scratch.parent == temp and scratch.name.startswith("imgcls-worker-")
+    assert sorted(p.name for p in temp.iterdir()) == sorted([running.name, other.name])
 
 
 SLURM_TASK = {

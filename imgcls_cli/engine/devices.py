@@ -76,12 +76,41 @@ def cluster_errors() -> Iterator[None]:
         ) from None
 
 
+WORKER_PREFIX = "imgcls-worker-"  # + the process id + "-": a non-chief's scratch folder
+
+
 def worker_dir(run_dir: Path, strategy: Any) -> Path:
     """The chief writes the run directory; other workers a throw-away one (they must
-    still save, because saving a distributed model is a collective operation)."""
+    still save, because saving a distributed model is a collective operation). It is
+    removed when the process ends, whichever way (done, an error, SIGINT or SIGTERM in
+    training, which end through the interpreter's exit); one left by a killed process
+    is removed by the next worker that starts on this machine."""
+    import atexit
+    import shutil
     import tempfile
 
-    return run_dir if is_chief(strategy) else Path(tempfile.mkdtemp(prefix="imgcls-worker-"))
+    if is_chief(strategy):
+        return run_dir
+    remove_stale_worker_dirs(Path(tempfile.gettempdir()))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{WORKER_PREFIX}{os.getpid()}-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
+
+
+def remove_stale_worker_dirs(folder: Path) -> list[Path]:
+    """The scratch folders of worker processes that no longer run; returns them."""
+    import shutil
+
+    removed = []
+    for path in folder.glob(f"{WORKER_PREFIX}*-*"):
+        try:
+            os.kill(int(path.name[len(WORKER_PREFIX) :].split("-")[0]), 0)
+        except ProcessLookupError:  # no such process: killed before it could clean up
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except (ValueError, OSError):  # not ours, or another user's process
+            continue
+    return removed
 
 
 CPU_REPLICAS_ENV = "IMGCLS_CPU_REPLICAS"  # split the CPU into N devices, to try mirrored
