@@ -368,3 +368,35 @@ def test_no_runtime_writes_to_the_terminal_without_debug(exports, shapes_run, tm
     noise = [line for line in stderr.splitlines() if RUNTIME_NOISE.search(line)]
     assert not noise, noise
     assert "Timing tflite-int8" in stderr  # the commands did run, and reported on stderr
+
+
+@pytest.mark.slow
+def test_a_mixed_precision_run_exports_to_every_format_at_float_parity(check_folder, tmp_path):
+    """The run computes in bfloat16 (mixed precision on the CPU), which TFLite's builtin
+    ops and ONNX's typed graphs do not take: the artifacts are made from a float32 copy of
+    the same weights, and checked against the run's own model on 90 new images."""
+    classes = ("circle", "square", "tri")
+    data = make_class_folder(tmp_path / "shapes", classes=classes, per_class=16)
+    run = api.train(
+        data=str(data),
+        arch="convnet",
+        epochs=2,
+        batch_size=8,
+        mixed_precision=True,
+        output=tmp_path / "run",
+    )
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in run.model.layers)
+    for format, quantize, bar in (
+        ("tflite", "none", 0.999),
+        ("tflite", "int8", 0.98),
+        ("onnx", "none", 0.999),
+    ):
+        document = api.export(
+            run.path,
+            format=format,
+            quantize=quantize,
+            data=str(check_folder),
+            output=tmp_path / f"{format}-{quantize}",
+        )
+        assert document["parity"]["examples"] == 90
+        assert document["parity"]["agreement"] >= bar, (format, quantize, document["parity"])

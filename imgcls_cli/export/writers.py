@@ -19,7 +19,7 @@ import numpy as np
 
 from imgcls_cli.backend import native_output_silenced, quiet_logger
 from imgcls_cli.config import ExportFormat, Quantize
-from imgcls_cli.errors import UsageError
+from imgcls_cli.errors import ImgclsError, UsageError
 
 ARTIFACTS = {
     ExportFormat.savedmodel: "saved_model",
@@ -109,7 +109,7 @@ def write_tflite(
             with native_output_silenced():  # "fully_quantize: 0, inference_type: 6, ..."
                 flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError and others
-            raise UsageError(conversion_failure("TFLite", error)) from None
+            raise ImgclsError(conversion_failure("TFLite", error)) from None
     path.write_bytes(flatbuffer)
 
 
@@ -140,7 +140,7 @@ def write_onnx(model: Any, path: Path, image_size: tuple[int, int], channels: in
                 opset=ONNX_OPSET,
             )
     except Exception as error:  # tf2onnx raises many types for ops it cannot take
-        raise UsageError(conversion_failure("ONNX", error)) from None
+        raise ImgclsError(conversion_failure("ONNX", error)) from None
     rename(proto, proto.graph.input, INPUT_NAME)
     rename(proto, proto.graph.output, OUTPUT_NAME)
     onnx.save(proto, str(path))
@@ -186,10 +186,50 @@ def write_artifact(
     if format is ExportFormat.savedmodel:
         write_savedmodel(model, path, image_size, channels)
     elif format is ExportFormat.tflite:
-        write_tflite(model, path, image_size, channels, quantize, calibration)
+        write_tflite(float32_model(model), path, image_size, channels, quantize, calibration)
     else:
-        write_onnx(model, path, image_size, channels)
+        write_onnx(float32_model(model), path, image_size, channels)
     return path
+
+
+def float32_model(model: Any) -> Any:
+    """The model computing in float32, with the same weights: a --mixed-precision run
+    computes in bfloat16 or float16 (its variables are float32 already), which TFLite's
+    builtin ops and ONNX's typed graphs do not take. Other models are returned as they
+    are. The parity check compares the artifact with the run's own model, as for any."""
+    import keras
+
+    if all(policy_name(layer) in (None, "float32") for layer in walk_layers(model)):
+        return model
+    document = with_float32_policies(keras.saving.serialize_keras_object(model))
+    copy = keras.saving.deserialize_keras_object(document)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def walk_layers(model: Any) -> Iterator[Any]:
+    """Every layer, inside nested models too (finetune's backbone)."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from walk_layers(layer)
+
+
+def policy_name(layer: Any) -> str | None:
+    policy = getattr(layer, "dtype_policy", None)
+    return getattr(policy, "name", None)
+
+
+def with_float32_policies(document: Any) -> Any:
+    """A serialized model with every mixed dtype policy replaced by float32."""
+    if isinstance(document, list):
+        return [with_float32_policies(item) for item in document]
+    if not isinstance(document, dict):
+        return document
+    if str(document.get("class_name", "")).endswith("DTypePolicy"):
+        name = str(document.get("config", {}).get("name", ""))
+        if name.startswith("mixed_"):
+            return {**document, "config": {**document["config"], "name": "float32"}}
+    return {key: with_float32_policies(value) for key, value in document.items()}
 
 
 def artifact_bytes(path: Path) -> int:
