@@ -18,11 +18,15 @@ PORT0=${PORT0:-12345}
 PORT1=${PORT1:-12346}
 CLUSTER="\"worker\": [\"127.0.0.1:$PORT0\", \"127.0.0.1:$PORT1\"]"
 
+prefix() {  # each line of a worker's output, led by the worker's index
+  while IFS= read -r line; do printf '[worker %s] %s\n' "$1" "$line"; done
+}
+
 pids=()
 for index in 0 1; do
   TF_CONFIG="{\"cluster\": {$CLUSTER}, \"task\": {\"type\": \"worker\", \"index\": $index}}" \
     $IMGCLS train --strategy multi-worker --dataset digits --arch "$ARCH" --epochs "$EPOCHS" \
-      --batch-size 64 --output "$OUTPUT" &
+      --batch-size 64 --output "$OUTPUT" > >(prefix "$index") 2>&1 &
   pids+=($!)
 done
 

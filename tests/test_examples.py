@@ -97,8 +97,8 @@ def test_multi_worker_example(tmp_path):
     assert (run_dir / "model.keras").exists()
     # Both workers end with the same weights; only the chief wrote (worker 1's scratch
     # folder is gone, and nothing else appeared).
-    chief = re.search(r"Run saved to \S+ \(weights ([0-9a-f]{16})\)", output)
-    worker = re.search(r"Worker done \(weights ([0-9a-f]{16})\)", output)
+    chief = re.search(r"^\[worker 0\] Run saved to \S+ \(weights ([0-9a-f]{16})\)", output, re.M)
+    worker = re.search(r"^\[worker 1\] Worker done \(weights ([0-9a-f]{16})\)", output, re.M)
     assert chief and worker, output
     assert chief.group(1) == worker.group(1)
     assert json.loads((run_dir / "metrics.json").read_text())["weights_fingerprint"] == (

@@ -203,6 +203,8 @@ def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     # The chief notices the lost peer and stops by itself, with one line saying what to do.
     code, output = finish(chief, timeout=60)
     assert code == 1 and "Restart every worker" in output, output
+    assert f"Worker 1 (127.0.0.1:{ports[1]}) stopped answering" in output, output
+    assert "function_node" not in output.splitlines()[-1]
     done_before = checkpoint_epochs(run_dir)
     assert done_before == 1  # the chief cannot finish epoch 2 without its peer
     scratch = lambda: [p.name.split("-")[2] for p in temp.glob("imgcls-worker-*")]  # noqa: E731
@@ -404,3 +406,31 @@ def test_without_tf_config_or_slurm_multi_worker_says_what_to_set(monkeypatch):
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a one-task step: nothing to join
     with pytest.raises(UsageError, match="TF_CONFIG .* or a Slurm step"):
         devices.create_strategy("multi-worker")
+
+
+LOST = (
+    "{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:0/"
+    "device:CPU:0}} Collective ops is aborted by: Error reported from /job:worker/task:2: "
+    "The following tasks are unhealthy (stopped sending heartbeats):\n"
+    "/job:worker/replica:0/task:2\nThe tasks have crashed."
+)
+
+
+def test_a_lost_worker_is_named_by_index_and_address():
+    from imgcls_cli.engine.devices import lost_peer_message
+
+    def tf_config(workers, index):
+        hosts = [f"10.0.0.{i}:2222" for i in range(workers)]
+        return json.dumps(
+            {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+        )
+
+    line = lost_peer_message(LOST, tf_config(3, 0))
+    assert line.startswith("Worker 2 (10.0.0.2:2222) stopped answering: it crashed, was ")
+    assert "function_node" not in line and "\n" not in line
+    assert line.endswith("training continues from the last checkpoint.")
+    # No task in the error: with one peer, it is that one; with several, not guessed.
+    reset = "recvmsg:Connection reset by peer"
+    assert lost_peer_message(reset, tf_config(2, 1)).startswith("Worker 0 (10.0.0.0:2222) ")
+    assert lost_peer_message(reset, tf_config(3, 1)).startswith("A worker of the cluster ")
+    assert lost_peer_message(reset, None).startswith("A worker of the cluster ")

@@ -69,11 +69,43 @@ def cluster_errors() -> Iterator[None]:
     try:
         yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
-        first_line = str(error).strip().splitlines()[0][:200]
-        raise ImgclsError(
-            f"A worker of the cluster stopped answering ({first_line}). Restart every worker "
-            "with the same command: training continues from the last checkpoint."
-        ) from None
+        raise ImgclsError(lost_peer_message(str(error), os.environ.get("TF_CONFIG"))) from None
+
+
+def lost_peer_message(text: str, tf_config: str | None) -> str:
+    """One line naming the worker that stopped answering (its index and address, from
+    TensorFlow's error and TF_CONFIG) and what to do, without TensorFlow's function names."""
+    import json
+    import re
+
+    try:
+        config = json.loads(tf_config or "{}")
+        cluster, task = config.get("cluster", {}), config.get("task", {})
+        own = (task.get("type"), int(task.get("index", -1)))
+    except (ValueError, TypeError, AttributeError):
+        cluster, own = {}, (None, -1)
+    unhealthy = re.search(r"unhealthy[^:]*:\s*((?:/job:\w+/replica:\d+/task:\d+\s*)+)", text)
+    named = re.findall(
+        r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", unhealthy[1] if unhealthy else text
+    )
+    peers = sorted({(job, int(index)) for job, index in named} - {own})
+    if not peers and isinstance(cluster, dict):  # two workers: the other one
+        others = [(job, i) for job, hosts in cluster.items() for i in range(len(hosts))]
+        others = [peer for peer in others if peer != own]
+        peers = others if len(others) == 1 else []
+
+    def name(job: str, index: int) -> str:
+        hosts = cluster.get(job, []) if isinstance(cluster, dict) else []
+        address = f" ({hosts[index]})" if index < len(hosts) else ""
+        return f"{'Worker' if job == 'worker' else job.capitalize()} {index}{address}"
+
+    who = ", ".join(name(*peer) for peer in peers) or "A worker of the cluster"
+    cause = re.sub(r"\{\{[^}]*\}\}\s*", "", text.strip().splitlines()[0] if text.strip() else "")
+    return (
+        f"{who} stopped answering: it crashed, was stopped or lost the network "
+        f"(TensorFlow: {cause[:160]}). Restart every worker with the same command: "
+        "training continues from the last checkpoint."
+    )
 
 
 WORKER_PREFIX = "imgcls-worker-"  # + the process id + "-": a non-chief's scratch folder
