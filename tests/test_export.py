@@ -4,7 +4,9 @@ parity check; folders are refused, replaced only with --force; a missing extra i
 
 import json
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_class_folder
 
@@ -59,12 +61,10 @@ def test_float_exports_agree_with_the_keras_model(exports, name):
     assert parity["agreement"] == 1.0
     assert parity["max_abs_difference"] < (1e-2 if name != "tflite-dynamic" else 5e-2)
     assert parity["export_accuracy"] == parity["keras_accuracy"]
-    assert document["input"] == {
-        "name": "images",
-        "shape": [None, 16, 16, 3],
-        "dtype": "float32",
-        "pixels": document["input"]["pixels"],
-    }
+    card = document["input"]
+    assert (card["name"], card["shape"], card["dtype"]) == ("images", [None, 16, 16, 3], "float32")
+    assert (card["channels"], card["value_range"], card["layout"]) == ("RGB", [0, 255], "NHWC")
+    assert "quantization" not in card and document["output"]["dtype"] == "float32"
     folder = document["folder"]
     assert json.loads(open(f"{folder}/export.json").read())["parity"] == parity
 
@@ -400,3 +400,56 @@ def test_a_mixed_precision_run_exports_to_every_format_at_float_parity(check_fol
         )
         assert document["parity"]["examples"] == 90
         assert document["parity"]["agreement"] >= bar, (format, quantize, document["parity"])
+
+
+def app_probabilities(folder: Path, files: list[Path]) -> np.ndarray:
+    """What an app does with an export folder, reading only export.json and labels.json:
+    decode each image (PIL), feed the artifact in its own runtime with the card's dtype
+    and quantization, read the output the card's way. The files are at the input size,
+    so no resize is needed."""
+    from PIL import Image
+
+    card = json.loads((folder / "export.json").read_text())
+    source, target = card["input"], card["output"]
+    mode = "RGB" if source["channels"] == "RGB" else "L"
+    pixels = np.stack([np.asarray(Image.open(f).convert(mode)) for f in files])
+    pixels = pixels.reshape(len(files), *source["shape"][1:]).astype(np.float32)
+    if "quantization" in source:
+        q = source["quantization"]
+        pixels = np.round(pixels / q["scale"] + q["zero_point"])
+    pixels = pixels.astype(source["dtype"])
+    path = str(folder / card["artifact"])
+    if card["format"] == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        stored = session.run([target["name"]], {source["name"]: pixels})[0]
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path)
+        given, answer = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        interpreter.resize_tensor_input(given["index"], pixels.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(given["index"], pixels)
+        interpreter.invoke()
+        stored = interpreter.get_tensor(answer["index"])
+    if "quantization" in target:
+        q = target["quantization"]
+        return q["scale"] * (stored.astype(np.float32) - q["zero_point"])
+    return stored.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["onnx", "tflite", "tflite-fp16", "tflite-int8"])
+def test_an_app_reading_only_export_json_reproduces_predict(exports, check_folder, name):
+    folder = Path(exports[name]["folder"])
+    files = sorted(check_folder.rglob("*.png"))[::9]  # 10 images of the three classes
+    labels = json.loads((folder / "labels.json").read_text())
+    probabilities = app_probabilities(folder, files)
+    records = api.predict(folder, [str(f) for f in files], top_k=len(labels))
+    step = exports[name]["output"].get("quantization", {}).get("scale", 1e-6)
+    for row, record in zip(probabilities, records, strict=True):
+        assert labels[int(np.argmax(row))] == record["label"]
+        by_label = {entry["label"]: entry["probability"] for entry in record["top_k"]}
+        expected = np.array([by_label[label] for label in labels])
+        np.testing.assert_allclose(row, expected, atol=step * 1.01)

@@ -200,24 +200,18 @@ def export_document(
 ) -> dict[str, Any]:
     from imgcls_cli.backend import versions
 
-    input_dtype = "float32"
-    if config.quantize is Quantize.int8:
-        input_dtype = np.dtype(exported.runner.input_dtype).name
+    facts = {"input": {"dtype": "float32"}, "output": {"dtype": "float32"}}
+    if config.format is ExportFormat.tflite:
+        facts = exported.runner.tensor_facts()
     return {
         "format": config.format.value,
         "quantize": config.quantize.value,
         "artifact": artifact.name,
         "file_bytes": writers.artifact_bytes(artifact),
         "keras_model_bytes": (run.run_dir / rundir.MODEL_FILE).stat().st_size,
-        "input": {
-            "name": writers.INPUT_NAME,
-            "shape": [None, *run.image_size, run.channels],
-            "dtype": input_dtype,
-            "pixels": "raw 0-255 values, "
-            + ("RGB" if run.channels == 3 else "grayscale")
-            + f", resized to {run.image_size[0]}x{run.image_size[1]}; the model normalises them",
-        },
-        "output": {"name": writers.OUTPUT_NAME, "shape": [None, run.num_classes]},
+        "input": input_card(run, facts["input"]),
+        "output": output_card(run, facts["output"]),
+        "labels": rundir.LABELS_FILE,
         "signature": writers.SIGNATURE if config.format is ExportFormat.savedmodel else None,
         "source_run": str(run.run_dir.resolve()),
         "options": config.to_dict(),
@@ -226,6 +220,57 @@ def export_document(
         "parity": parity,
         "run_config": run.record.to_dict(),  # what evaluate needs to find the run's data
     }
+
+
+def input_card(run: LoadedRun, facts: dict[str, Any]) -> dict[str, Any]:
+    """export.json's input: all an app needs to feed the artifact the pixels `predict`
+    feeds model.keras (data.folder.FileDecoder's decode and resize)."""
+    height, width = run.image_size
+    card: dict[str, Any] = {
+        "name": writers.INPUT_NAME,
+        "shape": [None, height, width, run.channels],
+        "layout": "NHWC",
+        **facts,
+        "channels": "RGB" if run.channels == 3 else "grayscale",
+        "value_range": [0, 255],
+        "pixels": "raw 0-255 values, "
+        + ("RGB" if run.channels == 3 else "grayscale")
+        + f", resized to {height}x{width}; the model normalises them",
+        "resize": {
+            "size": [height, width],
+            "shrink": "area (each pixel the mean of the pixels it covers)",
+            "enlarge": "bilinear",
+            "otherwise": "bilinear with antialiasing (larger on one side, smaller on the other)",
+            "rounding": "to the nearest integer, clipped to 0-255",
+        },
+        "jpeg_decode": "at the largest of 1/2, 1/4, 1/8 scale that keeps both sides at least "
+        "the input size (libjpeg's DCT scaling), then resized as above; EXIF orientation "
+        "applied",
+        "grayscale_from_colour": "ITU-R 601-2 luma (PIL's convert('L'))",
+    }
+    if "scale" in facts:
+        how = "round(pixel / scale + zero_point), clipped to the dtype's range"
+        card["quantization"] = quantization_card(facts, stored=how)
+    return card
+
+
+def quantization_card(facts: dict[str, Any], **how: str) -> dict[str, Any]:
+    """An int8 tensor's scale and zero point, and how to apply them."""
+    return {"scale": facts["scale"], "zero_point": facts["zero_point"], **how}
+
+
+def output_card(run: LoadedRun, facts: dict[str, Any]) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "name": writers.OUTPUT_NAME,
+        "shape": [None, run.num_classes],
+        **facts,
+        "meaning": f"class probabilities (softmax), in the order of {rundir.LABELS_FILE}",
+    }
+    if "scale" in facts:
+        card["quantization"] = quantization_card(
+            facts, probabilities="scale * (stored - zero_point)"
+        )
+    return card
 
 
 def converter_versions(format: ExportFormat) -> dict[str, str]:

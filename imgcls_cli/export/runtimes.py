@@ -63,6 +63,18 @@ class TFLiteRunner:
     def input_dtype(self) -> Any:
         return self._input["dtype"]
 
+    def tensor_facts(self) -> dict[str, dict[str, Any]]:
+        """{'input'|'output': {dtype, and scale and zero_point when quantized}}: what an
+        app must know to feed the interpreter and read its answer."""
+        facts = {}
+        for side, details in (("input", self._input), ("output", self._output)):
+            entry: dict[str, Any] = {"dtype": np.dtype(details["dtype"]).name}
+            scale, zero_point = details["quantization"]
+            if details["dtype"] != np.float32 and scale:
+                entry.update(scale=float(scale), zero_point=int(zero_point))
+            facts[side] = entry
+        return facts
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         interpreter = self._interpreter
         if self._batch != len(images):
