@@ -123,7 +123,7 @@ def test_slurm_script_runs_imgcls_under_srun_as_multi_worker():
     subprocess.run(["bash", "-n", str(script)], check=True)  # valid bash
     text = script.read_text()
     directives = dict(
-        line[len("#SBATCH --") :].split("=", 1)
+        (*line[len("#SBATCH --") :].split("=", 1), "")[:2]  # --requeue has no value
         for line in text.splitlines()
         if line.startswith("#SBATCH --")
     )
@@ -187,3 +187,54 @@ def test_kubernetes_job_gives_each_pod_its_tf_config(tmp_path):
     assert params["strategy"].value == "multi-worker"
     mount = container["volumeMounts"][0]["mountPath"]
     assert str(params["output"]).startswith(mount + "/")
+
+
+def test_the_dockerfile_passes_hadolint_and_installs_what_make_install_installs():
+    root = EXAMPLES.parent
+    outcome = subprocess.run(
+        [str(Path(sys.executable).parent / "hadolint"), str(root / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
+    assert outcome.returncode == 0, outcome.stdout + outcome.stderr
+    makefile = (root / "Makefile").read_text()
+    installed = re.search(r'pip install --quiet -e "\.\[([\w,]+)\]"', makefile)
+    extras = re.search(r"^ARG EXTRAS=([\w,]+)$", (root / "Dockerfile").read_text(), re.M)
+    assert installed and extras and extras[1] == installed[1]
+
+
+def test_the_cluster_examples_prepare_data_once_and_survive_preemption():
+    import yaml
+
+    from imgcls_cli import __version__
+
+    folder = EXAMPLES / "kubernetes"
+    prepare = yaml.safe_load((folder / "prepare-data.yaml").read_text())
+    train = {d["kind"]: d for d in yaml.safe_load_all((folder / "train-job.yaml").read_text())}
+    for job in (prepare, train["Job"]):
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == f"imgcls:{__version__}"
+        assert container["imagePullPolicy"] == "IfNotPresent"
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    # The preparing Job reads the dataset the training command trains on, into its data_dir.
+    [preparing] = prepare["spec"]["template"]["spec"]["containers"]
+    command = train["Job"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    training_line = command.split("exec imgcls ", 1)[1].replace("\\\n", " ")
+    training = parse_train_command(shlex.split(training_line))
+    assert preparing["args"] == [
+        "inspect",
+        "--dataset",
+        training["dataset"],
+        "--data-dir",
+        str(training["data_dir"]),
+    ]
+
+    script = (EXAMPLES / "slurm" / "train.sbatch").read_text()
+    directives = [
+        line[len("#SBATCH ") :] for line in script.splitlines() if line.startswith("#SBATCH ")
+    ]
+    assert "--requeue" in directives and "--signal=TERM@120" in directives
+    body = [line for line in script.splitlines() if line and not line.startswith("#")]
+    assert not any("inspect" in line for line in body)  # prepared before the job, on the login node
+    assert any(line.startswith('source "$VENV/bin/activate"') for line in body)
+    assert any("IMGCLS_SLURM_PORT=$((20000 + ${SLURM_JOB_ID:-0} % 20000))" in line for line in body)

@@ -489,6 +489,25 @@ def check_hub_offline(ws: Path, outcome: Outcome) -> None:
     assert "Traceback" not in outcome.output
 
 
+def check_image_tag(ws: Path, outcome: None) -> None:
+    """The README's image is imgcls' version, the one the cluster examples run."""
+    import yaml
+
+    from imgcls_cli import __version__
+
+    tag = f"imgcls:{__version__}"
+    assert f"docker build -t {tag} ." in README.read_text()
+    for name in ("train-job.yaml", "prepare-data.yaml"):
+        text = (ROOT / "examples" / "kubernetes" / name).read_text()
+        images = {
+            container["image"]
+            for document in yaml.safe_load_all(text)
+            if document["kind"] == "Job"
+            for container in document["spec"]["template"]["spec"]["containers"]
+        }
+        assert images == {tag}, (name, images)
+
+
 def check_make_test(ws: Path, outcome: None) -> None:
     """`make test` is what CI runs; it runs pytest over tests/, which holds this file."""
     assert makefile_recipe("test") == "$(BIN)/python -m pytest -q -n 2 --dist loadfile"
@@ -560,6 +579,21 @@ COMMANDS: dict[str, How] = {
         run="make",
     ),
     "make test": How(check_make_test, why="this suite is `make test`", run="not-run"),
+    "docker build -t imgcls:0.1.0 .": How(
+        check_image_tag,
+        why="no Docker here: the tag is checked against imgcls' version and the cluster "
+        "examples, the Dockerfile by hadolint (tests/test_examples.py)",
+        run="not-run",
+    ),
+    'docker run --rm -v "$PWD/runs:/runs" imgcls:0.1.0 train --epochs 5': How(
+        check_image_tag, why="no Docker here: the image's name is checked", run="not-run"
+    ),
+    "docker tag imgcls:0.1.0 registry.example.com/imgcls:0.1.0 && docker push "
+    "registry.example.com/imgcls:0.1.0": How(
+        check_image_tag,
+        why="no Docker or registry here: the image's name is checked",
+        run="not-run",
+    ),
     "imgcls --help": How(check_help),
     "imgcls train --dataset mnist --arch simplecnn --epochs 5": How(
         trained(labels=DIGITS, image_size=[28, 28], channels=1),

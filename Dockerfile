@@ -1,0 +1,28 @@
+# imgcls on TensorFlow's own image, for clusters (examples/kubernetes, examples/slurm).
+#   docker build -t imgcls:0.1.0 .
+#   docker build --build-arg TF_IMAGE=tensorflow/tensorflow:2.21.0-gpu -t imgcls:0.1.0-gpu .
+# The CPU image by default; the GPU one brings CUDA and cuDNN. TensorFlow comes with the
+# image, so pip keeps it and adds the rest.
+ARG TF_IMAGE=tensorflow/tensorflow:2.21.0
+FROM ${TF_IMAGE}
+
+# The extras `make install` installs (the Makefile's list; a test keeps them equal).
+ARG EXTRAS=dev,export,tensorboard,hf
+
+WORKDIR /opt/imgcls
+COPY pyproject.toml README.md ./
+COPY imgcls_cli ./imgcls_cli
+# This checkout itself; its dependencies' ranges are pyproject.toml's.
+# hadolint ignore=DL3013
+RUN python -m pip install --no-cache-dir ".[${EXTRAS}]" \
+    && imgcls --help > /dev/null
+
+# Runs, caches and downloads go to /runs, a volume the cluster mounts; not as root.
+RUN useradd --create-home --uid 1000 imgcls && mkdir -p /runs && chown imgcls /runs
+USER 1000
+ENV IMGCLS_CACHE_DIR=/runs/.cache/imgcls \
+    HF_HOME=/runs/.cache/huggingface \
+    KERAS_HOME=/runs/.cache/keras
+WORKDIR /runs
+ENTRYPOINT ["imgcls"]
+CMD ["--help"]
