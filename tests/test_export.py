@@ -387,7 +387,10 @@ def test_a_mixed_precision_run_exports_to_every_format_at_float_parity(check_fol
     )
     assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in run.model.layers)
     for format, quantize, bar in (
+        ("savedmodel", "none", 0.999),
         ("tflite", "none", 0.999),
+        ("tflite", "fp16", 0.999),
+        ("tflite", "dynamic", 0.999),
         ("tflite", "int8", 0.98),
         ("onnx", "none", 0.999),
     ):
