@@ -18,7 +18,9 @@ RUN python -m pip install --no-cache-dir ".[${EXTRAS}]" \
     && imgcls --help > /dev/null
 
 # Runs, caches and downloads go to /runs, a volume the cluster mounts; not as root.
-RUN useradd --create-home --uid 1000 imgcls && mkdir -p /runs && chown imgcls /runs
+# Ubuntu 24.04 images have a user 1000 already ("ubuntu"): make one only where missing.
+RUN (id -u 1000 > /dev/null 2>&1 || useradd --create-home --uid 1000 imgcls) \
+    && mkdir -p /runs && chown 1000 /runs
 USER 1000
 ENV IMGCLS_CACHE_DIR=/runs/.cache/imgcls \
     HF_HOME=/runs/.cache/huggingface \

@@ -282,10 +282,12 @@ def check_names(config: RunConfig) -> None:
     """Model and dataset names (refused with the closest valid one) and a --data folder
     that is missing or holds no class folders, before any work or TensorFlow."""
     TRAINING_COMMANDS[config.command].check_model(config)
-    from imgcls_cli.data.factory import check_data, is_hugging_face
+    hugging_face = (config.data.dataset or "").startswith("hf:")
+    if config.data.data is not None or hugging_face:
+        from imgcls_cli.data.factory import check_data
 
-    check_data(config.data)
-    if config.data.dataset is not None and not is_hugging_face(config.data):
+        check_data(config.data)
+    elif config.data.dataset is not None:
         check_dataset(config.data.dataset)
 
 

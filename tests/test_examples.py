@@ -145,7 +145,15 @@ def test_kubernetes_job_gives_each_pod_its_tf_config(tmp_path):
         d["kind"]: d
         for d in yaml.safe_load_all((EXAMPLES / "kubernetes" / "train-job.yaml").read_text())
     }
-    service, job, claim = documents["Service"], documents["Job"], documents["PersistentVolumeClaim"]
+    service, job = documents["Service"], documents["Job"]
+    # The claim comes with prepare-data.yaml, which is applied first.
+    prepare = {
+        d["kind"]: d
+        for d in yaml.safe_load_all((EXAMPLES / "kubernetes" / "prepare-data.yaml").read_text())
+    }
+    claim = prepare["PersistentVolumeClaim"]
+    for pod_spec in (job, prepare["Job"]):
+        assert pod_spec["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 1000
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = {item["name"]: item["value"] for item in container["env"]}
@@ -209,7 +217,11 @@ def test_the_cluster_examples_prepare_data_once_and_survive_preemption():
     from imgcls_cli import __version__
 
     folder = EXAMPLES / "kubernetes"
-    prepare = yaml.safe_load((folder / "prepare-data.yaml").read_text())
+    prepare = next(
+        d
+        for d in yaml.safe_load_all((folder / "prepare-data.yaml").read_text())
+        if d["kind"] == "Job"
+    )
     train = {d["kind"]: d for d in yaml.safe_load_all((folder / "train-job.yaml").read_text())}
     for job in (prepare, train["Job"]):
         [container] = job["spec"]["template"]["spec"]["containers"]

@@ -585,7 +585,7 @@ COMMANDS: dict[str, How] = {
         "examples, the Dockerfile by hadolint (tests/test_examples.py)",
         run="not-run",
     ),
-    'docker run --rm -v "$PWD/runs:/runs" imgcls:0.1.0 train --epochs 5': How(
+    'docker run --rm --user "$(id -u):$(id -g)" -v "$PWD:/runs" imgcls:0.1.0 train --epochs 5': How(
         check_image_tag, why="no Docker here: the image's name is checked", run="not-run"
     ),
     "docker tag imgcls:0.1.0 registry.example.com/imgcls:0.1.0 && docker push "

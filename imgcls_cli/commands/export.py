@@ -203,6 +203,10 @@ def export_document(
     facts = {"input": {"dtype": "float32"}, "output": {"dtype": "float32"}}
     if config.format is ExportFormat.tflite:
         facts = exported.runner.tensor_facts()
+        facts["input"]["batch"] = (
+            "the interpreter starts at batch 1: for n images, resize_tensor_input(input, "
+            "[n, height, width, channels]), then allocate_tensors()"
+        )
     return {
         "format": config.format.value,
         "quantize": config.quantize.value,
@@ -212,7 +216,9 @@ def export_document(
         "input": input_card(run, facts["input"]),
         "output": output_card(run, facts["output"]),
         "labels": rundir.LABELS_FILE,
-        "signature": writers.SIGNATURE if config.format is ExportFormat.savedmodel else None,
+        # TFLite keeps the SavedModel's signature: its names `images` and `probabilities`
+        # are the signature runner's (the bare tensors have the converter's names).
+        "signature": None if config.format is ExportFormat.onnx else writers.SIGNATURE,
         "source_run": str(run.run_dir.resolve()),
         "options": config.to_dict(),
         "seconds": round(seconds, 2),
@@ -247,6 +253,7 @@ def input_card(run: LoadedRun, facts: dict[str, Any]) -> dict[str, Any]:
         "the input size (libjpeg's DCT scaling), then resized as above; EXIF orientation "
         "applied",
         "grayscale_from_colour": "ITU-R 601-2 luma (PIL's convert('L'))",
+        "alpha": "dropped, as PIL's convert('RGB') or convert('L') drops it",
     }
     if "scale" in facts:
         how = "round(pixel / scale + zero_point), clipped to the dtype's range"

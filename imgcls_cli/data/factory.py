@@ -5,10 +5,13 @@ Each reader is imported only when chosen."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgcls_cli.config import DataConfig, is_hf_folder, label_files
-from imgcls_cli.data.sources import EMBEDDED_DATASETS, Source
 from imgcls_cli.reporting import Reporter, SilentReporter
+
+if TYPE_CHECKING:  # numpy comes with it: refusals (check_data) must stay as fast as --help
+    from imgcls_cli.data.sources import Source
 
 
 def load_source(
@@ -31,6 +34,8 @@ def load_source(
     from imgcls_cli.backend import import_tensorflow
 
     import_tensorflow()  # quietly, before anything below imports it
+    from imgcls_cli.data.sources import EMBEDDED_DATASETS
+
     if config.dataset in EMBEDDED_DATASETS:
         from imgcls_cli.data.embedded import load_digits
 
