@@ -375,3 +375,32 @@ def test_a_closed_stdout_ends_a_table_quietly():
     )
     assert process.returncode == 0 and process.stderr == ""
     assert process.stdout.count("\n") == 1
+
+
+def test_a_closed_pipe_does_not_end_the_work_that_writes_to_it(tmp_path):
+    """`imgcls train … 2>&1 | head -1`: the reader goes after one line, and the training
+    (here, lines on both consoles, then the work's last step) carries on to its end,
+    exit code 0; Rich's own handler would exit 1 at the first write after."""
+    finished = tmp_path / "finished"
+    code = (
+        "import sys\n"
+        "from imgcls_cli.cli import console\n"
+        "for i in range(3000):\n"
+        "    console.err.print(f'Epoch {i}')\n"
+        "    console.out.print(f'row {i}')\n"
+        "open(sys.argv[1], 'w').write('saved')\n"
+    )
+    process = subprocess.run(
+        [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {finished} 2>&1 | head -1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 0, process.stderr
+    assert finished.read_text() == "saved"

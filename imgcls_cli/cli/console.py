@@ -17,8 +17,27 @@ from rich.progress import (
 )
 from rich.table import Table
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+
+class PipeSafeConsole(Console):
+    """A Console whose reader may stop early (`imgcls train | head`): the rest of its
+    output goes nowhere and the command carries on, where Rich's own handler exits 1 (a
+    training cut short, a finished evaluate reported failed)."""
+
+    def on_broken_pipe(self) -> None:
+        import io
+        import os
+        import sys
+
+        self.quiet = True
+        stream = sys.stderr if self.stderr else sys.stdout
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            pass  # a stream without a descriptor: quiet is enough
+
+
+err = PipeSafeConsole(stderr=True, highlight=False)
+out = PipeSafeConsole(highlight=False)
 
 
 def error(message: str) -> None:
