@@ -282,7 +282,9 @@ def check_names(config: RunConfig) -> None:
     """Model and dataset names (refused with the closest valid one) and a --data folder
     that is missing or holds no class folders, before any work or TensorFlow."""
     TRAINING_COMMANDS[config.command].check_model(config)
-    hugging_face = (config.data.dataset or "").startswith("hf:")
+    from imgcls_cli.config import is_hub_dataset
+
+    hugging_face = is_hub_dataset(config.data.dataset)
     if config.data.data is not None or hugging_face:
         from imgcls_cli.data.factory import check_data
 

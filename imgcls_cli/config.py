@@ -115,7 +115,7 @@ class DataConfig:
         if (self.dataset is None) == (self.data is None):
             raise UsageError("Give exactly one of --dataset NAME or --data DIR.")
         is_table = self.data is not None and label_files(Path(self.data)) is not None
-        is_hf = bool(self.dataset and self.dataset.startswith("hf:")) or (
+        is_hf = is_hub_dataset(self.dataset) or (
             self.data is not None and not is_table and is_hf_folder(Path(self.data))
         )
         for name, fits, needs in (
@@ -185,12 +185,24 @@ def label_files(data: Path) -> dict[str, Path] | None:
     return found
 
 
+HUB_PREFIX = "hf:"  # --dataset hf:NAME[:CONFIG]: a Hugging Face Hub dataset
+
+
+def is_hub_dataset(dataset: str | None) -> bool:
+    return bool(dataset) and str(dataset).startswith(HUB_PREFIX)
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """What the datasets library's save_to_disk wrote: a DatasetDict or a Dataset."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
 def is_hf_folder(path: Path) -> bool:
-    """A folder the datasets library saved (save_to_disk: a Dataset or a DatasetDict) or
-    of Parquet files (flat, or the Hub's data/ layout)."""
+    """A folder the datasets library saved, or of Parquet files (flat, or the Hub's data/
+    layout)."""
     if not path.is_dir():
         return False
-    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+    if is_saved_dataset(path):
         return True
     return any(path.glob("*.parquet")) or any((path / "data").glob("*.parquet"))
 

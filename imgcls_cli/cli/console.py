@@ -333,7 +333,8 @@ def print_result(renderable: Any) -> None:
     """A table or text on stdout, ending quietly when the reader has gone (`| head`)."""
     import sys
 
-    # Rendered first, then written here: Rich's own closed-pipe handling exits with 1.
+    # Rendered first, then written here: a reader gone ends the command (exit 0), where
+    # the consoles themselves carry on (PipeSafeConsole).
     with out.capture() as captured:
         out.print(renderable)
     with closed_stdout_ends_quietly():

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgcls_cli.config import DataConfig, is_hf_folder, label_files
+from imgcls_cli.config import DataConfig, is_hf_folder, is_hub_dataset, label_files
 from imgcls_cli.reporting import Reporter, SilentReporter
 
 if TYPE_CHECKING:  # numpy comes with it: refusals (check_data) must stay as fast as --help
@@ -48,7 +48,7 @@ def load_source(
 def is_hugging_face(config: DataConfig) -> bool:
     """--dataset hf:NAME, or --data DIR holding a saved dataset or Parquet files."""
     if config.dataset is not None:
-        return config.dataset.startswith("hf:")
+        return is_hub_dataset(config.dataset)
     return label_files(Path(config.data or "")) is None and is_hf_folder(Path(config.data or ""))
 
 

@@ -20,6 +20,7 @@ from imgcls_cli.config import (
     EvaluateConfig,
     RunConfig,
     is_hf_folder,
+    is_hub_dataset,
     label_files,
 )
 from imgcls_cli.errors import DataError, RunDirError
@@ -99,7 +100,7 @@ def data_kind(dataset: str | None, data: str | None) -> str:
         if label_files(Path(data)) is not None:
             return "csv"
         return "hf" if is_hf_folder(Path(data)) else "folder"
-    return "hf" if (dataset or "").startswith("hf:") else "tfds"
+    return "hf" if is_hub_dataset(dataset) else "tfds"
 
 
 def default_split(config: DataConfig, saved: DataConfig | None) -> EvalSplit:

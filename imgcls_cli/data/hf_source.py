@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from imgcls_cli.config import DataConfig
+from imgcls_cli.config import HUB_PREFIX, DataConfig, is_saved_dataset
 from imgcls_cli.errors import DataError, DataLayoutError, UsageError
 from imgcls_cli.reporting import Reporter
 
-HUB_PREFIX = "hf:"
 HUB_HOST = ("huggingface.co", 443)
 # The dataset's split names → imgcls' (others are left out, and said so).
 SPLIT_NAMES = {
@@ -40,10 +39,6 @@ INSTALL = (
     "(`make install` installs it)."
 )
 SCAN_BATCH = 256  # rows read at a time by the header scan
-
-
-def is_hub_name(dataset: str | None) -> bool:
-    return bool(dataset) and str(dataset).startswith(HUB_PREFIX)
 
 
 def parse_hub_name(dataset: str) -> tuple[str, str | None]:
@@ -70,7 +65,7 @@ def stored_split_names(folder: Path) -> list[str]:
             return list(json.loads(listing.read_text()).get("splits", []))
         except (OSError, ValueError):
             return []
-    if (folder / "state.json").is_file():
+    if is_saved_dataset(folder):  # a Dataset: one split
         return ["train"]
     return list(parquet_splits(parquet_files(folder)))
 
@@ -156,7 +151,7 @@ def open_dataset(config: DataConfig, reporter: Reporter) -> OpenedDataset:
 def open_folder(folder: Path) -> dict[str, Any]:
     datasets = require_datasets()
     try:
-        if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
+        if is_saved_dataset(folder):
             loaded = datasets.load_from_disk(str(folder))
         else:
             loaded = datasets.load_dataset(
