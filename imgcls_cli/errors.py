@@ -38,6 +38,11 @@ class DataLayoutError(DataError):
     exit_code = 2
 
 
+class UnconvertibleModel(ImgclsError):
+    """A model the chosen export format cannot take (its ops are named): the run is fine,
+    the format is not, so nothing is written (exit code 1: the work failed)."""
+
+
 class RunDirError(ImgclsError):
     """A run directory that is missing, incomplete or would be overwritten."""
 

@@ -209,6 +209,31 @@ def test_onnx_failures_name_the_ops_too():
     assert line.startswith("The model has ops that ONNX cannot take: MatrixInverse, Svd;")
 
 
+def test_onnx_refuses_an_op_it_has_no_rule_for_before_converting(tmp_path, monkeypatch):
+    """A matrix inverse has no ONNX rule in tf2onnx: found in its op table, the export is
+    refused with the op named before tf2onnx converts anything, and no file is written."""
+    import keras
+    import tf2onnx.convert
+
+    from imgcls_cli.errors import UnconvertibleModel
+
+    class Invert(keras.layers.Layer):
+        def call(self, images):
+            return keras.ops.linalg.inv(images[..., 0] + 4.0 * keras.ops.eye(4))
+
+    inputs = keras.Input((4, 4, 1))
+    flat = keras.layers.Flatten()(Invert()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(flat))
+
+    def converted(*args, **kwargs):
+        raise AssertionError("tf2onnx was asked to convert")
+
+    monkeypatch.setattr(tf2onnx.convert, "from_graph_def", converted)
+    with pytest.raises(UnconvertibleModel, match=r"ONNX cannot take: MatrixInverse; export"):
+        writers.write_onnx(model, tmp_path / "model.onnx", (4, 4), 1)
+    assert UnconvertibleModel.exit_code == 1 and not any(tmp_path.iterdir())
+
+
 def test_finetune_runs_export_through_the_nested_backbone(tmp_path):
     """MobileNetV2 (locally saved weights: no download) through the nested backbone to
     ONNX, checked on its held-out images. ResNet50 and EfficientNetB0 take 30-60 s each

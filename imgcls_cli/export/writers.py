@@ -19,7 +19,7 @@ import numpy as np
 
 from imgcls_cli.backend import native_output_silenced, quiet_logger
 from imgcls_cli.config import ExportFormat, Quantize
-from imgcls_cli.errors import ImgclsError, UsageError
+from imgcls_cli.errors import UnconvertibleModel, UsageError
 
 ARTIFACTS = {
     ExportFormat.savedmodel: "saved_model",
@@ -109,7 +109,7 @@ def write_tflite(
             with native_output_silenced():  # "fully_quantize: 0, inference_type: 6, ..."
                 flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError and others
-            raise ImgclsError(conversion_failure("TFLite", error)) from None
+            raise UnconvertibleModel(conversion_failure("TFLite", error)) from None
     path.write_bytes(flatbuffer)
 
 
@@ -121,14 +121,9 @@ def write_onnx(model: Any, path: Path, image_size: tuple[int, int], channels: in
     import onnx
     import tensorflow as tf
     import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
 
-    function = tf.function(lambda images: model(images, training=False))
-    frozen = convert_variables_to_constants_v2(
-        function.get_concrete_function(input_signature(image_size, channels))
-    )
+    frozen = frozen_function(model, image_size, channels)
+    refuse_unconvertible("ONNX", unmapped_onnx_ops(frozen))
     inputs = [tensor.name for tensor in frozen.inputs if tensor.dtype != tf.resource]
     outputs = [tensor.name for tensor in frozen.outputs]
     try:
@@ -140,10 +135,54 @@ def write_onnx(model: Any, path: Path, image_size: tuple[int, int], channels: in
                 opset=ONNX_OPSET,
             )
     except Exception as error:  # tf2onnx raises many types for ops it cannot take
-        raise ImgclsError(conversion_failure("ONNX", error)) from None
+        raise UnconvertibleModel(conversion_failure("ONNX", error)) from None
     rename(proto, proto.graph.input, INPUT_NAME)
     rename(proto, proto.graph.output, OUTPUT_NAME)
     onnx.save(proto, str(path))
+
+
+def frozen_function(model: Any, image_size: tuple[int, int], channels: int) -> Any:
+    """The model's inference function traced once, its variables frozen to constants."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    function = tf.function(lambda images: model(images, training=False))
+    return convert_variables_to_constants_v2(
+        function.get_concrete_function(input_signature(image_size, channels))
+    )
+
+
+# Ops tf2onnx rewrites into others before it maps them (loops, conditionals, their
+# tensor lists): their absence from the op table says nothing, so the converter decides.
+ONNX_REWRITTEN = re.compile(r"^(Stateless)?(While|If|Case)$|^TensorList")
+
+
+def unmapped_onnx_ops(frozen: Any) -> list[str]:
+    """The graph's op types that tf2onnx has no rule for at ONNX_OPSET: read from its op
+    table, without converting (a conversion would fail on them after its whole work)."""
+    from tf2onnx import tfonnx  # noqa: F401 - registers every op handler
+    from tf2onnx.handler import tf_op
+
+    known: set[str] = set()
+    for version, rules in enumerate(tf_op.get_opsets().get("", [])):
+        if version <= ONNX_OPSET:
+            known.update(rules)
+    used = {operation.type for operation in frozen.graph.get_operations()}
+    return sorted(op for op in used - known if not ONNX_REWRITTEN.match(op))
+
+
+def refuse_unconvertible(format_name: str, ops: list[str]) -> None:
+    if ops:
+        raise UnconvertibleModel(unconvertible_message(format_name, ops))
+
+
+def unconvertible_message(format_name: str, ops: list[str]) -> str:
+    return (
+        f"The model has ops that {format_name} cannot take: {', '.join(ops[:8])}; "
+        "export another format (savedmodel takes every op)."
+    )
 
 
 def rename(proto: Any, ends: Any, name: str) -> None:
@@ -164,10 +203,7 @@ def conversion_failure(format_name: str, error: Exception) -> str:
     found = re.findall(r"\btf\.([A-Z]\w+)|\bFlex([A-Z]\w+)|'([A-Z]\w+)': \d+", text)
     ops = sorted({name for names in found for name in names if name})
     if ops:
-        return (
-            f"The model has ops that {format_name} cannot take: {', '.join(ops[:8])}; "
-            "export another format (savedmodel takes every op)."
-        )
+        return unconvertible_message(format_name, ops)
     first = text.split(". ")[0][:300]
     return f"{format_name} conversion failed: {first}"
 
