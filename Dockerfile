@@ -7,7 +7,7 @@ ARG TF_IMAGE=tensorflow/tensorflow:2.21.0
 FROM ${TF_IMAGE}
 
 # The extras `make install` installs (the Makefile's list; a test keeps them equal).
-ARG EXTRAS=dev,export,tensorboard,hf
+ARG EXTRAS=dev,export,tensorboard,hf,serve
 
 WORKDIR /opt/imgcls
 COPY pyproject.toml README.md ./

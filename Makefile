@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,export,tensorboard,hf]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,export,tensorboard,hf,serve]"
 	touch $(STAMP)
 
 # Two test processes (pytest-xdist), each test file whole in one of them: the suite is
@@ -37,7 +37,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix imgcls_cli tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,export,tensorboard,hf,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,export,tensorboard,hf,serve,bench]"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -541,6 +541,46 @@ def benchmark(
 
 
 @library_call
+def serve(
+    model: str | Path | None = None,
+    *,
+    api_key: str | None = None,
+    reporter: Reporter | None = None,
+    **options: Any,
+) -> None:
+    """Serve a run or an export over HTTP (`imgcls serve`) until SIGTERM or Ctrl-C: the
+    page at /, POST /predict (records as `predict --json` prints them), POST /explain,
+    TF Serving's REST API under /v1/models/NAME, /health, /ready and /metrics. `api_key`
+    (default: the IMGCLS_API_KEY environment variable) is then needed by every endpoint
+    but /health and the page. Options: host ("127.0.0.1"), port (8080; 0 picks a free
+    one), name, top_k (3), max_batch (32), batch_timeout_ms (5), max_upload_mb (20),
+    max_megapixels (50), decode_threads (4), quiet (False)."""
+    import os
+
+    from imgcls_cli.commands.serve import bind, check_serve_extra, is_loopback, run_serve
+    from imgcls_cli.config import ServeConfig, from_dict
+    from imgcls_cli.rundir.load import find_run_dir, open_run
+
+    config = from_dict(ServeConfig, options, where="serve options")
+    check_serve_extra()
+    find_run_dir(Path(model) if model else None)  # a missing run is said before TensorFlow
+    key = api_key if api_key is not None else os.environ.get("IMGCLS_API_KEY") or None
+    reporter = api_reporter(reporter)
+    if not is_loopback(config.host) and key is None:
+        reporter.warning(
+            f"Listening on {config.host} without --api-key: anyone who can reach this "
+            "machine can use the model."
+        )
+    sock = bind(config.host, config.port)
+    try:
+        run = open_run(Path(model) if model else None, reporter)
+    except BaseException:
+        sock.close()
+        raise
+    run_serve(run, sock, config, key, log=reporter.info, info=reporter.info)
+
+
+@library_call
 def augment_preview(
     files: list[str | Path] | None = None,
     *,

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import types
 import typing
 from enum import Enum
@@ -762,6 +763,31 @@ class PredictConfig:
     top_k: Annotated[int, Ge(1)] = 3
     batch_size: Annotated[int, Ge(1)] = 64
     tta: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    """How `imgcls serve` listens, batches and limits requests (the API key is not an
+    option of this record: it is never written anywhere)."""
+
+    __pydantic_config__: ClassVar[dict] = STRICT_SCHEMA
+    host: str = "127.0.0.1"
+    port: Annotated[int, Interval(ge=0, le=65535)] = 8080  # 0: any free port
+    name: str | None = None  # TF Serving's model name; None: the run folder's name
+    top_k: Annotated[int, Ge(1)] = 3
+    max_batch: Annotated[int, Ge(1)] = 32
+    batch_timeout_ms: Annotated[float, Interval(ge=0, le=10_000)] = 5.0
+    max_upload_mb: Annotated[float, Gt(0)] = 20.0
+    max_megapixels: Annotated[float, Gt(0)] = 50.0
+    decode_threads: Annotated[int, Ge(1)] = 4
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
+            raise UsageError(
+                f"--name {self.name!r} must be letters, digits, '.', '_' or '-' (it is part "
+                "of the URL /v1/models/NAME)."
+            )
 
 
 class ExplainMethod(str, Enum):

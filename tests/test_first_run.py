@@ -25,6 +25,7 @@ COMMANDS = [
     "inspect",
     "export",
     "benchmark",
+    "serve",
 ]
 
 
@@ -83,6 +84,8 @@ REFUSALS = [
     (["export", "notarun", "--format", "bogus"], 2),
     (["export", "notarun", "--format", "onnx", "--quantize", "int8"], 2),
     (["benchmark", "notarun", "-b", "0"], 2),
+    (["serve", "notarun"], 1),
+    (["serve", "fakerun", "--port", "-1"], 2),
 ]
 
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "imgcls_cli"
 LAYERS = [
     {"__main__", "cli"},  # the Typer app; imported by nothing
     {"api"},  # the Python API: the commands as functions
-    {"commands"},  # one module per subcommand
+    {"commands", "serve"},  # one module per subcommand; serve's HTTP app
     {"engine"},  # devices, the training loop, batch-norm statistics, logs
     {"report"},  # metrics and plots
     {"models"},  # the registry, CNNs, backbones, weights

@@ -553,6 +553,23 @@ def check_multi_worker(ws: Path, outcome: None) -> None:
     assert context.params["output"] == Path("/shared/runs/c10")
 
 
+def check_serve(ws: Path, outcome: None) -> None:
+    """A server runs until it is stopped: tests/test_serve.py starts real ones and talks
+    HTTP to them. Here each README form parses, and names a run or export the walk-through
+    made."""
+    from typer.main import get_command
+
+    from imgcls_cli.cli.app import app
+
+    serve = get_command(app).commands["serve"]
+    for command in (c for c in COMMANDS if " imgcls serve " in f" {c} "):
+        words = shlex.split(command)
+        while ENV_ASSIGNMENT.match(words[0]):
+            words.pop(0)
+        context = serve.make_context("serve", words[2:])  # unknown options would raise
+        assert (ws / context.params["model"]).exists(), command
+
+
 DEMO_EPOCHS = 10
 QUICK_TRAIN = ("--epochs", "1", "--batch-size", "8")
 WHY_TRAIN = "1 epoch, small batches: the command's path, not the accuracy, is under test"
@@ -579,6 +596,21 @@ COMMANDS: dict[str, How] = {
         run="make",
     ),
     "make test": How(check_make_test, why="this suite is `make test`", run="not-run"),
+    "imgcls serve runs/train-shapes-simplecnn": How(
+        check_serve,
+        why="a server runs until stopped: tests/test_serve.py starts real ones; here it parses",
+        run="not-run",
+    ),
+    "imgcls serve runs/train-shapes-simplecnn/export/onnx --port 9000": How(
+        check_serve,
+        why="a server runs until stopped: tests/test_serve.py starts real ones; here it parses",
+        run="not-run",
+    ),
+    "IMGCLS_API_KEY=change-me imgcls serve runs/train-shapes-simplecnn --host 0.0.0.0": How(
+        check_serve,
+        why="a server runs until stopped: tests/test_serve.py starts real ones; here it parses",
+        run="not-run",
+    ),
     "docker build -t imgcls:0.1.0 .": How(
         check_image_tag,
         why="no Docker here: the tag is checked against imgcls' version and the cluster "

@@ -62,6 +62,7 @@ COMMANDS = [
     (model_commands.inspect, None, "Report what a dataset holds, before training."),
     (model_commands.export, None, "Export a run to SavedModel, TFLite or ONNX."),
     (model_commands.benchmark, None, "Time a run's model and exports on this machine."),
+    (model_commands.serve, None, "Serve a model over HTTP, with a page to try it."),
 ]
 for function, name, summary in COMMANDS:
     app.command(name, short_help=summary, cls=ImgclsCommand)(function)

@@ -28,6 +28,7 @@ from imgcls_cli.config import (
     ExportFormat,
     PredictConfig,
     Quantize,
+    ServeConfig,
     TrainConfig,
 )
 from imgcls_cli.errors import ImgclsError, UsageError
@@ -403,3 +404,60 @@ def benchmark(
             console.write_line(json.dumps(report, indent=2))
         else:
             console.print_result(console.benchmark_table(report))
+
+
+def serve(
+    ctx: typer.Context,
+    model: Annotated[
+        Optional[Path],
+        typer.Argument(
+            metavar="MODEL",
+            help="A run directory, its model.keras, or an export folder. Default: the latest "
+            "run under ./runs.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, option("Address to listen on; 0.0.0.0 for every network (use --api-key).")
+    ] = ServeConfig.host,
+    port: Annotated[int, option("Port to listen on (0: any free port).")] = ServeConfig.port,
+    name: Annotated[
+        Optional[str],
+        option("Model name in TF Serving's URLs (/v1/models/NAME). Default: the run's folder."),
+    ] = None,
+    top_k: Annotated[int, option("Classes per image in /predict's answers.")] = ServeConfig.top_k,
+    max_batch: Annotated[
+        int, option("Most images in one model call (concurrent requests are gathered).")
+    ] = ServeConfig.max_batch,
+    batch_timeout_ms: Annotated[
+        float, option("Longest wait for more images while other requests are decoding.")
+    ] = ServeConfig.batch_timeout_ms,
+    max_upload_mb: Annotated[
+        float, option("Largest request body; larger ones get 413 before they are read.")
+    ] = ServeConfig.max_upload_mb,
+    max_megapixels: Annotated[
+        float, option("Largest image (width x height), read from its header before decoding.")
+    ] = ServeConfig.max_megapixels,
+    decode_threads: Annotated[
+        int, option("Threads that decode uploads.")
+    ] = ServeConfig.decode_threads,
+    api_key: Annotated[
+        Optional[str],
+        option(
+            "Require `Authorization: Bearer KEY` on every endpoint but /health and the page.",
+            envvar="IMGCLS_API_KEY",
+            show_envvar=True,
+        ),
+    ] = None,
+    quiet: Annotated[bool, option("No log line per request.", "--quiet", "-q")] = False,
+) -> None:
+    """Serve a model over HTTP: a page to try it, /predict, /explain, TF Serving's REST
+    API, /health, /ready and /metrics. Stops on Ctrl-C or SIGTERM after answering the
+    requests in flight."""
+    from imgcls_cli.cli import console
+
+    with user_errors():
+        from imgcls_cli.api import serve as serve_model
+
+        options = given(ctx, "model", "api_key")
+        serve_model(model, api_key=api_key or None, reporter=console.RichReporter(), **options)
