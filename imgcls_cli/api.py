@@ -568,7 +568,7 @@ def serve(
     reporter = api_reporter(reporter)
     if not is_loopback(config.host) and key is None:
         reporter.warning(
-            f"Listening on {config.host} without --api-key: anyone who can reach this "
+            f"Listening on {config.host} without an API key: anyone who can reach this "
             "machine can use the model."
         )
     sock = bind(config.host, config.port)

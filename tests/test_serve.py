@@ -403,3 +403,37 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(shapes_run, tmp_pat
     assert "Traceback" not in output
     with pytest.raises(OSError):
         socket.create_connection((parts.hostname, parts.port), timeout=5)
+
+
+def test_listening_beyond_this_machine_without_a_key_warns(shapes_run):
+    from imgcls_cli.commands.serve import is_loopback
+    from imgcls_cli.errors import ImgclsError
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+    class Warnings:
+        def __init__(self):
+            self.lines = []
+
+        def warning(self, message):
+            self.lines.append(message)
+
+        def info(self, message):
+            pass
+
+    with socket.socket() as taken:  # the port is taken: the command stops right after
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        heard = Warnings()
+        with pytest.raises(ImgclsError, match=f"Port {port} on 0.0.0.0 is in use"):
+            api.serve(shapes_run, host="0.0.0.0", port=port, reporter=heard)
+        assert heard.lines == [
+            "Listening on 0.0.0.0 without an API key: anyone who can reach this machine can "
+            "use the model."
+        ]
+        heard = Warnings()
+        with pytest.raises(ImgclsError):
+            api.serve(shapes_run, host="0.0.0.0", port=port, api_key="k", reporter=heard)
+        assert heard.lines == []
