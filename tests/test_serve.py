@@ -437,3 +437,18 @@ def test_listening_beyond_this_machine_without_a_key_warns(shapes_run):
         with pytest.raises(ImgclsError):
             api.serve(shapes_run, host="0.0.0.0", port=port, api_key="k", reporter=heard)
         assert heard.lines == []
+
+
+def test_kept_alive_connections_are_answered_without_nagles_delay():
+    """Found by benchmarks/bench_serve.py: on a socket handed to uvicorn, each answer on a
+    kept-alive connection waited 40 ms for a delayed ACK; the listening socket now carries
+    TCP_NODELAY, which every accepted connection inherits."""
+    from imgcls_cli.commands.serve import bind
+
+    with bind("127.0.0.1", 0) as sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        parts = sock.getsockname()
+        client = socket.create_connection(parts, timeout=5)
+        accepted, _ = sock.accept()
+        with client, accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
