@@ -452,3 +452,21 @@ def test_kept_alive_connections_are_answered_without_nagles_delay():
         accepted, _ = sock.accept()
         with client, accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_an_unexpected_failure_is_one_json_500_and_the_server_goes_on(
+    server, shapes_run, monkeypatch
+):
+    from imgcls_cli.serve import app as serve_app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(serve_app, "top_classes", broken)
+    content = shape_files(shapes_run)[0].read_bytes()
+    status, _, answer = request(server.url, "POST", "/predict", content)
+    assert status == 500
+    assert json.loads(answer) == {"error": "Internal error: RuntimeError: planted"}
+    assert server.log[-1].startswith("POST /predict 500 ")
+    monkeypatch.undo()
+    assert request(server.url, "POST", "/predict", content)[0] == 200

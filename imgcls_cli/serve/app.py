@@ -268,6 +268,63 @@ class UploadLimit:
         self.refused(scope)
 
 
+class GuardAndLog:
+    """ASGI middleware around every endpoint: the API key, a JSON 500 for anything an
+    endpoint did not expect (the process outlives it), the metrics and one log line per
+    request. Plain ASGI: Starlette's BaseHTTPMiddleware would cost each request a stream
+    and a task."""
+
+    def __init__(self, app: Any, served: Served) -> None:
+        self.app, self.served = app, served
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, served = time.perf_counter(), self.served
+        scope.setdefault("state", {})["batch"] = None  # endpoints set request.state.batch
+        status = [0]
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        refused = self.refused(scope)
+        try:
+            if refused is not None:
+                await refused(scope, receive, sending)
+            else:
+                await self.app(scope, receive, sending)
+        except Exception as error:  # noqa: BLE001 - the server outlives every request
+            if not status[0]:
+                message = f"Internal error: {type(error).__name__}: {error}"
+                await JSONResponse({"error": message}, status_code=500)(scope, receive, sending)
+        seconds = time.perf_counter() - started
+        endpoint = getattr(scope.get("route"), "path", "other")
+        served.metrics.request(endpoint, status[0], seconds)
+        if not served.config.quiet:
+            batch = scope["state"].get("batch")
+            served.log(
+                f"{scope['method']} {scope['path']} {status[0]} {seconds * 1000:.1f} ms"
+                + (f" batch {batch}" if batch else "")
+            )
+
+    def refused(self, scope: dict) -> JSONResponse | None:
+        """401 unless the request carries the API key (where one is needed)."""
+        key = self.served.api_key
+        if key is None or scope["path"] in OPEN_PATHS:
+            return None
+        given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), key.encode()):
+            return None
+        response = JSONResponse(
+            {"error": "Send the API key as `Authorization: Bearer KEY`."}, status_code=401
+        )
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+
 def create_app(served: Served) -> FastAPI:
     app = FastAPI(title="imgcls serve", docs_url=None, redoc_url=None, openapi_url=None)
     run = served.run
@@ -275,41 +332,7 @@ def create_app(served: Served) -> FastAPI:
     def problem(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
 
-    @app.middleware("http")
-    async def guard_and_log(request: Request, call_next: Callable) -> Any:
-        started = time.perf_counter()
-        request.state.batch = None
-        if served.api_key is not None and request.url.path not in OPEN_PATHS:
-            response = check_key(request, served.api_key)
-        else:
-            response = None
-        if response is None:
-            try:
-                response = await call_next(request)
-            except RequestProblem as error:
-                response = problem(error.status, str(error))
-            except Exception as error:  # noqa: BLE001 - the server outlives every request
-                response = problem(500, f"Internal error: {type(error).__name__}: {error}")
-        seconds = time.perf_counter() - started
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "other")
-        served.metrics.request(endpoint, response.status_code, seconds)
-        if not served.config.quiet:
-            batch = request.state.batch
-            served.log(
-                f"{request.method} {request.url.path} {response.status_code} "
-                f"{seconds * 1000:.1f} ms" + (f" batch {batch}" if batch else "")
-            )
-        return response
-
-    def check_key(request: Request, key: str) -> JSONResponse | None:
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), key.encode()):
-            return None
-        response = problem(401, "Send the API key as `Authorization: Bearer KEY`.")
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+    app.add_middleware(GuardAndLog, served=served)
 
     @app.exception_handler(RequestProblem)
     async def request_problem(request: Request, error: RequestProblem) -> JSONResponse:
