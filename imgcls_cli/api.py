@@ -559,25 +559,37 @@ def serve(
 
     from imgcls_cli.commands.serve import bind, check_serve_extra, is_loopback, run_serve
     from imgcls_cli.config import ServeConfig, from_dict
-    from imgcls_cli.rundir.load import find_run_dir, open_run
+    from imgcls_cli.errors import RunDirError
+    from imgcls_cli.rundir.load import describe_run, find_run_dir, load_run
 
     config = from_dict(ServeConfig, options, where="serve options")
     check_serve_extra()
-    find_run_dir(Path(model) if model else None)  # a missing run is said before TensorFlow
+    if model is not None and not Path(model).exists():
+        raise RunDirError(
+            f"{model} does not exist; give a run directory (such as "
+            "runs/train-digits-simplecnn), its model.keras, or an export folder."
+        )
+    run_dir, picked = find_run_dir(Path(model) if model else None)  # before TensorFlow
     key = api_key if api_key is not None else os.environ.get("IMGCLS_API_KEY") or None
     reporter = api_reporter(reporter)
+    if picked:
+        reporter.info(f"Using the latest run: {describe_run(run_dir)}")
     if not is_loopback(config.host) and key is None:
         reporter.warning(
             f"Listening on {config.host} without an API key: anyone who can reach this "
             "machine can use the model."
         )
     sock = bind(config.host, config.port)
-    try:
-        run = open_run(Path(model) if model else None, reporter)
-    except BaseException:
-        sock.close()
-        raise
-    run_serve(run, sock, config, key, log=reporter.info, info=reporter.info)
+    given = Path(model) if model else None
+    run_serve(
+        run_dir,
+        lambda: load_run(run_dir, given),
+        sock,
+        config,
+        key,
+        log=reporter.info,
+        info=reporter.info,
+    )
 
 
 @library_call

@@ -37,11 +37,11 @@ def start_server(run_dir: Path, api_key: str | None = KEY, **options) -> types.S
 
     lines: list[str] = []
     config = ServeConfig(port=0, **options)
-    built = build_server(load_run(run_dir), bind("127.0.0.1", 0), config, api_key, lines.append)
-    thread = threading.Thread(target=built.run, daemon=True)
+    built = build_server(run_dir, bind("127.0.0.1", 0), config, api_key, lines.append)
+    thread = threading.Thread(target=built.run, args=(lambda: load_run(run_dir),), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not built.uvicorn.started:
+    deadline = time.monotonic() + 60
+    while not built.served.ready:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.02)
 
@@ -50,7 +50,7 @@ def start_server(run_dir: Path, api_key: str | None = KEY, **options) -> types.S
         thread.join(30)
         built.close()
 
-    return types.SimpleNamespace(url=built.url, name=built.name, log=lines, stop=stop)
+    return types.SimpleNamespace(url=built.url, name=built.served.name, log=lines, stop=stop)
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +196,17 @@ def test_tf_servings_rest_api(server, shapes_run):
     status, _, content = request(server.url, "POST", "/v1/models/other:predict", body)
     assert status == 404
     assert json.loads(content) == {"error": "Servable not found for request: Latest(other)"}
+    # Clients that pin version 1 (the only one) work; another version is not found.
+    body = json.dumps({"instances": [pixels]})
+    status, _, content = request(server.url, "POST", base + "/versions/1:predict", body)
+    assert status == 200 and np.allclose(json.loads(content)["predictions"][0], predictions[0])
+    status, _, content = request(server.url, "GET", base + "/versions/2/metadata")
+    assert status == 404 and "Specific(" in json.loads(content)["error"]
+    # Unknown paths and methods answer in the same shape.
+    status, _, content = request(server.url, "GET", "/nowhere")
+    assert (status, json.loads(content)) == (404, {"error": "Not Found: GET /nowhere"})
+    status, _, content = request(server.url, "GET", "/predict")
+    assert status == 405 and json.loads(content)["error"].startswith("Method Not Allowed")
 
 
 def test_bodies_above_the_limit_are_refused_before_they_are_read(server):
@@ -228,10 +239,15 @@ def test_bodies_above_the_limit_are_refused_before_they_are_read(server):
 
 
 def test_the_api_key_guards_everything_but_health_and_the_page(server):
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+    for headers, said in (
+        ({}, "This server needs an API key"),
+        ({"Authorization": "Bearer wrong"}, "The API key is wrong"),
+        ({"Authorization": KEY}, "This server needs an API key"),  # no scheme: no key
+    ):
         status, answer, content = request(server.url, "GET", "/model", headers=headers, key=False)
         assert status == 401 and answer["www-authenticate"] == "Bearer"
-        assert "Authorization: Bearer KEY" in json.loads(content)["error"]
+        assert json.loads(content)["error"] == f"{said}: send it as `Authorization: Bearer KEY`."
+    assert request(server.url, "GET", "/favicon.ico", key=False)[0] == 204
     status, _, content = request(server.url, "POST", "/predict", b"x", key=False)
     assert status == 401
     assert request(server.url, "GET", "/health", key=False)[0] == 200
@@ -283,6 +299,13 @@ def test_explain_returns_the_overlay_or_its_peak(server, shapes_run):
     assert all(0 <= value <= 1 for value in record["peak"] + record["centre"])
     status, _, answer = request(server.url, "POST", "/explain", b"not an image")
     assert status == 422 and "not an image" in json.loads(answer)["error"]
+    status, _, answer = request(server.url, "POST", "/explain?format=json&class=square", content)
+    assert status == 200 and json.loads(answer)["explained_class"] == "square"
+    status, _, answer = request(server.url, "POST", "/explain?class=dog", content)
+    assert status == 400 and "Unknown class 'dog'" in json.loads(answer)["error"]
+    body, headers = multipart([("a.png", content), ("b.png", content)])
+    status, _, answer = request(server.url, "POST", "/explain", body, headers)
+    assert status == 400 and json.loads(answer)["error"] == "Send one image to /explain; got 2."
 
 
 def test_an_export_is_served_by_its_own_runtime(shapes_run, tmp_path):
@@ -382,6 +405,15 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(shapes_run, tmp_pat
         time.sleep(0.05)
     url = re.search(r"at (http://\S+)", "".join(lines)).group(1)
     parts = urlsplit(url)
+    # Answering while the model loads: alive, not ready, model endpoints 503.
+    assert request(url, "GET", "/health", key=False)[0] == 200
+    status, _, content = request(url, "GET", "/ready", key=False)
+    assert (status, json.loads(content)) == (503, {"ready": False})
+    status, _, content = request(url, "POST", "/predict", b"x", key=False)
+    assert status == 503 and "still loading" in json.loads(content)["error"]
+    while not any("is ready" in line for line in lines):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
     # Large photos take a while to decode: these requests are still being answered when
     # SIGTERM comes.
     photo = png(np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8))

@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import signal
 import socket
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcls_cli import rundir
 from imgcls_cli.config import ServeConfig
 from imgcls_cli.errors import ImgclsError, UsageError
 from imgcls_cli.rundir.load import LoadedRun
@@ -59,24 +61,35 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
+    except socket.gaierror as error:
+        sock.close()
+        raise ImgclsError(
+            f"--host {host} is not an address of this machine ({error.strerror}); give one "
+            "such as 127.0.0.1, or 0.0.0.0 for every network."
+        ) from None
     except OSError as error:
         sock.close()
-        reason = "is in use" if error.errno in (98, 48) else f"cannot be opened ({error.strerror})"
+        if error.errno not in (98, 48):  # EADDRINUSE on Linux, macOS
+            raise ImgclsError(
+                f"Cannot listen on {host} port {port} ({error.strerror}); check --host and "
+                "--port (0 picks a free port)."
+            ) from None
         raise ImgclsError(
-            f"Port {port} on {host} {reason}; pass another --port (0 picks a free one)."
+            f"Port {port} on {host} is in use; pass another --port (0 picks a free one)."
         ) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-def model_name(run: LoadedRun, config: ServeConfig) -> str:
-    """TF Serving's model name: --name, else the run folder's name (an export folder's
-    run, as `runs/x/export/onnx` → x-onnx)."""
+def model_name(run_dir: Path, config: ServeConfig) -> str:
+    """TF Serving's model name: --name, else the run folder's name (an export folder is
+    named after its run and format: `runs/x/export/onnx` → x-onnx)."""
     if config.name:
         return config.name
-    folder = Path(run.run_dir).resolve()
-    name = folder.name if run.exported is None else f"{folder.parent.parent.name}-{folder.name}"
+    folder = Path(run_dir).resolve()
+    exported = rundir.is_export_dir(folder)
+    name = f"{folder.parent.parent.name}-{folder.name}" if exported else folder.name
     cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in name).strip("-.")
     return cleaned or "model"
 
@@ -95,54 +108,75 @@ def warm_up(run: LoadedRun, max_batch: int) -> Callable[[np.ndarray], np.ndarray
 
 @dataclasses.dataclass
 class Server:
-    """A uvicorn server over one model, not yet started: `run` it (in the main thread it
-    stops on SIGTERM or Ctrl-C), or set `uvicorn.should_exit`; then `close`."""
+    """A uvicorn server over one model, not yet started. `run(open_model)` answers at once
+    (/health 200, /ready 503) while a thread loads and warms the model; in the main thread
+    it stops on SIGTERM or Ctrl-C. A model that fails to load stops the server, and run
+    raises its error. Then `close`."""
 
     uvicorn: Any
     sock: socket.socket
-    name: str
-    batcher: Batcher
-    pool: ThreadPoolExecutor
+    served: Any  # serve.app.Served
+    failure: BaseException | None = None
 
     @property
     def url(self) -> str:
         host, port = self.sock.getsockname()[:2]
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def run(self) -> None:
+    def load(self, open_model: Callable[[], LoadedRun]) -> None:
+        served = self.served
+        try:
+            run = open_model()
+            predict = warm_up(run, served.config.max_batch)
+        except BaseException as error:  # noqa: BLE001 - raised again by run, in its thread
+            self.failure = error
+            self.uvicorn.should_exit = True
+            return
+        config = served.config
+        served.batcher = Batcher(
+            predict, config.max_batch, config.batch_timeout_ms / 1000, served.metrics.batch
+        )
+        served.run, served.ready = run, True
+        served.log(f"Model loaded and warmed: {served.name} is ready")
+
+    def run(self, open_model: Callable[[], LoadedRun]) -> None:
+        loader = threading.Thread(
+            target=self.load, args=(open_model,), name="imgcls-load", daemon=True
+        )
+        loader.start()
         self.uvicorn.run(sockets=[self.sock])
+        if self.failure is not None:
+            raise self.failure
 
     def close(self) -> None:
-        self.batcher.close()
-        self.pool.shutdown(wait=True)
+        if self.served.batcher is not None:
+            self.served.batcher.close()
+        self.served.pool.shutdown(wait=True)
         self.sock.close()
 
 
 def build_server(
-    run: LoadedRun,
+    run_dir: Path,
     sock: socket.socket,
     config: ServeConfig,
     api_key: str | None,
     log: Callable[[str], None],
 ) -> Server:
-    """The model warmed, the batcher and decode threads started, the app assembled."""
+    """The app assembled and the decode threads started; the model comes with run."""
     import uvicorn
 
     from imgcls_cli.serve.app import Served, UploadLimit, create_app
 
-    name = model_name(run, config)
-    predict = warm_up(run, config.max_batch)
     metrics = Metrics()
-    batcher = Batcher(predict, config.max_batch, config.batch_timeout_ms / 1000, metrics.batch)
     pool = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="imgcls-decode")
-    served = Served(run, name, config, api_key, batcher, metrics, pool, log, ready=True)
+    served = Served(None, model_name(run_dir, config), config, api_key, None, metrics, pool, log)
 
     def refused(scope: dict) -> None:
         metrics.request("upload-limit", 413, 0.0)
         if not config.quiet:
             log(f"{scope['method']} {scope['path']} 413 (above --max-upload-mb)")
 
-    app = UploadLimit(create_app(served), int(config.max_upload_mb * 2**20), refused)
+    app = UploadLimit(create_app(served), config.max_upload_mb, refused)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -152,24 +186,28 @@ def build_server(
             lifespan="off",
         )
     )
-    return Server(server, sock, name, batcher, pool)
+    return Server(server, sock, served)
 
 
 def run_serve(
-    run: LoadedRun,
+    run_dir: Path,
+    open_model: Callable[[], LoadedRun],
     sock: socket.socket,
     config: ServeConfig,
     api_key: str | None,
     log: Callable[[str], None],
     info: Callable[[str], None],
 ) -> None:
-    server = build_server(run, sock, config, api_key, log)
-    info(f"Serving {server.name} ({run.run_dir}) at {server.url} — Ctrl-C to stop")
+    server = build_server(run_dir, sock, config, api_key, log)
+    info(
+        f"Serving {server.served.name} ({run_dir}) at {server.url} (Ctrl-C to stop); /ready "
+        "answers 200 once the model is loaded and warmed"
+    )
     # uvicorn stops on SIGTERM/SIGINT, lets requests in flight finish, then raises the
     # signal again under the handlers it found: these make that a clean exit 0.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.run()
+        server.run(open_model)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

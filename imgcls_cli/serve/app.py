@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imgcls_cli.commands.predict import Prediction, read_for_model, top_classes
 from imgcls_cli.config import ServeConfig
@@ -40,20 +41,21 @@ from imgcls_cli.serve.metrics import Metrics
 
 # Answered without the API key: liveness for orchestrators, and the page, which holds no
 # model data (it asks for the key, then fetches everything with it).
-OPEN_PATHS = frozenset({"/health", "/"})
+OPEN_PATHS = frozenset({"/health", "/", "/favicon.ico"})
 # The status of a /predict answer: every upload classified; some; none.
 ALL_READ, SOME_READ, NONE_READ = 200, 207, 422
 
 
 @dataclasses.dataclass
 class Served:
-    """What every request works with."""
+    """What every request works with. The run and the batcher arrive once the model is
+    loaded and warmed (commands.serve.Server.load); until then `ready` is False."""
 
-    run: LoadedRun
+    run: LoadedRun | None
     name: str
     config: ServeConfig
     api_key: str | None
-    batcher: Batcher
+    batcher: Batcher | None
     metrics: Metrics
     pool: ThreadPoolExecutor
     log: Callable[[str], None]
@@ -67,6 +69,13 @@ class RequestProblem(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def loaded(served: Served) -> LoadedRun:
+    """The run, once the model is ready; until then 503."""
+    if not served.ready or served.run is None:
+        raise RequestProblem(503, "The model is still loading; try again when /ready answers 200.")
+    return served.run
 
 
 # --- Decoding --------------------------------------------------------------------------
@@ -217,8 +226,9 @@ class UploadLimit:
     (at once from its Content-Length; a body sent without one, as soon as it passes the
     limit). `refused(scope)` counts and logs it."""
 
-    def __init__(self, app: Any, limit: int, refused: Callable[[dict], None]) -> None:
-        self.app, self.limit, self.refused = app, limit, refused
+    def __init__(self, app: Any, megabytes: float, refused: Callable[[dict], None]) -> None:
+        self.app, self.megabytes, self.refused = app, megabytes, refused
+        self.limit = int(megabytes * 2**20)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -251,10 +261,9 @@ class UploadLimit:
         return await self.app(scope, replay, send)
 
     async def refuse(self, scope: dict, send: Callable) -> None:
-        megabytes = self.limit / 2**20
         body = json.dumps(
             {
-                "error": f"The request body is above this server's limit of {megabytes:g} MB "
+                "error": f"The request body is above this server's limit of {self.megabytes:g} MB "
                 "(--max-upload-mb); send fewer or smaller images."
             }
         ).encode()
@@ -318,8 +327,9 @@ class GuardAndLog:
         scheme, _, token = given.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), key.encode()):
             return None
+        said = "The API key is wrong" if token else "This server needs an API key"
         response = JSONResponse(
-            {"error": "Send the API key as `Authorization: Bearer KEY`."}, status_code=401
+            {"error": f"{said}: send it as `Authorization: Bearer KEY`."}, status_code=401
         )
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
@@ -327,7 +337,6 @@ class GuardAndLog:
 
 def create_app(served: Served) -> FastAPI:
     app = FastAPI(title="imgcls serve", docs_url=None, redoc_url=None, openapi_url=None)
-    run = served.run
 
     def problem(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -337,6 +346,15 @@ def create_app(served: Served) -> FastAPI:
     @app.exception_handler(RequestProblem)
     async def request_problem(request: Request, error: RequestProblem) -> JSONResponse:
         return problem(error.status, str(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths (404) and methods (405) answer in the same {"error": ...} shape."""
+        return problem(error.status_code, f"{error.detail}: {request.method} {request.url.path}")
+
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        return Response(status_code=204)
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
@@ -357,6 +375,7 @@ def create_app(served: Served) -> FastAPI:
 
     @app.get("/model")
     async def model_info() -> dict:
+        run = loaded(served)
         return {
             "name": served.name,
             "classes": run.class_names,
@@ -369,6 +388,7 @@ def create_app(served: Served) -> FastAPI:
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
+        run = loaded(served)
         k = query_top_k(request, served)
         uploads = await read_uploads(request)
         records, sizes = [], []
@@ -387,6 +407,7 @@ def create_app(served: Served) -> FastAPI:
 
     @app.post("/explain")
     async def explain(request: Request) -> Response:
+        run = loaded(served)
         if run.model is None:
             raise RequestProblem(
                 501, "Grad-CAM needs the Keras model: serve the run directory, not an export."
@@ -394,8 +415,16 @@ def create_app(served: Served) -> FastAPI:
         wanted = request.query_params.get("format", "png")
         if wanted not in ("png", "json"):
             raise RequestProblem(400, f"format must be png or json; got {wanted!r}.")
-        name, content = (await read_uploads(request))[0]
-        future = served.batcher.call(lambda: explain_upload(served, name, content))
+        uploads = await read_uploads(request)
+        if len(uploads) != 1:
+            raise RequestProblem(400, f"Send one image to /explain; got {len(uploads)}.")
+        name, content = uploads[0]
+        wanted_class = request.query_params.get("class")
+        if wanted_class is not None and wanted_class not in run.class_names:
+            raise RequestProblem(
+                400, f"Unknown class {wanted_class!r}; the classes: {', '.join(run.class_names)}."
+            )
+        future = served.batcher.call(lambda: explain_upload(served, name, content, wanted_class))
         item, png = await asyncio.wrap_future(future)
         if item.error is not None:
             return problem(422, f"{item.path}: {item.error}")
@@ -421,14 +450,36 @@ def create_app(served: Served) -> FastAPI:
             ]
         }
 
+    def tf_serving_version(name: str, version: str) -> None:
+        if version != "1":
+            raise RequestProblem(
+                404, f"Servable not found for request: Specific({name}, {version})"
+            )
+
+    @app.get("/v1/models/{name}/versions/{version}")
+    async def model_version_status(name: str, version: str) -> dict:
+        tf_serving_version(name, version)
+        return await model_status(name)
+
+    @app.get("/v1/models/{name}/versions/{version}/metadata")
+    async def model_version_metadata(name: str, version: str) -> dict:
+        tf_serving_version(name, version)
+        return await model_metadata(name)
+
+    @app.post("/v1/models/{name}/versions/{version}:predict")
+    async def tf_serving_version_predict(name: str, version: str, request: Request) -> Any:
+        tf_serving_version(name, version)
+        return await tf_serving_predict(name, request)
+
     @app.get("/v1/models/{name}/metadata")
     async def model_metadata(name: str) -> dict:
         tf_serving_model(name)
-        return metadata_document(served)
+        return metadata_document(served.name, loaded(served))
 
     @app.post("/v1/models/{name}:predict")
     async def tf_serving_predict(name: str, request: Request) -> JSONResponse:
         tf_serving_model(name)
+        run = loaded(served)
         try:
             document = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError) as error:
@@ -474,9 +525,9 @@ def tf_serving_instances(document: Any) -> list[Any]:
     return instances
 
 
-def metadata_document(served: Served) -> dict[str, Any]:
+def metadata_document(name: str, run: LoadedRun) -> dict[str, Any]:
     """TF Serving's model metadata: the serving_default signature, plus the labels."""
-    height, width = served.run.image_size
+    height, width = run.image_size
 
     def tensor(name: str, dims: list[int]) -> dict[str, Any]:
         return {
@@ -486,18 +537,20 @@ def metadata_document(served: Served) -> dict[str, Any]:
         }
 
     signature = {
-        "inputs": {"images": tensor("images", [-1, height, width, served.run.channels])},
-        "outputs": {"probabilities": tensor("probabilities", [-1, served.run.num_classes])},
+        "inputs": {"images": tensor("images", [-1, height, width, run.channels])},
+        "outputs": {"probabilities": tensor("probabilities", [-1, run.num_classes])},
         "method_name": "tensorflow/serving/predict",
     }
     return {
-        "model_spec": {"name": served.name, "signature_name": "", "version": "1"},
+        "model_spec": {"name": name, "signature_name": "", "version": "1"},
         "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
-        "labels": served.run.class_names,
+        "labels": run.class_names,
     }
 
 
-def explain_upload(served: Served, name: str, content: bytes) -> tuple[Any, bytes | None]:
+def explain_upload(
+    served: Served, name: str, content: bytes, class_name: str | None = None
+) -> tuple[Any, bytes | None]:
     """Grad-CAM of one upload, on the model's thread: (report.gradcam.Explained, the
     overlay PNG or None)."""
     from imgcls_cli.commands.explain import caption
@@ -512,7 +565,7 @@ def explain_upload(served: Served, name: str, content: bytes) -> tuple[Any, byte
     with tempfile.TemporaryDirectory(prefix="imgcls-serve-") as scratch:
         path = Path(scratch) / scratch_name(name)
         path.write_bytes(content)
-        [item] = explain_paths([str(path)], served.run, served.cam)
+        [item] = explain_paths([str(path)], served.run, served.cam, class_name)
     item.path = name
     if item.error is not None:
         return item, None
