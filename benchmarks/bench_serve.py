@@ -76,15 +76,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(port: int, process: subprocess.Popen, timeout: float = 180) -> None:
+def wait_ready(port: int, process: subprocess.Popen, path: str | None, timeout: float = 180):
+    """Until the server accepts connections and, where it has a readiness path (imgcls
+    answers at once and loads the model behind /ready), that path answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the server stopped"
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path or "/")
+            status = connection.getresponse().status
+            connection.close()
+            if path is None or status == 200:
                 return
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise TimeoutError("the server did not start")
 
 
@@ -213,7 +220,7 @@ def main() -> None:
                 port = free_port()
                 process = start(kind, run_dir, port, scratch)
                 try:
-                    wait_ready(port, process)
+                    wait_ready(port, process, "/ready" if kind == "imgcls" else None)
                     load(port, body, headers, 50, 4)  # warm up every path
                     figures = {"single": load(port, body, headers, args.requests // 10, 1)}
                     if kind == "imgcls":
