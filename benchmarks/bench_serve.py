@@ -11,7 +11,8 @@ same PNG uploaded as a multipart `file` field:
 
 Each is measured at concurrency 1 and at --concurrency (32): requests/s, p50, p99 and
 errors, from persistent connections on client threads in this process. imgcls' RSS is
-read after --warm-requests (1,000) and again after --requests (5,000) more. The client
+read after --warm-requests (1,000), after --requests (5,000) more, and after --long
+(14,000) more still: after 20,000 in all. The client
 shares the machine's cores with the server: on 2 cores the figures are lower than on a
 larger machine, alike for all three. Models: a digit CNN (simplecnn, 8x8) and MobileNetV2
 at 224x224 (random weights: only speed is measured). Prints a table and writes
@@ -204,11 +205,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--warm-requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=14000,
+        help="more requests to imgcls after the measured ones, then its RSS again "
+        "(1,000 + 5,000 + 14,000: RSS after 20,000 against after 1,000)",
+    )
     parser.add_argument("--models", default="digits-simplecnn,mobilenetv2-224")
     parser.add_argument("--dry-run", action="store_true", help="tiny, to see it run")
     args = parser.parse_args()
     if args.dry_run:
-        args.requests, args.warm_requests, args.concurrency = 40, 20, 8
+        args.requests, args.warm_requests, args.concurrency, args.long = 40, 20, 8, 40
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
@@ -231,6 +239,9 @@ def main() -> None:
                     )
                     if kind == "imgcls":
                         figures["rss_mb_after_all"] = rss_mb(process.pid)
+                        if args.long:
+                            figures["long"] = load(port, body, headers, args.long, args.concurrency)
+                            figures["rss_mb_after_long"] = rss_mb(process.pid)
                 finally:
                     process.terminate()
                     process.wait(60)
@@ -250,14 +261,18 @@ def main() -> None:
         imgcls, tutorial, better = kinds["imgcls"], kinds["tutorial"], kinds["better"]
         speed = imgcls["concurrent"]["requests_per_second"]
         lone = imgcls["single"]["p50_ms"] / better["single"]["p50_ms"]
-        before, after = imgcls["rss_mb_after_warm"], imgcls["rss_mb_after_all"]
+        before = imgcls["rss_mb_after_warm"]
+        after = imgcls.get("rss_mb_after_long", imgcls["rss_mb_after_all"])
+        served = args.warm_requests + args.requests + (args.long or 0)
+        errors = imgcls["concurrent"]["errors"] + imgcls.get("long", {}).get("errors", 0)
         rows.append(
             (
                 f"{model} imgcls vs",
                 f"tutorial {speed / tutorial['concurrent']['requests_per_second']:.2f}x, "
                 f"better {speed / better['concurrent']['requests_per_second']:.2f}x at "
-                f"c={args.concurrency}; lone p50 {lone:.2f}x better's; "
-                f"RSS {before:.0f} → {after:.0f} MB",
+                f"c={args.concurrency}; lone p50 {lone:.2f}x better's; RSS {before:.0f} MB "
+                f"after {args.warm_requests:,} requests, {after:.0f} MB after {served:,} "
+                f"({errors} errors)",
             )
         )
     print_table(f"imgcls serve under load ({os.cpu_count()} CPU cores, client included)", rows)

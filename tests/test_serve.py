@@ -78,6 +78,17 @@ def request(url: str, method: str, path: str, body=None, headers=None, key: bool
         connection.close()
 
 
+def logged(server, predicate, timeout: float = 10.0) -> bool:
+    """Whether a log line that satisfies predicate appears: a request's line is written
+    after its answer is sent, so the client may read the answer first."""
+    deadline = time.monotonic() + timeout
+    while not any(predicate(line) for line in list(server.log)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, dict]:
     boundary = "imgcls-test-boundary"
     parts = []
@@ -225,6 +236,7 @@ def test_bodies_above_the_limit_are_refused_before_they_are_read(server):
     assert "above this server's limit of 1 MB (--max-upload-mb)" in answer
     # Without a Content-Length (chunked), refused as soon as it passes the limit (the
     # client may see the answer, or the connection closed under the rest of its body).
+    assert logged(server, lambda line: " 413 " in line)  # that refusal's line is written
     refusals = sum("413" in line for line in server.log)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     chunks = (b"x" * 65536 for _ in range(40))
@@ -235,7 +247,7 @@ def test_bodies_above_the_limit_are_refused_before_they_are_read(server):
         pass
     finally:
         connection.close()
-    assert sum("413" in line for line in server.log) == refusals + 1
+    assert logged(server, lambda _: sum("413" in line for line in server.log) == refusals + 1)
 
 
 def test_the_api_key_guards_everything_but_health_and_the_page(server):
@@ -285,7 +297,7 @@ def test_concurrent_requests_share_model_calls(server, shapes_run):
     assert calls < 16 and ones < calls, metrics  # some model call served several requests
     assert re.search(r'imgcls_requests_total\{endpoint="/predict",status="200"\} \d+', metrics)
     assert 'imgcls_request_seconds_bucket{endpoint="/predict",le="+Inf"}' in metrics
-    assert any(re.search(r"^POST /predict 200 [\d.]+ ms batch \d+$", line) for line in server.log)
+    assert logged(server, lambda line: re.search(r"^POST /predict 200 [\d.]+ ms batch \d+$", line))
 
 
 def test_explain_returns_the_overlay_or_its_peak(server, shapes_run):
@@ -499,6 +511,6 @@ def test_an_unexpected_failure_is_one_json_500_and_the_server_goes_on(
     status, _, answer = request(server.url, "POST", "/predict", content)
     assert status == 500
     assert json.loads(answer) == {"error": "Internal error: RuntimeError: planted"}
-    assert server.log[-1].startswith("POST /predict 500 ")
+    assert logged(server, lambda line: line.startswith("POST /predict 500 "))
     monkeypatch.undo()
     assert request(server.url, "POST", "/predict", content)[0] == 200
