@@ -408,45 +408,50 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(shapes_run, tmp_pat
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 120
-    while not any("Serving" in line for line in lines):
-        assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
-        time.sleep(0.05)
-    url = re.search(r"at (http://\S+)", "".join(lines)).group(1)
-    parts = urlsplit(url)
-    # Answering while the model loads: alive, not ready, model endpoints 503.
-    assert request(url, "GET", "/health", key=False)[0] == 200
-    status, _, content = request(url, "GET", "/ready", key=False)
-    assert (status, json.loads(content)) == (503, {"ready": False})
-    status, _, content = request(url, "POST", "/predict", b"x", key=False)
-    assert status == 503 and "still loading" in json.loads(content)["error"]
-    while not any("is ready" in line for line in lines):
-        assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
-        time.sleep(0.05)
-    # Large photos take a while to decode: these requests are still being answered when
-    # SIGTERM comes.
-    photo = png(np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8))
-    body, headers = multipart([(f"p{i}.png", photo) for i in range(3)])
-    connections = []
-    for _ in range(4):
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
-        connection.request("POST", "/predict", body=body, headers=headers)
-        connections.append(connection)
-    process.send_signal(signal.SIGTERM)
-    answers = [c.getresponse() for c in connections]
-    assert [a.status for a in answers] == [200] * 4
-    assert all(len(json.loads(a.read())) == 3 for a in answers)
-    assert process.wait(timeout=60) == 0
-    reader.join(10)
-    output = "".join(lines)
-    assert "Stopped: every request in flight was answered." in output
-    assert len(re.findall(r"POST /predict 200 [\d.]+ ms batch \d+", output)) == 4, output
-    assert "Traceback" not in output
-    with pytest.raises(OSError):
-        socket.create_connection((parts.hostname, parts.port), timeout=5)
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while not any("Serving" in line for line in lines):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.05)
+        url = re.search(r"at (http://\S+)", "".join(lines)).group(1)
+        parts = urlsplit(url)
+        # Answering while the model loads: alive, not ready, model endpoints 503.
+        assert request(url, "GET", "/health", key=False)[0] == 200
+        status, _, content = request(url, "GET", "/ready", key=False)
+        assert (status, json.loads(content)) == (503, {"ready": False})
+        status, _, content = request(url, "POST", "/predict", b"x", key=False)
+        assert status == 503 and "still loading" in json.loads(content)["error"]
+        while not any("is ready" in line for line in lines):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.05)
+        # Large photos take a while to decode: these requests are still being answered when
+        # SIGTERM comes.
+        photo = png(np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8))
+        body, headers = multipart([(f"p{i}.png", photo) for i in range(3)])
+        connections = []
+        for _ in range(4):
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+            connection.request("POST", "/predict", body=body, headers=headers)
+            connections.append(connection)
+        process.send_signal(signal.SIGTERM)
+        answers = [c.getresponse() for c in connections]
+        assert [a.status for a in answers] == [200] * 4
+        assert all(len(json.loads(a.read())) == 3 for a in answers)
+        assert process.wait(timeout=60) == 0
+        reader.join(10)
+        output = "".join(lines)
+        assert "Stopped: every request in flight was answered." in output
+        assert len(re.findall(r"POST /predict 200 [\d.]+ ms batch \d+", output)) == 4, output
+        assert "Traceback" not in output
+        with pytest.raises(OSError):
+            socket.create_connection((parts.hostname, parts.port), timeout=5)
+    finally:
+        if process.poll() is None:  # a failed assertion above: no server is left behind
+            process.kill()
+            process.wait()
 
 
 def test_listening_beyond_this_machine_without_a_key_warns(shapes_run):
