@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import hmac
 import io
@@ -22,7 +23,7 @@ import json
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -88,6 +89,16 @@ def scratch_name(name: str) -> str:
     return cleaned or "upload"
 
 
+@contextlib.contextmanager
+def scratch_file(name: str, content: bytes) -> Iterator[Path]:
+    """An upload as a private file, read by the decoders `predict` and `explain` use (the
+    same pixels), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="imgcls-serve-") as scratch:
+        path = Path(scratch) / scratch_name(name)
+        path.write_bytes(content)
+        yield path
+
+
 def pixel_limit_error(content: bytes, limit: float) -> str | None:
     """Why an image is too large to decode here, read from its header alone."""
     from PIL import Image
@@ -112,9 +123,7 @@ def decode_upload(served: Served, name: str, content: bytes) -> np.ndarray | str
     too_large = pixel_limit_error(content, served.config.max_megapixels)
     if too_large:
         return too_large
-    with tempfile.TemporaryDirectory(prefix="imgcls-serve-") as scratch:
-        path = Path(scratch) / scratch_name(name)
-        path.write_bytes(content)
+    with scratch_file(name, content) as path:
         try:
             return read_for_model(str(path), served.run)
         except Exception as error:  # PIL and TensorFlow raise many types for bad files
@@ -562,9 +571,7 @@ def explain_upload(
         return Explained(name, error=too_large), None
     if served.cam is None:
         served.cam = GradCam(served.run.model)
-    with tempfile.TemporaryDirectory(prefix="imgcls-serve-") as scratch:
-        path = Path(scratch) / scratch_name(name)
-        path.write_bytes(content)
+    with scratch_file(name, content) as path:
         [item] = explain_paths([str(path)], served.run, served.cam, class_name)
     item.path = name
     if item.error is not None:
