@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 
 # Two test processes (pytest-xdist), each test file whole in one of them: the suite is
 # mostly single-threaded Python and graph building, so this machine's two cores halve it.
+# --no-loadscope-reorder: files are handed out longest first (tests/conftest.py's order),
+# not xdist's most-tests-first, which left a minute-long file for the end.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The unit tests only (seconds): tests that need TensorFlow or start imgcls are skipped.
 test-fast: $(STAMP)

@@ -65,11 +65,16 @@ def test_ci_gate_passes_a_good_model_and_fails_an_impossible_bar(tmp_path):
     assert code == 0, output
     report = json.loads((tmp_path / "runs" / "ci-gate.report.json").read_text())
     assert report["accuracy"] >= 0.9
-    # The same run against a bar no model reaches: imgcls' train is skipped by a stand-in
-    # (that run is there already), its evaluate is the real one.
-    stand_in = tmp_path / "imgcls-evaluate-only"
-    stand_in.write_text(f'#!/bin/sh\n[ "$1" = train ] && exit 0\nexec {IMGCLS} "$@"\n')
+    # The same run against a bar no model reaches: the script's gate is under test, so a
+    # stand-in for imgcls answers as the real one just did (train: that run is there;
+    # evaluate --json: the report it printed above).
+    stand_in = tmp_path / "imgcls-as-before"
+    report_file = tmp_path / "runs" / "ci-gate.report.json"
+    stand_in.write_text(
+        f'#!/bin/sh\n[ "$1" = train ] && exit 0\n[ "$1" = evaluate ] && cat {report_file}.before\n'
+    )
     stand_in.chmod(0o755)
+    report_file.rename(f"{report_file}.before")
     code, output = run("ci_gate.sh", tmp_path, MIN_ACCURACY="1.01", IMGCLS=str(stand_in))
     assert code == 1 and f"test accuracy {report['accuracy']:.4f} (bar 1.01)" in output, output
 

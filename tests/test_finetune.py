@@ -182,16 +182,13 @@ def test_class_weight_balanced_reports_the_weights(runner, cli_app, tmp_path):
     few, many = config["resolved"]["class_weights"]
     assert few > 1.0 > many
 
-    # --config reruns those options; flags given win.
-    rerun = tmp_path / "rerun"
-    result = runner.invoke(
-        cli_app,
-        ["finetune", "--config", str(tmp_path / "run" / "config.json"), "--lr", "0.01"]
-        + ["--output", str(rerun)],
-    )
-    assert result.exit_code == 0, result.output
-    options = json.loads((rerun / "config.json").read_text())["options"]
-    assert options == {**config["options"], "lr": 0.01}
+    # --config reruns those options; options given win (the run's options, resolved as
+    # `finetune --config RUN/config.json --lr 0.01` resolves them, without training again).
+    from imgcls_cli.api import prepare_run
+
+    saved = tmp_path / "run" / "config.json"
+    rerun, _, _ = prepare_run("finetune", {"lr": 0.01}, tmp_path / "rerun", False, None, saved)
+    assert rerun.to_dict() == {**config["options"], "lr": 0.01}
 
 
 def test_config_of_another_command_is_refused(runner, cli_app, tmp_path):
@@ -321,10 +318,8 @@ def test_interrupted_finetune_resumes_to_the_same_history_and_averaged_weights(
     ]
 
     def outcome(run_dir):
-        history = (run_dir / rundir.HISTORY_FILE).read_text().splitlines()
-        rows = [line.split(",")[:4] for line in history]  # epoch, phase, loss, accuracy
         metrics = json.loads((run_dir / rundir.METRICS_FILE).read_text())
-        return rows, metrics["weights_fingerprint"]
+        return outcome_rows(run_dir), metrics["weights_fingerprint"]
 
     from imgcls_cli.engine import training
 
@@ -342,21 +337,31 @@ def test_interrupted_finetune_resumes_to_the_same_history_and_averaged_weights(
     expected = outcome(tmp_path / "a")
     assert [row[1] for row in expected[0][1:]] == ["head", "head", "finetune"]
 
-    # Epoch 2 is the second head epoch (cached features); epoch 3 the fine-tuning one.
-    for epoch in (2, 3):
-        run_dir = tmp_path / f"stopped-at-{epoch}"
-        with monkeypatch.context() as patch:
-            interrupt_epoch(patch, epoch)
-            result = finetune(runner, cli_app, *options, "--output", str(run_dir))
-        assert result.exit_code == 130, result.output
-        assert f"Resume with: imgcls finetune --resume {run_dir}" in result.output
-        assert not (run_dir / rundir.MODEL_FILE).exists()
+    # Stopped in epoch 2, the second head epoch (cached features); its resume stopped in
+    # epoch 3, the fine-tuning one; then resumed to the end.
+    run_dir = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        interrupt_epoch(patch, 2)
+        result = finetune(runner, cli_app, *options, "--output", str(run_dir))
+    assert result.exit_code == 130, result.output
+    assert f"Resume with: imgcls finetune --resume {run_dir}" in result.output
+    assert not (run_dir / rundir.MODEL_FILE).exists()
+    with monkeypatch.context() as patch:
+        interrupt_epoch(patch, 2)  # the resumed run's second epoch: epoch 3
         result = runner.invoke(cli_app, ["finetune", "--resume", str(run_dir)])
-        assert result.exit_code == 0, result.output
-        if epoch == 3:
-            assert "Phase already finished (2 epoch(s)): restored" in result.output
-        assert json.loads((run_dir / rundir.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
-        assert outcome(run_dir) == expected
+    assert result.exit_code == 130, result.output
+    assert [row[1] for row in outcome_rows(run_dir)[1:]] == ["head", "head"]
+    assert not (run_dir / rundir.MODEL_FILE).exists()
+    result = runner.invoke(cli_app, ["finetune", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "Phase already finished (2 epoch(s)): restored" in result.output
+    assert json.loads((run_dir / rundir.CONFIG_FILE).read_text())["options"]["ema"] == 0.5
+    assert outcome(run_dir) == expected
+
+
+def outcome_rows(run_dir):
+    history = (run_dir / rundir.HISTORY_FILE).read_text().splitlines()
+    return [line.split(",")[:4] for line in history]  # epoch, phase, loss, accuracy
 
 
 def test_finetune_says_when_images_are_enlarged_or_their_channel_repeated():

@@ -117,6 +117,24 @@ def test_a_last_smaller_batch_reuses_the_steps_one_trace():
     assert statistics.active and counts == [1, 1, 1]
 
 
+def test_evaluation_counts_the_confusion_matrix_of_its_own_pass():
+    """The test split's confusion matrix (the run's TensorBoard picture) comes from the
+    final evaluation, not a second pass: it must count every image of every batch, the
+    last smaller one included, as the model predicts it."""
+    import tensorflow as tf
+
+    model, data = tiny_model_and_data()
+    data = data.unbatch().batch(5)  # 16 images: 5, 5, 5, then 1
+    evaluator = Trainer(model, create_optimizer("adam", 0.05, 0.0), tf.distribute.get_strategy())
+    scores, confusion = evaluator.evaluate_with_confusion(data)
+    images, labels = (np.concatenate(part) for part in zip(*data.as_numpy_iterator()))
+    predicted = np.argmax(model(images, training=False), axis=-1)
+    expected = np.zeros((2, 2), np.int64)
+    np.add.at(expected, (np.argmax(labels, -1), predicted), 1)
+    assert confusion.tolist() == expected.tolist() and confusion.sum() == 16
+    assert scores["accuracy"] == pytest.approx(np.trace(expected) / 16)
+
+
 class CrashAtStep(SilentReporter):
     """Raises (or sends a signal to this process) when training reaches a given step."""
 

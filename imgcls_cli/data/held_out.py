@@ -208,7 +208,7 @@ def concatenate(parts: list[Any]) -> Any:
         files = parts[0].files
         for part in parts[1:]:
             files = files.concatenate(part.files)
-        return Split(decoder(files), count, None, labels, files=files, decode_files=decoder)
+        return Split.of_file_list(files, count, decoder, labels=labels)
     dataset = parts[0].dataset
     for part in parts[1:]:
         dataset = dataset.concatenate(part.dataset)
@@ -242,7 +242,7 @@ def relabel(
             )
         table = tf.constant(index_map)
         dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
-        return dataclasses.replace(split, dataset=dataset), None
+        return dataclasses.replace(split, stored=dataset), None
     known_rows = index_map[split.labels] >= 0
     # Unknown classes are numbered among themselves: their names are unknown_classes.
     unknown_index = np.full(len(index_map), -1, np.int64)
@@ -268,13 +268,6 @@ def file_subset(split: Any, rows: np.ndarray, label_map: np.ndarray) -> Any:
         files = split.files.filter(lambda name, label: tf.gather(keep, label)).map(
             lambda name, label: (name, tf.gather(relabelled, label))
         )
-        return Split(
-            split.decode_files(files),
-            int(rows.sum()),
-            None,
-            labels,
-            files=files,
-            decode_files=split.decode_files,
-        )
+        return Split.of_file_list(files, int(rows.sum()), split.decode_files, labels=labels)
     paths = [path for path, keep in zip(split.paths, rows) if keep]
     return Split.of_files(paths, labels, split.decode_files)

@@ -21,7 +21,9 @@ EMBEDDED_DATASETS = ("digits",)
 
 @dataclasses.dataclass
 class Split:
-    dataset: Any  # tf.data.Dataset of (uint8 image HxWxC, int64 label)
+    # tf.data.Dataset of (uint8 image HxWxC, int64 label), read through `dataset`; None
+    # for a file list's split until then (see `dataset`).
+    stored: Any
     num_examples: int
     paths: list[str] | None = None  # file paths, in dataset order, for folder sources
     labels: np.ndarray | None = None  # labels in dataset order, when known without reading
@@ -35,6 +37,28 @@ class Split:
     # source can (TFDS shards its record files); None: Dataset.shard.
     read_shard: Callable[[int, int], Any] | None = None
 
+    @property
+    def dataset(self) -> Any:
+        """The split's (uint8 image, label) examples as stored. A file list's is built on
+        first use: training and evaluation build their own pipelines from the file list
+        (decoding at the model's size), and building this one traces the decoder, which
+        cost a run a fraction of a second for each split it never read."""
+        if self.stored is None and self.files is not None:
+            self.stored = self.decode_files(self.files)
+        return self.stored
+
+    @classmethod
+    def of_file_list(
+        cls,
+        files: Any,
+        count: int,
+        decode_files: Callable[..., Any],
+        paths: list[str] | None = None,
+        labels: np.ndarray | None = None,
+    ) -> Split:
+        """A split read from a (name, label) file list by decode_files."""
+        return cls(None, count, paths, labels, files=files, decode_files=decode_files)
+
     @classmethod
     def of_files(
         cls, paths: list[str], labels: np.ndarray, decode_files: Callable[..., Any]
@@ -44,14 +68,7 @@ class Split:
         import tensorflow as tf
 
         files = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), labels))
-        return cls(
-            decode_files(files),
-            len(paths),
-            paths,
-            labels,
-            files=files,
-            decode_files=decode_files,
-        )
+        return cls.of_file_list(files, len(paths), decode_files, paths, labels)
 
     def shard(self, shards: int, index: int) -> Any:
         """Part `index` of `shards` of the dataset (folders shard `files` instead)."""
@@ -68,9 +85,7 @@ class Split:
         if self.files is not None:
             files = self.files.shuffle(self.num_examples, seed, reshuffle_each_iteration=False)
             files = files.take(count)
-            return Split(
-                self.decode_files(files), count, files=files, decode_files=self.decode_files
-            )
+            return Split.of_file_list(files, count, self.decode_files)
         # Drawn from a window ten times the sample, so a large TFDS split is not read whole.
         window = min(self.num_examples, 10 * count)
         dataset = self.dataset.shuffle(window, seed, reshuffle_each_iteration=False).take(count)

@@ -165,10 +165,10 @@ class RunRecorder:
 
         session = self.session
         data, reporter = session.data, session.reporter
-        metrics = final_metrics(
+        metrics, test_confusion = final_metrics(
             evaluator, data, history, reporter, session.config.patience, remedy=remedy
         )
-        finish_log(self.log, self.work_dir, model, data, history)
+        finish_log(self.log, self.work_dir, test_confusion, data.source.class_names, history)
         data.report_unreadable(reporter)
         # What training left out, kept with the run (a notebook may not show warnings).
         skipped = [*data.source.skipped, *data.unreadable.items()]

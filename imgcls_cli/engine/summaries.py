@@ -106,24 +106,17 @@ def preview_batch(data: Any) -> Any:
     return images
 
 
-def log_confusion_matrix(log: TrainingLog, model: Any, data: Any, step: int) -> None:
-    """The test split's confusion matrix as an image summary (nothing without a test
-    split)."""
-    from imgcls_cli.report import metrics, plots
+def log_confusion_matrix(
+    log: TrainingLog, confusion: np.ndarray | None, classes: list[str], step: int
+) -> None:
+    """The test split's confusion matrix (from the final evaluation's pass: the test
+    images are not run through the model again) as an image summary; nothing without a
+    test split."""
+    from imgcls_cli.report import plots
 
-    if data.test is None:
+    if confusion is None or not confusion.sum():
         return
-    labels, predicted = [], []
-    for images, one_hot in data.test:
-        predicted.append(np.argmax(model(images, training=False), axis=-1))
-        labels.append(np.argmax(one_hot.numpy(), axis=-1))
-    if not labels:
-        return
-    classes = data.source.class_names
-    matrix = metrics.confusion_matrix(
-        np.concatenate(labels), np.concatenate(predicted), len(classes)
-    )
-    log.picture("test confusion matrix", plots.confusion_matrix_png(matrix, classes), step)
+    log.picture("test confusion matrix", plots.confusion_matrix_png(confusion, classes), step)
 
 
 def write_training_curves(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -146,11 +139,16 @@ def start_log(run_dir: Path, work_dir: Path, data: Any, history: list) -> Traini
 
 
 def finish_log(
-    log: TrainingLog | None, work_dir: Path, model: Any, data: Any, history: list
+    log: TrainingLog | None,
+    work_dir: Path,
+    test_confusion: np.ndarray | None,
+    classes: list[str],
+    history: list,
 ) -> None:
-    """At the end of training: the confusion matrix into the log, and training.png."""
+    """At the end of training: the test split's confusion matrix into the log, and
+    training.png."""
     if log is None:
         return
-    log_confusion_matrix(log, model, data, len(history))
+    log_confusion_matrix(log, test_confusion, classes, len(history))
     log.close()
     write_training_curves(work_dir, history)

@@ -101,7 +101,15 @@ class Evaluator:
     def _eval_replica(self, images, labels):
         images, labels, weights = never_empty(images, labels)
         probabilities = self.model(images, training=False)
-        return self._sums(labels, probabilities, self.loss_fn(labels, probabilities), weights)
+        sums = self._sums(labels, probabilities, self.loss_fn(labels, probabilities), weights)
+        confusion = tf.math.confusion_matrix(
+            tf.argmax(labels, -1),
+            tf.argmax(probabilities, -1),
+            num_classes=labels.shape[-1],
+            weights=weights,
+            dtype=tf.float32,
+        )
+        return [*sums, confusion]
 
     def distribute(self, dataset: Any) -> Any:
         """Split global batches across replicas (and workers). Done once per dataset: a
@@ -123,17 +131,26 @@ class Evaluator:
         return self.strategy.experimental_distribute_dataset(dataset)
 
     def evaluate(self, dataset: Any, distributed: bool = False) -> dict[str, float]:
-        totals = tf.zeros([3])
+        """The loss, accuracy and number of examples of a dataset."""
+        return self.evaluate_with_confusion(dataset, distributed)[0]
+
+    def evaluate_with_confusion(
+        self, dataset: Any, distributed: bool = False
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """evaluate(), and the confusion matrix of the same pass (rows: true class,
+        columns: predicted; summed over replicas and workers), so a split whose matrix is
+        wanted too is not run through the model twice."""
+        totals, confusion = tf.zeros([3]), None
         batches = dataset if distributed else self.distribute(dataset)
         step = traced_for_any_batch_size(self._eval_step, batches.element_spec)
         for batch in batches:
-            totals += tf.stack(step(batch))
+            *sums, matrix = step(batch)
+            totals += tf.stack(sums)
+            confusion = matrix if confusion is None else confusion + matrix
         logs = summarize(totals.numpy(), None)
-        return {"loss": logs["loss"], "accuracy": logs["accuracy"], "examples": logs["examples"]}
-
-    def evaluate_splits(self, splits: dict[str, Any]) -> dict[str, dict[str, float]]:
-        """{name: loss, accuracy, examples} for each dataset that is not None."""
-        return {name: self.evaluate(data) for name, data in splits.items() if data is not None}
+        scores = {"loss": logs["loss"], "accuracy": logs["accuracy"], "examples": logs["examples"]}
+        counts = np.zeros([0, 0]) if confusion is None else confusion.numpy()
+        return scores, np.rint(counts).astype(np.int64)
 
 
 class Trainer(Evaluator):
@@ -410,20 +427,25 @@ def final_metrics(
     reporter: Reporter,
     patience: int | None,
     remedy: str,
-) -> dict[str, Any]:
-    """metrics.json: epochs trained, the weights' fingerprint, the val and test scores of
-    `data` (data.prepare.PreparedData), and the inference check: the model's scores in
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """(metrics.json, the test split's confusion matrix or None). metrics.json: epochs
+    trained, the weights' fingerprint, the val and test scores of `data`
+    (data.prepare.PreparedData), and the inference check: the model's scores in
     inference mode on the data's fixed sample of training images (`train_sample`), and
     how far they fall below the training accuracy of the epoch whose weights were kept
     (`inference_gap`), with one warning line above INFERENCE_GAP_WARNING that ends with
     the command's `remedy`."""
-    metrics = {
+    metrics: dict[str, Any] = {
         "epochs_trained": len(history),
         "weights_fingerprint": weights_fingerprint(evaluator.model),
-        **evaluator.evaluate_splits({"val": data.inputs("val"), "test": data.inputs("test")}),
     }
+    val, test, test_confusion = data.inputs("val"), data.inputs("test"), None
+    if val is not None:
+        metrics["val"] = evaluator.evaluate(val)
+    if test is not None:
+        metrics["test"], test_confusion = evaluator.evaluate_with_confusion(test)
     if data.train_sample is None or not history:
-        return metrics
+        return metrics, test_confusion
     metrics["train_sample"] = evaluator.evaluate(data.train_sample)
     trained = kept_epoch(history, patience)["accuracy"]
     inferred = metrics["train_sample"]["accuracy"]
@@ -436,7 +458,7 @@ def final_metrics(
             f"scores undersell what it learned. Check with `imgcls evaluate --split train`; "
             f"{remedy}."
         )
-    return metrics
+    return metrics, test_confusion
 
 
 def kept_epoch(history: list[dict[str, Any]], patience: int | None) -> dict[str, Any]:
