@@ -569,7 +569,8 @@ def serve(
             f"{model} does not exist; give a run directory (such as "
             "runs/train-digits-simplecnn), its model.keras, or an export folder."
         )
-    run_dir, picked = find_run_dir(Path(model) if model else None)  # before TensorFlow
+    given = Path(model) if model else None
+    run_dir, picked = find_run_dir(given)  # before TensorFlow
     key = api_key if api_key is not None else os.environ.get("IMGCLS_API_KEY") or None
     reporter = api_reporter(reporter)
     if picked:
@@ -580,7 +581,6 @@ def serve(
             "machine can use the model."
         )
     sock = bind(config.host, config.port)
-    given = Path(model) if model else None
     run_serve(
         run_dir,
         lambda: load_run(run_dir, given),

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from imgcls_cli.config import Schedule
-from imgcls_cli.engine.training import Trainer, create_learning_rate, create_optimizer, fit
+from imgcls_cli.engine.training import (
+    Evaluator,
+    Trainer,
+    create_learning_rate,
+    create_optimizer,
+    fit,
+)
 from imgcls_cli.reporting import SilentReporter
 
 
@@ -125,7 +131,7 @@ def test_evaluation_counts_the_confusion_matrix_of_its_own_pass():
 
     model, data = tiny_model_and_data()
     data = data.unbatch().batch(5)  # 16 images: 5, 5, 5, then 1
-    evaluator = Trainer(model, create_optimizer("adam", 0.05, 0.0), tf.distribute.get_strategy())
+    evaluator = Evaluator(model, tf.distribute.get_strategy())
     scores, confusion = evaluator.evaluate_with_confusion(data)
     images, labels = (np.concatenate(part) for part in zip(*data.as_numpy_iterator()))
     predicted = np.argmax(model(images, training=False), axis=-1)
