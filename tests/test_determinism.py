@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # a subprocess trains 9 tiny models
 
 MATRIX = [
     ("simplecnn", 28, "none"),
-    ("convnet", 96, "auto"),
+    ("convnet", 64, "auto"),
     ("resnet8", 28, "auto"),
 ]
 

@@ -63,13 +63,11 @@ def checkpoint_epochs(run_dir: Path) -> int:
 
 
 @pytest.mark.slow  # starts imgcls
-def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
-    """With augmentation and mixup on: their random draws must replay too."""
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(runner, cli_app, tmp_path):
+    """With augmentation and mixup on: their random draws must replay too. The kill
+    reaches a real process; the uninterrupted run and the resume run here."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     augmented = [*SLOW_RUN, "--augment", "standard", "--mixup", "0.2", "--epochs", "2"]
-    code, output = finish(imgcls("train", *augmented, "--output", str(whole)))
-    assert code == 0, output
-
     process = imgcls("train", *augmented, "--output", str(killed))
     wait_for(lambda: checkpoint_epochs(killed) >= 1, process)
     process.send_signal(signal.SIGKILL)
@@ -77,8 +75,10 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
     assert len(history(killed)) < 2  # really killed before the end
     assert not (killed / "model.keras").exists()
 
-    code, output = finish(imgcls("train", "--resume", str(killed), "--quiet"))
-    assert code == 0, output
+    result = runner.invoke(cli_app, ["train", *augmented, "--output", str(whole)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli_app, ["train", "--resume", str(killed), "--quiet"])
+    assert result.exit_code == 0, result.output
     drop_timing = lambda rows: [  # noqa: E731
         {k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in rows
     ]

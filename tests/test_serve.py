@@ -196,7 +196,10 @@ def test_tf_servings_rest_api(server, shapes_run):
         )
 
     wrong = json.dumps({"instances": [[[1, 2], [3, 4]]]})
+    flagged = json.loads(json.dumps(pixels))
+    flagged[3][4][1] = True  # numpy would read it as 1
     for body, status_wanted, words in (
+        (json.dumps({"instances": [flagged]}), 400, "instance 0: pixel values must be numbers"),
         ("{not json", 400, "JSON Parse error"),
         (wrong, 400, "instance 0 has shape [2, 2]; expected 16x16x3 pixels"),
         (json.dumps({"instances": [{"b64": "aGVsbG8="}]}), 400, "not an image"),

@@ -259,7 +259,9 @@ def cache_features(
         "images; head epochs then train on the cached features"
     )
     started = time.perf_counter()
-    extract = tf.function(lambda batch: features(batch, training=False), reduce_retracing=True)
+    extract = tf.function(
+        lambda batch: features(batch, training=False), reduce_retracing=True, autograph=False
+    )
 
     def batches(dataset: Any, shuffle: bool) -> Any:
         if dataset is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcls_cli.backend import traced_as_written
 from imgcls_cli.data.scan_index import cache_dir
 
 ROOM_MARGIN = 1.2  # free disk space wanted, as a multiple of the cache file's size
@@ -94,4 +95,6 @@ def read_batches(images: Any, labels: np.ndarray, batch_size: int, shuffle_seed:
         batch_labels.set_shape([None])
         return rows, batch_labels
 
-    return indices.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return indices.batch(batch_size).map(
+        traced_as_written(load), num_parallel_calls=tf.data.AUTOTUNE
+    )

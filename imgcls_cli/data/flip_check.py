@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcls_cli.backend import traced_as_written
 from imgcls_cli.data.images import prepare_images
 from imgcls_cli.data.sources import Split
 
@@ -42,7 +43,7 @@ def sample_thumbnails(split: Split, count: int, seed: int) -> tuple[np.ndarray, 
     else:
         dataset = split.dataset.take(count)
     dataset = dataset.map(
-        lambda image, label: (prepare_images(image, THUMBNAIL, 1), label),
+        traced_as_written(lambda image, label: (prepare_images(image, THUMBNAIL, 1), label)),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).batch(256)
     images, labels = [], []

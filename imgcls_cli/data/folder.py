@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcls_cli.backend import traced_as_written
 from imgcls_cli.config import DataConfig
 from imgcls_cli.data import scan_index
 from imgcls_cli.data.images import (
@@ -546,20 +547,30 @@ class FileDecoder:
         # and names it. Both marks are Python calls, so they are made once per group of
         # MARK_EVERY files (a call per file cost ~10% of throughput); `started` is
         # stateful, so the graph keeps it before the reads.
-        files = files.batch(MARK_EVERY).map(start).unbatch()
-        flagged = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+        files = files.batch(MARK_EVERY).map(traced_as_written(start)).unbatch()
+        flagged = files.map(
+            traced_as_written(decode), num_parallel_calls=tf.data.AUTOTUNE
+        ).ignore_errors()
         if target is not None:  # one shape: finish a group at a time
             group = batch_size or MARK_EVERY
-            kept = flagged.batch(group).map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+            kept = flagged.batch(group).map(
+                traced_as_written(finish), num_parallel_calls=tf.data.AUTOTUNE
+            )
             shape = (*target, channels)
             if batch_size:
                 return kept.map(
-                    lambda images, labels: (tf.ensure_shape(images, (None, *shape)), labels)
+                    traced_as_written(
+                        lambda images, labels: (tf.ensure_shape(images, (None, *shape)), labels)
+                    )
                 )
-            return kept.unbatch().map(lambda image, label: (tf.ensure_shape(image, shape), label))
+            return kept.unbatch().map(
+                traced_as_written(lambda image, label: (tf.ensure_shape(image, shape), label))
+            )
         kept = flagged.map(
-            lambda image, label, ok, path: (image[None], label[None], ok[None], path[None])
-        ).map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+            traced_as_written(
+                lambda image, label, ok, path: (image[None], label[None], ok[None], path[None])
+            )
+        ).map(traced_as_written(finish), num_parallel_calls=tf.data.AUTOTUNE)
         return kept.unbatch()
 
     def decode_one(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli import rundir
+from imgcls_cli.backend import traced_as_written
 from imgcls_cli.config import (
     RUN_CONFIGS,
     DataConfig,
@@ -241,7 +242,9 @@ def relabel(
                 "model's class names."
             )
         table = tf.constant(index_map)
-        dataset = split.dataset.map(lambda image, label: (image, tf.gather(table, label)))
+        dataset = split.dataset.map(
+            traced_as_written(lambda image, label: (image, tf.gather(table, label)))
+        )
         return dataclasses.replace(split, stored=dataset), None
     known_rows = index_map[split.labels] >= 0
     # Unknown classes are numbered among themselves: their names are unknown_classes.
@@ -265,9 +268,9 @@ def file_subset(split: Any, rows: np.ndarray, label_map: np.ndarray) -> Any:
         # relabel's rows are those whose class label_map keeps: a filter by label
         assert np.array_equal(rows, label_map[split.labels] >= 0)
         keep, relabelled = tf.constant(label_map >= 0), tf.constant(label_map)
-        files = split.files.filter(lambda name, label: tf.gather(keep, label)).map(
-            lambda name, label: (name, tf.gather(relabelled, label))
-        )
+        files = split.files.filter(
+            traced_as_written(lambda name, label: tf.gather(keep, label))
+        ).map(traced_as_written(lambda name, label: (name, tf.gather(relabelled, label))))
         return Split.of_file_list(files, int(rows.sum()), split.decode_files, labels=labels)
     paths = [path for path, keep in zip(split.paths, rows) if keep]
     return Split.of_files(paths, labels, split.decode_files)

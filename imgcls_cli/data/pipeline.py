@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from imgcls_cli.backend import traced_as_written
 from imgcls_cli.config import CacheMode
 from imgcls_cli.data.images import prepare_images
 from imgcls_cli.data.sources import Split
@@ -104,14 +105,17 @@ def create_batches(
         """The split's images (this shard's) at image_size (in batches of `batch` if
         given, for folders): a folder's decoder resizes as it decodes (large JPEGs decode
         at a reduced scale); other sources are resized here."""
-        dataset = split.dataset if shard is None else split.shard(*shard)
-        if folder:
+        if folder:  # never split.dataset: that would decode (and trace) at native size
             files = part(split.files) if files is None else files
             dataset = split.decode_files(files, image_size, batch)
             if dataset.element_spec[0].shape[-1] == channels:
                 return dataset
+        else:
+            dataset = split.dataset if shard is None else split.shard(*shard)
         return dataset.map(
-            lambda image, label: (prepare_images(image, image_size, channels), label),
+            traced_as_written(
+                lambda image, label: (prepare_images(image, image_size, channels), label)
+            ),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
@@ -142,7 +146,9 @@ def create_batches(
             )
         dataset = dataset.batch(batch_size)
     dataset = dataset.map(
-        lambda images, labels: (tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)),
+        traced_as_written(
+            lambda images, labels: (tf.cast(images, tf.float32), tf.one_hot(labels, num_classes))
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     if augmentation is not None:
@@ -154,7 +160,7 @@ def create_batches(
         seed = augmentation.seed + (0 if shard is None else shard[1])
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         dataset = tf.data.Dataset.zip(dataset, keys).map(
-            lambda batch, key: augmentation(*batch, key=key)
+            traced_as_written(lambda batch, key: augmentation(*batch, key=key))
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgcls_cli.backend import traced_as_written
+
 TEST_CARVE_SEED = 20_240_601
 
 
@@ -50,4 +52,8 @@ def stream_carve(dataset, part: str, seed: int, test_fraction: float, val_fracti
         not_test = u_test >= test_fraction
         return tf.logical_and(not_test, in_val if part == "val" else tf.logical_not(in_val))
 
-    return dataset.enumerate().filter(keep).map(lambda index, example: example)
+    return (
+        dataset.enumerate()
+        .filter(traced_as_written(keep))
+        .map(traced_as_written(lambda index, example: example))
+    )

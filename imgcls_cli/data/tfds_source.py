@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from imgcls_cli.backend import traced_as_written
 from imgcls_cli.config import DataConfig
 from imgcls_cli.data.sources import EMBEDDED_DATASETS, Source, Split
 from imgcls_cli.data.splits import stream_carve
@@ -188,7 +189,7 @@ def load_tfds(config: DataConfig, seed: int, reporter: Reporter) -> Source:
         dataset = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
         if shard is not None and read_config is None:
             dataset = dataset.shard(*shard)
-        return dataset.map(lambda ex: (ex[image_key], ex[label_key]))
+        return dataset.map(traced_as_written(lambda ex: (ex[image_key], ex[label_key])))
 
     def sized(dataset: Any, split: str, fraction: float = 1.0, read_shard: Any = None) -> Split:
         split_info = available.get(split)

@@ -68,7 +68,7 @@ class BatchNormStatistics:
         self.rng_variables = [v for v in model.variables if id(v) not in weight_ids]
         self.batches = batches
         self._distributed = None
-        self._step = tf.function(self._distributed_step, reduce_retracing=True)
+        self._step = tf.function(self._distributed_step, reduce_retracing=True, autograph=False)
 
     @property
     def active(self) -> bool:

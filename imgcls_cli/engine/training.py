@@ -81,7 +81,10 @@ class Evaluator:
         self.loss_fn = keras.losses.CategoricalCrossentropy(
             label_smoothing=label_smoothing, reduction=None
         )
-        self._eval_step = tf.function(self._distributed(self._eval_replica), reduce_retracing=True)
+        # autograph=False: the steps are plain graph code (backend.traced_as_written).
+        self._eval_step = tf.function(
+            self._distributed(self._eval_replica), reduce_retracing=True, autograph=False
+        )
 
     def _distributed(self, replica_fn: Callable) -> Callable:
         def step(batch):
@@ -182,7 +185,7 @@ class Trainer(Evaluator):
             None if class_weights is None else tf.constant(class_weights, tf.float32)
         )
         self._train_step = tf.function(
-            self._distributed(self._train_replica), reduce_retracing=True
+            self._distributed(self._train_replica), reduce_retracing=True, autograph=False
         )
 
     def _train_replica(self, images, labels):

@@ -56,7 +56,7 @@ class LoadedRun:
             import tensorflow as tf
 
             step = functools.partial(predict_probabilities, self.model, tta=tta)
-            function = tf.function(step, reduce_retracing=True)
+            function = tf.function(step, reduce_retracing=True, autograph=False)
             # One trace for every batch size: a last, smaller batch would trace again.
             function.get_concrete_function(tf.TensorSpec((None, *images.shape[1:]), tf.float32))
             self._predict_fns[tta] = function

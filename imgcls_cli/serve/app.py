@@ -199,9 +199,17 @@ def expected_shape(run: LoadedRun) -> str:
     )
 
 
-def instance_pixels(item: Any, position: int, run: LoadedRun) -> np.ndarray | bytes:
+def holds_boolean(item: Any) -> bool:
+    return isinstance(item, bool) or (isinstance(item, list) and any(map(holds_boolean, item)))
+
+
+def instance_pixels(
+    item: Any, position: int, run: LoadedRun, may_hold_booleans: bool = True
+) -> np.ndarray | bytes:
     """One TF Serving instance: raw pixels at the model's input size as float32, or the
-    bytes of an encoded image ({"b64": ...})."""
+    bytes of an encoded image ({"b64": ...}). `may_hold_booleans`: False when the body
+    has no `true` or `false`, which spares the walk that refuses them (numpy would read
+    them as 1 and 0)."""
     if isinstance(item, dict) and set(item) == {"images"}:
         item = item["images"]  # the named-input form: {"images": ...}
     if isinstance(item, dict):
@@ -211,6 +219,10 @@ def instance_pixels(item: Any, position: int, run: LoadedRun) -> np.ndarray | by
             return base64.b64decode(item["b64"], validate=True)
         except (binascii.Error, ValueError):
             raise RequestProblem(400, f"instance {position}: b64 is not valid base64.") from None
+    if may_hold_booleans and holds_boolean(item):
+        raise RequestProblem(
+            400, f"instance {position}: pixel values must be numbers in 0-255, not true or false."
+        )
     try:
         pixels = np.asarray(item, dtype=np.float32)
     except (TypeError, ValueError):
@@ -489,12 +501,14 @@ def create_app(served: Served) -> FastAPI:
     async def tf_serving_predict(name: str, request: Request) -> JSONResponse:
         tf_serving_model(name)
         run = loaded(served)
+        body = await request.body()
         try:
-            document = json.loads(await request.body())
+            document = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise RequestProblem(400, f"JSON Parse error: {error}") from None
         instances = tf_serving_instances(document)
-        items = [instance_pixels(item, i, run) for i, item in enumerate(instances)]
+        booleans = b"true" in body or b"false" in body
+        items = [instance_pixels(item, i, run, booleans) for i, item in enumerate(instances)]
         encoded = [
             (f"instance {i}", item) for i, item in enumerate(items) if isinstance(item, bytes)
         ]
