@@ -52,7 +52,8 @@ def flops_per_image(model: Any, image_size: tuple[int, int], channels: int) -> i
 
     try:
         spec = tf.TensorSpec((1, *image_size, channels), tf.float32)
-        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        function = tf.function(lambda x: model(x, training=False), autograph=False)
+        function = function.get_concrete_function(spec)
         graph = convert_variables_to_constants_v2(function).graph
         options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
         options["output"] = "none"

@@ -148,7 +148,7 @@ def frozen_function(model: Any, image_size: tuple[int, int], channels: int) -> A
         convert_variables_to_constants_v2,
     )
 
-    function = tf.function(lambda images: model(images, training=False))
+    function = tf.function(lambda images: model(images, training=False), autograph=False)
     return convert_variables_to_constants_v2(
         function.get_concrete_function(input_signature(image_size, channels))
     )
