@@ -343,9 +343,10 @@ def test_an_export_is_served_by_its_own_runtime(shapes_run, tmp_path):
         served.stop()
 
 
-def test_the_page_in_a_real_browser(server, shapes_run):
+def test_the_page_in_a_real_browser(server, shapes_run, tmp_path):
     """Debian's chromium (installed by .ci/run) through its chromedriver: the page asks for
-    the key, shows the model, classifies a picked image and opens its heatmap."""
+    the key, shows the model, classifies a picked image and opens its heatmap; a file
+    that is not an image gets its reason, and no picture."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -375,6 +376,13 @@ def test_the_page_in_a_real_browser(server, shapes_run):
         assert card.find_element(By.CSS_SELECTOR, ".bar .label").text == "tri"
         card.find_element(By.TAG_NAME, "img").click()
         wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, ".card img.heatmap"))
+        notes = tmp_path / "notes.png"
+        notes.write_text("not an image")
+        picker.send_keys(str(notes))
+        error = wait.until(lambda p: p.find_element(By.CSS_SELECTOR, ".card .error"))
+        assert "not an image (format not recognised)" in error.text, error.text
+        failed = error.find_element(By.XPATH, "ancestor::*[contains(@class, 'card')]")
+        assert not failed.find_element(By.TAG_NAME, "img").is_displayed()
     finally:
         page.quit()
 
