@@ -22,7 +22,7 @@ from typing import Any
 
 from imgcls_cli import rundir
 from imgcls_cli.backend import process_state_kept, quiet_logger
-from imgcls_cli.config import RUN_CONFIGS, ExplainMethod, RunConfig
+from imgcls_cli.config import RUN_CONFIGS, ExplainMethod, RunConfig, is_hub_dataset
 from imgcls_cli.errors import (
     CLI_SPELLING,
     ImgclsError,
@@ -282,7 +282,6 @@ def check_names(config: RunConfig) -> None:
     """Model and dataset names (refused with the closest valid one) and a --data folder
     that is missing or holds no class folders, before any work or TensorFlow."""
     TRAINING_COMMANDS[config.command].check_model(config)
-    from imgcls_cli.config import is_hub_dataset
 
     hugging_face = is_hub_dataset(config.data.dataset)
     if config.data.data is not None or hugging_face:
@@ -290,17 +289,19 @@ def check_names(config: RunConfig) -> None:
 
         check_data(config.data)
     elif config.data.dataset is not None:
-        check_dataset(config.data.dataset)
+        check_dataset(config.data.dataset, config.data.data_dir)
 
 
-def check_dataset(name: str) -> None:
-    """A TFDS name, refused with the closest valid one before any directory or TensorFlow."""
+def check_dataset(name: str, data_dir: str | None) -> None:
+    """A TFDS name, refused with the closest valid one before any directory or TensorFlow;
+    and one that must be downloaded while the network is unreachable."""
     from imgcls_cli.data.sources import EMBEDDED_DATASETS
 
     if name not in EMBEDDED_DATASETS:
-        from imgcls_cli.data.tfds_source import check_dataset_name
+        from imgcls_cli.data.tfds_source import check_dataset_name, check_download_possible
 
         check_dataset_name(name)
+        check_download_possible(name, data_dir)
 
 
 @library_call
@@ -377,6 +378,8 @@ def evaluate(
 
     reporter = api_reporter(reporter)
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
+    if config.dataset is not None and not is_hub_dataset(config.dataset):
+        check_dataset(config.dataset, config.data_dir)  # before the model loads TensorFlow
     if output is not None:
         check_report_dir(Path(output))  # before any work: it may be a folder of the user's
     run = open_run(Path(model) if model else None, reporter)
@@ -650,7 +653,7 @@ def inspect(
     options = with_default_source(paths_as_text(options))
     config = from_dict(DataConfig, options, where="data options")
     if config.dataset is not None:
-        check_dataset(config.dataset)
+        check_dataset(config.dataset, config.data_dir)
     return inspect_data(
         config,
         api_reporter(reporter),

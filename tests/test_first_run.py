@@ -256,6 +256,50 @@ def test_a_refused_run_leaves_no_runs_folder(runner, cli_app, tmp_path, monkeypa
     assert sorted(os.listdir(tmp_path)) == ["flowers"]
 
 
+def test_an_offline_tfds_dataset_is_refused_before_tensorflow(
+    runner, cli_app, tmp_path, monkeypatch, no_network
+):
+    """A TFDS dataset that is not in the data directory needs a download: offline, train,
+    lr-find, inspect and evaluate refuse in one line before TensorFlow's start (which the
+    planted import would fail), and leave nothing behind; a dataset whose folder is there
+    is left to TFDS, without a network probe."""
+    from imgcls_cli import backend
+    from imgcls_cli.data import tfds_source
+
+    def no_tensorflow():
+        raise AssertionError("TensorFlow was imported")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(backend, "import_tensorflow", no_tensorflow)
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    fake = tmp_path / "fakerun"
+    fake.mkdir()
+    (fake / "config.json").write_text('{"command": "train"}')
+    for args in (
+        ["train", "--dataset", "mnist", "--data-dir", "tfds"],
+        ["lr-find", "--dataset", "cifar10:3.0.2", "--data-dir", "tfds"],
+        ["inspect", "--dataset", "mnist", "--data-dir", "tfds"],
+        ["evaluate", "--model", "fakerun", "--dataset", "mnist", "--data-dir", "tfds"],
+    ):
+        result = runner.invoke(cli_app, args)
+        assert result.exit_code == 1, (args, result.output)
+        name = args[args.index("--dataset") + 1].split(":")[0]
+        assert result.output.strip().splitlines() == [
+            f"Error: Dataset '{name}' is not in tfds and the network is unreachable: run the "
+            "same command once on a machine with internet and copy that folder here, then "
+            "pass --data-dir."
+        ], args
+    assert sorted(os.listdir(tmp_path)) == ["fakerun", "tfds"]
+    probes = []
+    monkeypatch.setattr(tfds_source, "network_available", lambda: probes.append(1))
+    (empty / "mnist").mkdir()
+    tfds_source.check_download_possible("mnist", str(empty))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(empty))  # where TFDS looks without --data-dir
+    tfds_source.check_download_possible("mnist", None)
+    assert probes == []
+
+
 def test_a_released_claim_removes_the_folders_it_made(tmp_path):
     from imgcls_cli import rundir
 
@@ -263,3 +307,26 @@ def test_a_released_claim_removes_the_folders_it_made(tmp_path):
     assert run_dir.is_dir()
     rundir.release_claim(run_dir)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_run_with_nothing_held_out_says_what_its_scores_are():
+    """A folder trained with --val-split 0 --test-split 0 (or too small to carve) had an
+    empty table: it now shows the saved model's scores on its training sample, and says
+    that they are training images."""
+    import io
+
+    from rich.console import Console
+
+    from imgcls_cli.cli import console
+
+    def shown(metrics):
+        screen = Console(file=io.StringIO(), width=80)
+        screen.print(console.metrics_table(metrics))
+        return screen.file.getvalue(), console.held_out_splits(metrics)
+
+    sample = {"loss": 0.1234, "accuracy": 0.95, "examples": 20}
+    text, held_out = shown({"train_sample": sample})
+    assert "train (sample)" in text and "95.00%" in text and held_out == []
+    assert "--val-split" in console.NOTHING_HELD_OUT
+    text, held_out = shown({"val": {**sample, "accuracy": 0.5}, "train_sample": sample})
+    assert "train (sample)" not in text and "50.00%" in text and held_out == ["val"]

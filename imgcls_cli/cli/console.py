@@ -133,16 +133,29 @@ class RichReporter:
 
 
 def metrics_table(metrics: dict[str, Any]) -> Table:
+    """The held-out scores (val, test); when nothing was held out, the saved model's
+    scores on its sample of training images (NOTHING_HELD_OUT says what they are)."""
     table = Table(title="Final metrics")
     table.add_column("split")
     table.add_column("loss", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("images", justify="right")
-    for split in ("val", "test"):
-        if split in metrics:
-            m = metrics[split]
-            table.add_row(split, f"{m['loss']:.4f}", f"{m['accuracy']:.2%}", str(m["examples"]))
+    shown = held_out_splits(metrics) or [s for s in ("train_sample",) if s in metrics]
+    for split in shown:
+        m = metrics[split]
+        name = "train (sample)" if split == "train_sample" else split
+        table.add_row(name, f"{m['loss']:.4f}", f"{m['accuracy']:.2%}", str(m["examples"]))
     return table
+
+
+NOTHING_HELD_OUT = (
+    "No validation or test images were held out, so the scores above are on training "
+    "images and say little about new ones: keep some with --val-split and --test-split."
+)
+
+
+def held_out_splits(metrics: dict[str, Any]) -> list[str]:
+    return [split for split in ("val", "test") if metrics.get(split, {}).get("examples")]
 
 
 def write_line(text: str) -> None:

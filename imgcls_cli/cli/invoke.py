@@ -105,6 +105,8 @@ def run_and_report(ctx: typer.Context) -> None:
             return
         if not flags["quiet"]:
             console.out.print(console.metrics_table(run.metrics))
+            if not console.held_out_splits(run.metrics):
+                console.out.print(console.NOTHING_HELD_OUT, soft_wrap=True)
         console.out.print(
             f"Run saved to [bold]{console.escape(run.path)}[/] (weights {fingerprint})",
             soft_wrap=True,

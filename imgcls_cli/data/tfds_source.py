@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -46,7 +47,28 @@ def import_tfds() -> Any:
 
 
 def default_data_dir() -> str:
-    return str(Path("~/tensorflow_datasets").expanduser())
+    """Where TFDS keeps prepared datasets when --data-dir is not given (as TFDS decides)."""
+    return str(Path(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")).expanduser())
+
+
+def offline_message(name: str, data_dir: str) -> str:
+    return (
+        f"Dataset '{name}' is not in {data_dir} and the network is unreachable: run the "
+        "same command once on a machine with internet and copy that folder here, then "
+        "pass --data-dir."
+    )
+
+
+def check_download_possible(name: str, data_dir: str | None) -> None:
+    """Before TensorFlow: a dataset with no folder of its own in the data directory must
+    be downloaded, so with the network unreachable, refuse at once (TFDS would find out
+    only after TensorFlow's start). A folder that is there is left to TFDS to judge."""
+    base = DATASET_NAME.fullmatch(name)
+    data_dir = data_dir or default_data_dir()
+    if base is None or (Path(data_dir) / base.group("name")).is_dir():
+        return
+    if not network_available():
+        raise DataError(offline_message(base.group("name"), data_dir))
 
 
 def check_dataset_name(name: str) -> None:
@@ -143,11 +165,7 @@ def ensure_prepared(builder: Any, config: DataConfig, reporter: Reporter) -> Non
             f"{' '.join(manual_instructions.split())}"
         )
     if not network_available():
-        raise DataError(
-            f"Dataset '{builder.name}' is not in {data_dir} and the network is unreachable: "
-            "run the same command once on a machine with internet and copy that folder here, "
-            "then pass --data-dir."
-        )
+        raise DataError(offline_message(builder.name, data_dir))
     reporter.info(f"Downloading and preparing '{builder.name}' into {data_dir} (first use only)…")
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     try:
