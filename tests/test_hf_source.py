@@ -203,6 +203,19 @@ def test_a_saved_dataset_trains_evaluates_and_records_its_source(saved, runner, 
     assert (report["data"]["split"], report["examples"]) == ("test", 5)
 
 
+def test_inspect_describes_stored_images_as_files(saved):
+    """A saved dataset's images are encoded files kept in its table: inspect names their
+    format and finds a copy by its bytes, as it does for a folder."""
+    from imgcls_cli import api
+
+    root, folder, _ = saved
+    report = api.inspect(data=root / "saved", test_split=0.0)
+    files = sorted(folder.rglob("*.png"))
+    assert report["formats"] == {"PNG": len(files)} and report["unreadable"] == []
+    assert report["modes"] == {"RGB": len(files)}
+    assert report["duplicates"] == {"within_splits": [], "across_splits": []}
+
+
 def test_the_hub_probe_answers_offline_at_once():
     from imgcls_cli.data.hf_source import hub_reachable
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
+import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,11 @@ def describe_split(split: Any) -> list[dict[str, Any]]:
     if split.paths is not None:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(describe_file, split.paths))
+    if split.read_stored is not None:  # encoded images in a dataset: described as files
+        read = split.read_stored
+        names = [os.fsdecode(name) for name, _ in split.files.as_numpy_iterator()]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda name: describe_file(name, read), names))
     described = []
     for index, (image, _) in enumerate(split.dataset.as_numpy_iterator()):
         height, width, channels = image.shape
@@ -98,13 +105,14 @@ def describe_split(split: Any) -> list[dict[str, Any]]:
     return described
 
 
-def describe_file(path: str) -> dict[str, Any]:
-    """Header facts and a content hash of one file, decoded in full to check it (the
-    training scan reads headers only): a file that fails here is described as unreadable,
-    with its reason, rather than stopping the report."""
+def describe_file(path: str, read: Callable[[str], bytes] | None = None) -> dict[str, Any]:
+    """Header facts and a content hash of one file (or of a stored image, whose bytes
+    `read` returns), decoded in full to check it (the training scan reads headers only):
+    a file that fails here is described as unreadable, with its reason, rather than
+    stopping the report."""
     content, size, mode, kind, reason = b"", (0, 0), "?", "?", None
     try:
-        content = Path(path).read_bytes()
+        content = read(path) if read is not None else Path(path).read_bytes()
         with open_image(io.BytesIO(content)) as image:
             size, mode, kind = image.size, image.mode, image.format or "?"
         check_image(Path(path), content, decode=True)

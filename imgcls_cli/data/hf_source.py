@@ -470,7 +470,9 @@ def load_hf_source(config: DataConfig, seed: int, reporter: Reporter, min_classe
         files = tf.data.Dataset.from_tensor_slices(
             (tf.constant([k.encode() for k in keys], tf.string), labels.astype(np.int64))
         )
-        return Split.of_file_list(files, len(keys), decoder.decode_files, labels=labels)
+        return Split.of_file_list(
+            files, len(keys), decoder.decode_files, labels=labels, read_stored=stored.read
+        )
 
     sizes = {(k.facts.height, k.facts.width) for k in known.values()}
     return Source(

@@ -36,6 +36,9 @@ class Split:
     # (shards, index) → that part of `dataset`, read without reading the rest where the
     # source can (TFDS shards its record files); None: Dataset.shard.
     read_shard: Callable[[int, int], Any] | None = None
+    # Images stored encoded in a dataset (Hugging Face): name in `files` → its bytes, so
+    # inspect can tell their format and hash them as it does files.
+    read_stored: Callable[[str], bytes] | None = None
 
     @property
     def dataset(self) -> Any:
@@ -55,9 +58,18 @@ class Split:
         decode_files: Callable[..., Any],
         paths: list[str] | None = None,
         labels: np.ndarray | None = None,
+        read_stored: Callable[[str], bytes] | None = None,
     ) -> Split:
         """A split read from a (name, label) file list by decode_files."""
-        return cls(None, count, paths, labels, files=files, decode_files=decode_files)
+        return cls(
+            None,
+            count,
+            paths,
+            labels,
+            files=files,
+            decode_files=decode_files,
+            read_stored=read_stored,
+        )
 
     @classmethod
     def of_files(
