@@ -338,14 +338,17 @@ def lr_find(
 
 
 def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any = None) -> Run:
-    """Train `config` into run_dir. A run that stops before training starts gives its
-    claimed directory back; one that started keeps it, for --resume."""
+    """Train `config` into run_dir. A run that stops before its first checkpoint gives
+    its claimed directory back (nothing in it could be resumed); one with a checkpoint
+    keeps it, for --resume."""
     reporter = api_reporter(reporter)
+    claim = None if resuming else rundir.claim_of(run_dir)
     try:
         run = TRAINING_COMMANDS[config.command].run_function()
         result = run(config, run_dir, reporter, resume=resuming)
     except BaseException as stop:
-        rundir.release_claim(run_dir)
+        if claim is not None:
+            rundir.release_claim(run_dir, claim)
         if isinstance(stop, KeyboardInterrupt):  # TrainingInterrupted: where, how to go on
             stop.run_dir = run_dir
             if getattr(stop, "saved", False) and not CLI_SPELLING.get():

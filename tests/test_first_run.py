@@ -300,6 +300,36 @@ def test_an_offline_tfds_dataset_is_refused_before_tensorflow(
     assert probes == []
 
 
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_ctrl_c_while_tensorflow_starts_leaves_no_run_folder(
+    runner, cli_app, tmp_path, monkeypatch, command
+):
+    """Found by a new user: Ctrl-C in the seconds TensorFlow takes to start, after the
+    run's folder was claimed, left a folder holding only the claim, which --resume could
+    not read and the same --output then refused."""
+    import importlib.abc
+
+    from conftest import make_class_folder
+
+    class CtrlCDuringImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "imgcls_cli.engine.training":  # where TensorFlow is imported
+                raise KeyboardInterrupt
+            return None
+
+    for name in ("imgcls_cli.engine.training", f"imgcls_cli.commands.{command}"):
+        monkeypatch.delitem(sys.modules, name, raising=False)  # put back afterwards
+    monkeypatch.setattr(sys, "meta_path", [CtrlCDuringImport(), *sys.meta_path])
+    monkeypatch.chdir(tmp_path)
+    make_class_folder(tmp_path / "flowers")
+    options = ["--weights", "none"] if command == "finetune" else []
+    for output in ([], ["--output", "mine"]):
+        result = runner.invoke(cli_app, [command, "--data", "flowers", *options, *output])
+        assert result.exit_code == 130, result.output
+        assert result.output.strip().splitlines()[-1] == "Error: Interrupted."
+        assert sorted(os.listdir(tmp_path)) == ["flowers"]
+
+
 def test_a_released_claim_removes_the_folders_it_made(tmp_path):
     from imgcls_cli import rundir
 

@@ -49,6 +49,38 @@ def test_release_keeps_a_run_that_started(tmp_path):
     assert rundir.run_command(run_dir) == "train"
 
 
+@pytest.mark.parametrize("created", [True, False])
+def test_a_run_stopped_before_its_first_checkpoint_is_given_back(tmp_path, created):
+    """Its config.json and logs written, no checkpoint: nothing could be resumed, so what
+    it wrote goes (the folder too when the claim made it); with a checkpoint, it stays."""
+    if not created:
+        (tmp_path / "empty").mkdir()
+    output = tmp_path / ("empty" if not created else "new")
+    run_dir = rundir.claim_run_dir(output, "train", "x", False)
+    claim = rundir.claim_of(run_dir)
+    rundir.write_run_config(run_dir, {"command": "train", "options": {}})
+    (run_dir / "logs" / "train").mkdir(parents=True)
+    (run_dir / "logs" / "train" / "events").write_text("started")
+    rundir.release_claim(run_dir, claim)
+    assert run_dir.is_dir() != created and not (run_dir.exists() and any(run_dir.iterdir()))
+    kept = rundir.claim_run_dir(tmp_path / "kept", "train", "x", False)
+    claim = rundir.claim_of(kept)
+    (kept / "checkpoints" / "latest").mkdir(parents=True)
+    (kept / "checkpoints" / "latest" / "checkpoint").write_text("epoch 1")
+    rundir.release_claim(kept, claim)
+    assert (kept / "checkpoints" / "latest" / "checkpoint").exists()
+
+
+def test_another_processs_claim_is_not_ours_to_give_back(tmp_path):
+    """A multi-worker run's other workers share the chief's folder: a worker that fails
+    must not take the chief's claim for its own."""
+    run_dir = rundir.claim_run_dir(tmp_path / "run", "train", "x", False)
+    document = json.loads((run_dir / "config.json").read_text())
+    document["claim"]["pid"] += 1
+    (run_dir / "config.json").write_text(json.dumps(document))
+    assert rundir.claim_of(run_dir) is None
+
+
 @pytest.mark.parametrize("force", [False, True])
 def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path, force):
     home = tmp_path / "home"

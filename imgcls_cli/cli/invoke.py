@@ -4,6 +4,7 @@ turned into one red line and an exit code, a training run's result printed."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,15 +85,17 @@ def run_and_report(ctx: typer.Context) -> None:
             flags["resume"],
             flags["config_file"],
         )
-        # Only now: training's module imports TensorFlow, and a refused option must
-        # come back before it (as fast as --help).
-        from imgcls_cli.engine.training import TrainingInterrupted, where_in_training
-
+        # execute_run imports TensorFlow (a refused option came back before it, as fast
+        # as --help); a Ctrl-C during that import gives the claimed directory back too.
         try:
             run = execute_run(config, run_dir, resuming, console.RichReporter(flags["quiet"]))
-        except TrainingInterrupted as stop:
+        except KeyboardInterrupt as stop:
+            training = sys.modules.get("imgcls_cli.engine.training")
+            if training is None or not isinstance(stop, training.TrainingInterrupted):
+                raise  # before training started: "Interrupted.", nothing left behind
             console.error(
-                f"Interrupted {where_in_training(stop.epoch, stop.step)}; checkpoint saved. "
+                f"Interrupted {training.where_in_training(stop.epoch, stop.step)}; checkpoint "
+                "saved. "
                 f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
             )
             raise typer.Exit(stop.exit_code) from None

@@ -201,18 +201,37 @@ def check_replaceable(run_dir: Path) -> None:
     check_owned(run_dir, RUN_MARK, empty_ok=False)
 
 
-def release_claim(run_dir: Path) -> None:
-    """Undo claim_run_dir when the run stopped before it started: remove the claim, and
-    the directory when the claim created it. A run that started is left for --resume."""
-    document = config_document(run_dir)
-    if "claim" not in document:
+def claim_of(run_dir: Path) -> dict[str, Any] | None:
+    """The claim this process's claim_run_dir wrote in run_dir (read it before the run
+    replaces config.json); None for another process's (a multi-worker chief's)."""
+    claim = config_document(run_dir).get("claim")
+    return claim if isinstance(claim, dict) and claim.get("pid") == os.getpid() else None
+
+
+def release_claim(run_dir: Path, claim: dict[str, Any] | None = None) -> None:
+    """Undo claim_run_dir when the run stopped before it saved a checkpoint: nothing in
+    it can be resumed, so what the run wrote goes (the whole directory when the claim
+    created it, else imgcls' own entries of the empty folder it was given), and the
+    folders the claim made. A run with a checkpoint is left for --resume. `claim`: as
+    claim_of read it when the run began; by default, config.json's, if it still holds one."""
+    run_dir = Path(run_dir)
+    claim = claim if claim is not None else claim_of(run_dir)
+    if not claim or any((run_dir / CHECKPOINTS_DIR).rglob("checkpoint")):
         return
-    (Path(run_dir) / CONFIG_FILE).unlink(missing_ok=True)
-    if document["claim"].get("created"):
+    if claim.get("created"):
+        shutil.rmtree(run_dir, ignore_errors=True)  # made by this run, moments ago
+    else:
+        for name in RUN_ENTRIES:
+            entry = run_dir / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    if claim.get("created"):
         # The folders the claim made (runs/ on a first run) go too, innermost first.
-        for folder in [run_dir, *map(Path, document["claim"].get("parents", []))]:
+        for folder in map(Path, claim.get("parents", [])):
             with contextlib.suppress(OSError):  # not empty: keep whatever is there
-                Path(folder).rmdir()
+                folder.rmdir()
 
 
 def finish_run_dir(run_dir: Path) -> Path:
