@@ -289,10 +289,10 @@ def check_names(config: RunConfig) -> None:
 
         check_data(config.data)
     elif config.data.dataset is not None:
-        check_dataset(config.data.dataset, config.data.data_dir)
+        check_dataset(config.data.dataset, config.data.data_dir, config.data.manual_dir)
 
 
-def check_dataset(name: str, data_dir: str | None) -> None:
+def check_dataset(name: str, data_dir: str | None, manual_dir: str | None = None) -> None:
     """A TFDS name, refused with the closest valid one before any directory or TensorFlow;
     and one that must be downloaded while the network is unreachable."""
     from imgcls_cli.data.sources import EMBEDDED_DATASETS
@@ -301,7 +301,7 @@ def check_dataset(name: str, data_dir: str | None) -> None:
         from imgcls_cli.data.tfds_source import check_dataset_name, check_download_possible
 
         check_dataset_name(name)
-        check_download_possible(name, data_dir)
+        check_download_possible(name, data_dir, manual_dir)
 
 
 @library_call
@@ -656,7 +656,7 @@ def inspect(
     options = with_default_source(paths_as_text(options))
     config = from_dict(DataConfig, options, where="data options")
     if config.dataset is not None:
-        check_dataset(config.dataset, config.data_dir)
+        check_dataset(config.dataset, config.data_dir, config.manual_dir)
     return inspect_data(
         config,
         api_reporter(reporter),

@@ -297,6 +297,11 @@ def test_an_offline_tfds_dataset_is_refused_before_tensorflow(
     tfds_source.check_download_possible("mnist", str(empty))
     monkeypatch.setenv("TFDS_DATA_DIR", str(empty))  # where TFDS looks without --data-dir
     tfds_source.check_download_possible("mnist", None)
+    # Archives placed by hand need no network either (TFDS prepares them offline).
+    tfds_source.check_download_possible("imagenet2012", str(empty), str(tmp_path / "m"))
+    (empty / "downloads" / "manual").mkdir(parents=True)
+    (empty / "downloads" / "manual" / "ILSVRC2012_img_train.tar").write_text("archive")
+    tfds_source.check_download_possible("imagenet2012", str(empty))
     assert probes == []
 
 

@@ -59,13 +59,20 @@ def offline_message(name: str, data_dir: str) -> str:
     )
 
 
-def check_download_possible(name: str, data_dir: str | None) -> None:
+def check_download_possible(name: str, data_dir: str | None, manual_dir: str | None = None) -> None:
     """Before TensorFlow: a dataset with no folder of its own in the data directory must
     be downloaded, so with the network unreachable, refuse at once (TFDS would find out
-    only after TensorFlow's start). A folder that is there is left to TFDS to judge."""
+    only after TensorFlow's start). A folder that is there, or archives placed by hand
+    (--manual-dir, or the default manual folder holding files), are left to TFDS."""
     base = DATASET_NAME.fullmatch(name)
     data_dir = data_dir or default_data_dir()
-    if base is None or (Path(data_dir) / base.group("name")).is_dir():
+    default_manual = Path(data_dir) / "downloads" / "manual"
+    if (
+        base is None
+        or (Path(data_dir) / base.group("name")).is_dir()
+        or manual_dir
+        or (default_manual.is_dir() and any(default_manual.iterdir()))
+    ):
         return
     if not network_available():
         raise DataError(offline_message(base.group("name"), data_dir))
