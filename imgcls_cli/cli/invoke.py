@@ -93,9 +93,9 @@ def run_and_report(ctx: typer.Context) -> None:
             training = sys.modules.get("imgcls_cli.engine.training")
             if training is None or not isinstance(stop, training.TrainingInterrupted):
                 raise  # before training started: "Interrupted.", nothing left behind
+            where = training.where_in_training(stop.epoch, stop.step)
             console.error(
-                f"Interrupted {training.where_in_training(stop.epoch, stop.step)}; checkpoint "
-                "saved. "
+                f"Interrupted {where}; checkpoint saved. "
                 f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
             )
             raise typer.Exit(stop.exit_code) from None

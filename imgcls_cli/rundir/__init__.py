@@ -216,22 +216,25 @@ def release_claim(run_dir: Path, claim: dict[str, Any] | None = None) -> None:
     claim_of read it when the run began; by default, config.json's, if it still holds one."""
     run_dir = Path(run_dir)
     claim = claim if claim is not None else claim_of(run_dir)
-    if not claim or any((run_dir / CHECKPOINTS_DIR).rglob("checkpoint")):
+    if not claim or has_checkpoint(run_dir):
         return
-    if claim.get("created"):
-        shutil.rmtree(run_dir, ignore_errors=True)  # made by this run, moments ago
-    else:
-        for name in RUN_ENTRIES:
-            entry = run_dir / name
+    if not claim.get("created"):  # the user's empty folder: only what the run wrote goes
+        for entry in (run_dir / name for name in RUN_ENTRIES):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
-    if claim.get("created"):
-        # The folders the claim made (runs/ on a first run) go too, innermost first.
-        for folder in map(Path, claim.get("parents", [])):
-            with contextlib.suppress(OSError):  # not empty: keep whatever is there
-                folder.rmdir()
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)  # made by this run, moments ago
+    # The folders the claim made (runs/ on a first run) go too, innermost first.
+    for folder in map(Path, claim.get("parents", [])):
+        with contextlib.suppress(OSError):  # not empty: keep whatever is there
+            folder.rmdir()
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether a training saved a checkpoint in run_dir (any phase's): what --resume needs."""
+    return any((Path(run_dir) / CHECKPOINTS_DIR).rglob("checkpoint"))
 
 
 def finish_run_dir(run_dir: Path) -> Path:
