@@ -55,6 +55,8 @@ OPTIONS = {
     "recipe-batch-32-epochs-20": {"batch_size": 32, "epochs": 20},
     "recipe-batch-32-epochs-40": {"batch_size": 32, "epochs": 40},
     "recipe-no-warmup": {"warmup_epochs": 0},
+    "recipe-label-smoothing": {"label_smoothing": 0.1},
+    "recipe-rotate-and-shift": {"rotate": 10.0, "translate": 0.1},
 }
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
 ALL_VARIANTS = [*OPTIONS, "keras-tutorial"]

@@ -415,14 +415,26 @@ def open_predictions(
 ) -> Predictions:
     """The lazy form of predict: inputs expanded (files, folders, globs, "-" for paths
     on `read_stdin`; images in memory as they are), the model loaded, nothing classified
-    yet."""
-    from imgcls_cli.commands.predict import predict_inputs, python_inputs, tta_skip_reason
+    yet. When no input can be read, their records come without loading the model (and
+    TensorFlow): a one-line answer at once."""
+    from imgcls_cli.commands.predict import (
+        predict_inputs,
+        python_inputs,
+        tta_skip_reason,
+        unreadable_records,
+    )
     from imgcls_cli.config import PredictConfig, from_dict
-    from imgcls_cli.rundir.load import open_run
+    from imgcls_cli.rundir.load import load_run, locate_run
 
     config = from_dict(PredictConfig, options, where="predict options")
     items = python_inputs(inputs, read_stdin)
-    run = open_run(Path(model) if model else None, api_reporter(reporter))
+    model_path = Path(model) if model else None
+    run_dir = locate_run(model_path, api_reporter(reporter))  # a wrong --model first
+    failed = unreadable_records(items)
+    if failed is not None:
+        top_k = min(config.top_k, len(rundir.read_labels(run_dir)))
+        return Predictions(items, top_k, None, iter(failed))
+    run = load_run(run_dir, model_path)
     skipped = tta_skip_reason(run.record) if config.tta else None
     if skipped:
         config = dataclasses.replace(config, tta=False)

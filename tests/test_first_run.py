@@ -116,6 +116,31 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
     ]
 
 
+def test_predict_answers_unreadable_inputs_without_loading_the_model(fake_places):
+    """When no input can be read, predict says why for each and fails in one line as
+    fast as a refusal: the model is not loaded (fakerun's empty model.keras would fail)."""
+    import json
+
+    help_time = min(imgcls("--help")[1] for _ in range(3))
+    args = ["predict", "picture.png", "missing.png", "--model", "fakerun", "--json"]
+    seconds = []
+    for _ in range(3):
+        result, took = imgcls(*args, cwd=fake_places)
+        seconds.append(took)
+        if took <= 3 * help_time:
+            break
+    assert result.returncode == 1, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["path"], r["error"]) for r in records] == [
+        ("picture.png", "not an image (format not recognised)"),
+        ("missing.png", "no such file"),
+    ]
+    assert result.stderr.strip().splitlines() == [
+        "Error: 2 of 2 input(s) could not be read; see above."
+    ]
+    assert min(seconds) <= 3 * help_time, (help_time, seconds)
+
+
 def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):
     result = runner.invoke(cli_app, ["train", "--optimizer", "bogus"])
     assert result.exit_code == 2

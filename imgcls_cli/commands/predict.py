@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli.config import PredictConfig
-from imgcls_cli.data.folder import array_model_input, model_input, model_inputs
+from imgcls_cli.data.folder import array_model_input, check_file, model_input, model_inputs
 from imgcls_cli.data.images import is_image_file, printable, unreadable_reason
 from imgcls_cli.errors import UsageError
 from imgcls_cli.rundir.load import LoadedRun
@@ -305,6 +305,22 @@ def predict_arrays(arrays: list[ArrayInput], run: LoadedRun, options: PredictCon
         probabilities = run.predict_batch(images, options.tta, compiled=False)
         for item, classes in zip(chunk, top_classes(probabilities, run.class_names, options.top_k)):
             yield Prediction(None, classes, index=item.index)
+
+
+def unreadable_records(inputs: list[Any]) -> list[Prediction] | None:
+    """Every input's record when none can be read (no image in memory; each file missing,
+    not an image, or refused by the check both predict paths run before decoding,
+    data.folder.check_file, which needs no TensorFlow), so the model need not load to say
+    so. None at the first input that may be read: usually one file's header."""
+    records = []
+    for item in inputs:
+        if not isinstance(item, Input):
+            return None
+        reason = item.error or check_file(item.path)
+        if not isinstance(reason, str):
+            return None
+        records.append(Prediction(item.path, error=reason))
+    return records
 
 
 def predict_inputs(inputs: list[Any], run: LoadedRun, options: PredictConfig) -> Iterator:

@@ -247,8 +247,13 @@ def load_export(folder: Path) -> LoadedRun:
 
 
 def open_run(model: Path | None, reporter: Any) -> LoadedRun:
-    """find_run_dir + load_run, saying which run was picked when none was given."""
+    """locate_run + load_run."""
+    return load_run(locate_run(model, reporter), model)
+
+
+def locate_run(model: Path | None, reporter: Any) -> Path:
+    """find_run_dir, saying which run was picked when none was given (nothing loaded)."""
     run_dir, picked = find_run_dir(model)
     if picked:
         reporter.info(f"Using the latest run: {describe_run(run_dir)}")
-    return load_run(run_dir, model)
+    return run_dir
