@@ -58,6 +58,18 @@ def fake_places(tmp_path_factory) -> Path:
     return root
 
 
+def within(limit: float, args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """imgcls run up to three times until one run takes at most `limit` seconds (a busy
+    machine slows a run now and then): the last result and the fastest time."""
+    times = []
+    for _ in range(3):
+        result, seconds = imgcls(*args, cwd=cwd)
+        times.append(seconds)
+        if seconds <= limit:
+            break
+    return result, min(times)
+
+
 # (arguments, exit code): each command refused for its options, its paths or its output.
 REFUSALS = [
     (["train", "--epochs", "-1"], 2),
@@ -95,18 +107,13 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
     help_time = min(imgcls("--help")[1] for _ in range(3))
     slow = []
     for args, code in REFUSALS:
-        times = []
-        for _ in range(3):
-            result, seconds = imgcls(*args, cwd=fake_places)
-            times.append(seconds)
-            if seconds <= 3 * help_time:
-                break
+        result, seconds = within(3 * help_time, args, fake_places)
         assert result.returncode == code, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
         assert "Traceback" not in result.stderr and result.stdout == ""
-        if min(times) > 3 * help_time:
-            slow.append((args, round(min(times), 2)))
+        if seconds > 3 * help_time:
+            slow.append((args, round(seconds, 2)))
     assert not slow, f"--help takes {help_time:.2f} s; these refusals took longer: {slow}"
     assert sorted(os.listdir(fake_places)) == ["fakerun", "notarun", "occupied", "picture.png"]
     assert sorted(os.listdir(fake_places / "fakerun")) == [
@@ -123,12 +130,7 @@ def test_predict_answers_unreadable_inputs_without_loading_the_model(fake_places
 
     help_time = min(imgcls("--help")[1] for _ in range(3))
     args = ["predict", "picture.png", "missing.png", "--model", "fakerun", "--json"]
-    seconds = []
-    for _ in range(3):
-        result, took = imgcls(*args, cwd=fake_places)
-        seconds.append(took)
-        if took <= 3 * help_time:
-            break
+    result, seconds = within(3 * help_time, args, fake_places)
     assert result.returncode == 1, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["path"], r["error"]) for r in records] == [
@@ -138,7 +140,7 @@ def test_predict_answers_unreadable_inputs_without_loading_the_model(fake_places
     assert result.stderr.strip().splitlines() == [
         "Error: 2 of 2 input(s) could not be read; see above."
     ]
-    assert min(seconds) <= 3 * help_time, (help_time, seconds)
+    assert seconds <= 3 * help_time, (help_time, seconds)
 
 
 def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):
