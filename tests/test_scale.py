@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,52 +173,126 @@ def test_mixed_precision_trains_on_cpu_with_bfloat16(runner, cli_app, tmp_path):
     assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
 
 
-def start_workers(data, run_dir, epochs, ports, temp):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+SLURM_TASK = {
+    "SLURM_JOB_ID": "42",
+    "SLURM_STEP_NUM_TASKS": "2",
+    "SLURM_STEP_NODELIST": "node[07-08]",
+    "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
+}
+
+
+COUNTING_WORKER = """
+import json, sys
+out = sys.argv.pop(1)
+from imgcls_cli.data import folder
+seen = []
+real = folder.FileDecoder.started
+def started(self, paths, routes):
+    seen.extend(p.decode() for p in paths)
+    return real(self, paths, routes)
+folder.FileDecoder.started = started
+try:
+    from imgcls_cli.cli.app import main
+    main()
+finally:
+    with open(out, "w") as handle:
+        json.dump(seen, handle)
+"""
+
+
+def start_workers(data, run_dir, port, temp, counted_in=None):
+    """Two tasks of a Slurm step on this node, as `srun --ntasks 2` starts them: no
+    TF_CONFIG, the cluster comes from SlurmClusterResolver (ports `port` and the next).
+    With `counted_in`, each worker runs COUNTING_WORKER and writes the files it decoded
+    to decoded-INDEX.json there."""
+    args = ["train", "--strategy", "multi-worker", "--data", str(data), "--cache", "none"]
+    args += ["--val-split", "0", "--test-split", "0", *SLOW_RUN, "--arch", "convnet"]
+    args += ["--epochs", "2", "--output", str(run_dir)]
     processes = []
     for index in range(2):
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        args = ("train", "--strategy", "multi-worker", *SLOW_RUN, "--epochs", str(epochs))
-        args += ("--data", str(data))
-        env = {"TF_CONFIG": config, "TMPDIR": str(temp)}  # worker 1's scratch copy goes there
-        processes.append(imgcls(*args, "--output", str(run_dir), env=env))
+        slurm = {
+            **SLURM_TASK,
+            "SLURM_STEP_NODELIST": "localhost",
+            "SLURM_STEP_TASKS_PER_NODE": "2",
+            "SLURM_PROCID": str(index),
+            "IMGCLS_SLURM_PORT": str(port),
+            "CUDA_VISIBLE_DEVICES": "",
+            "TMPDIR": str(temp),  # worker 1's scratch copy goes there
+        }
+        command = [sys.executable, "-m", "imgcls_cli"]
+        if counted_in is not None:
+            script = counted_in / "counting_worker.py"
+            script.write_text(COUNTING_WORKER)
+            command = [sys.executable, str(script), str(counted_in / f"decoded-{index}.json")]
+        processes.append(
+            subprocess.Popen(
+                [*command, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**{k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, **slurm},
+            )
+        )
     return processes
 
 
 @pytest.mark.slow  # starts imgcls
-def test_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
+def test_a_restarted_cluster_resumes_and_each_worker_decodes_half_of_a_folder(tmp_path):
+    """Two local Slurm tasks (the resolver path) train the default convnet on a folder;
+    worker 1 is killed in epoch 2, the chief stops by itself saying what to do, and the
+    restarted cluster resumes from the last checkpoint. In the resumed epoch each worker
+    decodes its half of the files, counted in the workers: sharded before decoding, the
+    worker with fewer files steps on (an empty batch), and both end with the same weights,
+    batch-normalization statistics included (each worker normalizes its own batches in
+    training; the statistics measured after each epoch are reduced across workers). Only
+    rank 0 writes the run."""
     from conftest import make_class_folder
 
     run_dir = tmp_path / "shared" / "run"  # a folder every worker sees, as on a shared disk
-    # About 30 steps an epoch (the digits' 300 took 10 s an epoch over two workers): time
-    # enough to kill a worker in epoch 2.
+    # 161 files in batches of 4: 40 steps an epoch over both workers, time enough to kill
+    # a worker in epoch 2; an odd count, so one worker's last batch is empty.
     data = make_class_folder(tmp_path / "shared" / "data", classes="abcd", per_class=40)
-    ports = [free_port(), free_port()]
+    shutil.copy(data / "a" / "a_0.png", data / "a" / "a_extra.png")
+    port = free_port()  # and the next one: Slurm's tasks on a node take consecutive ports
     temp = tmp_path / "temp"
     temp.mkdir()
-    chief, worker = start_workers(data, run_dir, 2, ports, temp)
+    chief, worker = start_workers(data, run_dir, port, temp)
     wait_for(lambda: checkpoint_epochs(run_dir) >= 1, chief)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     # The chief notices the lost peer and stops by itself, with one line saying what to do.
     code, output = finish(chief, timeout=60)
     assert code == 1 and "Restart every worker" in output, output
-    assert f"Worker 1 (127.0.0.1:{ports[1]}) stopped answering" in output, output
+    assert f"Worker 1 (localhost:{port + 1}) stopped answering" in output, output
     assert "function_node" not in output.splitlines()[-1]
     done_before = checkpoint_epochs(run_dir)
     assert done_before == 1  # the chief cannot finish epoch 2 without its peer
     scratch = lambda: [p.name.split("-")[2] for p in temp.glob("imgcls-worker-*")]  # noqa: E731
     assert scratch() == [str(worker.pid)]  # killed: left behind (TensorFlow's files aside)
 
-    outputs = [finish(p) for p in start_workers(data, run_dir, 2, ports, temp)]
+    outputs = [finish(p) for p in start_workers(data, run_dir, port, temp, counted_in=tmp_path)]
     for code, output in outputs:
         assert code == 0, output
         assert f"Resuming after epoch {done_before}" in output
     assert [int(row["epoch"]) for row in history(run_dir)] == [1, 2]
     fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
     assert len(fingerprints) == 1
+    assert "Run saved to" in outputs[0][1] and "Worker done" in outputs[1][1]
     # The restarted worker removed the killed one's scratch folder, and its own at the end.
     assert scratch() == []
+
+    # Worker 1 decodes its part of the resumed epoch: 80 or 81 files, not 161 (which part
+    # moves with each epoch's shuffle), and once the fixed sample of training images that
+    # batch-normalization statistics are measured on (at most 512: here all 161). The
+    # chief, worker 0, also decoded a first batch for the TensorBoard log's images (a
+    # group of files).
+    files = sorted(str(p) for p in data.rglob("*.png"))
+    chief, other = [json.loads((tmp_path / f"decoded-{i}.json").read_text()) for i in range(2)]
+    sample = len(files)
+    assert len(other) - sample in (80, 81) and all(other.count(path) <= 2 for path in set(other))
+    assert len(chief) - sample - (161 - (len(other) - sample)) in range(0, 65)
+    assert sorted(set(chief) | set(other)) == files and not set(other) - set(files)
+    assert all((chief + other).count(path) >= 2 for path in files)
 
 
 NON_CHIEF = """
@@ -269,113 +344,6 @@ def test_a_non_chief_workers_scratch_folder_goes_on_every_exit(tmp_path, ending)
     assert sorted(p.name for p in temp.iterdir()) == sorted([running.name, other.name])
 
 
-SLURM_TASK = {
-    "SLURM_JOB_ID": "42",
-    "SLURM_STEP_NUM_TASKS": "2",
-    "SLURM_STEP_NODELIST": "node[07-08]",
-    "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
-}
-
-
-COUNTING_WORKER = """
-import json, sys
-out = sys.argv.pop(1)
-from imgcls_cli.data import folder
-seen = []
-real = folder.FileDecoder.started
-def started(self, paths, routes):
-    seen.extend(p.decode() for p in paths)
-    return real(self, paths, routes)
-folder.FileDecoder.started = started
-try:
-    from imgcls_cli.cli.app import main
-    main()
-finally:
-    with open(out, "w") as handle:
-        json.dump(seen, handle)
-"""
-
-
-@pytest.mark.slow  # starts imgcls
-def test_two_workers_each_decode_half_of_a_folder(tmp_path):
-    """Sharded before decoding: over 2 epochs of 41 files, each worker decodes its half
-    each epoch (counted in the workers: 21 and 20), together every file each epoch;
-    the worker with fewer files steps on (an empty batch) and both end with the same
-    weights, batch-normalization statistics included (the default convnet: each worker
-    normalizes its own batches in training, and the statistics measured after each
-    epoch are reduced across workers). The workers are two local Slurm tasks (the
-    resolver path); only rank 0 writes the run."""
-    import shutil
-
-    from conftest import make_class_folder
-
-    data = make_class_folder(tmp_path / "shapes", per_class=20)
-    shutil.copy(data / "circle" / "circle_0.png", data / "circle" / "circle_extra.png")
-    script = tmp_path / "counting_worker.py"
-    script.write_text(COUNTING_WORKER)
-    port = free_port()  # and the next one: Slurm's tasks on a node take consecutive ports
-    processes = []
-    for index in range(2):
-        # Two tasks of a Slurm step on this node, as `srun --ntasks 2` starts them: no
-        # TF_CONFIG, the cluster comes from SlurmClusterResolver.
-        slurm = {
-            **SLURM_TASK,
-            "SLURM_STEP_NODELIST": "localhost",
-            "SLURM_STEP_TASKS_PER_NODE": "2",
-            "SLURM_PROCID": str(index),
-            "IMGCLS_SLURM_PORT": str(port),
-            "CUDA_VISIBLE_DEVICES": "",
-        }
-        args = [
-            "train",
-            "--strategy",
-            "multi-worker",
-            "--data",
-            str(data),
-            "--cache",
-            "none",
-            "--val-split",
-            "0",
-            "--test-split",
-            "0",
-            *SLOW_RUN,
-            "--arch",
-            "convnet",
-            "--epochs",
-            "2",
-            "--output",
-            str(tmp_path / "run"),
-        ]
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, str(script), str(tmp_path / f"decoded-{index}.json"), *args],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**{k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, **slurm},
-            )
-        )
-    outputs = [finish(p) for p in processes]
-    for code, output in outputs:
-        assert code == 0, output
-    files = sorted(str(p) for p in data.rglob("*.png"))
-    decoded = [json.loads((tmp_path / f"decoded-{i}.json").read_text()) for i in range(2)]
-    # Worker 1 decodes its part of each epoch: 20 or 21 files, not 41 (which part moves
-    # with each epoch's shuffle), and once the fixed sample of training images that
-    # batch-normalization statistics are measured on (at most 512: here all 41). The
-    # chief, worker 0, also decoded a first batch for the TensorBoard log's images (a
-    # group of files).
-    chief, other = decoded
-    sample = len(files)
-    assert len(other) - sample in (40, 42) and all(other.count(path) <= 3 for path in set(other))
-    assert len(chief) - sample - (82 - (len(other) - sample)) in range(0, 65)
-    assert sorted(set(chief) | set(other)) == files and not set(other) - set(files)
-    assert all((chief + other).count(path) >= 2 for path in files)
-    fingerprints = {re.search(r"weights ([0-9a-f]{16})", out).group(1) for _, out in outputs}
-    assert len(fingerprints) == 1
-    assert "Run saved to" in outputs[0][1] and "Worker done" in outputs[1][1]
-
-
 @pytest.mark.parametrize("rank", [0, 1])
 def test_slurm_tasks_become_workers_without_tf_config(monkeypatch, rank):
     """Under srun (Slurm's variables, no TF_CONFIG) each task is a worker on its node at
@@ -418,11 +386,9 @@ LOST = (
 def test_a_lost_worker_is_named_by_index_and_address():
     from imgcls_cli.engine.devices import lost_peer_message
 
-    def tf_config(workers, index):
+    def tf_config(workers, index):  # as cluster_of gives it, from TF_CONFIG or Slurm
         hosts = [f"10.0.0.{i}:2222" for i in range(workers)]
-        return json.dumps(
-            {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
-        )
+        return {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
 
     line = lost_peer_message(LOST, tf_config(3, 0))
     assert line.startswith("Worker 2 (10.0.0.2:2222) stopped answering: it crashed, was ")
@@ -432,4 +398,4 @@ def test_a_lost_worker_is_named_by_index_and_address():
     reset = "recvmsg:Connection reset by peer"
     assert lost_peer_message(reset, tf_config(2, 1)).startswith("Worker 0 (10.0.0.0:2222) ")
     assert lost_peer_message(reset, tf_config(3, 1)).startswith("A worker of the cluster ")
-    assert lost_peer_message(reset, None).startswith("A worker of the cluster ")
+    assert lost_peer_message(reset, {}).startswith("A worker of the cluster ")

@@ -226,7 +226,7 @@ def train_phase(
 
     if recorder.log is not None:
         recorder.log.epoch_offset = len(earlier)  # epochs count on across phases
-    with cluster_errors():
+    with cluster_errors(trainer.strategy):
         rows = fit(
             trainer,
             train_ds,

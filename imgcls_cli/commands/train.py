@@ -58,7 +58,7 @@ def run_train(
         f"{session.precision_note}"
     )
     history = recorder.begin(resolved)
-    with cluster_errors():
+    with cluster_errors(trainer.strategy):
         history = fit(
             trainer,
             data.inputs("train"),

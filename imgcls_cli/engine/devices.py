@@ -63,23 +63,33 @@ def strategy_name(strategy: Any) -> str:
 
 
 @contextlib.contextmanager
-def cluster_errors() -> Iterator[None]:
+def cluster_errors(strategy: Any) -> Iterator[None]:
     """A peer that died mid-step surfaces as a gRPC error: say what to do instead."""
     tf = import_tensorflow()
     try:
         yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
-        raise ImgclsError(lost_peer_message(str(error), os.environ.get("TF_CONFIG"))) from None
+        raise ImgclsError(lost_peer_message(str(error), cluster_of(strategy))) from None
 
 
-def lost_peer_message(text: str, tf_config: str | None) -> str:
+def cluster_of(strategy: Any) -> dict[str, Any]:
+    """The cluster as TF_CONFIG spells it ({"cluster": {job: [address, ...]}, "task":
+    {"type", "index"}}), from the strategy's resolver: TF_CONFIG's or Slurm's variables
+    alike. {} on one machine."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return {}
+    cluster = resolver.cluster_spec().as_dict()
+    return {"cluster": cluster, "task": {"type": resolver.task_type, "index": resolver.task_id}}
+
+
+def lost_peer_message(text: str, config: dict[str, Any]) -> str:
     """One line naming the worker that stopped answering (its index and address, from
-    TensorFlow's error and TF_CONFIG) and what to do, without TensorFlow's function names."""
-    import json
+    TensorFlow's error and the cluster, see cluster_of) and what to do, without
+    TensorFlow's function names."""
     import re
 
     try:
-        config = json.loads(tf_config or "{}")
         cluster, task = config.get("cluster", {}), config.get("task", {})
         own = (task.get("type"), int(task.get("index", -1)))
     except (ValueError, TypeError, AttributeError):

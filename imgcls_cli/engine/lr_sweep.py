@@ -222,7 +222,7 @@ def sweep_learning_rate(
             optimizer.build(model.trainable_variables)
             trainer = Trainer(model, optimizer, strategy, config.label_smoothing, class_weights)
         batches = trainer.distribute(data.fresh_inputs("train"))
-        with cluster_errors():
+        with cluster_errors(strategy):
             return run_sweep(trainer, endless(batches), sweep, reporter)
 
 
