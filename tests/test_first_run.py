@@ -90,6 +90,7 @@ REFUSALS = [
     (["explain", "--method", "bogus", "picture.png"], 2),
     (["explain", "picture.png", "--model", "fakerun", "--output", "occupied"], 2),
     (["explain", "picture.png", "--model", "fakerun", "--class", "bird"], 2),
+    (["explain", "picture.png", "missing.png", "--model", "fakerun"], 1),  # nothing readable
     (["export", "fakerun", "--output", "occupied"], 2),
     (["augment-preview", "missing.png"], 1),
     (["inspect", "--data", "missing-folder"], 1),
