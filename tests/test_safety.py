@@ -114,6 +114,7 @@ def test_config_files_with_wrong_types_are_refused(runner, cli_app, tmp_path, op
 @pytest.mark.slow  # starts imgcls
 def test_two_runs_started_together_get_their_own_directories(tmp_path):
     command = [sys.executable, "-m", "imgcls_cli", "train", "--epochs", "1", "--quiet"]
+    command += ["--arch", "simplecnn"]  # the quickest: the race is for the directory
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     workers = [
         subprocess.Popen(
@@ -129,7 +130,7 @@ def test_two_runs_started_together_get_their_own_directories(tmp_path):
     outputs = [worker.communicate(timeout=240) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     names = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert names == ["train-digits-convnet", "train-digits-convnet-2"]
+    assert names == ["train-digits-simplecnn", "train-digits-simplecnn-2"]
     saved = set()
     for seed, (stdout, _) in zip((1, 2), outputs):
         # "Run saved to runs/NAME (weights FINGERPRINT)": that directory holds this run only.
