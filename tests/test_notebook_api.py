@@ -114,6 +114,9 @@ def test_a_call_leaves_the_process_as_it_found_it(tmp_path):
     from tensorflow.python.framework import config
 
     keras.config.set_dtype_policy("float32")
+    # Off, as in a notebook: an earlier test's in-process CLI run with --deterministic may
+    # have left it on (the CLI's process ends after one command).
+    config.disable_op_determinism()
     random.seed(1234)
     np.random.seed(1234)
     before = {
