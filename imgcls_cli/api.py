@@ -483,7 +483,7 @@ def explain(
     RUN_DIR/explain) and returns explain.json's content with `folder`; unreadable inputs
     carry their `error`. When no input can be read: ImgclsError, before the model loads,
     and nothing written."""
-    from imgcls_cli.commands.explain import run_explain
+    from imgcls_cli.commands.explain import nothing_explained, run_explain
     from imgcls_cli.commands.predict import ArrayInput, python_inputs, unreadable_records
     from imgcls_cli.rundir.load import open_run
 
@@ -500,8 +500,7 @@ def explain(
     check_explain_target(model, output, class_name)
     failed = unreadable_records(items)
     if failed is not None:  # nothing to draw: say why at once, write nothing
-        shown = files_and_reasons([(r.path, r.error) for r in failed], limit=5)
-        raise ImgclsError(f"No input could be read, so nothing was explained: {shown}.")
+        raise nothing_explained([(r.path, r.error) for r in failed])
     run = open_run(Path(model) if model else None, api_reporter(reporter))
     return run_explain(run, items, Path(output) if output else None, class_name, layer, method)
 

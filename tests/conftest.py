@@ -96,6 +96,15 @@ def make_class_folder(root: Path, classes=("circle", "square"), per_class=12, si
     return root
 
 
+def damaged_png(source: Path, target: Path) -> Path:
+    """A copy of a PNG with its compressed pixels scrambled: the header and the end
+    marker stay intact, so only decoding finds out."""
+    content = bytearray(source.read_bytes())
+    content[45:-20] = bytes(byte ^ 0x5A for byte in content[45:-20])  # inside IDAT
+    target.write_bytes(bytes(content))
+    return target
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_class_folder(tmp_path / "shapes")

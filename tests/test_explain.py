@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import train_run, write_image
+from conftest import damaged_png, train_run, write_image
 
 # The images are the benchmark's (benchmarks/bench_explain.py), built by its datasets module.
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
@@ -143,6 +143,20 @@ def test_the_command_writes_overlays_a_grid_and_a_record(
     assert document["images"][0]["explained_class"] == "plus"
     assert document["images"][0]["label"] == "ring"
     assert sorted(p.name for p in output.iterdir()) == ["explain.json", "grid.png", "ring_4.png"]
+
+    # Every input fails only as it decodes (damaged inside): one line, and the earlier
+    # explanation stays as it was (it was replaced by a record of failures before).
+    before = {p.name: p.read_bytes() for p in output.iterdir()}
+    damaged = damaged_png(Path(good[0]), tmp_path / "damaged.png")
+    result = runner.invoke(
+        cli_app, ["explain", str(damaged), "-m", str(run_dir), "--output", str(output)]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: No input could be read, so nothing was explained: {damaged} (damaged image "
+        "(its compressed data is corrupt))."
+    ]
+    assert {p.name: p.read_bytes() for p in output.iterdir()} == before
 
 
 def test_the_default_folder_is_in_the_run(cnn_runs, marks, runner, cli_app):

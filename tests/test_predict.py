@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_class_folder, write_image
+from conftest import damaged_png, make_class_folder, write_image
 
 from imgcls_cli import rundir
 from imgcls_cli.commands.predict import DIRECT_LIMIT
@@ -107,11 +107,14 @@ def broken_inputs(folder):
     (bad / "text.jpg").write_text("not an image")
     data = (folder / "tri" / "tri_2.png").read_bytes()
     (bad / "truncated.png").write_bytes(data[: len(data) // 2])
+    damaged_png(folder / "tri" / "tri_2.png", bad / "damaged.png")
     reasons = {
         str(bad / "zero.png"): "empty file",
         str(bad / "text.jpg"): "not an image",
         str(bad / "truncated.png"): "truncated",
         str(bad / "missing.png"): "no such file",
+        # TensorFlow's decoder refuses it: the reason in words, not TensorFlow's op text
+        str(bad / "damaged.png"): "damaged image (its compressed data is corrupt)",
     }
     return good, reasons
 
@@ -132,7 +135,7 @@ def test_broken_inputs_are_reported_and_the_rest_predicted(
         assert records[path]["label"] is None and reason in records[path]["error"]
     for path in good:
         assert records[path]["error"] is None and records[path]["label"] in path
-    assert f"4 of {len(inputs)} input(s) could not be read" in result.stderr
+    assert f"5 of {len(inputs)} input(s) could not be read" in result.stderr
 
 
 def test_all_good_exits_zero_and_table_lists_errors(runner, cli_app, shapes_run, photos):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcls_cli import rundir
-from imgcls_cli.errors import OutputRefused
+from imgcls_cli.errors import ImgclsError, OutputRefused
 from imgcls_cli.report.gradcam import (
     BATCH,
     METHOD_NAMES,
@@ -17,6 +17,7 @@ from imgcls_cli.report.gradcam import (
     explain_paths,
     require_keras_model,
 )
+from imgcls_cli.reporting import files_and_reasons
 from imgcls_cli.rundir.files import (
     staging_dir,
     swap_folder,
@@ -79,6 +80,12 @@ def caption(item: Explained) -> str:
     return text
 
 
+def nothing_explained(failed: list[tuple[str, str]]) -> ImgclsError:
+    """The one line for a call in which no input could be read: nothing is written."""
+    shown = files_and_reasons(failed, limit=5)
+    return ImgclsError(f"No input could be read, so nothing was explained: {shown}.")
+
+
 def run_explain(
     run: LoadedRun,
     inputs: list[Any],
@@ -124,6 +131,8 @@ def run_explain(
                         tiles.append((item.image, item.heatmap, caption(item)))
                 records.append(item.to_dict())
         files = [record["file"] for record in records if record["file"]]
+        if not files:  # every input failed as it decoded: the folder keeps what it held
+            raise nothing_explained([(record["path"], record["error"]) for record in records])
         if tiles:
             write_bytes_atomic(building / GRID_PNG, plots.gradcam_grid_png(tiles))
             files.append(GRID_PNG)

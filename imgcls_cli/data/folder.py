@@ -654,9 +654,12 @@ def model_input(path: str, channels: int, image_size: tuple[int, int]) -> np.nda
     decoder, unreadable = FileDecoder.for_files([path], channels)
     if path in unreadable:
         raise UnreadableImage(unreadable[path])
-    image, ok = decoder.decode_one(
-        tf.constant(os.fsencode(path)), decoder.route_of(path, image_size), image_size
-    )
+    try:
+        image, ok = decoder.decode_one(
+            tf.constant(os.fsencode(path)), decoder.route_of(path, image_size), image_size
+        )
+    except tf.errors.OpError:  # eager: TensorFlow's decoder refused the data; say why in words
+        raise UnreadableImage(decoder.verify(path) or "could not be decoded") from None
     if not bool(ok):
         raise UnreadableImage(decoder.failures.take()[0][1])
     return image.numpy().astype(np.float32)

@@ -99,7 +99,7 @@ def unreadable_reason(path: str | Path, error: Exception) -> str:
         return "not an image (format not recognised)"
     if "truncated" in str(error):
         return "truncated image (the file ends early)"
-    if "broken data stream" in str(error):
+    if "broken data stream" in str(error) or "cannot load this image" in str(error):
         return "damaged image (its compressed data is corrupt)"
     return f"unreadable image ({type(error).__name__}: {error})"
 

@@ -97,7 +97,7 @@ def run_dir_of(model: Path) -> Path:
     if not model.exists():
         raise RunDirError(
             f"--model {model} does not exist; give a run directory (such as "
-            f"runs/train-digits-simplecnn) or its {rundir.MODEL_FILE}."
+            f"runs/train-digits-simplecnn), its {rundir.MODEL_FILE}, or an export folder."
         )
     if (model / rundir.MODEL_FILE).is_file() or rundir.is_export_dir(model):
         return model
