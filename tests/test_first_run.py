@@ -139,7 +139,7 @@ def test_predict_answers_unreadable_inputs_without_loading_the_model(fake_places
         ("missing.png", "no such file"),
     ]
     assert result.stderr.strip().splitlines() == [
-        "Error: 2 of 2 input(s) could not be read; see above."
+        "Error: 2 of 2 input(s) could not be read; their records say why."
     ]
     assert seconds <= 3 * help_time, (help_time, seconds)
 

@@ -189,7 +189,9 @@ def predict(
             failed = sum(p.error is not None for p in shown)
         if failed:
             count = len(predictions.inputs)
-            raise ImgclsError(f"{failed} of {count} input(s) could not be read; see above.")
+            # The records may have gone to a file (--json > out.jsonl): "above" is the table's.
+            where = "see above" if not (json_output or csv_output) else "their records say why"
+            raise ImgclsError(f"{failed} of {count} input(s) could not be read; {where}.")
 
 
 def explain(
@@ -260,7 +262,8 @@ def explain(
         failed = sum(item["error"] is not None for item in document["images"])
         if failed:
             count = len(document["images"])
-            raise ImgclsError(f"{failed} of {count} input(s) could not be read; see above.")
+            where = "see above" if not json_output else "their records say why"
+            raise ImgclsError(f"{failed} of {count} input(s) could not be read; {where}.")
 
 
 @with_options(before=[DATA_OPTIONS])
