@@ -13,13 +13,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Before anything imports Keras or matplotlib: keep their caches out of the user's home.
+# Before anything imports Keras or matplotlib: keep their caches out of the user's home,
+# one home per test process. `make test`'s processes (pytest-xdist) inherit the first
+# process' environment: a shared Keras cache let one process find the ImageNet stand-in
+# another wrote, under a hash it had not patched.
 _HOME = tempfile.mkdtemp(prefix="imgcls-tests-")
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
-os.environ.setdefault("KERAS_HOME", os.path.join(_HOME, "keras"))
-os.environ.setdefault("MPLCONFIGDIR", os.path.join(_HOME, "mpl"))
-os.environ.setdefault("IMGCLS_CACHE_DIR", os.path.join(_HOME, "cache"))  # the scan index
-os.environ.setdefault("HF_HOME", os.path.join(_HOME, "huggingface"))  # datasets' cache
+_PARENT_HOME = os.environ.get("IMGCLS_TESTS_HOME")  # set by the process that started this one
+for _name, _folder in (
+    ("KERAS_HOME", "keras"),
+    ("MPLCONFIGDIR", "mpl"),
+    ("IMGCLS_CACHE_DIR", "cache"),  # the scan index
+    ("HF_HOME", "huggingface"),  # datasets' cache
+):
+    _given = os.environ.get(_name)
+    if _given is None or (_PARENT_HOME and _given.startswith(_PARENT_HOME)):
+        os.environ[_name] = os.path.join(_HOME, _folder)
+os.environ["IMGCLS_TESTS_HOME"] = _HOME
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # `make test-fast` (IMGCLS_FAST_TESTS=1): the unit tests only, in seconds. A test that

@@ -177,7 +177,7 @@ def test_the_default_folder_is_in_the_run(cnn_runs, marks, runner, cli_app):
     )
     assert len(document["files"]) == 25 and document["method"] == "hirescam"
     assert "HiResCAM (" in result.stdout  # the table's title names the method
-    assert f"Wrote 25 images and explain.json to {folder}" in result.output
+    assert f"Wrote 24 overlays, grid.png and explain.json to {folder}" in result.output
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700

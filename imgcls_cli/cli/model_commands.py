@@ -256,9 +256,9 @@ def explain(
             console.write_line(json.dumps(document, indent=2))
         else:
             console.print_result(console.explain_table(document))
-            count = len(document["files"])
-            images = f"{count} image" + ("s" if count != 1 else "")
-            console.info(f"Wrote {images} and explain.json to {document['folder']}")
+            overlays = sum(record["file"] is not None for record in document["images"])
+            written = f"{overlays} overlay" + ("s" if overlays != 1 else "")
+            console.info(f"Wrote {written}, grid.png and explain.json to {document['folder']}")
         failed = sum(item["error"] is not None for item in document["images"])
         if failed:
             count = len(document["images"])
