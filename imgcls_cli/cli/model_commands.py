@@ -188,10 +188,14 @@ def predict(
             console.print_result(console.predictions_table(shown, k))
             failed = sum(p.error is not None for p in shown)
         if failed:
-            count = len(predictions.inputs)
-            # The records may have gone to a file (--json > out.jsonl): "above" is the table's.
-            where = "see above" if not (json_output or csv_output) else "their records say why"
-            raise ImgclsError(f"{failed} of {count} input(s) could not be read; {where}.")
+            raise inputs_failed(failed, len(predictions.inputs), json_output or csv_output)
+
+
+def inputs_failed(failed: int, count: int, as_records: bool) -> ImgclsError:
+    """predict's and explain's last line when some inputs could not be read. Records
+    (--json, --csv) may have gone to a file, so only a table is "above"."""
+    where = "their records say why" if as_records else "see above"
+    return ImgclsError(f"{failed} of {count} input(s) could not be read; {where}.")
 
 
 def explain(
@@ -261,9 +265,7 @@ def explain(
             console.info(f"Wrote {written}, grid.png and explain.json to {document['folder']}")
         failed = sum(item["error"] is not None for item in document["images"])
         if failed:
-            count = len(document["images"])
-            where = "see above" if not json_output else "their records say why"
-            raise ImgclsError(f"{failed} of {count} input(s) could not be read; {where}.")
+            raise inputs_failed(failed, len(document["images"]), json_output)
 
 
 @with_options(before=[DATA_OPTIONS])
