@@ -57,6 +57,11 @@ OPTIONS = {
     "recipe-no-warmup": {"warmup_epochs": 0},
     "recipe-label-smoothing": {"label_smoothing": 0.1},
     "recipe-rotate-and-shift": {"rotate": 10.0, "translate": 0.1},
+    "recipe-batch-16": {"batch_size": 16},
+    "recipe-lr-3e-3": {"lr": 3e-3},
+    "recipe-ema-0.9": {"ema": 0.9},
+    "recipe-zoom": {"zoom": 0.1},
+    "recipe-erase": {"erase": 0.25},
 }
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
 ALL_VARIANTS = [*OPTIONS, "keras-tutorial"]
