@@ -376,8 +376,8 @@ def evaluate(
     )
     from imgcls_cli.commands.evaluate import evaluate as score
     from imgcls_cli.config import EvaluateConfig, from_dict
-    from imgcls_cli.data.held_out import open_data
-    from imgcls_cli.rundir.load import open_run
+    from imgcls_cli.data.held_out import check_held_out_data, open_data
+    from imgcls_cli.rundir.load import load_run, locate_run, refuse_export
 
     reporter = api_reporter(reporter)
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
@@ -385,7 +385,11 @@ def evaluate(
         check_dataset(config.dataset, config.data_dir)  # before the model loads TensorFlow
     if output is not None:
         check_report_dir(Path(output))  # before any work: it may be a folder of the user's
-    run = open_run(Path(model) if model else None, reporter)
+    run_dir = locate_run(Path(model) if model else None, reporter)
+    if config.explain:
+        refuse_export(run_dir, "--explain draws Grad-CAM, which needs the Keras model")
+    check_held_out_data(run_dir, config)  # before the model loads TensorFlow
+    run = load_run(run_dir, Path(model) if model else None)
     report_dir = Path(output) if output is not None else default_report_dir(run.run_dir)
     check_report_dir(report_dir)
     data = open_data(run, config, reporter)
@@ -508,9 +512,10 @@ def explain(
 def check_explain_target(model: Any, output: Any, class_name: str | None) -> None:
     """explain's output folder and --class, before the model loads (no TensorFlow)."""
     from imgcls_cli.commands.explain import check_output
-    from imgcls_cli.rundir.load import find_run_dir
+    from imgcls_cli.rundir.load import find_run_dir, refuse_export
 
     run_dir, _ = find_run_dir(Path(model) if model else None)
+    refuse_export(run_dir, "Grad-CAM needs the Keras model")
     check_output(Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR)
     if class_name is not None:
         names = rundir.read_labels(run_dir)

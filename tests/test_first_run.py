@@ -5,6 +5,7 @@ user's umask and is gone again when the command is refused or fails."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import write_image
 
 COMMANDS = [
     "train",
@@ -55,6 +58,18 @@ def fake_places(tmp_path_factory) -> Path:
     (fake / "config.json").write_text('{"command": "train"}')
     (fake / "model.keras").write_bytes(b"")
     (fake / "labels.json").write_text('["cat", "dog"]')
+    export = root / "fakeexport"  # an export of fakerun: refused where the run is needed
+    export.mkdir()
+    (export / "export.json").write_text(
+        json.dumps({"artifact": "model.onnx", "source_run": str(fake.resolve())})
+    )
+    (export / "labels.json").write_text('["cat", "dog"]')
+    pixels = np.zeros((8, 8), np.uint8)
+    write_image(root / "oneclass" / "cat" / "a.png", pixels)  # images, but of one class
+    write_image(root / "strangers" / "bird" / "a.png", pixels)  # no class fakerun knows
+    for name in ("cat", "dog"):  # class folders of files that are not images
+        (root / "notimages" / name).mkdir(parents=True)
+        (root / "notimages" / name / "a.png").write_text("text")
     return root
 
 
@@ -78,6 +93,8 @@ REFUSALS = [
     (["train", "--epoch", "3"], 2),
     (["train", "--dataset", "mnsit"], 2),
     (["train", "--data", "missing-folder"], 1),
+    (["train", "--data", "oneclass"], 1),
+    (["train", "--data", "notimages"], 1),
     (["train", "--output", "occupied"], 2),
     (["finetune", "--weights", "missing.weights.h5"], 1),
     (["finetune", "--backbone", "resnet"], 2),
@@ -85,6 +102,9 @@ REFUSALS = [
     (["augment-preview", "--output", "occupied/notes.txt"], 2),
     (["evaluate", "--model", "notarun"], 1),
     (["evaluate", "--split", "bogus"], 2),
+    (["evaluate", "--model", "fakerun", "--data", "strangers"], 1),
+    (["evaluate", "--model", "fakerun", "--data", "notimages"], 1),
+    (["evaluate", "--model", "fakeexport", "--explain"], 2),
     (["predict"], 2),
     (["predict", "--top-k", "0", "picture.png"], 2),
     (["explain", "--method", "bogus", "picture.png"], 2),
@@ -97,6 +117,9 @@ REFUSALS = [
     (["export", "notarun", "--format", "bogus"], 2),
     (["export", "notarun", "--format", "onnx", "--quantize", "int8"], 2),
     (["benchmark", "notarun", "-b", "0"], 2),
+    (["benchmark", "fakeexport"], 2),
+    (["explain", "picture.png", "--model", "fakeexport"], 2),
+    (["export", "fakeexport", "--format", "onnx"], 2),
     (["serve", "notarun"], 1),
     (["serve", "fakerun", "--port", "-1"], 2),
 ]
@@ -116,7 +139,16 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
         if seconds > 3 * help_time:
             slow.append((args, round(seconds, 2)))
     assert not slow, f"--help takes {help_time:.2f} s; these refusals took longer: {slow}"
-    assert sorted(os.listdir(fake_places)) == ["fakerun", "notarun", "occupied", "picture.png"]
+    assert sorted(os.listdir(fake_places)) == [
+        "fakeexport",
+        "fakerun",
+        "notarun",
+        "notimages",
+        "occupied",
+        "oneclass",
+        "picture.png",
+        "strangers",
+    ]
     assert sorted(os.listdir(fake_places / "fakerun")) == [
         "config.json",
         "labels.json",
@@ -127,7 +159,6 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
 def test_predict_answers_unreadable_inputs_without_loading_the_model(fake_places):
     """When no input can be read, predict says why for each and fails in one line as
     fast as a refusal: the model is not loaded (fakerun's empty model.keras would fail)."""
-    import json
 
     help_time = min(imgcls("--help")[1] for _ in range(3))
     args = ["predict", "picture.png", "missing.png", "--model", "fakerun", "--json"]

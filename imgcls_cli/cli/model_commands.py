@@ -16,6 +16,7 @@ from imgcls_cli.cli.options import (
     OUTPUT,
     TABLE_OPTIONS,
     JsonReport,
+    KerasModelOption,
     ModelOption,
     option,
     with_options,
@@ -208,7 +209,7 @@ def explain(
             show_default=False,
         ),
     ],
-    model: ModelOption = None,
+    model: KerasModelOption = None,
     class_name: Annotated[
         Optional[str],
         option("Explain this class instead of each image's predicted class.", "--class"),

@@ -443,6 +443,17 @@ ModelOption = Annotated[
         panel=MODEL,
     ),
 ]
+# Grad-CAM reads the Keras model's layers: an export folder is refused.
+KerasModelOption = Annotated[
+    Optional[Path],
+    option(
+        "A run directory or its model.keras (not an export: Grad-CAM needs the Keras "
+        "model's layers). Default: the latest run under ./runs.",
+        "--model",
+        "-m",
+        panel=MODEL,
+    ),
+]
 
 
 def with_options(

@@ -16,7 +16,7 @@ import numpy as np
 from imgcls_cli import rundir
 from imgcls_cli.export.writers import artifact_bytes
 from imgcls_cli.reporting import Reporter
-from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
+from imgcls_cli.rundir.load import LoadedRun, load_run, refuse_export, require_run_dir
 from imgcls_cli.rundir.record import ExportRecord, MetricsRecord
 
 WARMUP_CALLS = 3
@@ -99,9 +99,8 @@ def accuracy_of(run: LoadedRun, folder: Path) -> float | None:
 def benchmark_run(
     run_dir: Path, batch_sizes: list[int], runs_per_size: int, reporter: Reporter
 ) -> dict[str, Any]:
-    source = load_run(require_run_dir(Path(run_dir)))
-    if source.exported is not None:
-        raise_not_a_run(run_dir)
+    refuse_export(require_run_dir(Path(run_dir)), "the benchmark times its model.keras and exports")
+    source = load_run(Path(run_dir))
     parameters = int(source.model.count_params())
     flops = flops_per_image(source.model, source.image_size, source.channels)
     rng = np.random.default_rng(0)
@@ -202,9 +201,3 @@ def time_files(run: LoadedRun, paths: list[str], batch_size: int) -> float:
     for images, _ in batches:
         run.predict_batch(tf.cast(images, tf.float32))
     return time.perf_counter() - started
-
-
-def raise_not_a_run(path: Path) -> None:
-    from imgcls_cli.errors import RunDirError
-
-    raise RunDirError(f"{path} is an export; give the run directory it came from.")

@@ -19,12 +19,12 @@ import numpy as np
 
 from imgcls_cli import rundir
 from imgcls_cli.config import EvalSplit, EvaluateConfig, ExportConfig, ExportFormat, Quantize
-from imgcls_cli.errors import OutputRefused, RunDirError
+from imgcls_cli.errors import OutputRefused
 from imgcls_cli.export import writers
 from imgcls_cli.export.runtimes import ExportedModel, open_artifact
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.files import staging_dir, swap_folder, write_json_atomic
-from imgcls_cli.rundir.load import LoadedRun, load_run, require_run_dir
+from imgcls_cli.rundir.load import LoadedRun, load_run, refuse_export, require_run_dir
 from imgcls_cli.rundir.owned import FolderMark, check_owned
 
 EXPORT_FILE = rundir.EXPORT_FILE
@@ -72,9 +72,7 @@ def run_export(
     """Export, check parity, write the folder (also when the check fails: see
     parity_shortfall)."""
     writers.export_extra(config.format)
-    require_run_dir(Path(run_dir))
-    if rundir.is_export_dir(Path(run_dir)):
-        raise RunDirError(f"{run_dir} is an export already; give the run directory it came from.")
+    refuse_export(require_run_dir(Path(run_dir)), "exports are made from the Keras model")
     folder = Path(output) if output is not None else default_export_dir(Path(run_dir), config)
     check_export_target(folder, force)  # before the model loads: a refusal costs no TensorFlow
     run = load_run(Path(run_dir))

@@ -4,8 +4,9 @@ Each reader is imported only when chosen."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgcls_cli.config import DataConfig, is_hf_folder, is_hub_dataset, label_files
 from imgcls_cli.reporting import Reporter, SilentReporter
@@ -53,8 +54,9 @@ def is_hugging_face(config: DataConfig) -> bool:
 
 
 def check_data(config: DataConfig) -> None:
-    """A --data folder or label file that cannot be read as one, refused in one line
-    before any work or TensorFlow."""
+    """A --data folder or label file that cannot be read as one, or whose training split
+    holds no readable image or images of only one class, refused in one line before any
+    work or TensorFlow (the scan it makes is kept in the folder's scan index)."""
     if is_hugging_face(config):
         from imgcls_cli.data.hf_source import check_hub_name, require_datasets
 
@@ -68,11 +70,28 @@ def check_data(config: DataConfig) -> None:
         return
     if config.data is None:
         return
+    check_readable(listed_files(config), Path(config.data))
+
+
+def check_readable(listed: Any, data: Path, min_classes: int = 2) -> Any:
+    """data.folder.readable_files of the listed files (its scan and readable files), its
+    refusals of a folder ending with label_file_hint's pointer to a CSV there."""
+    from imgcls_cli.data.folder import label_file_hint_on_error, readable_files
+
+    folder = listed.description["kind"] == "folder"
+    with label_file_hint_on_error(data) if folder else contextlib.nullcontext():
+        return readable_files(listed, min_classes)
+
+
+def listed_files(config: DataConfig):
+    """The labelled files of a --data folder or label file(s) (data.folder.ListedFiles),
+    listed without reading any; None for other sources. No TensorFlow."""
+    if config.data is None or is_hugging_face(config):
+        return None
     if label_files(Path(config.data)) is not None:
-        from imgcls_cli.data.label_table import read_label_tables
+        from imgcls_cli.data.label_table import listed_label_files
 
-        read_label_tables(config)
-    else:
-        from imgcls_cli.data.folder import check_folder
+        return listed_label_files(config)
+    from imgcls_cli.data.folder import listed_folder
 
-        check_folder(Path(config.data))
+    return listed_folder(Path(config.data))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -192,20 +193,33 @@ def label_file_hint(root: Path) -> str:
 def load_folder(root: Path, config: DataConfig, seed: int, min_classes: int = 2) -> Source:
     """The folder as a Source. Training needs images of `min_classes` classes (2);
     scoring a model needs only images whose labels it knows (1)."""
-    split_roots, class_names = check_folder(root)
+    listed = listed_folder(root)
 
     from imgcls_cli.backend import import_tensorflow
 
     import_tensorflow()  # quietly: the splits are tf.data datasets
+    with label_file_hint_on_error(root):
+        return source_from_files(listed, config, seed, min_classes)
+
+
+def listed_folder(root: Path) -> ListedFiles:
+    """The labelled files of a --data folder, refused in one line (check_folder) when it
+    has none to list. No TensorFlow."""
+    split_roots, class_names = check_folder(root)
     files, broken = list_split_files(root, split_roots, class_names)
     description = {
         "kind": "folder",
         "path": str(root.resolve()),
         "layout": "split folders" if len(split_roots) > 1 else "class folders",
     }
-    listed = ListedFiles(root, files, class_names, split_roots, broken, [], description)
+    return ListedFiles(root, files, class_names, split_roots, broken, [], description)
+
+
+@contextlib.contextmanager
+def label_file_hint_on_error(root: Path) -> Iterator[None]:
+    """A DataError about the folder's images ends with label_file_hint's pointer."""
     try:
-        return source_from_files(listed, config, seed, min_classes)
+        yield
     except DataError as error:
         raise DataError(str(error).rstrip(".") + label_file_hint(root) + ".") from None
 
@@ -224,20 +238,44 @@ class ListedFiles:
     description: dict[str, Any]  # what config.json records about the data
 
 
+def readable_files(
+    listed: ListedFiles, min_classes: int = 2
+) -> tuple[ScanResult, dict[str, list[tuple[Path, int]]]]:
+    """(the scan, each split's readable files) of the listed files, refused in one line
+    when the training split has no readable image or images of fewer than `min_classes`
+    classes. No TensorFlow: training commands call it before TensorFlow starts (the scan
+    index then spares the second call the reading)."""
+    all_paths = [path for entries in listed.files.values() for path, _ in entries]
+    scan = check_images(listed.root, all_paths)
+    good_set = set(scan.good)
+    files = {
+        split: [(p, i) for p, i in entries if p in good_set]
+        for split, entries in listed.files.items()
+    }
+    train_labels = {label for _, label in files["train"]}
+    where = listed.where["train"]
+    if not files["train"]:
+        raise DataError(
+            f"No readable images in {where} "
+            f"(looked for .jpg .jpeg .png .bmp .gif .webp in {len(listed.class_names)} classes)."
+        )
+    if len(train_labels) < min_classes:
+        only = ", ".join(listed.class_names[i] for i in sorted(train_labels))
+        raise DataError(
+            f"Found images of only 1 class ({only}) in {where}: "
+            "classification needs images of at least 2 classes."
+        )
+    return scan, files
+
+
 def source_from_files(
     listed: ListedFiles, config: DataConfig, seed: int, min_classes: int = 2
 ) -> Source:
     """Scan the listed files once (header, wholeness, hash), keep the readable ones, carve
     the missing splits and decode them as streams."""
     root, class_names, where = listed.root, listed.class_names, listed.where
-    all_paths = [path for entries in listed.files.values() for path, _ in entries]
-    scan = check_images(root, all_paths)
-    good_set, sizes = set(scan.good), scan.sizes
+    scan, files = readable_files(listed, min_classes)
     skipped = scan.skipped
-    files = {
-        split: [(p, i) for p, i in entries if p in good_set]
-        for split, entries in listed.files.items()
-    }
     warnings = [*listed.warnings]
     if listed.broken:
         warnings.append(broken_links_warning(listed.broken))
@@ -250,21 +288,8 @@ def source_from_files(
             del files[split]
             warnings.append(empty_split_warning(split, where[split], config))
 
-    train_labels = {label for _, label in files["train"]}
-    if not files["train"]:
-        raise DataError(
-            f"No readable images in {where['train']} "
-            f"(looked for .jpg .jpeg .png .bmp .gif .webp in {len(class_names)} classes)."
-        )
-    if len(train_labels) < min_classes:
-        only = ", ".join(class_names[i] for i in sorted(train_labels))
-        raise DataError(
-            f"Found images of only 1 class ({only}) in {where['train']}: "
-            "classification needs images of at least 2 classes."
-        )
-
     channels = 1 if all(scan.grayscale) else 3
-    native = next(iter(sizes)) if len(sizes) == 1 else None
+    native = next(iter(scan.sizes)) if len(scan.sizes) == 1 else None
     failures = StreamFailures()
     decoder = FileDecoder(channels, failures, scan.known)
     failures.verify = decoder.verify

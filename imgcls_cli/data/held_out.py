@@ -156,13 +156,39 @@ def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> Ev
     split, unknown = relabel(concatenate(parts), index_map, source.class_names, run.class_names)
     unknown_classes = [name for name, index in zip(source.class_names, index_map) if index < 0]
     if unknown is not None and split.num_examples == 0:
-        raise DataError(
-            f"None of the data's classes is one the model knows ({', '.join(unknown_classes[:10])}"
-            f"); the model's classes: {', '.join(run.class_names[:20])}."
-        )
+        raise DataError(no_known_class(unknown_classes, run.class_names))
     description = {**source.description, "split": split_name.value}
     description["examples"] = split.num_examples
     return EvaluationData(split, description, source.take_stream_failures, unknown, unknown_classes)
+
+
+def no_known_class(unknown_classes: list[str], model_classes: list[str]) -> str:
+    return (
+        f"None of the data's classes is one the model knows ({', '.join(unknown_classes[:10])}"
+        f"); the model's classes: {', '.join(model_classes[:20])}."
+    )
+
+
+def check_held_out_data(run_dir: Path, options: EvaluateConfig) -> None:
+    """A --data folder or label file to score a run on, refused in one line before the
+    model loads TensorFlow when it holds no readable image or none of a class the model
+    knows. Other sources are checked as they load."""
+    if options.data is None:
+        return
+    from imgcls_cli.data.factory import check_readable, listed_files
+    from imgcls_cli.rundir.load import recorded_run
+
+    run = recorded_run(run_dir)
+    config, _, _ = choose_data(run, options)
+    listed = listed_files(config)
+    if listed is None:
+        return
+    _, files = check_readable(listed, Path(config.data or ""), min_classes=1)
+    known = set(run.class_names)
+    labels = {label for entries in files.values() for _, label in entries}
+    if not any(listed.class_names[label] in known for label in labels):
+        unknown = [name for name in listed.class_names if name not in known]
+        raise DataError(no_known_class(unknown, run.class_names))
 
 
 def folder_change(

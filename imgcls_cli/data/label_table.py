@@ -74,13 +74,22 @@ def load_label_source(config: DataConfig, seed: int, min_classes: int = 2):
     """The label files as a Source (data.sources): class names are the labels, sorted
     as folder names are; the files are scanned and decoded as a folder's."""
     from imgcls_cli.backend import import_tensorflow
-    from imgcls_cli.data.folder import ListedFiles, sort_class_names, source_from_files
+    from imgcls_cli.data.folder import source_from_files
+
+    listed = listed_label_files(config)
+    import_tensorflow()  # quietly: the splits are tf.data datasets
+    return source_from_files(listed, config, seed, min_classes)
+
+
+def listed_label_files(config: DataConfig):
+    """The labelled files the label tables list (data.folder.ListedFiles), refused in one
+    line on a structural problem (read_label_tables). No TensorFlow."""
+    from imgcls_cli.data.folder import ListedFiles, sort_class_names
 
     tables = read_label_tables(config)
     class_names = sort_class_names(sorted({label for _, label in tables["train"].rows}))
     index = {name: i for i, name in enumerate(class_names)}
     root = Path(os.path.commonpath([str(table.images) for table in tables.values()]))
-    import_tensorflow()  # quietly: the splits are tf.data datasets
     data = Path(config.data or "")
     description = {
         "kind": "csv",
@@ -89,7 +98,7 @@ def load_label_source(config: DataConfig, seed: int, min_classes: int = 2):
         "label_files": {split: str(table.csv.resolve()) for split, table in tables.items()},
         "layout": "label files" if len(tables) > 1 else "label file",
     }
-    listed = ListedFiles(
+    return ListedFiles(
         root=root,
         files={
             split: [(file, index[label]) for file, label in table.rows]
@@ -106,7 +115,6 @@ def load_label_source(config: DataConfig, seed: int, min_classes: int = 2):
         ],
         description=description,
     )
-    return source_from_files(listed, config, seed, min_classes)
 
 
 def read_label_table(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli import rundir
-from imgcls_cli.errors import RunDirError
+from imgcls_cli.errors import RunDirError, UsageError
 from imgcls_cli.rundir.files import read_json
 from imgcls_cli.rundir.record import ExportRecord, RunRecord
 
@@ -244,6 +245,36 @@ def load_export(folder: Path) -> LoadedRun:
     return LoadedRun(
         Path(folder), None, class_names, record.run, record.image_size, record.channels, exported
     )
+
+
+def refuse_export(folder: Path, needs: str) -> None:
+    """An export folder given where a command `needs` the run itself: one line naming
+    the run it came from (export.json's source_run), before anything loads."""
+    if not rundir.is_export_dir(Path(folder)):
+        return
+    try:
+        source = read_json(Path(folder) / rundir.EXPORT_FILE, "the export's description")
+        source_run = source.get("source_run") if isinstance(source, dict) else None
+    except RunDirError:
+        source_run = None
+    named = ""
+    if isinstance(source_run, str) and Path(source_run).is_dir():
+        relative = os.path.relpath(source_run)  # export.json records it absolute
+        named = f" ({source_run if relative.startswith('..') else relative})"
+    raise UsageError(f"{folder} is an export; {needs}: give the run directory it came from{named}.")
+
+
+def recorded_run(run_dir: Path) -> LoadedRun:
+    """A run's or export folder's class names and record without its model (and without
+    TensorFlow): enough to choose and check data before the model loads. Its model,
+    image size and channels are not read (None, (0, 0), 0)."""
+    class_names = rundir.read_labels(run_dir)
+    if rundir.is_export_dir(run_dir):
+        path = Path(run_dir) / rundir.EXPORT_FILE
+        record = ExportRecord.from_dict(read_json(path, "the export's description"), path).run
+    else:
+        record = rundir.read_run_record(run_dir)
+    return LoadedRun(Path(run_dir), None, class_names, record, (0, 0), 0)
 
 
 def open_run(model: Path | None, reporter: Any) -> LoadedRun:
