@@ -43,6 +43,12 @@ def files_and_reasons(pairs: list[tuple[str, str]], limit: int = 10) -> str:
     return shown + (f"; and {len(pairs) - limit} more" if len(pairs) > limit else "")
 
 
+def nothing_read(failed: list[tuple[str, str]], outcome: str) -> str:
+    """The one line of a command (predict, explain) that could read none of its inputs:
+    'No input could be read, so nothing was <outcome>: a.png (reason); …'."""
+    return f"No input could be read, so nothing was {outcome}: {files_and_reasons(failed, 5)}."
+
+
 class ImgclsWarning(UserWarning):
     """What imgcls warns about from Python (skipped images, a choice it made for you)."""
 

@@ -155,7 +155,7 @@ def test_a_named_preset_or_a_flag_wins_over_auto():
     flipped, reason = resolve_augment_with_reason(
         AugmentConfig(flip=Flip.horizontal), None, 1, (28, 28)
     )
-    assert flipped.flip == Flip.horizontal and reason.endswith("with --flip")
+    assert flipped.flip == Flip.horizontal and reason.endswith("; given: --flip")
     assert (
         resolve_augment(AugmentConfig(flip=Flip.none), None, 3, (64, 64), lambda: 0.0).flip
         == Flip.none

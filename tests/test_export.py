@@ -197,6 +197,13 @@ def test_benchmark_times_the_model_and_each_export(shapes_run, exports, tmp_path
     assert whole["batch_size"] == 4 and whole["images_per_second"] > 0
 
 
+def test_the_benchmark_caption_counts_reads_and_files_apart():
+    from imgcls_cli.cli.console import files_read
+
+    assert files_read({"files": 64, "distinct_files": 64}) == "64 files"
+    assert files_read({"files": 64, "distinct_files": 8}) == "64 reads of 8 files"
+
+
 def test_benchmark_times_files_of_a_run_without_files(digits_run):
     """The embedded digits have no files: their test images are written as PNGs to time."""
     whole = api.benchmark(digits_run, batch_sizes=[8], runs_per_size=1)["end_to_end"]
@@ -339,6 +346,8 @@ def test_calibration_says_how_many_images_it_used(shapes_run, tmp_path):
     metrics = json.loads((shapes_run / "metrics.json").read_text())
     training = 60 - metrics["val"]["examples"] - metrics["test"]["examples"]  # 3 x 20 images
     assert f"Calibrating int8 quantization on {training} training images" in reporter.lines
+    card = json.loads((tmp_path / "int8" / "export.json").read_text())
+    assert card["calibration_images"] == training and card["options"]["calibration"] == 500
 
 
 # What TensorFlow, LiteRT, the TFLite converter, tf2onnx and onnxruntime print themselves.

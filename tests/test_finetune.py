@@ -374,3 +374,7 @@ def test_finetune_says_when_images_are_enlarged_or_their_channel_repeated():
     assert enlargement_note((96, 96), 3, (224, 224)).startswith("Images are enlarged 2.33x")
     assert enlargement_note((200, 300), 3, (224, 224)) is None
     assert enlargement_note(None, 3, (224, 224)) is None  # sizes differ: nothing to say
+    # At the backbone's smallest size, a smaller one is no advice.
+    smallest = enlargement_note((8, 8), 1, (32, 32), minimum=32)
+    assert "a smaller --image-size" not in smallest
+    assert "32 is the backbone's smallest --image-size" in smallest

@@ -173,6 +173,13 @@ def test_predict_answers_unreadable_inputs_without_loading_the_model(fake_places
         "Error: 2 of 2 input(s) could not be read; their records say why."
     ]
     assert seconds <= 3 * help_time, (help_time, seconds)
+    # For people (a table), the reasons in one line rather than a table of them.
+    result, seconds = within(3 * help_time, args[:-1], fake_places)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.strip().splitlines() == [
+        "Error: No input could be read, so nothing was predicted: picture.png (not an image "
+        "(format not recognised)); missing.png (no such file)."
+    ]
 
 
 def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):

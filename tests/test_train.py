@@ -1,6 +1,7 @@
 """`imgcls train` end to end on tiny real data: digits, generated folders, mocked TFDS."""
 
 import json
+import re
 import time
 
 import numpy as np
@@ -115,21 +116,13 @@ def test_train_on_messy_folder_warns_and_succeeds(runner, cli_app, tmp_path):
     (root / "square" / "zero.png").write_bytes(b"")
     (root / "square" / "readme.txt").write_text("ignored")
     run_dir = tmp_path / "run"
-    result = train(
-        runner,
-        cli_app,
-        "--data",
-        str(root),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--output",
-        str(run_dir),
-    )
+    arguments = ["--data", str(root), "--epochs", "1", "--batch-size", "4"]
+    result = runner.invoke(cli_app, ["train", *arguments, "--output", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert "Skipped 2 unreadable image(s)" in result.output
     assert "corrupt.jpg" in result.output and "zero.png" in result.output
+    # The splits in training order, as for every source (carving made test first).
+    assert re.search(r"Data: shapes, 2 classes, train \d+, val \d+, test \d+ images", result.output)
     assert json.loads((run_dir / "labels.json").read_text()) == ["circle", "square"]
     assert json.loads((run_dir / "config.json").read_text())["resolved"]["channels"] == 3
 

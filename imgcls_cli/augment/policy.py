@@ -181,5 +181,6 @@ def resolve_augment_with_reason(
     }
     flags = [name for name, value in given.items() if value != getattr(AugmentConfig, name)]
     if flags:
-        reason += " with " + ", ".join("--" + name.replace("_", "-") for name in flags)
+        # "; given: --flip": after a reason that may itself end "with flips".
+        reason += "; given: " + ", ".join("--" + name.replace("_", "-") for name in flags)
     return AugmentConfig(**{**parts, **given, "preset": preset}), reason

@@ -82,7 +82,10 @@ def evaluate(
     ] = EvaluateConfig.mistakes,
     min_accuracy: Annotated[
         Optional[float],
-        option("CI gate: exit with code 1 when accuracy is below this fraction (e.g. 0.9)."),
+        option(
+            "CI gate: exit with code 1 when accuracy is below this fraction (e.g. 0.9). "
+            "Default: off."
+        ),
     ] = None,
     explain: Annotated[
         bool,
@@ -186,8 +189,10 @@ def predict(
             failed = console.write_csv_rows(records, k)
         else:
             shown = list(records)
-            console.print_result(console.predictions_table(shown, k))
             failed = sum(p.error is not None for p in shown)
+            if shown and failed == len(shown):  # a table of reasons alone: one line instead
+                raise nothing_predicted([(p.path, p.error) for p in shown])
+            console.print_result(console.predictions_table(shown, k))
         if failed:
             raise inputs_failed(failed, len(predictions.inputs), json_output or csv_output)
 
@@ -197,6 +202,13 @@ def inputs_failed(failed: int, count: int, as_records: bool) -> ImgclsError:
     (--json, --csv) may have gone to a file, so only a table is "above"."""
     where = "their records say why" if as_records else "see above"
     return ImgclsError(f"{failed} of {count} input(s) could not be read; {where}.")
+
+
+def nothing_predicted(failed: list[tuple[str, str]]) -> ImgclsError:
+    """predict's one line, as a table would show, when no input could be read."""
+    from imgcls_cli.reporting import nothing_read
+
+    return ImgclsError(nothing_read(failed, "predicted"))
 
 
 def explain(

@@ -164,11 +164,20 @@ TABLE_OPTIONS: OptionGroup = [
 ]
 DATA_OPTIONS += TABLE_OPTIONS
 
-# augment-preview samples images as train reads them.
+# augment-preview samples images as train reads them, at train's size.
 PREVIEW_DATA_OPTIONS = [
     o
     for o in DATA_OPTIONS
-    if o[0] in ("dataset", "data", "data_dir", "image_size", *(t[0] for t in TABLE_OPTIONS))
+    if o[0] in ("dataset", "data", "data_dir", *(t[0] for t in TABLE_OPTIONS))
+] + [
+    declare(
+        "image_size",
+        Optional[int],
+        None,
+        "Resize images to SIZE x SIZE. Default: as train reads them, the data's own size "
+        "(64 when sizes differ).",
+        panel=DATA,
+    )
 ]
 
 TRAINING_OPTIONS: OptionGroup = [
@@ -184,7 +193,7 @@ TRAINING_OPTIONS: OptionGroup = [
         Optional[int],
         None,
         "Stop when validation loss has not improved for N epochs (within each finetune "
-        "phase); keep the best weights.",
+        "phase); keep the best weights. Default: off.",
         panel=TRAINING,
     ),
     declare(
@@ -241,7 +250,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "rotate",
         Optional[float],
         None,
-        "Rotate by up to DEGREES either way.",
+        "Rotate by up to DEGREES either way. Default: the preset's.",
         metavar="DEGREES",
         panel=AUGMENT,
     ),
@@ -249,7 +258,8 @@ AUGMENT_OPTIONS: OptionGroup = [
         "crop",
         Optional[float],
         None,
-        "Crop a random window FRACTION smaller in height and width, resize it back.",
+        "Crop a random window FRACTION smaller in height and width, resize it back. "
+        "Default: the preset's.",
         metavar="FRACTION",
         panel=AUGMENT,
     ),
@@ -257,7 +267,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "zoom",
         Optional[float],
         None,
-        "Zoom in or out by up to FRACTION.",
+        "Zoom in or out by up to FRACTION. Default: the preset's.",
         metavar="FRACTION",
         panel=AUGMENT,
     ),
@@ -265,7 +275,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "translate",
         Optional[float],
         None,
-        "Shift by up to FRACTION of the height and width.",
+        "Shift by up to FRACTION of the height and width. Default: the preset's.",
         metavar="FRACTION",
         panel=AUGMENT,
     ),
@@ -273,7 +283,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "contrast",
         Optional[float],
         None,
-        "Change contrast by up to FRACTION.",
+        "Change contrast by up to FRACTION. Default: the preset's.",
         metavar="FRACTION",
         panel=AUGMENT,
     ),
@@ -281,7 +291,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "brightness",
         Optional[float],
         None,
-        "Shift brightness by up to FRACTION of 255.",
+        "Shift brightness by up to FRACTION of 255. Default: the preset's.",
         metavar="FRACTION",
         panel=AUGMENT,
     ),
@@ -289,7 +299,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "color_jitter",
         Optional[float],
         None,
-        "Jitter saturation and hue by up to FRACTION (colour images).",
+        "Jitter saturation and hue by up to FRACTION (colour images). Default: the preset's.",
         metavar="FRACTION",
         panel=AUGMENT,
     ),
@@ -297,7 +307,7 @@ AUGMENT_OPTIONS: OptionGroup = [
         "erase",
         Optional[float],
         None,
-        "Blank a random rectangle with this PROBABILITY.",
+        "Blank a random rectangle with this PROBABILITY. Default: the preset's.",
         metavar="PROBABILITY",
         panel=AUGMENT,
     ),
@@ -364,7 +374,7 @@ SCALE_OPTIONS: OptionGroup = [
         "save_every",
         Optional[int],
         None,
-        "Also checkpoint every N steps (a checkpoint follows every epoch anyway).",
+        "Also checkpoint every N steps (a checkpoint follows every epoch anyway). Default: off.",
         panel=SCALE,
     ),
 ]

@@ -74,7 +74,8 @@ def train(
     ) = str(TrainConfig.lr),
     schedule: training_option(
         Optional[Schedule],
-        "Learning-rate schedule. Default: cosine (constant for simplecnn, its classic recipe).",
+        "Learning-rate schedule: constant or cosine. Default: cosine (constant for "
+        "simplecnn, its classic recipe).",
     ) = TrainConfig.schedule,
     warmup_epochs: training_option(
         Optional[int],

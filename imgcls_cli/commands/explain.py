@@ -17,7 +17,7 @@ from imgcls_cli.report.gradcam import (
     explain_paths,
     require_keras_model,
 )
-from imgcls_cli.reporting import files_and_reasons
+from imgcls_cli.reporting import nothing_read
 from imgcls_cli.rundir.files import (
     staging_dir,
     swap_folder,
@@ -82,8 +82,7 @@ def caption(item: Explained) -> str:
 
 def nothing_explained(failed: list[tuple[str, str]]) -> ImgclsError:
     """The one line for a call in which no input could be read: nothing is written."""
-    shown = files_and_reasons(failed, limit=5)
-    return ImgclsError(f"No input could be read, so nothing was explained: {shown}.")
+    return ImgclsError(nothing_read(failed, "explained"))
 
 
 def run_explain(

@@ -105,9 +105,10 @@ def parity_shortfall(document: dict[str, Any], folder: Path) -> str | None:
 def write_export(
     run: LoadedRun, config: ExportConfig, folder: Path, reporter: Reporter
 ) -> dict[str, Any]:
-    calibration = None
+    calibration, calibrated = None, None
     if config.quantize is Quantize.int8:
         images = calibration_images(run, config, reporter)
+        calibrated = len(images)
         # The number used: a training split smaller than --calibration gives all it has.
         reporter.info(f"Calibrating int8 quantization on {len(images)} training images")
         calibration = lambda: iter(images)  # noqa: E731 - the converter calls it
@@ -128,7 +129,7 @@ def write_export(
     parity = None
     if config.check:
         parity = check_parity(run, exported, config, reporter)
-    document = export_document(run, config, artifact, exported, parity, seconds)
+    document = export_document(run, config, artifact, exported, parity, seconds, calibrated)
     write_json_atomic(folder / EXPORT_FILE, document)
     return document
 
@@ -195,6 +196,7 @@ def export_document(
     exported: ExportedModel,
     parity: dict[str, Any] | None,
     seconds: float,
+    calibrated: int | None = None,
 ) -> dict[str, Any]:
     from imgcls_cli.backend import versions
 
@@ -219,6 +221,9 @@ def export_document(
         "signature": None if config.format is ExportFormat.onnx else writers.SIGNATURE,
         "source_run": str(run.run_dir.resolve()),
         "options": config.to_dict(),
+        # int8: the training images calibrated on (fewer than --calibration when the
+        # training split holds fewer); None for other exports.
+        "calibration_images": calibrated,
         "seconds": round(seconds, 2),
         "versions": {**versions(), **converter_versions(config.format)},
         "parity": parity,

@@ -22,7 +22,7 @@ from imgcls_cli.engine.devices import cluster_errors
 from imgcls_cli.engine.session import RunRecorder, Session, open_session
 from imgcls_cli.errors import plural
 from imgcls_cli.models import create_model
-from imgcls_cli.models.backbones import DEFAULT_IMAGE_SIZE, check_image_size
+from imgcls_cli.models.backbones import DEFAULT_IMAGE_SIZE, check_image_size, get_backbone
 from imgcls_cli.models.weights import resolve_weights
 from imgcls_cli.rundir import TrainResult
 
@@ -43,11 +43,15 @@ ENLARGE_NOTE_FACTOR = 2
 
 
 def enlargement_note(
-    native: tuple[int, int] | None, channels: int, image_size: tuple[int, int]
+    native: tuple[int, int] | None,
+    channels: int,
+    image_size: tuple[int, int],
+    minimum: int = 0,
 ) -> str | None:
     """One line when the backbone's input is made from much smaller images (more than
     ENLARGE_NOTE_FACTOR a side) or from grayscale ones (the channel repeated), and what
-    changes it; None otherwise."""
+    changes it; None otherwise. `minimum`: the backbone's smallest --image-size, below
+    which a smaller one is no advice."""
     factor = 0.0 if native is None else min(a / b for a, b in zip(image_size, native))
     enlarged = factor > ENLARGE_NOTE_FACTOR
     parts = []
@@ -60,12 +64,19 @@ def enlargement_note(
         parts.append("their gray channel repeated to RGB (ImageNet backbones take colour)")
     if not parts:
         return None
-    advice = (
-        "; a smaller --image-size trains faster on small images (or train a CNN from "
-        "scratch with `imgcls train`)"
-        if enlarged
-        else ""
-    )
+    if not enlarged:
+        advice = ""
+    elif min(image_size) > minimum:
+        advice = (
+            "; a smaller --image-size trains faster on small images (or train a CNN from "
+            "scratch with `imgcls train`)"
+        )
+    else:  # already the backbone's smallest input
+        advice = (
+            f"; {minimum} is the backbone's smallest --image-size (a CNN trained from "
+            "scratch with `imgcls train` fits images this small)"
+        )
+
     return f"Images are {' and '.join(parts)}{advice}."
 
 
@@ -93,7 +104,12 @@ def run_finetune(
     )
     transfer, data = session.model, session.data
     backbone = transfer.backbone
-    note = enlargement_note(data.source.native_size, data.source.channels, data.image_size)
+    note = enlargement_note(
+        data.source.native_size,
+        data.source.channels,
+        data.image_size,
+        get_backbone(config.backbone).min_image_size,
+    )
     if note:
         reporter.info(note)
     phases = plan_phases(config, transfer, data, session.replicas)

@@ -43,6 +43,10 @@ SMALL_SPLIT_BATCH_SIZE = 32
 SMALL_SPLIT_IMAGES = 8 * DEFAULT_BATCH_SIZE
 
 
+# The Data: line lists the splits in this order, whichever order the source made them in.
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
 def default_batch_size(train_images: int) -> int:
     """The global batch size when none is given: 64, or 32 below 512 training images."""
     return SMALL_SPLIT_BATCH_SIZE if train_images < SMALL_SPLIT_IMAGES else DEFAULT_BATCH_SIZE
@@ -200,7 +204,8 @@ def prepare_data(
             "The training split is empty; lower --val-split / --test-split or add images."
         )
     batch_size = batch_size or default_batch_size(splits["train"].num_examples)
-    sizes = ", ".join(f"{name} {split.num_examples}" for name, split in splits.items())
+    order = sorted(splits, key=lambda name: (SPLIT_ORDER.get(name, len(SPLIT_ORDER)), name))
+    sizes = ", ".join(f"{name} {splits[name].num_examples}" for name in order)
     reporter.info(
         f"Data: {source.name}, {source.num_classes} classes, {sizes} images, "
         f"{image_size[0]}x{image_size[1]}x{channels}"
