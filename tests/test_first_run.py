@@ -196,6 +196,14 @@ def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):
     assert result.output.strip() == (
         "Error: --epochs must be a whole number. See 'imgcls train --help'."
     )
+    # --model, as the other commands take the run, where the run is the argument (Click's
+    # close matches offered --help).
+    result = runner.invoke(cli_app, ["benchmark", "--model", "runs/x"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: No such option: --model; imgcls benchmark takes the run as its argument: "
+        "imgcls benchmark RUN_DIR. See 'imgcls benchmark --help'."
+    )
 
 
 def help_screens() -> dict[str, str]:

@@ -407,3 +407,20 @@ def test_a_closed_pipe_does_not_end_the_work_that_writes_to_it(tmp_path):
     )
     assert process.returncode == 0, process.stderr
     assert finished.read_text() == "saved"
+
+
+def test_the_table_keeps_paths_whole_at_80_columns():
+    """Rich shares the width out among columns and folded `img_1646.pn` / `g` at 80
+    columns: a path column is as wide as its longest path (up to a bound)."""
+    from rich.console import Console
+
+    from imgcls_cli.cli.console import predictions_table
+    from imgcls_cli.commands.predict import Prediction
+
+    paths = ["digits10/9/img_1646.png", "/tmp/nu-data/photo-of-a-daisy.jpg"]
+    top = [("sunflowers", 0.61), ("dandelion", 0.3), ("daisy", 0.09)]
+    table = predictions_table([Prediction(path, top) for path in paths], top_k=3)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert all(path in text for path in paths), text

@@ -229,6 +229,18 @@ def common_folder(paths: list[str]) -> tuple[str, list[str]]:
     return common, [os.path.relpath(path, common) if common else path for path in paths]
 
 
+# A path column keeps its longest path whole up to this many characters: at 80 columns
+# Rich otherwise shares the width out and folds a 23-character name mid-word.
+PATH_COLUMN_MAX = 36
+
+
+def add_path_column(table: Table, header: str, paths: list[str]) -> None:
+    """A column of paths, wide enough for the longest (up to PATH_COLUMN_MAX); longer
+    ones fold rather than being cut, since a path is only useful whole."""
+    widest = max((len(str(path)) for path in paths), default=0)
+    table.add_column(header, overflow="fold", min_width=min(widest, PATH_COLUMN_MAX))
+
+
 def mistakes_table(mistakes: list[dict[str, Any]], total: int | None = None) -> Table:
     folder, names = common_folder([mistake["path"] for mistake in mistakes])
     shown = (
@@ -238,7 +250,7 @@ def mistakes_table(mistakes: list[dict[str, Any]], total: int | None = None) -> 
     )
     title = "Most confident mistakes" + (f" ({shown})" if shown else "")
     table = Table(title=title, caption=f"in {escape(folder)}" if folder else None)
-    table.add_column("path", overflow="fold")  # a path is only useful whole
+    add_path_column(table, "path", names)
     for name in ("true", "predicted", "confidence"):
         table.add_column(name, justify="right" if name == "confidence" else "left")
     for mistake, name in zip(mistakes, names):
@@ -265,7 +277,7 @@ def print_evaluation(report: dict[str, Any], table_limit: int = 50, matrix_limit
 
 def predictions_table(predictions: list[Any], top_k: int) -> Table:
     table = Table(title="Predictions")
-    table.add_column("path", overflow="fold")  # a path is only useful whole
+    add_path_column(table, "path", [prediction.path for prediction in predictions])
     table.add_column("label")
     table.add_column("confidence", justify="right")
     if top_k > 1:
@@ -289,11 +301,11 @@ def explain_table(document: dict[str, Any]) -> Table:
 
     method = METHOD_NAMES.get(document["method"], document["method"])
     table = Table(title=f"{method} ({escape(document['layer'])})")
-    table.add_column("path", overflow="fold")
+    add_path_column(table, "path", [item["path"] for item in document["images"]])
     table.add_column("label")
     table.add_column("confidence", justify="right")
     table.add_column("heatmap for")
-    table.add_column("file", overflow="fold")
+    add_path_column(table, "file", [item.get("file") or "" for item in document["images"]])
     for item in document["images"]:
         if item["error"] is not None:
             table.add_row(escape(item["path"]), f"[red]{escape(item['error'])}[/]", "", "", "")

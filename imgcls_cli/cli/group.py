@@ -143,10 +143,34 @@ def usage_message(text: str) -> str:
     return message
 
 
+# The options by which the other commands name a run: `export` and `benchmark` take it as
+# their argument instead.
+RUN_OPTIONS = ("--model", "-m", "--run")
+
+
+def run_argument_message(error: Any) -> str | None:
+    """'No such option: --model; imgcls benchmark takes the run as its argument: imgcls
+    benchmark RUN_DIR' for a command whose first argument is the run; else None (Click's
+    close matches would offer --help for --model)."""
+    ctx = getattr(error, "ctx", None)
+    if type(error).__name__ != "NoSuchOption" or ctx is None:
+        return None
+    if getattr(error, "option_name", None) not in RUN_OPTIONS:
+        return None
+    arguments = [p for p in ctx.command.params if isinstance(p, TyperArgument)]
+    if not arguments or arguments[0].metavar != "RUN_DIR":
+        return None
+    command = ctx.command_path
+    return (
+        f"No such option: {error.option_name}; {command} takes the run as its argument: "
+        f"{command} RUN_DIR"
+    )
+
+
 def report_usage_error(error: Any) -> None:
     from imgcls_cli.cli import console
 
-    message = usage_message(error.format_message()).rstrip(".")
+    message = run_argument_message(error) or usage_message(error.format_message()).rstrip(".")
     ctx = getattr(error, "ctx", None)
     where = f" See '{ctx.command_path} --help'." if ctx is not None else ""
     console.error(f"{message}.{where}")
