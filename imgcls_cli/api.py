@@ -155,8 +155,7 @@ def open_run(path: str | Path) -> Run:
     class names and the model on demand."""
     from imgcls_cli.rundir.load import require_run_dir
 
-    run_dir = Path(path)
-    require_run_dir(run_dir)
+    run_dir = require_run_dir(Path(path))
     metrics = rundir.read_json(run_dir / rundir.METRICS_FILE, "the run's metrics")
     return Run(run_dir, metrics, rundir.read_history(run_dir))
 
@@ -594,7 +593,7 @@ def serve(
     if model is not None and not Path(model).exists():
         raise RunDirError(
             f"{model} does not exist; give a run directory (such as "
-            "runs/train-digits-simplecnn), its model.keras, or an export folder."
+            "runs/train-digits-convnet), its model.keras, or an export folder."
         )
     given = Path(model) if model else None
     run_dir, picked = find_run_dir(given)  # before TensorFlow

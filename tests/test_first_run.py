@@ -64,6 +64,7 @@ def fake_places(tmp_path_factory) -> Path:
         json.dumps({"artifact": "model.onnx", "source_run": str(fake.resolve())})
     )
     (export / "labels.json").write_text('["cat", "dog"]')
+    (export / "model.onnx").write_bytes(b"")
     pixels = np.zeros((8, 8), np.uint8)
     write_image(root / "oneclass" / "cat" / "a.png", pixels)  # images, but of one class
     write_image(root / "strangers" / "bird" / "a.png", pixels)  # no class fakerun knows
@@ -118,6 +119,7 @@ REFUSALS = [
     (["export", "notarun", "--format", "onnx", "--quantize", "int8"], 2),
     (["benchmark", "notarun", "-b", "0"], 2),
     (["benchmark", "fakeexport"], 2),
+    (["benchmark", "fakeexport/model.onnx"], 2),  # the artifact names its export
     (["explain", "picture.png", "--model", "fakeexport"], 2),
     (["export", "fakeexport", "--format", "onnx"], 2),
     (["serve", "notarun"], 1),

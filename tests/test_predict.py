@@ -409,18 +409,23 @@ def test_a_closed_pipe_does_not_end_the_work_that_writes_to_it(tmp_path):
     assert finished.read_text() == "saved"
 
 
-def test_the_table_keeps_paths_whole_at_80_columns():
-    """Rich shares the width out among columns and folded `img_1646.pn` / `g` at 80
-    columns: a path column is as wide as its longest path (up to a bound)."""
+def test_the_table_keeps_names_whole_and_fits_80_columns():
+    """Rich folded `img_1646.pn` / `g` at 80 columns: the table shows each path below
+    the folder they share (named in its caption), and every column still fits."""
     from rich.console import Console
 
     from imgcls_cli.cli.console import predictions_table
     from imgcls_cli.commands.predict import Prediction
 
-    paths = ["digits10/9/img_1646.png", "/tmp/nu-data/photo-of-a-daisy.jpg"]
-    top = [("sunflowers", 0.61), ("dandelion", 0.3), ("daisy", 0.09)]
+    folder = "/tmp/nu2-data/a-long-folder-name/digits"
+    paths = [f"{folder}/0/img_0_0.png", f"{folder}/1/img_1_10.png", f"{folder}/9/img_1646.png"]
+    top = [("sunflowers", 0.61), ("dandelion", 0.3), ("daisy", 0.094)]
     table = predictions_table([Prediction(path, top) for path in paths], top_k=3)
     console = Console(width=80, record=True, color_system=None)
     console.print(table)
-    text = console.export_text()
-    assert all(path in text for path in paths), text
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines) and f"in {folder}" in lines[-1]
+    rows = [line for line in lines if line.startswith("│ ")]
+    shown = [row.split("│")[1].strip() for row in rows if row.split("│")[1].strip()]
+    assert shown == ["0/img_0_0.png", "1/img_1_10.png", "9/img_1646.png"]
+    assert all(row.rstrip().endswith("│") for row in rows)  # the last column is not cut

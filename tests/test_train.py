@@ -250,6 +250,7 @@ def test_an_existing_folder_of_the_users_is_refused_even_with_force(runner, cli_
         (["--dataset", "mnsit"], 2, "Did you mean 'mnist'?"),
         (["--arch", "simplcnn"], 2, "Did you mean 'simplecnn'?"),
         (["--data", "/no/such/folder"], 1, "does not exist"),
+        (["--data", __file__], 1, "is a file; give a folder with one sub-folder per class, or a"),
         (["--epochs", "0"], 2, "--epochs must be at least 1"),
         (["--batch-size", "-3"], 2, "--batch-size must be at least 1"),
         (["--ema", "1.5"], 2, "--ema must be a decay between 0 and 1"),
@@ -269,7 +270,14 @@ def test_bad_input_gives_one_line_and_exit_code(runner, cli_app, tmp_path, args,
 def test_folder_errors_through_the_cli(runner, cli_app, tmp_path):
     make_class_folder(tmp_path / "one", classes=("cats",))
     (tmp_path / "empty" / "cats").mkdir(parents=True)
-    for folder, message in (("one", "only 1 class"), ("empty", "No readable images")):
+    (tmp_path / "texts" / "cats").mkdir(parents=True)
+    (tmp_path / "texts" / "cats" / "a.png").write_text("not an image")
+    unread = "none of its 1 image file(s) could be read (" + str(tmp_path / "texts" / "cats")
+    for folder, message in (
+        ("one", "only 1 class"),
+        ("empty", "No readable images"),
+        ("texts", unread),
+    ):
         result = train(runner, cli_app, "--data", str(tmp_path / folder))
         assert result.exit_code == 1 and message in result.output
 

@@ -229,28 +229,26 @@ def common_folder(paths: list[str]) -> tuple[str, list[str]]:
     return common, [os.path.relpath(path, common) if common else path for path in paths]
 
 
-# A path column keeps its longest path whole up to this many characters: at 80 columns
-# Rich otherwise shares the width out and folds a 23-character name mid-word.
-PATH_COLUMN_MAX = 36
-
-
-def add_path_column(table: Table, header: str, paths: list[str]) -> None:
-    """A column of paths, wide enough for the longest (up to PATH_COLUMN_MAX); longer
-    ones fold rather than being cut, since a path is only useful whole."""
-    widest = max((len(str(path)) for path in paths), default=0)
-    table.add_column(header, overflow="fold", min_width=min(widest, PATH_COLUMN_MAX))
+def add_path_column(table: Table, paths: list[str]) -> list[str]:
+    """A "path" column of each path below the folder all share, which the table's caption
+    names: at 80 columns a long shared prefix would fold the part that tells images apart
+    (`img_1646.pn` / `g`). Returns the names to show, in order."""
+    folder, names = common_folder(paths)
+    if folder:
+        table.caption = f"in {escape(folder)}"
+    table.add_column("path", overflow="fold")
+    return names
 
 
 def mistakes_table(mistakes: list[dict[str, Any]], total: int | None = None) -> Table:
-    folder, names = common_folder([mistake["path"] for mistake in mistakes])
     shown = (
         f"{len(mistakes)} of {total}; all in mistakes.csv"
         if total and total > len(mistakes)
         else ""
     )
     title = "Most confident mistakes" + (f" ({shown})" if shown else "")
-    table = Table(title=title, caption=f"in {escape(folder)}" if folder else None)
-    add_path_column(table, "path", names)
+    table = Table(title=title)
+    names = add_path_column(table, [mistake["path"] for mistake in mistakes])
     for name in ("true", "predicted", "confidence"):
         table.add_column(name, justify="right" if name == "confidence" else "left")
     for mistake, name in zip(mistakes, names):
@@ -277,17 +275,17 @@ def print_evaluation(report: dict[str, Any], table_limit: int = 50, matrix_limit
 
 def predictions_table(predictions: list[Any], top_k: int) -> Table:
     table = Table(title="Predictions")
-    add_path_column(table, "path", [prediction.path for prediction in predictions])
+    names = add_path_column(table, [prediction.path for prediction in predictions])
     table.add_column("label")
     table.add_column("confidence", justify="right")
     if top_k > 1:
         table.add_column(f"top {top_k}")
-    for prediction in predictions:
+    for prediction, name in zip(predictions, names):
         if prediction.error is not None:
-            cells = [escape(prediction.path), f"[red]{escape(prediction.error)}[/]", ""]
+            cells = [escape(name), f"[red]{escape(prediction.error)}[/]", ""]
             table.add_row(*cells, *([""] if top_k > 1 else []))
             continue
-        cells = [escape(prediction.path), escape(prediction.label), percent(prediction.confidence)]
+        cells = [escape(name), escape(prediction.label), percent(prediction.confidence)]
         if top_k > 1:
             cells.append(", ".join(f"{escape(name)} {p:.1%}" for name, p in prediction.top_k))
         table.add_row(*cells)
@@ -301,17 +299,17 @@ def explain_table(document: dict[str, Any]) -> Table:
 
     method = METHOD_NAMES.get(document["method"], document["method"])
     table = Table(title=f"{method} ({escape(document['layer'])})")
-    add_path_column(table, "path", [item["path"] for item in document["images"]])
+    names = add_path_column(table, [item["path"] for item in document["images"]])
     table.add_column("label")
     table.add_column("confidence", justify="right")
     table.add_column("heatmap for")
-    add_path_column(table, "file", [item.get("file") or "" for item in document["images"]])
-    for item in document["images"]:
+    table.add_column("file", overflow="fold")  # the overlay's name in the explain folder
+    for item, name in zip(document["images"], names):
         if item["error"] is not None:
-            table.add_row(escape(item["path"]), f"[red]{escape(item['error'])}[/]", "", "", "")
+            table.add_row(escape(name), f"[red]{escape(item['error'])}[/]", "", "", "")
             continue
         table.add_row(
-            escape(item["path"]),
+            escape(name),
             escape(item["label"]),
             percent(item["confidence"]),
             escape(item["explained_class"]),

@@ -99,7 +99,8 @@ def accuracy_of(run: LoadedRun, folder: Path) -> float | None:
 def benchmark_run(
     run_dir: Path, batch_sizes: list[int], runs_per_size: int, reporter: Reporter
 ) -> dict[str, Any]:
-    refuse_export(require_run_dir(Path(run_dir)), "the benchmark times its model.keras and exports")
+    run_dir = require_run_dir(Path(run_dir))  # a run's model.keras names its run
+    refuse_export(run_dir, "the benchmark times its model.keras and exports")
     source = load_run(Path(run_dir))
     parameters = int(source.model.count_params())
     flops = flops_per_image(source.model, source.image_size, source.channels)

@@ -72,7 +72,8 @@ def run_export(
     """Export, check parity, write the folder (also when the check fails: see
     parity_shortfall)."""
     writers.export_extra(config.format)
-    refuse_export(require_run_dir(Path(run_dir)), "exports are made from the Keras model")
+    run_dir = require_run_dir(Path(run_dir))  # a run's model.keras names its run
+    refuse_export(run_dir, "exports are made from the Keras model")
     folder = Path(output) if output is not None else default_export_dir(Path(run_dir), config)
     check_export_target(folder, force)  # before the model loads: a refusal costs no TensorFlow
     run = load_run(Path(run_dir))

@@ -36,6 +36,7 @@ from imgcls_cli.data.images import (
 )
 from imgcls_cli.data.sources import Source, Split, StreamFailures, split_arrays
 from imgcls_cli.errors import DataError
+from imgcls_cli.reporting import files_and_reasons
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
@@ -171,7 +172,10 @@ def check_folder(root: Path) -> tuple[dict[str, Path], list[str]]:
             f"--data {root} does not exist; give a folder with one sub-folder per class."
         )
     if not root.is_dir():
-        raise DataError(f"--data {root} is a file; give a folder with one sub-folder per class.")
+        raise DataError(
+            f"--data {root} is a file; give a folder with one sub-folder per class, or a CSV "
+            "label file (.csv)."
+        )
     split_roots = find_split_folders(root) or {"train": root}
     class_names = class_folders(split_roots["train"])
     if not class_names:
@@ -255,6 +259,13 @@ def readable_files(
     train_labels = {label for _, label in files["train"]}
     where = listed.where["train"]
     if not files["train"]:
+        listed_train = {str(path) for path, _ in listed.files["train"]}
+        unread = [(path, why) for path, why in scan.skipped if path in listed_train]
+        if unread:  # image files there, none readable: say why, not where it looked
+            raise DataError(
+                f"No readable images in {where}: none of its {len(unread)} image file(s) "
+                f"could be read ({files_and_reasons(unread, limit=3)})."
+            )
         raise DataError(
             f"No readable images in {where} "
             f"(looked for .jpg .jpeg .png .bmp .gif .webp in {len(listed.class_names)} classes)."

@@ -98,7 +98,7 @@ def run_dir_of(model: Path) -> Path:
     if not model.exists():
         raise RunDirError(
             f"--model {model} does not exist; give a run directory (such as "
-            f"runs/train-digits-simplecnn), its {rundir.MODEL_FILE}, or an export folder."
+            f"runs/train-digits-convnet), its {rundir.MODEL_FILE}, or an export folder."
         )
     if (model / rundir.MODEL_FILE).is_file() or rundir.is_export_dir(model):
         return model
@@ -122,12 +122,16 @@ def run_dir_of(model: Path) -> Path:
 
 
 def require_run_dir(path: Path) -> Path:
-    """path, when it is a finished run directory (with model.keras); else one line."""
+    """path, when it is a finished run directory (with model.keras) or an export folder;
+    its folder, when it is a run's model.keras or an export's artifact (run_dir_of);
+    else one line."""
     path = Path(path)
     if not path.exists():
         raise RunDirError(
             f"{path} does not exist; give a run directory, such as runs/train-digits-convnet."
         )
+    if path.is_file():
+        path = run_dir_of(path)
     if not (path / rundir.MODEL_FILE).is_file() and not rundir.is_export_dir(path):
         raise RunDirError(
             f"{path} has no {rundir.MODEL_FILE}: give a run directory written by `imgcls train` "
