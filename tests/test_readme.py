@@ -424,12 +424,14 @@ def check_jsonl(ws: Path, outcome: Outcome) -> None:
 
 
 def check_examples_images(ws: Path, outcome: Outcome) -> None:
-    """The sample images are digits from the embedded test split, named digit-N.png."""
+    """The sample images are digits from the embedded test split, named digit-N.png;
+    the table shows them below their folder, which its caption names."""
     assert outcome.exit_code == 0, outcome.output
     rows = table_rows(outcome.stdout)
     assert len(rows) == 5
     for path, label in rows:
-        assert path == f"examples/images/digit-{label}.png"
+        assert path == f"digit-{label}.png"
+    assert "in examples/images" in outcome.stdout
 
 
 def preview_written(name: str, rows: int, columns: int) -> Callable:
