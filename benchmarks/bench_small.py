@@ -62,6 +62,7 @@ OPTIONS = {
     "recipe-ema-0.9": {"ema": 0.9},
     "recipe-zoom": {"zoom": 0.1},
     "recipe-erase": {"erase": 0.25},
+    "recipe-mixup": {"mixup": 0.2},
 }
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
 ALL_VARIANTS = [*OPTIONS, "keras-tutorial"]
