@@ -644,6 +644,8 @@ def augment_preview(
         source: Any = [Path(f) for f in files]
     else:
         source = from_dict(DataConfig, with_default_source(options), where="data options")
+        if source.dataset is not None and not is_hub_dataset(source.dataset):
+            check_dataset(source.dataset, source.data_dir, source.manual_dir)  # no TensorFlow
     return run_augment_preview(
         source,
         image_size=options.get("image_size"),

@@ -114,7 +114,10 @@ REFUSALS = [
     (["explain", "picture.png", "missing.png", "--model", "fakerun"], 1),  # nothing readable
     (["export", "fakerun", "--output", "occupied"], 2),
     (["augment-preview", "missing.png"], 1),
+    (["augment-preview", "--data", "oneclass"], 1),
+    (["augment-preview", "--dataset", "mnsit"], 2),
     (["inspect", "--data", "missing-folder"], 1),
+    (["inspect", "--data", "notimages"], 1),
     (["export", "notarun", "--format", "bogus"], 2),
     (["export", "notarun", "--format", "onnx", "--quantize", "int8"], 2),
     (["benchmark", "notarun", "-b", "0"], 2),

@@ -355,6 +355,10 @@ def run_augment_preview(
                 f"Image file {missing[0]} does not exist; give image files that exist, or "
                 "--data DIR / --dataset NAME for samples of a dataset."
             )
+    else:
+        from imgcls_cli.data.factory import check_data
+
+        check_data(source)  # a folder of one class or no readable image, before TensorFlow
     from imgcls_cli.backend import import_tensorflow, seed_everything
 
     import_tensorflow()

@@ -41,6 +41,10 @@ def inspect_data(
         from imgcls_cli.backend import import_tensorflow
 
         import_tensorflow()
+    else:  # a folder of one class or no readable image, refused before TensorFlow
+        from imgcls_cli.data.factory import check_data
+
+        check_data(config)
     started = time.perf_counter()
     source = load_source(config, seed, reporter)
     scan_seconds = time.perf_counter() - started
