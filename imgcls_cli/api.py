@@ -601,12 +601,12 @@ def serve(
     reporter = api_reporter(reporter)
     if picked:
         reporter.info(f"Using the latest run: {describe_run(run_dir)}")
+    sock = bind(config.host, config.port)  # first: a refused address is the only line
     if not is_loopback(config.host) and key is None:
         reporter.warning(
             f"Listening on {config.host} without an API key: anyone who can reach this "
             "machine can use the model."
         )
-    sock = bind(config.host, config.port)
     run_serve(
         run_dir,
         lambda: load_run(run_dir, given),
