@@ -101,14 +101,14 @@ def benchmark_run(
 ) -> dict[str, Any]:
     run_dir = require_run_dir(Path(run_dir))  # a run's model.keras names its run
     refuse_export(run_dir, "the benchmark times its model.keras and exports")
-    source = load_run(Path(run_dir))
+    source = load_run(run_dir)
     parameters = int(source.model.count_params())
     flops = flops_per_image(source.model, source.image_size, source.channels)
     rng = np.random.default_rng(0)
     results = []
-    for name, folder in candidates(Path(run_dir)):
+    for name, folder in candidates(run_dir):
         reporter.info(f"Timing {name}")
-        run = source if folder == Path(run_dir) else load_run(folder)
+        run = source if folder == run_dir else load_run(folder)
         path = folder / rundir.MODEL_FILE if run.exported is None else run.exported.path
         timings = {}
         for size in batch_sizes:

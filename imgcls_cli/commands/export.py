@@ -74,9 +74,9 @@ def run_export(
     writers.export_extra(config.format)
     run_dir = require_run_dir(Path(run_dir))  # a run's model.keras names its run
     refuse_export(run_dir, "exports are made from the Keras model")
-    folder = Path(output) if output is not None else default_export_dir(Path(run_dir), config)
+    folder = Path(output) if output is not None else default_export_dir(run_dir, config)
     check_export_target(folder, force)  # before the model loads: a refusal costs no TensorFlow
-    run = load_run(Path(run_dir))
+    run = load_run(run_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(folder.parent, f".{folder.name}.new-")
     try:

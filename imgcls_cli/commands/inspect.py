@@ -20,10 +20,9 @@ import numpy as np
 from imgcls_cli.config import DataConfig
 from imgcls_cli.data.factory import load_source
 from imgcls_cli.data.images import check_image, open_image, unreadable_reason
-from imgcls_cli.data.sources import Source
+from imgcls_cli.data.sources import SPLITS, Source
 from imgcls_cli.reporting import Reporter
 
-SPLITS = ("train", "val", "test")
 MOST_SIZES = 10  # the size histogram lists the most common sizes, then "other"
 
 

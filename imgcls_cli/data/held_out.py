@@ -24,6 +24,7 @@ from imgcls_cli.config import (
     is_hub_dataset,
     label_files,
 )
+from imgcls_cli.data.sources import SPLITS
 from imgcls_cli.errors import DataError, RunDirError
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.load import LoadedRun
@@ -140,7 +141,7 @@ def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> Ev
         reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
     for warning in source.warnings:
         reporter.warning(warning)
-    names = [name for name in ("train", "val", "test") if name in source.splits]
+    names = [name for name in SPLITS if name in source.splits]
     if split_name != EvalSplit.all:
         names = [split_name.value] if split_name.value in source.splits else []
     parts = [source.splits[name] for name in names if source.splits[name].num_examples > 0]

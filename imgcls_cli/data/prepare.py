@@ -25,6 +25,7 @@ from imgcls_cli.data.pipeline import (
     resolve_image_size,
     sharded_batches,
 )
+from imgcls_cli.data.sources import SPLITS
 from imgcls_cli.errors import DataError
 from imgcls_cli.reporting import files_and_reasons
 
@@ -41,10 +42,6 @@ TRAIN_SAMPLE_IMAGES = 512
 DEFAULT_BATCH_SIZE = 64
 SMALL_SPLIT_BATCH_SIZE = 32
 SMALL_SPLIT_IMAGES = 8 * DEFAULT_BATCH_SIZE
-
-
-# The Data: line lists the splits in this order, whichever order the source made them in.
-SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
 def default_batch_size(train_images: int) -> int:
@@ -204,8 +201,8 @@ def prepare_data(
             "The training split is empty; lower --val-split / --test-split or add images."
         )
     batch_size = batch_size or default_batch_size(splits["train"].num_examples)
-    order = sorted(splits, key=lambda name: (SPLIT_ORDER.get(name, len(SPLIT_ORDER)), name))
-    sizes = ", ".join(f"{name} {splits[name].num_examples}" for name in order)
+    # In SPLITS' order, whichever order the source made them in (folders carve test first).
+    sizes = ", ".join(f"{name} {splits[name].num_examples}" for name in SPLITS if name in splits)
     reporter.info(
         f"Data: {source.name}, {source.num_classes} classes, {sizes} images, "
         f"{image_size[0]}x{image_size[1]}x{channels}"

@@ -143,6 +143,10 @@ class StreamFailures:
         return taken
 
 
+# Every source's splits, in the order they are listed (the Data: line, inspect, evaluate).
+SPLITS = ("train", "val", "test")
+
+
 @dataclasses.dataclass
 class Source:
     name: str
