@@ -10,8 +10,8 @@ draws another folder and trains with that seed. Mean ± standard deviation of te
 accuracy, and for imgcls the saved model's accuracy on its own training images in
 inference mode (metrics.json's train_sample).
 
-The recipe-* variants change the default's batch size, epochs or warmup (more steps, or
-more passes, for few images), asked with --variants. recipe-epochs-20 and recipe-batch-32
+The recipe-* variants change one default (batch size, epochs, warmup, optimizer, rate,
+augmentation, validation split, input size, arch), asked with --variants. recipe-epochs-20 and recipe-batch-32
 give only that option, so they follow the default's other choices as it stands; the
 recipe-batch-*-epochs-20 ones fix both.
 
@@ -63,6 +63,14 @@ OPTIONS = {
     "recipe-zoom": {"zoom": 0.1},
     "recipe-erase": {"erase": 0.25},
     "recipe-mixup": {"mixup": 0.2},
+    "recipe-adamw-0.05": {"optimizer": "adamw", "weight_decay": 0.05},
+    "recipe-sgd-0.05": {"optimizer": "sgd", "lr": 0.05},
+    "recipe-lr-5e-4": {"lr": 5e-4},
+    "recipe-rotate-20": {"rotate": 20.0},
+    "recipe-no-validation": {"val_split": 0.0},
+    "recipe-resnet8": {"arch": "resnet8"},
+    "recipe-size-32": {"image_size": 32},
+    "recipe-size-48": {"image_size": 48},
 }
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
 ALL_VARIANTS = [*OPTIONS, "keras-tutorial"]
