@@ -11,9 +11,9 @@ accuracy, and for imgcls the saved model's accuracy on its own training images i
 inference mode (metrics.json's train_sample).
 
 The recipe-* variants change one default (batch size, epochs, warmup, optimizer, rate,
-augmentation, validation split, input size, arch), asked with --variants. recipe-epochs-20 and recipe-batch-32
-give only that option, so they follow the default's other choices as it stands; the
-recipe-batch-*-epochs-20 ones fix both.
+augmentation, validation split, input size, arch), asked with --variants.
+recipe-epochs-20 and recipe-batch-32 give only that option, so they follow the default's
+other choices as it stands; the recipe-batch-*-epochs-20 ones fix both.
 
 Two more variants, on the 20-a-class folders, measure the choice of how batch
 normalization's statistics are fitted (training.py, batch_norm.py):
