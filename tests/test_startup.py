@@ -101,3 +101,34 @@ def test_quiet_training_prints_nothing_of_tensorflow_on_stderr(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+@pytest.mark.slow  # imports TensorFlow
+def test_the_imgcls_process_imports_tensorflow_without_what_only_keras_would_use():
+    """The `imgcls` entry point imports TensorFlow without Keras' optional extras
+    (scikit-learn, pandas, pyplot: a third of the import), which import as usual after it.
+    The Python API, imported into someone else's process, leaves Keras whole."""
+    code = """
+import json, sys
+from imgcls_cli import backend
+from imgcls_cli.cli import app as cli
+
+def command():
+    backend.import_tensorflow()
+    seen = [name for name in backend.KERAS_EXTRAS if name in sys.modules]
+    import matplotlib.pyplot, pandas, sklearn  # noqa: F401 (as usual, afterwards)
+    print(json.dumps(seen))
+
+cli.app = command
+cli.main()
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+    from imgcls_cli import backend
+
+    backend.import_tensorflow()  # this test process: imgcls as a library
+    from keras.src.trainers.data_adapters import array_slicing
+
+    assert array_slicing.pandas is not None
