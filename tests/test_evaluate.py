@@ -352,3 +352,17 @@ def test_output_files_of_the_same_names_that_evaluate_did_not_write_are_kept(
     for _ in range(2):  # an earlier evaluation's files are replaced
         result = evaluate(runner, cli_app, "--model", str(shapes_run), "--output", str(report_dir))
         assert result.exit_code == 0, result.output
+
+
+def test_each_gallery_tile_names_its_file():
+    """mistakes.png and top_losses.png title each tile with the file's name (mistakes.csv
+    has the whole path), a long name cut in its middle so that its end still shows."""
+    from imgcls_cli.report.plots import TILE_NAME_CHARACTERS, mistake_title, short_name
+
+    record = {"path": "/data/cats/IMG_0042.jpg", "true": "cat", "predicted": "dog"}
+    title = mistake_title({**record, "confidence": 0.93, "loss": 2.5}).splitlines()
+    assert title == ["IMG_0042.jpg", "true: cat", "predicted: dog (93%), loss 2.50"]
+    long = "/data/" + "a_very_long_camera_export_name_" * 3 + "0042.jpg"
+    short = short_name(long)
+    assert len(short) == TILE_NAME_CHARACTERS and "…" in short
+    assert short.startswith("a_very_long") and short.endswith("0042.jpg")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -71,16 +72,11 @@ def mistakes_png(
 
     columns = min(4, len(mistakes))
     rows = math.ceil(len(mistakes) / columns)
-    figure = Figure(figsize=(3.0 * columns, 3.3 * rows))
+    figure = Figure(figsize=(3.0 * columns, 3.5 * rows))  # three title lines
     for index, mistake in enumerate(mistakes, 1):
         axes = figure.add_subplot(rows, columns, index)
         axes.axis("off")
-        title = (
-            f"true: {mistake['true']}\npredicted: {mistake['predicted']} "
-            f"({mistake['confidence']:.0%})"
-        )
-        if "loss" in mistake:
-            title += f", loss {mistake['loss']:.2f}"
+        title = mistake_title(mistake)
         if explained and mistake["path"] in explained:
             image, heatmap = explained[mistake["path"]]
             axes.imshow(heat_overlay(image, heatmap), interpolation="nearest")
@@ -89,11 +85,36 @@ def mistakes_png(
         try:
             image = load_image(mistake["path"], channels)
         except Exception:  # the file changed since it was scored; keep the slot
-            axes.set_title("(no longer readable)", fontsize=8)
+            axes.set_title(f"{short_name(mistake['path'])}\n(no longer readable)", fontsize=8)
             continue
         show_image(axes, image)
         axes.set_title(title, fontsize=8)
     return figure_png(figure)
+
+
+def mistake_title(mistake: dict[str, Any]) -> str:
+    """A gallery tile's title: the file's name (to find it: mistakes.csv has the path),
+    then true and predicted class, and the loss when the record has one."""
+    title = (
+        f"{short_name(mistake['path'])}\ntrue: {mistake['true']}\n"
+        f"predicted: {mistake['predicted']} ({mistake['confidence']:.0%})"
+    )
+    if "loss" in mistake:
+        title += f", loss {mistake['loss']:.2f}"
+    return title
+
+
+TILE_NAME_CHARACTERS = 28  # about a 3-inch tile's width at the titles' 8 points
+
+
+def short_name(path: str) -> str:
+    """A file's name, its middle elided when it would not fit a tile: the start and the
+    end (numbers, extension) tell files apart."""
+    name = os.path.basename(path)
+    if len(name) <= TILE_NAME_CHARACTERS:
+        return name
+    keep = TILE_NAME_CHARACTERS - 1
+    return name[: keep // 2] + "…" + name[-(keep - keep // 2) :]
 
 
 def show_image(axes: Any, image: np.ndarray) -> None:
