@@ -182,3 +182,22 @@ def test_files_in_flight_when_an_iterator_is_dropped_are_not_reported(tmp_path):
     batches = create_batches(source.splits["train"], (8, 8), 3, 2, 2, shuffle_seed=0)
     next(iter(batches))  # prefetching has started on more files than this batch
     assert source.take_stream_failures() == []
+
+
+def test_files_checked_in_chunks_keep_their_order_and_reasons(tmp_path):
+    """predict's header check runs chunks of files on threads: every file's answer comes
+    back in input order, an unreadable file's reason beside it, across chunk borders."""
+    from imgcls_cli.data.folder import CHECK_CHUNK, check_file, check_files
+
+    folder = make_class_folder(tmp_path / "data", classes="ab", per_class=CHECK_CHUNK + 3)
+    paths = sorted(str(path) for path in folder.rglob("*.png"))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    paths.insert(CHECK_CHUNK, str(broken))  # the first file of the second chunk
+    paths.append(str(tmp_path / "missing.png"))
+    results = check_files(paths)
+    assert results == [check_file(path) for path in paths]
+    assert [i for i, result in enumerate(results) if isinstance(result, str)] == [
+        CHECK_CHUNK,
+        len(paths) - 1,
+    ]

@@ -477,12 +477,11 @@ class FileDecoder:
         """A decoder for any files (not a scanned folder's), and (path → reason) of those
         that are not readable images: what predict and explain decode with."""
         known, unreadable = {}, {}
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-            for path, result in zip(paths, pool.map(check_file, paths)):
-                if isinstance(result, str):
-                    unreadable[path] = result
-                else:
-                    known[path] = KnownFile(result, (0, 0))
+        for path, result in zip(paths, check_files(paths)):
+            if isinstance(result, str):
+                unreadable[path] = result
+            else:
+                known[path] = KnownFile(result, (0, 0))
         failures = StreamFailures()
         decoder = cls(channels, failures, known)
         failures.verify = decoder.verify
@@ -679,6 +678,24 @@ def check_file(path: str) -> ImageFacts | str:
         return check_image(Path(path))
     except Exception as error:  # PIL raises many types for bad files
         return unreadable_reason(path, error)
+
+
+# Files a thread checks per task. The check of a small file in the page cache is mostly
+# Python holding the interpreter lock: 8,000 32x32 PNGs took 0.27-0.38 s one after another,
+# 0.64-0.80 s as one pool task each, 0.46 s in tasks of 64 (BENCHMARKS.md, *Folder
+# prediction*). Threads stay for disks where a read waits; a call of a task or less (one
+# file to predict or serve) needs no pool at all.
+CHECK_CHUNK = 64
+
+
+def check_files(paths: list[str]) -> list[ImageFacts | str]:
+    """check_file of each path, in order: threads over chunks of CHECK_CHUNK files."""
+    if len(paths) <= CHECK_CHUNK:
+        return [check_file(path) for path in paths]
+    chunks = [paths[start : start + CHECK_CHUNK] for start in range(0, len(paths), CHECK_CHUNK)]
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        checked = pool.map(lambda chunk: [check_file(path) for path in chunk], chunks)
+        return [result for results in checked for result in results]
 
 
 def model_input(path: str, channels: int, image_size: tuple[int, int]) -> np.ndarray:
