@@ -43,9 +43,8 @@ def skip_keras_extras() -> None:
 def _keras_extras_hidden() -> Iterator[None]:
     """Within: importing a KERAS_EXTRAS module not yet imported raises ImportError, as if
     it were not installed (a None in sys.modules); after: they import as usual."""
-    hidden = [name for name in KERAS_EXTRAS if name not in sys.modules]
-    if not _keras_extras_skipped:
-        hidden = []
+    skipped = KERAS_EXTRAS if _keras_extras_skipped else ()
+    hidden = [name for name in skipped if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
