@@ -178,6 +178,11 @@ def test_class_weight_balanced_reports_the_weights(runner, cli_app, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Class weights (balanced): few" in result.output
     assert "Bottleneck caching" in result.output
+    # The head trained on cached features: the log's images are the first batch of images.
+    from test_summaries import folder_pixels, is_one_of, logged_images
+
+    images, files = logged_images(tmp_path / "run"), folder_pixels(root)
+    assert len(images) == 8 and all(is_one_of(image, files) for image in images)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     few, many = config["resolved"]["class_weights"]
     assert few > 1.0 > many

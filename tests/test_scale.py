@@ -138,6 +138,11 @@ def test_mirrored_over_two_cpu_devices_matches_one_device_to_the_last_batch(
     losses = [[float(row["val_loss"]) for row in history(run)] for run in (mirrored, one)]
     # Dropout masks differ per replica, so the curves agree closely, not bit for bit.
     np.testing.assert_allclose(*losses, rtol=0.15, atol=0.025)
+    # The log shows the first replica's part of the first batch: the same first images.
+    from test_summaries import logged_images
+
+    shown = [logged_images(run) for run in (mirrored, one)]
+    assert len(shown[0]) == 8 and all(map(np.array_equal, *shown))
 
 
 def free_port() -> int:

@@ -26,6 +26,60 @@ def events(folder: Path) -> dict[str, list[int]]:
     return {tag: [step for _, step in sorted(written)] for tag, written in found.items()}
 
 
+def logged_images(run_dir: Path) -> list:
+    """The pixels of the "augmented training images" summary (its PNGs, decoded)."""
+    import numpy as np
+    import tensorflow as tf
+
+    found = []
+    for path in (run_dir / rundir.LOGS_DIR / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == "augmented training images":
+                    pngs = tf.make_ndarray(value.tensor)[2:]  # after width and height
+                    found += [tf.io.decode_png(png).numpy() for png in pngs]
+    return [np.asarray(image) for image in found]
+
+
+def is_one_of(image, files: list) -> bool:
+    """image equals one of the files' pixels (as PNG summaries round them: within 1)."""
+    import numpy as np
+
+    return any(
+        image.shape == pixels.shape and np.abs(image.astype(int) - pixels).max() <= 1
+        for pixels in files
+    )
+
+
+def folder_pixels(folder: Path) -> list:
+    import numpy as np
+    from PIL import Image
+
+    return [np.asarray(Image.open(path).convert("RGB")) for path in folder.rglob("*.png")]
+
+
+def test_the_logged_images_are_of_the_first_batch_the_run_trains_on(tmp_path):
+    """Taken from training's own pipeline as it reads its first batch (no second
+    pipeline is built for them): without augmentation each is one of the folder's
+    files, pixel for pixel."""
+    from conftest import make_class_folder
+
+    data = make_class_folder(tmp_path / "data", per_class=12, size=16)
+    run = api.train(
+        data=str(data),
+        arch="simplecnn",
+        epochs=1,
+        batch_size=8,
+        augment="none",
+        output=tmp_path / "run",
+        reporter=SilentReporter(),
+    )
+    images = logged_images(run.path)
+    files = folder_pixels(data)
+    assert len(images) == 8 and all(is_one_of(image, files) for image in images)
+    assert events(run.path / rundir.LOGS_DIR / "train")["augmented training images"] == [0]
+
+
 def test_a_run_writes_tensorboard_logs_and_training_curves(tmp_path):
     run = api.train(
         dataset="digits", arch="simplecnn", epochs=2, batch_size=16, output=tmp_path / "run"

@@ -226,7 +226,9 @@ def train_phase(
 
     train_ds, val_ds = data.inputs("train"), data.inputs("val")
     if phase.cached_features:
-        train_ds, val_ds = cache_features(transfer.features, data, config, reporter)
+        log = recorder.log
+        first_batch = log.first_batch(session.strategy) if log is not None else None
+        train_ds, val_ds = cache_features(transfer.features, data, config, reporter, first_batch)
     elif phase.name == "head":
         why = (
             "augmentation changes the images every epoch"
@@ -261,10 +263,15 @@ def train_phase(
 
 
 def cache_features(
-    features: Any, data: PreparedData, config: FinetuneConfig, reporter: Any
+    features: Any,
+    data: PreparedData,
+    config: FinetuneConfig,
+    reporter: Any,
+    first_batch: Any = None,
 ) -> tuple[Any, Any]:
     """Run the frozen backbone once over the training and validation images; return
-    batches of (pooled features, labels) for the head to train on."""
+    batches of (pooled features, labels) for the head to train on. `first_batch` (the
+    TensorBoard log's hook, or None) sees the first batch of training images."""
     import tensorflow as tf
 
     from imgcls_cli.engine.batches import traced_for_any_batch_size
@@ -279,12 +286,15 @@ def cache_features(
         lambda batch: features(batch, training=False), reduce_retracing=True, autograph=False
     )
 
-    def batches(dataset: Any, shuffle: bool) -> Any:
+    def batches(dataset: Any, shuffle: bool, first_batch: Any = None) -> Any:
         if dataset is None:
             return None
         pooled, labels = [], []
         traced_for_any_batch_size(extract, dataset.element_spec[0])  # the images
         for image_batch, label_batch in dataset:
+            if first_batch is not None:
+                first_batch((image_batch, label_batch))
+                first_batch = None
             pooled.append(extract(image_batch).numpy())
             labels.append(label_batch.numpy())
         pooled, labels = np.concatenate(pooled), np.concatenate(labels)
@@ -293,7 +303,7 @@ def cache_features(
             cached = cached.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
         return cached.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
 
-    train, val = batches(data.train, True), batches(data.val, False)
+    train, val = batches(data.train, True, first_batch), batches(data.val, False)
     seconds = time.perf_counter() - started
     reporter.info(f"  Features cached in {seconds:.1f} s ({images / seconds:,.0f} images/s)")
     return train, val

@@ -6,8 +6,8 @@ callback needs `fit`): RUN_DIR/logs/train and logs/validation, written by the ch
 - every STEP_EVERY steps: the epoch's running loss and accuracy, at step = the global
   step. They are kept in memory and written when the epoch ends, so an epoch cut short
   and then resumed writes its steps once;
-- a few augmented training images at the start of a new run; the test split's confusion
-  matrix at the end.
+- a few augmented training images of a new run's first batch (the one it trains on); the
+  test split's confusion matrix at the end.
 
 `tensorboard --logdir runs` shows every run side by side.
 """
@@ -37,6 +37,7 @@ class TrainingLog:
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.epoch_offset = epoch_offset  # finetune: epochs count on across phases
         self._steps: list[tuple[int, float, float]] = []
+        self.images_wanted = False  # a new run logs its first batch's images
 
     def step(self, epoch: int, step: int, totals: Any) -> None:
         """After `step` of phase epoch `epoch`; totals() gives the epoch's running sums
@@ -78,6 +79,21 @@ class TrainingLog:
             tf.summary.image(name, shown, step=0, max_outputs=IMAGES_SHOWN)
         self.flush()
 
+    def first_batch(self, strategy: Any) -> Any:
+        """A train_epoch hook that logs the images of the first batch of images it sees
+        (this worker's first replica's part), once; None when they are logged already.
+        A batch of cached features (rank 2, a finetune's head phase) is passed over."""
+        if not self.images_wanted:
+            return None
+
+        def log_images(batch: Any) -> None:
+            images = strategy.experimental_local_results(batch[0])[0]
+            if self.images_wanted and len(images.shape) == 4:
+                self.images_wanted = False
+                self.images(images)
+
+        return log_images
+
     def picture(self, name: str, png: bytes, step: int) -> None:
         """A PNG (a confusion matrix) as an image summary."""
         tf = self._tf
@@ -93,17 +109,6 @@ class TrainingLog:
     def close(self) -> None:
         self._train.close()
         self._validation.close()
-
-
-def preview_batch(data: Any) -> Any:
-    """The first augmented training batch, from a pipeline of its own: drawing from
-    data.train itself would move its seeded shuffle on, and a resumed run would then
-    see other orders than an uninterrupted one."""
-    import tensorflow as tf
-
-    sharded = data.inputs("train")
-    images, _ = next(iter(sharded.for_worker(tf.distribute.InputContext())))
-    return images
 
 
 def log_confusion_matrix(
@@ -128,13 +133,14 @@ def write_training_curves(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def start_log(run_dir: Path, work_dir: Path, data: Any, history: list) -> TrainingLog | None:
-    """The chief's TensorBoard log (other workers write none), with the augmented images
-    of a new run (a resumed one logged them when it began)."""
+    """The chief's TensorBoard log (other workers write none). A new run logs the
+    augmented images of the first batch it trains on (a resumed one logged them when it
+    began): taken from training's own pipeline, not a second one built for them, which
+    cost a short run a second of tracing."""
     if Path(work_dir) != Path(run_dir):
         return None
     log = TrainingLog(run_dir, data.steps_per_epoch)
-    if not history:
-        log.images(preview_batch(data))
+    log.images_wanted = not history
     return log
 
 

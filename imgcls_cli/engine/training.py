@@ -217,10 +217,12 @@ class Trainer(Evaluator):
         *,
         start: EpochProgress | None = None,
         after_step: Callable[[int, Callable[[], Any]], None] | None = None,
+        first_batch: Callable[[Any], None] | None = None,
     ) -> dict[str, float]:
         """One pass over a distributed dataset. `start` resumes an epoch part-way: its
         steps are skipped (read, not trained) and its sums carried on. `after_step(step,
-        totals)` may raise to stop between two steps; totals() syncs, so call it rarely."""
+        totals)` may raise to stop between two steps; totals() syncs, so call it rarely.
+        `first_batch(batch)` sees the epoch's first batch (distributed) as it is read."""
         start = start or EpochProgress()
         started = last_report = time.perf_counter()
         # The sums carry on in float32 from the resumed ones, in the same order as in an
@@ -228,6 +230,8 @@ class Trainer(Evaluator):
         seen, step = tf.constant(np.asarray(start.totals, np.float32)), start.step
         train_step = traced_for_any_batch_size(self._train_step, dataset.element_spec)
         for step, batch in enumerate(dataset, 1):
+            if step == 1 and first_batch is not None:
+                first_batch(batch)
             if step <= start.step:
                 continue
             seen += tf.stack(train_step(batch))
@@ -531,7 +535,7 @@ def fit(
     the epochs it covers) and SIGINT/SIGTERM save one and raise TrainingInterrupted.
     With --ema, the weights' moving average is what is validated, kept as the best and
     left in the model at the end. `log` (summaries.TrainingLog) receives the steps and
-    epochs for TensorBoard.
+    epochs for TensorBoard, and the images of the first batch while it waits for them.
     """
     history = list(history or [])
     done, progress = 0, EpochProgress()
@@ -562,7 +566,11 @@ def fit(
                     checkpoints.save(epoch - 1, EpochProgress(step, totals()))
 
             train_logs = trainer.train_epoch(
-                train_batches, reporter, start=progress, after_step=after_step
+                train_batches,
+                reporter,
+                start=progress,
+                after_step=after_step,
+                first_batch=log.first_batch(trainer.strategy) if log is not None else None,
             )
             progress = EpochProgress()
             row = {
