@@ -500,7 +500,7 @@ def explain(
             "explain draws its overlays over image files: give paths (save an image in "
             "memory first, e.g. PIL.Image.fromarray(array).save('x.png'))."
         )
-    check_explain_target(model, output, class_name)
+    check_explain_target(model, output, class_name, layer)
     failed = unreadable_records(items)
     if failed is not None:  # nothing to draw: say why at once, write nothing
         raise nothing_explained([(r.path, r.error) for r in failed])
@@ -508,12 +508,17 @@ def explain(
     return run_explain(run, items, Path(output) if output else None, class_name, layer, method)
 
 
-def check_explain_target(model: Any, output: Any, class_name: str | None) -> None:
-    """explain's output folder and --class, before the model loads (no TensorFlow)."""
-    from imgcls_cli.commands.explain import check_output
-    from imgcls_cli.rundir.load import find_run_dir, refuse_export
+def check_explain_target(
+    model: Any, output: Any, class_name: str | None, layer: str | None = None
+) -> None:
+    """explain's output folder, --class and --layer, before the model loads (no
+    TensorFlow)."""
+    from imgcls_cli.commands.explain import check_layer_name, check_output
+    from imgcls_cli.rundir.load import find_run_dir, model_file, refuse_export
 
     run_dir, _ = find_run_dir(Path(model) if model else None)
+    if layer is not None:
+        check_layer_name(model_file(run_dir, Path(model) if model else None), layer)
     refuse_export(run_dir, "Grad-CAM needs the Keras model")
     check_output(Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR)
     if class_name is not None:

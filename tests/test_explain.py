@@ -215,6 +215,27 @@ def test_refusals_are_one_line_and_touch_nothing(cnn_runs, marks, tmp_path, runn
     assert (own / "keep.txt").read_text() == "mine"
 
 
+def test_an_unknown_layer_is_refused_from_the_file_as_after_loading(cnn_runs):
+    """--layer is checked in model.keras' saved architecture before TensorFlow loads the
+    model (test_first_run times it): the same line, the same names offered, as the check
+    on the loaded model; every feature map's name and path pass it."""
+    from imgcls_cli.commands.explain import check_layer_name
+    from imgcls_cli.errors import UsageError
+    from imgcls_cli.report.gradcam import feature_maps, find_target_layer
+    from imgcls_cli.rundir.load import load_run
+
+    for run_dir in cnn_runs.values():
+        model, path = load_run(run_dir).model, run_dir / "model.keras"
+        with pytest.raises(UsageError) as early:
+            check_layer_name(path, "conv2d_9x")
+        with pytest.raises(UsageError) as late:
+            find_target_layer(model, "conv2d_9x")
+        assert str(early.value) == str(late.value) and "Did you mean" in str(early.value)
+        for target in feature_maps(model):
+            check_layer_name(path, target.path)
+            check_layer_name(path, target.layer.name)
+
+
 def test_a_named_layer_is_used(cnn_runs, marks, tmp_path):
     from imgcls_cli import api
     from imgcls_cli.report.gradcam import feature_maps
@@ -298,6 +319,13 @@ def test_a_finetuned_backbone_is_explained_through_its_nested_model(
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["layer"].endswith("/out_relu") and document["feature_map"][:2] == [1, 1]
+    # Inside the nested backbone, the file's architecture knows the layers by path too.
+    from imgcls_cli.commands.explain import check_layer_name
+    from imgcls_cli.errors import UsageError
+
+    check_layer_name(run_dir / "model.keras", document["layer"])
+    with pytest.raises(UsageError, match="Did you mean 'out_relu'"):
+        check_layer_name(run_dir / "model.keras", "out_relus")
     assert document["method"] == "gradcam"  # right before global average pooling
     assert document["images"][0]["centre"] == [0.5, 0.5]
 

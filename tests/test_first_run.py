@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,21 @@ def imgcls(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedPro
     return result, time.perf_counter() - started
 
 
+# What Keras writes in model.keras' config.json, for a model of one convolution.
+SAVED_ARCHITECTURE = {
+    "module": "keras.src.models.functional",
+    "class_name": "Functional",
+    "config": {
+        "name": "simplecnn",
+        "layers": [
+            {"module": "keras.layers", "class_name": "InputLayer", "config": {"name": "image"}},
+            {"module": "keras.layers", "class_name": "Conv2D", "config": {"name": "conv2d"}},
+            {"module": "keras.layers", "class_name": "Dense", "config": {"name": "predictions"}},
+        ],
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def fake_places(tmp_path_factory) -> Path:
     """A folder of things a user might point imgcls at by mistake."""
@@ -58,6 +74,12 @@ def fake_places(tmp_path_factory) -> Path:
     (fake / "config.json").write_text('{"command": "train"}')
     (fake / "model.keras").write_bytes(b"")
     (fake / "labels.json").write_text('["cat", "dog"]')
+    layered = root / "layeredrun"  # a model.keras that holds only its architecture
+    layered.mkdir()
+    for name in ("config.json", "labels.json"):
+        (layered / name).write_text((fake / name).read_text())
+    with zipfile.ZipFile(layered / "model.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps(SAVED_ARCHITECTURE))
     export = root / "fakeexport"  # an export of fakerun: refused where the run is needed
     export.mkdir()
     (export / "export.json").write_text(
@@ -112,6 +134,7 @@ REFUSALS = [
     (["explain", "picture.png", "--model", "fakerun", "--output", "occupied"], 2),
     (["explain", "picture.png", "--model", "fakerun", "--class", "bird"], 2),
     (["explain", "picture.png", "missing.png", "--model", "fakerun"], 1),  # nothing readable
+    (["explain", "picture.png", "--model", "layeredrun", "--layer", "conv2"], 2),
     (["export", "fakerun", "--output", "occupied"], 2),
     (["augment-preview", "missing.png"], 1),
     (["augment-preview", "--data", "oneclass"], 1),
@@ -147,6 +170,7 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
     assert sorted(os.listdir(fake_places)) == [
         "fakeexport",
         "fakerun",
+        "layeredrun",
         "notarun",
         "notimages",
         "occupied",

@@ -80,6 +80,27 @@ def caption(item: Explained) -> str:
     return text
 
 
+def check_layer_name(model_path: Path, name: str) -> None:
+    """--layer names a layer of the saved model (its name or path), checked in the file
+    before the model loads; whether that layer holds a feature map is known once it has
+    (report.gradcam.find_target_layer). Files whose layers cannot all be read are left
+    to that check."""
+    from imgcls_cli.errors import UsageError, unknown_name_message
+    from imgcls_cli.report.gradcam import NOT_FEATURES, NOT_FEATURES_PART
+    from imgcls_cli.rundir.load import saved_layers
+
+    layers = saved_layers(model_path)
+    if layers is None or any(name in (path, path.rsplit("/", 1)[-1]) for path, _ in layers):
+        return
+    flat = ("Dense", "Flatten", *NOT_FEATURES)  # no map: left out of the names shown
+    maps = [
+        path.rsplit("/", 1)[-1]
+        for path, kind in layers
+        if kind not in flat and not any(part in kind for part in NOT_FEATURES_PART)
+    ]
+    raise UsageError(unknown_name_message("layer", name, maps[-12:]))
+
+
 def nothing_explained(failed: list[tuple[str, str]]) -> ImgclsError:
     """The one line for a call in which no input could be read: nothing is written."""
     return ImgclsError(nothing_read(failed, "explained"))

@@ -152,6 +152,37 @@ def model_file(run_dir: Path, model: Path | None) -> Path:
     return run_dir / rundir.MODEL_FILE
 
 
+def saved_layers(path: Path) -> list[tuple[str, str]] | None:
+    """(path, class name) of every layer of a .keras file's saved architecture that is
+    not itself a model, nested models' layers under their names ("features/
+    mobilenetv2_1.00_32/out_relu", as Grad-CAM names them), read from its config.json
+    without TensorFlow. None when it cannot tell them all: no readable architecture, or
+    a layer that is not Keras' own (whose inner layers the file does not list)."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    found: list[tuple[str, str]] = []
+
+    def walk(model: dict, prefix: str) -> bool:
+        for layer in model.get("config", {}).get("layers", []):
+            if not str(layer.get("module", "")).startswith("keras"):
+                return False
+            inner = layer.get("config", {})
+            path = f"{prefix}{inner.get('name', '')}"
+            if isinstance(inner.get("layers"), list):
+                if not walk(layer, f"{path}/"):
+                    return False
+            else:
+                found.append((path, str(layer.get("class_name", ""))))
+        return True
+
+    return found if walk(config, "") and found else None
+
+
 def load_keras_model(path: Path) -> Any:
     """keras.saving.load_model with safe mode on, its failures turned into one line."""
     from imgcls_cli.backend import import_tensorflow
