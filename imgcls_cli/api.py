@@ -512,19 +512,24 @@ def check_explain_target(
     model: Any, output: Any, class_name: str | None, layer: str | None = None
 ) -> None:
     """explain's output folder, --class and --layer, before the model loads (no
-    TensorFlow)."""
+    TensorFlow). A refused --class or --layer names the run when it was not given."""
     from imgcls_cli.commands.explain import check_layer_name, check_output
     from imgcls_cli.rundir.load import find_run_dir, model_file, refuse_export
 
-    run_dir, _ = find_run_dir(Path(model) if model else None)
-    if layer is not None:
-        check_layer_name(model_file(run_dir, Path(model) if model else None), layer)
+    run_dir, latest = find_run_dir(Path(model) if model else None)
     refuse_export(run_dir, "Grad-CAM needs the Keras model")
     check_output(Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR)
-    if class_name is not None:
-        names = rundir.read_labels(run_dir)
-        if class_name not in names:
-            raise UsageError(unknown_name_message("class", class_name, names))
+    try:
+        if class_name is not None:
+            names = rundir.read_labels(run_dir)
+            if class_name not in names:
+                raise UsageError(unknown_name_message("class", class_name, names))
+        if layer is not None:
+            check_layer_name(model_file(run_dir, Path(model) if model else None), layer)
+    except UsageError as error:
+        if not latest:
+            raise
+        raise UsageError(f"{error} (Run: {run_dir}, the latest; --model names another.)") from None
 
 
 @library_call

@@ -215,25 +215,66 @@ def test_refusals_are_one_line_and_touch_nothing(cnn_runs, marks, tmp_path, runn
     assert (own / "keep.txt").read_text() == "mine"
 
 
-def test_an_unknown_layer_is_refused_from_the_file_as_after_loading(cnn_runs):
+def test_a_refused_layer_is_refused_from_the_file_as_after_loading(cnn_runs):
     """--layer is checked in model.keras' saved architecture before TensorFlow loads the
-    model (test_first_run times it): the same line, the same names offered, as the check
-    on the loaded model; every feature map's name and path pass it."""
+    model (test_first_run times it): the same line as the check on the loaded model, for
+    a name no layer has and for a layer that holds no feature map; every feature map's
+    name and path pass it. The names listed are the last 12 feature maps, marked as
+    such; did-you-mean looks among all of them."""
     from imgcls_cli.commands.explain import check_layer_name
     from imgcls_cli.errors import UsageError
     from imgcls_cli.report.gradcam import feature_maps, find_target_layer
     from imgcls_cli.rundir.load import load_run
 
-    for run_dir in cnn_runs.values():
+    messages = {}
+    for arch, run_dir in cnn_runs.items():
         model, path = load_run(run_dir).model, run_dir / "model.keras"
-        with pytest.raises(UsageError) as early:
-            check_layer_name(path, "conv2d_9x")
-        with pytest.raises(UsageError) as late:
-            find_target_layer(model, "conv2d_9x")
-        assert str(early.value) == str(late.value) and "Did you mean" in str(early.value)
-        for target in feature_maps(model):
+        maps = feature_maps(model)
+        for name in ("conv2d_9x", "re_lux", "predictions", "max_pooling2d", "image"):
+            with pytest.raises(UsageError) as early:
+                check_layer_name(path, name)
+            with pytest.raises(UsageError) as late:
+                find_target_layer(model, name)
+            assert str(early.value) == str(late.value), name
+            messages[arch, name] = str(early.value)
+        for target in maps:
             check_layer_name(path, target.path)
             check_layer_name(path, target.layer.name)
+        listed = messages[arch, "conv2d_9x"].split("Feature maps: ")[1].rstrip(".")
+        names = [target.layer.name for target in maps]
+        if len(names) > 12:
+            assert listed == f"…, {', '.join(names[-12:])} (the last 12 of {len(names)})"
+        else:
+            assert listed == ", ".join(names)
+    assert len(feature_maps(load_run(cnn_runs["resnet8"]).model)) > 12
+    assert "Did you mean 're_lu'?" in messages["resnet8", "re_lux"]  # not among the last 12
+    assert messages["simplecnn", "predictions"].startswith(
+        "Layer 'predictions' (Dense) holds no feature map for Grad-CAM to read; feature maps: "
+    )
+    assert "(MaxPooling2D) holds no feature map" in messages["simplecnn", "max_pooling2d"]
+
+
+def test_a_refused_layer_of_the_latest_run_names_the_run(cnn_runs, tmp_path, monkeypatch):
+    """Without --model the refusal says whose layers it lists, as a run found this way is
+    named when it is used."""
+    import shutil
+
+    from imgcls_cli.api import check_explain_target
+    from imgcls_cli.errors import UsageError
+
+    shutil.copytree(cnn_runs["simplecnn"], tmp_path / "runs" / "simplecnn")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as refused:
+        check_explain_target(None, None, None, "nope")
+    assert str(refused.value).startswith("Unknown layer 'nope'.")
+    assert str(refused.value).endswith(
+        f"(Run: {Path('runs') / 'simplecnn'}, the latest; --model names another.)"
+    )
+    with pytest.raises(UsageError, match=r"Unknown class 'bird'.*\(Run: runs/simplecnn"):
+        check_explain_target(None, None, "bird")
+    with pytest.raises(UsageError) as refused:
+        check_explain_target(str(tmp_path / "runs" / "simplecnn"), None, None, "nope")
+    assert "(Run:" not in str(refused.value)
 
 
 def test_a_named_layer_is_used(cnn_runs, marks, tmp_path):
@@ -326,6 +367,13 @@ def test_a_finetuned_backbone_is_explained_through_its_nested_model(
     check_layer_name(run_dir / "model.keras", document["layer"])
     with pytest.raises(UsageError, match="Did you mean 'out_relu'"):
         check_layer_name(run_dir / "model.keras", "out_relus")
+    # The end of a path names a layer too.
+    from imgcls_cli.report.gradcam import find_target_layer
+    from imgcls_cli.rundir.load import load_run
+
+    partial = document["layer"].split("/", 1)[1]  # mobilenetv2_1.00_32/out_relu
+    check_layer_name(run_dir / "model.keras", partial)
+    assert find_target_layer(load_run(run_dir).model, partial).path == document["layer"]
     assert document["method"] == "gradcam"  # right before global average pooling
     assert document["images"][0]["centre"] == [0.5, 0.5]
 

@@ -465,6 +465,12 @@ def test_a_run_with_nothing_held_out_says_what_its_scores_are():
     sample = {"loss": 0.1234, "accuracy": 0.95, "examples": 20}
     text, held_out = shown({"train_sample": sample})
     assert "train (sample)" in text and "95.00%" in text and held_out == []
-    assert "--val-split" in console.NOTHING_HELD_OUT
+    assert console.nothing_held_out(0.0, 0.0).endswith(
+        "keep some with --val-split and --test-split."
+    )
+    # Splits asked for, but a class of 5 images rounds 10% of it to none.
+    assert "too few images for --val-split 0.1 and --test-split 0.1" in (
+        console.nothing_held_out(0.1, 0.1)
+    )
     text, held_out = shown({"val": {**sample, "accuracy": 0.5}, "train_sample": sample})
     assert "train (sample)" not in text and "50.00%" in text and held_out == ["val"]

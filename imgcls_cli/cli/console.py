@@ -134,7 +134,7 @@ class RichReporter:
 
 def metrics_table(metrics: dict[str, Any]) -> Table:
     """The held-out scores (val, test); when nothing was held out, the saved model's
-    scores on its sample of training images (NOTHING_HELD_OUT says what they are)."""
+    scores on its sample of training images (nothing_held_out says what they are)."""
     table = Table(title="Final metrics")
     table.add_column("split")
     table.add_column("loss", justify="right")
@@ -148,10 +148,18 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
     return table
 
 
-NOTHING_HELD_OUT = (
-    "No validation or test images were held out, so the scores above are on training "
-    "images and say little about new ones: keep some with --val-split and --test-split."
-)
+def nothing_held_out(val_split: float, test_split: float) -> str:
+    """Why the table shows training images only, and what to do about it."""
+    said = (
+        "No validation or test images were held out, so the scores above are on training "
+        "images and say little about new ones: "
+    )
+    if not (val_split or test_split):
+        return said + "keep some with --val-split and --test-split."
+    return said + (
+        f"each class has too few images for --val-split {val_split:g} and --test-split "
+        f"{test_split:g} to hold one out. Add images, or raise them (e.g. --test-split 0.2)."
+    )
 
 
 def held_out_splits(metrics: dict[str, Any]) -> list[str]:

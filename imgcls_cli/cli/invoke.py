@@ -109,7 +109,8 @@ def run_and_report(ctx: typer.Context) -> None:
         if not flags["quiet"]:
             console.out.print(console.metrics_table(run.metrics))
             if not console.held_out_splits(run.metrics):
-                console.out.print(console.NOTHING_HELD_OUT, soft_wrap=True)
+                splits = config.data.val_split, config.data.test_split
+                console.out.print(console.nothing_held_out(*splits), soft_wrap=True)
         console.out.print(
             f"Run saved to [bold]{console.escape(run.path)}[/] (weights {fingerprint})",
             soft_wrap=True,

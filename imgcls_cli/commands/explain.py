@@ -81,24 +81,33 @@ def caption(item: Explained) -> str:
 
 
 def check_layer_name(model_path: Path, name: str) -> None:
-    """--layer names a layer of the saved model (its name or path), checked in the file
-    before the model loads; whether that layer holds a feature map is known once it has
-    (report.gradcam.find_target_layer). Files whose layers cannot all be read are left
-    to that check."""
-    from imgcls_cli.errors import UsageError, unknown_name_message
-    from imgcls_cli.report.gradcam import NOT_FEATURES, NOT_FEATURES_PART
+    """--layer names a layer of the saved model that may hold a feature map, checked in
+    the file before the model loads: no such layer, or one that cannot (the input, pixel
+    scaling, pooling, dropout, padding, the classifier), is refused here. Which layer
+    holds a 4-D map is known for sure once the model has loaded
+    (report.gradcam.find_target_layer); files whose layers cannot all be read are left to
+    that check."""
+    from imgcls_cli.report.gradcam import (
+        NOT_FEATURES,
+        NOT_FEATURES_PART,
+        layer_refused,
+        names_layer,
+    )
     from imgcls_cli.rundir.load import saved_layers
 
     layers = saved_layers(model_path)
-    if layers is None or any(name in (path, path.rsplit("/", 1)[-1]) for path, _ in layers):
+    if layers is None:
         return
-    flat = ("Dense", "Flatten", *NOT_FEATURES)  # no map: left out of the names shown
-    maps = [
-        path.rsplit("/", 1)[-1]
-        for path, kind in layers
-        if kind not in flat and not any(part in kind for part in NOT_FEATURES_PART)
-    ]
-    raise UsageError(unknown_name_message("layer", name, maps[-12:]))
+    flat = ("Dense", "Flatten", *NOT_FEATURES)
+
+    def may_be_a_map(kind: str) -> bool:
+        return kind not in flat and not any(part in kind for part in NOT_FEATURES_PART)
+
+    maps = [path.rsplit("/", 1)[-1] for path, kind in layers if may_be_a_map(kind)]
+    named = [kind for path, kind in layers if names_layer(name, path)]
+    if any(may_be_a_map(kind) for kind in named):
+        return
+    raise layer_refused(name, maps, named[0] if named else None)
 
 
 def nothing_explained(failed: list[tuple[str, str]]) -> ImgclsError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,6 +75,34 @@ def feature_maps(model: Any) -> list[TargetLayer]:
     return found
 
 
+LAYERS_SHOWN = 12  # the last feature maps a refused --layer lists (the classifier's end)
+
+
+def names_layer(name: str, path: str) -> bool:
+    """--layer `name` names the layer at `path`: its whole path, its own name, or the end
+    of its path ("mobilenetv2_1.00_32/out_relu")."""
+    return path == name or path.endswith(f"/{name}")
+
+
+def layer_refused(name: str, maps: list[str], kind: str | None = None) -> UsageError:
+    """--layer's one line. `maps`: the feature maps' names, in the model's order; `kind`:
+    the class of the layer `name` names when it holds no feature map, None when no layer
+    has that name. Did-you-mean looks among every feature map, not only those listed."""
+    shown = ", ".join(maps[-LAYERS_SHOWN:])
+    if len(maps) > LAYERS_SHOWN:
+        shown = f"…, {shown} (the last {LAYERS_SHOWN} of {len(maps)})"
+    if kind is not None:
+        return UsageError(
+            f"Layer '{name}' ({kind}) holds no feature map for Grad-CAM to read; "
+            f"feature maps: {shown}."
+        )
+    message = f"Unknown layer '{name}'."
+    close = difflib.get_close_matches(name.rsplit("/", 1)[-1], maps, n=1, cutoff=0.6)
+    if close:
+        message += f" Did you mean '{close[0]}'?"
+    return UsageError(f"{message} Feature maps: {shown}.")
+
+
 def find_target_layer(model: Any, name: str | None = None) -> TargetLayer:
     """The layer Grad-CAM reads: `name` (a layer name or path), else the last feature map
     at least 2x2 in size (the last convolutional block: the most class-specific features
@@ -83,10 +112,13 @@ def find_target_layer(model: Any, name: str | None = None) -> TargetLayer:
         raise RunDirError("The model has no convolutional feature map for Grad-CAM to explain.")
     if name is not None:
         for target in maps:
-            if name in (target.path, target.layer.name):
+            if names_layer(name, target.path):
                 return target
-        names = [target.layer.name for target in maps]
-        raise UsageError(unknown_name_message("layer", name, names[-12:]))
+        kind = next(
+            (type(layer).__name__ for path, layer in leaf_layers(model) if names_layer(name, path)),
+            None,
+        )
+        raise layer_refused(name, [target.layer.name for target in maps], kind)
     spatial = [target for target in maps if min(target.shape[:2]) >= 2]
     return (spatial or maps)[-1]
 
