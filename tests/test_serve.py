@@ -412,6 +412,24 @@ def test_refusals_come_before_the_model_loads(runner, cli_app, shapes_run, tmp_p
 
 
 @pytest.mark.slow  # starts imgcls
+def test_stopped_while_the_model_loads_it_exits_0(shapes_run):
+    """SIGTERM as soon as the server answers, while TensorFlow and the model load in a
+    thread: the load finishes, then the process ends cleanly (it used to abort, exit 134,
+    "terminate called…", when it ended with TensorFlow loading)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imgcls_cli", "serve", str(shapes_run), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    first = process.stdout.readline()
+    assert "Serving" in first, first
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()
+    assert process.wait(timeout=60) == 0, first + rest
+    assert rest.strip().splitlines() == ["Stopped before the model was ready."], rest
+
+
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(shapes_run, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "imgcls_cli", "serve", str(shapes_run), "--port", "0"],

@@ -132,6 +132,8 @@ class Server:
             self.failure = error
             self.uvicorn.should_exit = True
             return
+        if self.uvicorn.should_exit:  # stopped while it loaded: nothing to serve
+            return
         config = served.config
         served.batcher = Batcher(
             predict, config.max_batch, config.batch_timeout_ms / 1000, served.metrics.batch
@@ -145,6 +147,11 @@ class Server:
         )
         loader.start()
         self.uvicorn.run(sockets=[self.sock])
+        # Stopped while the model loads: TensorFlow cannot be left halfway through (a
+        # process that ends while a thread loads it aborts: "terminate called…"), so the
+        # load finishes first. (A line printed now could be lost: the quiet import of
+        # TensorFlow holds stderr while it runs.)
+        loader.join()
         if self.failure is not None:
             raise self.failure
 
@@ -203,13 +210,21 @@ def run_serve(
         f"Serving {server.served.name} ({run_dir}) at {server.url} (Ctrl-C to stop); /ready "
         "answers 200 once the model is loaded and warmed"
     )
+
     # uvicorn stops on SIGTERM/SIGINT, lets requests in flight finish, then raises the
-    # signal again under the handlers it found: these make that a clean exit 0.
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # signal again under the handlers it found: these make that a clean exit 0. A signal
+    # that comes before uvicorn has set its own handlers stops it as it starts.
+    def stop(*_: Any) -> None:
+        server.uvicorn.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run(open_model)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.close()
-    info("Stopped: every request in flight was answered.")
+    if server.served.ready:
+        info("Stopped: every request in flight was answered.")
+    else:
+        info("Stopped before the model was ready.")
