@@ -156,7 +156,11 @@ def test_refusals_name_the_columns(saved, tmp_path):
     cases = [
         ({"image_column": "caption"}, r"column 'caption' is string, not images; its columns: "),
         ({"label_column": "image"}, r"column 'image' is Image, not a class label"),
-        ({"label_column": "nope"}, r"no column 'nope'; its columns: image \(Image\), label"),
+        (
+            {"label_column": "nope"},
+            r"no column 'nope' \(--label-column\); its columns: image \(Image\), label",
+        ),
+        ({"image_column": "nope"}, r"no column 'nope' \(--image-column\); its columns: "),
     ]
     for options, message in cases:
         with pytest.raises(DataError, match=message) as error:

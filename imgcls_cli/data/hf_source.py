@@ -264,7 +264,7 @@ def find_image_column(dataset: Any, named: str | None, name: str) -> str:
     if named is not None:
         if named not in features:
             raise DataLayoutError(
-                f"{name} has no column {named!r}; its columns: {columns(dataset)}."
+                f"{name} has no column {named!r} (--image-column); its columns: {columns(dataset)}."
             )
         if not isinstance(features[named], datasets.Image):
             raise DataLayoutError(
@@ -295,7 +295,9 @@ def find_label_column(dataset: Any, named: str | None, name: str) -> tuple[str, 
             "with --label-column NAME)."
         )
     if named not in features:
-        raise DataLayoutError(f"{name} has no column {named!r}; its columns: {columns(dataset)}.")
+        raise DataLayoutError(
+            f"{name} has no column {named!r} (--label-column); its columns: {columns(dataset)}."
+        )
     feature = features[named]
     if isinstance(feature, datasets.ClassLabel):
         return named, list(feature.names)
