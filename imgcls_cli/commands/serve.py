@@ -206,19 +206,20 @@ def run_serve(
     info: Callable[[str], None],
 ) -> None:
     server = build_server(run_dir, sock, config, api_key, log)
-    info(
-        f"Serving {server.served.name} ({run_dir}) at {server.url} (Ctrl-C to stop); /ready "
-        "answers 200 once the model is loaded and warmed"
-    )
 
     # uvicorn stops on SIGTERM/SIGINT, lets requests in flight finish, then raises the
-    # signal again under the handlers it found: these make that a clean exit 0. A signal
-    # that comes before uvicorn has set its own handlers stops it as it starts.
+    # signal again under the handlers it found: these make that a clean exit 0. Set
+    # before the first line, which tells a user (or a script) that it may stop the
+    # server: a signal that comes before uvicorn has set its own stops it as it starts.
     def stop(*_: Any) -> None:
         server.uvicorn.should_exit = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        info(
+            f"Serving {server.served.name} ({run_dir}) at {server.url} (Ctrl-C to stop); "
+            "/ready answers 200 once the model is loaded and warmed"
+        )
         server.run(open_model)
     finally:
         for sig, handler in previous.items():
