@@ -516,7 +516,8 @@ def check_explain_target(
     from imgcls_cli.commands.explain import check_layer_name, check_output
     from imgcls_cli.rundir.load import find_run_dir, model_file, refuse_export
 
-    run_dir, latest = find_run_dir(Path(model) if model else None)
+    given = Path(model) if model else None
+    run_dir, latest = find_run_dir(given)
     refuse_export(run_dir, "Grad-CAM needs the Keras model")
     check_output(Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR)
     try:
@@ -525,7 +526,7 @@ def check_explain_target(
             if class_name not in names:
                 raise UsageError(unknown_name_message("class", class_name, names))
         if layer is not None:
-            check_layer_name(model_file(run_dir, Path(model) if model else None), layer)
+            check_layer_name(model_file(run_dir, given), layer)
     except UsageError as error:
         if not latest:
             raise

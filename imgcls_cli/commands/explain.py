@@ -87,21 +87,15 @@ def check_layer_name(model_path: Path, name: str) -> None:
     holds a 4-D map is known for sure once the model has loaded
     (report.gradcam.find_target_layer); files whose layers cannot all be read are left to
     that check."""
-    from imgcls_cli.report.gradcam import (
-        NOT_FEATURES,
-        NOT_FEATURES_PART,
-        layer_refused,
-        names_layer,
-    )
+    from imgcls_cli.report.gradcam import holds_no_feature_map, layer_refused, names_layer
     from imgcls_cli.rundir.load import saved_layers
 
     layers = saved_layers(model_path)
     if layers is None:
         return
-    flat = ("Dense", "Flatten", *NOT_FEATURES)
 
-    def may_be_a_map(kind: str) -> bool:
-        return kind not in flat and not any(part in kind for part in NOT_FEATURES_PART)
+    def may_be_a_map(kind: str) -> bool:  # without shapes: the classifier's layers are 2-D
+        return kind not in ("Dense", "Flatten") and not holds_no_feature_map(kind)
 
     maps = [path.rsplit("/", 1)[-1] for path, kind in layers if may_be_a_map(kind)]
     named = [kind for path, kind in layers if names_layer(name, path)]

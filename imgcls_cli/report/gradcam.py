@@ -31,6 +31,11 @@ NOT_FEATURES = ("InputLayer", "Rescaling", "Normalization")
 NOT_FEATURES_PART = ("Pooling", "Dropout", "Padding")
 
 
+def holds_no_feature_map(kind: str) -> bool:
+    """A layer class whose output, even where it is 4-D, is no learned feature map."""
+    return kind in NOT_FEATURES or any(part in kind for part in NOT_FEATURES_PART)
+
+
 @dataclasses.dataclass
 class TargetLayer:
     layer: Any
@@ -66,8 +71,7 @@ def feature_maps(model: Any) -> list[TargetLayer]:
     for index, (path, layer) in enumerate(leaves):
         shape = output_shape(layer)
         kind = type(layer).__name__
-        excluded = kind in NOT_FEATURES or any(part in kind for part in NOT_FEATURES_PART)
-        if shape is None or len(shape) != 4 or excluded:
+        if shape is None or len(shape) != 4 or holds_no_feature_map(kind):
             continue
         following = type(leaves[index + 1][1]).__name__ if index + 1 < len(leaves) else ""
         pooled = following == "GlobalAveragePooling2D"
