@@ -6,6 +6,7 @@ import pytest
 
 from imgcls_cli.errors import UsageError
 from imgcls_cli.models.backbones import BACKBONES, check_image_size, get_backbone
+from imgcls_cli.models.weights_file import weights_digest
 
 SIZE = 32  # the smallest input keras.applications accepts: keeps these tests fast
 
@@ -91,6 +92,9 @@ def test_each_backbone_trains_a_step_with_batchnorm_statistics_frozen(name):
     from imgcls_cli.reporting import SilentReporter
 
     transfer = build(name)
+    # The registry's digest is this backbone's (a --weights file is matched by it).
+    shapes = [tuple(v.shape) for v in transfer.backbone.weights]
+    assert weights_digest(shapes) == BACKBONES[name].weights_digest
     unfreeze_top_layers(transfer.backbone, 12)
     unfrozen = transfer.backbone.layers[-12:]
     batchnorms = [layer for layer in unfrozen if isinstance(layer, keras.layers.BatchNormalization)]

@@ -69,6 +69,7 @@ def fake_places(tmp_path_factory) -> Path:
     (root / "notarun").mkdir()
     (root / "notarun" / "config.json").write_text("{}")
     (root / "picture.png").write_bytes(b"not really a png")
+    (root / "notes.weights.h5").write_text("not weights")
     fake = root / "fakerun"  # looks finished: the refusals below come before any loading
     fake.mkdir()
     (fake / "config.json").write_text('{"command": "train"}')
@@ -120,6 +121,8 @@ REFUSALS = [
     (["train", "--data", "notimages"], 1),
     (["train", "--output", "occupied"], 2),
     (["finetune", "--weights", "missing.weights.h5"], 1),
+    (["finetune", "--weights", "occupied/notes.txt"], 1),  # not a format Keras reads
+    (["finetune", "--weights", "notes.weights.h5"], 1),  # not HDF5
     (["finetune", "--backbone", "resnet"], 2),
     (["lr-find", "--steps", "1"], 2),
     (["augment-preview", "--output", "occupied/notes.txt"], 2),
@@ -172,6 +175,7 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
         "fakerun",
         "layeredrun",
         "notarun",
+        "notes.weights.h5",
         "notimages",
         "occupied",
         "oneclass",
@@ -209,6 +213,26 @@ def test_predict_answers_unreadable_inputs_without_loading_the_model(fake_places
         "Error: No input could be read, so nothing was predicted: picture.png (not an image "
         "(format not recognised)); missing.png (no such file)."
     ]
+
+
+@pytest.mark.slow
+def test_weights_of_another_backbone_are_refused_as_fast_as_help(tmp_path):
+    """A real weights file of MobileNetV2 given to ResNet50: recognised before TensorFlow
+    starts, with the backbone it belongs to."""
+    from test_weights import save_backbone_weights
+
+    path = tmp_path / "mobilenetv2.weights.h5"
+    save_backbone_weights("mobilenetv2", path)
+    help_time = min(imgcls("--help")[1] for _ in range(3))
+    args = ["finetune", "--backbone", "resnet50", "--weights", path.name, "--data", "."]
+    result, seconds = within(3 * help_time, args, tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: Weights file {path.name} holds the weights of a mobilenetv2 backbone, not "
+        "resnet50: pass --backbone mobilenetv2, or give a file saved from resnet50."
+    ]
+    assert seconds <= 3 * help_time, (help_time, seconds)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):

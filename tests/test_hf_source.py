@@ -90,11 +90,21 @@ def test_without_the_library_one_line_says_how_to_install_it(monkeypatch, runner
 
 @pytest.mark.slow
 def test_offline_a_hub_name_is_one_line_at_once_and_writes_nothing(
-    runner, cli_app, tmp_path, monkeypatch
+    runner, cli_app, tmp_path, monkeypatch, no_network
 ):
-    """No network here: the Hub is unreachable, the name is not cached."""
+    """The Hub is unreachable and the name is not cached: refused before the datasets
+    library is asked (or TensorFlow started)."""
     import time
 
+    from imgcls_cli.data import hf_source
+
+    def never(*args, **kwargs):
+        raise AssertionError("the datasets library was asked")
+
+    monkeypatch.setattr(hf_source, "require_datasets", never)
+    monkeypatch.setattr(hf_source, "open_dataset", never)
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty cache
     monkeypatch.chdir(tmp_path)
     started = time.monotonic()
@@ -106,6 +116,39 @@ def test_offline_a_hub_name_is_one_line_at_once_and_writes_nothing(
     )
     assert "Traceback" not in result.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    "entry, cached",
+    [
+        (None, False),  # empty caches
+        ("hub/datasets--AI-Lab-Makerere--beans", True),  # downloaded files
+        ("datasets/ai-lab-makerere___beans", True),  # a prepared dataset
+        ("hub/datasets--someone--beans_extra", False),  # another dataset
+    ],
+)
+def test_offline_a_hub_name_not_in_the_caches_is_refused_before_loading(
+    tmp_path, monkeypatch, no_network, entry, cached
+):
+    """check_hub_name runs before TensorFlow: offline, it looks in the libraries' caches
+    under $HF_HOME without importing them, and refuses only where nothing is there."""
+    from imgcls_cli.data.hf_source import check_hub_name
+
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    if entry:
+        (tmp_path / entry).mkdir(parents=True)
+    if cached:
+        check_hub_name("hf:AI-Lab-Makerere/beans")
+        check_hub_name("hf:beans")  # the short name finds it too
+        return
+    with pytest.raises(DataError) as raised:
+        check_hub_name("hf:AI-Lab-Makerere/beans")
+    assert str(raised.value).startswith(
+        "hf:AI-Lab-Makerere/beans is not in the datasets cache and the Hub (huggingface.co) "
+        "cannot be reached"
+    )
 
 
 def test_hub_problems_read_as_one_line():

@@ -90,6 +90,29 @@ def test_a_sweep_writes_non_finite_losses_as_null():
     json.dumps(document, allow_nan=False)  # strict JSON
 
 
+def test_the_plot_shows_every_step_below_the_smoothed_curve():
+    from imgcls_cli.commands.lr_find import lr_find_figure
+
+    rng = np.random.default_rng(0)
+    lrs = list(np.geomspace(1e-6, 1.0, 100))
+    curve = np.concatenate([np.linspace(2.3, 0.5, 70), np.linspace(0.5, 2.0, 30)])
+    losses = list(curve + rng.normal(0, 0.4, 100))  # steps far below the smoothed curve
+    smoothed = lr_sweep.smooth(losses)
+    document = {
+        "lrs": lrs,
+        "losses": losses,
+        "smoothed_losses": smoothed,
+        "suggestions": lr_sweep.suggest(lrs, smoothed),
+        "method": "valley",
+        "steps": 100,
+        "stopped_early": False,
+    }
+    bottom, top = lr_find_figure(document).axes[0].get_ylim()
+    assert min(losses) < min(smoothed)  # the case the bottom is set for
+    assert bottom < min(losses)
+    assert top < max(losses)  # the climb's spikes may still leave through the top
+
+
 # --- Options ---------------------------------------------------------------------------------
 
 

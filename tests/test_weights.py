@@ -7,6 +7,7 @@ import pytest
 
 from imgcls_cli.errors import DataError, UsageError
 from imgcls_cli.models import weights
+from imgcls_cli.models.weights_file import stored_shapes, weights_digest
 
 
 @pytest.fixture
@@ -95,6 +96,8 @@ def save_backbone_weights(name, path, size=32):
 def test_weights_file_loads_exactly(tmp_path):
     path = tmp_path / "mobilenetv2.weights.h5"
     saved = save_backbone_weights("mobilenetv2", path)
+    # The file holds the arrays the model does: what tells backbones apart before loading.
+    assert weights_digest(stored_shapes(path)) == weights_digest([v.shape for v in saved.weights])
     choice = weights.resolve_weights(str(path), "mobilenetv2", 32)
     assert choice.source == "file"
     loaded = weights.create_backbone_with_weights("mobilenetv2", 32, choice)
@@ -104,18 +107,44 @@ def test_weights_file_loads_exactly(tmp_path):
 
 
 @pytest.mark.slow
-def test_weights_file_of_another_backbone_is_one_clear_line(tmp_path):
+def test_a_file_keras_cannot_read_or_of_another_backbone_is_refused_before_loading(tmp_path):
+    """Each refused by resolve_weights, which runs before TensorFlow starts."""
     path = tmp_path / "mobilenetv2.weights.h5"
     save_backbone_weights("mobilenetv2", path)
-    not_weights = tmp_path / "notes.weights.h5"
-    not_weights.write_text("not an HDF5 file")
-    for bad in (path, not_weights):
-        choice = weights.resolve_weights(str(bad), "resnet50", 32)
+    not_hdf5 = tmp_path / "notes.weights.h5"
+    not_hdf5.write_text("not an HDF5 file")
+    not_a_zip = tmp_path / "model.keras"
+    not_a_zip.write_text("not a zip")
+    table = tmp_path / "labels.csv"
+    table.write_text("file,label\n")
+    refusals = {
+        path: f"Weights file {path} holds the weights of a mobilenetv2 backbone, not "
+        "resnet50: pass --backbone mobilenetv2",
+        not_hdf5: f"Weights file {not_hdf5} is not an HDF5 file",
+        not_a_zip: f"Weights file {not_a_zip} is not a Keras model file",
+        table: f"Weights file {table}: Keras reads weights from .weights.h5, .keras, .h5, "
+        ".hdf5 files",
+    }
+    for bad, expected in refusals.items():
         with pytest.raises(DataError) as raised:
-            weights.create_backbone_with_weights("resnet50", 32, choice)
-        message = str(raised.value)
-        assert f"Weights file {bad} does not fit the resnet50 backbone" in message
-        assert "\n" not in message
+            weights.resolve_weights(str(bad), "resnet50", 32)
+        assert expected in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_a_file_that_matches_no_backbone_is_left_to_keras_and_refused_in_one_line(tmp_path):
+    import h5py
+
+    path = tmp_path / "mobilenetv2.weights.h5"
+    save_backbone_weights("mobilenetv2", path)
+    with h5py.File(path, "r+") as file:  # one array lost: no backbone's shapes any more
+        del file["layers/conv2d/vars/0"]
+    choice = weights.resolve_weights(str(path), "mobilenetv2", 32)
+    with pytest.raises(DataError) as raised:
+        weights.create_backbone_with_weights("mobilenetv2", 32, choice)
+    message = str(raised.value)
+    assert f"Weights file {path} does not fit the mobilenetv2 backbone" in message
+    assert "\n" not in message
 
 
 @pytest.mark.slow

@@ -77,11 +77,15 @@ def write_output(output: Path, document: dict[str, Any]) -> None:
 
 
 def lr_find_png(document: dict[str, Any]) -> bytes:
+    from imgcls_cli.report.plots import figure_png
+
+    return figure_png(lr_find_figure(document))
+
+
+def lr_find_figure(document: dict[str, Any]) -> Any:
     """The loss of each step and its smoothed curve against the rate (log scale), each
     suggestion marked on the curve."""
     from matplotlib.figure import Figure
-
-    from imgcls_cli.report.plots import figure_png
 
     lrs = np.asarray(document["lrs"], float)
     losses = np.asarray([math.nan if v is None else v for v in document["losses"]], float)
@@ -102,15 +106,18 @@ def lr_find_png(document: dict[str, Any]) -> bytes:
         axes.plot([rate], [at], "o", color=colour, label=f"{name}: {rate:.2g}{note}")
     axes.set_xscale("log")
     # The range the suggestions come from (suggest's window): the climb after the bottom
-    # may leave the plot through its top.
-    window = smoothed[len(smoothed) // 10 : len(smoothed) - len(smoothed) // 20]
-    window = window[np.isfinite(window)]
+    # may leave the plot through its top. The bottom holds every step's loss too, so no
+    # step's point is cut off below the axis.
+    cut = slice(len(smoothed) // 10, len(smoothed) - len(smoothed) // 20)
+    window = smoothed[cut][np.isfinite(smoothed[cut])]
+    steps = losses[np.isfinite(losses)]
     if window.size:
-        margin = 0.05 * max(window.max() - window.min(), 1e-6)
-        axes.set_ylim(min(shown.min(), window.min()) - margin, window.max() + margin)
+        bottom = min(shown.min(), window.min(), steps.min() if steps.size else np.inf)
+        margin = 0.05 * max(window.max() - bottom, 1e-6)
+        axes.set_ylim(bottom - margin, window.max() + margin)
     axes.set_xlabel("learning rate")
     axes.set_ylabel("training loss")
     ending = ", stopped when the loss diverged" if document["stopped_early"] else ""
     axes.set_title(f"Learning-rate sweep: {document['steps']} steps{ending}")
     axes.legend(fontsize=8)
-    return figure_png(figure)
+    return figure

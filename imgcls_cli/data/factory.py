@@ -61,7 +61,7 @@ def check_data(config: DataConfig) -> None:
         from imgcls_cli.data.hf_source import check_hub_name, require_datasets
 
         if config.dataset is not None:
-            check_hub_name(config.dataset)  # the Hub is asked once, when loading
+            check_hub_name(config.dataset)  # offline and not in the caches: refused now
         else:
             from imgcls_cli.data.hf_source import open_dataset
 

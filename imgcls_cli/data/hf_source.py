@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -98,12 +99,43 @@ def require_datasets() -> Any:
 
 
 def check_hub_name(dataset: str) -> None:
-    """Before TensorFlow: the name's syntax, and the library being installed."""
-    parse_hub_name(dataset)
+    """Before TensorFlow: the name's syntax, the library being installed, and, offline,
+    the dataset being in the libraries' caches."""
+    name, _ = parse_hub_name(dataset)
     import importlib.util
 
     if importlib.util.find_spec("datasets") is None:
         raise DataError(INSTALL)
+    if not may_be_cached(name) and not hub_reachable():
+        raise DataError(offline_message(name))
+
+
+def may_be_cached(name: str) -> bool:
+    """Whether the Hub's download cache (datasets--ORG--NAME) or the prepared datasets'
+    (ORG___NAME) has an entry for the name, looked up without importing the libraries.
+    Loose on purpose (any organisation, case and punctuation ignored): an entry found is
+    left to the library, which knows its layout exactly; none found offline is refused
+    before TensorFlow starts."""
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface"
+    )
+    hub = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    prepared = os.environ.get("HF_DATASETS_CACHE")
+    folders = {
+        Path(hub or os.path.join(home, "hub")).expanduser(): "--",
+        Path(prepared or os.path.join(home, "datasets")).expanduser(): "___",
+    }
+    wanted = comparable(name.rsplit("/", 1)[-1])
+    for folder, separator in folders.items():
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(folder):
+                if comparable(entry.rsplit(separator, 1)[-1]) == wanted:
+                    return True
+    return False
+
+
+def comparable(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 @dataclasses.dataclass
@@ -217,11 +249,7 @@ def hub_problem(name: str, error: Exception, offline: bool) -> str:
     text = first_line(error)
     kind = type(error).__name__
     if offline:
-        return (
-            f"hf:{name} is not in the datasets cache and the Hub (huggingface.co) cannot be "
-            "reached: connect once to download it, or save it with save_to_disk and pass "
-            "--data DIR."
-        )
+        return offline_message(name)
     if "gated" in text.lower() or kind == "GatedRepoError":
         return (
             f"hf:{name} is gated: accept its terms on https://huggingface.co/datasets/{name} "
@@ -230,6 +258,14 @@ def hub_problem(name: str, error: Exception, offline: bool) -> str:
     if kind in ("DatasetNotFoundError", "FileNotFoundError", "RepositoryNotFoundError"):
         return f"No dataset hf:{name} on the Hugging Face Hub ({text})."
     return f"Cannot load hf:{name}: {kind}: {text}"
+
+
+def offline_message(name: str) -> str:
+    return (
+        f"hf:{name} is not in the datasets cache and the Hub (huggingface.co) cannot be "
+        "reached: connect once to download it, or save it with save_to_disk and pass "
+        "--data DIR."
+    )
 
 
 def first_line(error: Exception) -> str:

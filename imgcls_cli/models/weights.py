@@ -12,6 +12,7 @@ from typing import Any
 from imgcls_cli.data.tfds_source import network_available
 from imgcls_cli.errors import DataError, UsageError
 from imgcls_cli.models.backbones import create_backbone, get_backbone
+from imgcls_cli.models.weights_file import check_weights_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,7 @@ def resolve_weights(spec: str, backbone: str, image_size: int) -> WeightsChoice:
             f"when it loads ImageNet weights itself: copy it to "
             f"{imagenet_path(backbone, image_size)} and pass --weights imagenet."
         )
+    check_weights_file(path, backbone)
     return WeightsChoice("file", str(path.resolve()))
 
 
