@@ -292,11 +292,16 @@ def check_names(config: RunConfig) -> None:
 
 
 def check_dataset(name: str, data_dir: str | None, manual_dir: str | None = None) -> None:
-    """A TFDS name, refused with the closest valid one before any directory or TensorFlow;
-    and one that must be downloaded while the network is unreachable."""
+    """A --dataset name before any directory or TensorFlow: a Hugging Face name's syntax
+    and, offline, its cache; a TFDS name refused with the closest valid one, and one that
+    must be downloaded while the network is unreachable."""
     from imgcls_cli.data.sources import EMBEDDED_DATASETS
 
-    if name not in EMBEDDED_DATASETS:
+    if is_hub_dataset(name):
+        from imgcls_cli.data.hf_source import check_hub_name
+
+        check_hub_name(name)
+    elif name not in EMBEDDED_DATASETS:
         from imgcls_cli.data.tfds_source import check_dataset_name, check_download_possible
 
         check_dataset_name(name)
@@ -380,7 +385,7 @@ def evaluate(
 
     reporter = api_reporter(reporter)
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
-    if config.dataset is not None and not is_hub_dataset(config.dataset):
+    if config.dataset is not None:
         check_dataset(config.dataset, config.data_dir)  # before the model loads TensorFlow
     if output is not None:
         check_report_dir(Path(output))  # before any work: it may be a folder of the user's
@@ -447,8 +452,9 @@ def open_predictions(
 
 @library_call
 def predict(model: str | Path | Run | None, inputs: Any, **options: Any) -> list[dict[str, Any]]:
-    """Classify images (`imgcls predict`): one record per input, as `predict --json`
-    prints them (path, label, confidence, top_k, error). `inputs`: a path (str or Path)
+    """Classify images (`imgcls predict`): one record per image, as `predict --json`
+    prints them (path, label, confidence, top_k, error); a file reached twice (another
+    spelling, a link) once, as on the command line. `inputs`: a path (str or Path)
     to an image or a folder, a glob pattern, a PIL image, a uint8 numpy array (HxWxC, or
     NxHxWxC for several), or a list of these; an image in memory goes through the same
     channel conversion and resize as a file of its pixels, and its record has `index`
@@ -655,7 +661,7 @@ def augment_preview(
         source: Any = [Path(f) for f in files]
     else:
         source = from_dict(DataConfig, with_default_source(options), where="data options")
-        if source.dataset is not None and not is_hub_dataset(source.dataset):
+        if source.dataset is not None:
             check_dataset(source.dataset, source.data_dir, source.manual_dir)  # no TensorFlow
     return run_augment_preview(
         source,

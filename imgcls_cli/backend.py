@@ -55,6 +55,24 @@ def _keras_extras_hidden() -> Iterator[None]:
                 del sys.modules[name]
 
 
+def hide_native_output() -> None:
+    """For the `imgcls` process without --debug, for the whole command: Python's stderr
+    (imgcls' messages, errors, logging) moves to a copy of file descriptor 2, and
+    descriptor 2 itself, where native code writes, points at /dev/null. What native code
+    prints at any time (TensorFlow's C++ log, libjpeg's warnings on a damaged JPEG, which
+    imgcls reports by name) stays off the terminal, and a line Python prints from another
+    thread while TensorFlow imports (serve's request log) is no longer lost with the
+    import's noise. A crash still shows in the exit code; --debug shows everything. Not
+    for the Python API: a notebook's descriptors are its own."""
+    sys.stderr.flush()
+    visible = os.dup(2)
+    encoding, errors = sys.stderr.encoding, sys.stderr.errors
+    sys.stderr = open(visible, "w", encoding=encoding, errors=errors, buffering=1)  # noqa: SIM115
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 @contextlib.contextmanager
 def native_output_silenced() -> Iterator[None]:
     """Without --debug, hide what native code writes to file descriptor 2 while the block

@@ -115,6 +115,26 @@ def damaged_png(source: Path, target: Path) -> Path:
     return target
 
 
+def damaged_jpeg(target: Path, size: int = 32) -> Path:
+    """A JPEG with a marker libjpeg does not know planted in its compressed data: the
+    header and end marker pass imgcls' check; decoding fails, and libjpeg prints its
+    warnings ("Corrupt JPEG data: …") to file descriptor 2."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    content = bytearray(buffer.getvalue())
+    scan = content.index(b"\xff\xda")
+    start = scan + 2 + int.from_bytes(content[scan + 2 : scan + 4], "big") + 40
+    content[start : start + 2] = b"\xff\xb8"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(bytes(content))
+    return target
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_class_folder(tmp_path / "shapes")

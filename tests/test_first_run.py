@@ -228,8 +228,10 @@ def test_weights_of_another_backbone_are_refused_as_fast_as_help(tmp_path):
     result, seconds = within(3 * help_time, args, tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"Error: Weights file {path.name} holds the weights of a mobilenetv2 backbone, not "
-        "resnet50: pass --backbone mobilenetv2, or give a file saved from resnet50."
+        f"Error: Weights file {path.name} holds the weights of the mobilenetv2 backbone, not "
+        "of resnet50: pass --backbone mobilenetv2, or give a file saved from resnet50 with "
+        "include_top=False (backbone.save_weights('x.weights.h5')), or --weights imagenet / "
+        "none."
     ]
     assert seconds <= 3 * help_time, (help_time, seconds)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
@@ -245,6 +247,10 @@ def test_usage_errors_name_the_option_and_the_help_to_read(runner, cli_app):
     result = runner.invoke(cli_app, ["predict"])
     assert result.exit_code == 2
     assert "Missing argument 'IMAGES...'" in result.output and "╭" not in result.output
+    result = runner.invoke(cli_app, ["trian"])  # a question ends the sentence
+    assert result.output.strip() == (
+        "Error: No such command 'trian'. Did you mean 'train'? See 'imgcls --help'."
+    )
     result = runner.invoke(cli_app, ["train", "--epochs", "2.5"])
     assert result.output.strip() == (
         "Error: --epochs must be a whole number. See 'imgcls train --help'."

@@ -151,6 +151,26 @@ def test_offline_a_hub_name_not_in_the_caches_is_refused_before_loading(
     )
 
 
+@pytest.mark.parametrize("command", ["train", "inspect", "augment-preview", "evaluate", "lr-find"])
+def test_every_command_with_a_dataset_refuses_an_uncached_hub_name_offline(
+    runner, cli_app, tmp_path, monkeypatch, no_network, command
+):
+    from imgcls_cli.data import hf_source
+
+    def never(*args, **kwargs):
+        raise AssertionError("the datasets library was asked")
+
+    monkeypatch.setattr(hf_source, "require_datasets", never)
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli_app, [command, "--dataset", "hf:beans"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: hf:beans is not in the datasets cache"), result.output
+    assert not any(tmp_path.iterdir())  # no run, report or picture begun
+
+
 def test_hub_problems_read_as_one_line():
     from imgcls_cli.data.hf_source import hub_problem
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import damaged_png, make_class_folder, write_image
+from conftest import damaged_jpeg, damaged_png, make_class_folder, write_image
 
 from imgcls_cli import rundir
 from imgcls_cli.commands.predict import DIRECT_LIMIT
@@ -351,6 +351,24 @@ def test_closed_stdout_ends_quietly_with_exit_code_zero(shapes_run, photos, outp
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 0, stderr
     assert stderr == ""
+
+
+def test_what_libjpeg_prints_of_a_damaged_file_stays_off_the_terminal(shapes_run, tmp_path):
+    """imgcls names the damaged file in its record; libjpeg's own lines, written by native
+    code to file descriptor 2, show only with --debug."""
+    damaged = damaged_jpeg(tmp_path / "damaged.jpg")
+    command = [sys.executable, "-m", "imgcls_cli"]
+    arguments = ["predict", str(damaged), "--model", str(shapes_run), "--json"]
+    quiet = subprocess.run([*command, *arguments], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 1
+    assert json.loads(quiet.stdout)["error"] == "damaged image (its compressed data is corrupt)"
+    assert quiet.stderr.splitlines() == [
+        "Error: 1 of 1 input(s) could not be read; their records say why."
+    ]
+    debug = subprocess.run(
+        [*command, "--debug", *arguments], capture_output=True, text=True, timeout=120
+    )
+    assert "Corrupt JPEG data" in debug.stderr, debug.stderr
 
 
 def test_a_closed_stdout_ends_a_table_quietly():

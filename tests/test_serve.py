@@ -456,6 +456,11 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(shapes_run, tmp_pat
         while not any("is ready" in line for line in lines):
             assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
             time.sleep(0.05)
+        # Each logged, though TensorFlow was importing in the loader thread meanwhile.
+        loading = [line.split()[:3] for line in lines]
+        for logged in (["GET", "/health", "200"], ["GET", "/ready", "503"]):
+            assert logged in loading, "".join(lines)
+        assert ["POST", "/predict", "503"] in loading, "".join(lines)
         # Large photos take a while to decode: these requests are still being answered when
         # SIGTERM comes.
         photo = png(np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8))

@@ -7,7 +7,7 @@ import pytest
 
 from imgcls_cli.errors import DataError, UsageError
 from imgcls_cli.models import weights
-from imgcls_cli.models.weights_file import stored_shapes, weights_digest
+from imgcls_cli.models.weights_file import array_counts, stored_shapes
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_weights_file_loads_exactly(tmp_path):
     path = tmp_path / "mobilenetv2.weights.h5"
     saved = save_backbone_weights("mobilenetv2", path)
     # The file holds the arrays the model does: what tells backbones apart before loading.
-    assert weights_digest(stored_shapes(path)) == weights_digest([v.shape for v in saved.weights])
+    assert array_counts(stored_shapes(path)) == array_counts([v.shape for v in saved.weights])
     choice = weights.resolve_weights(str(path), "mobilenetv2", 32)
     assert choice.source == "file"
     loaded = weights.create_backbone_with_weights("mobilenetv2", 32, choice)
@@ -107,44 +107,70 @@ def test_weights_file_loads_exactly(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_file_keras_cannot_read_or_of_another_backbone_is_refused_before_loading(tmp_path):
+def test_a_file_keras_cannot_read_or_without_the_backbones_arrays_is_refused_before_loading(
+    tmp_path,
+):
     """Each refused by resolve_weights, which runs before TensorFlow starts."""
-    path = tmp_path / "mobilenetv2.weights.h5"
-    save_backbone_weights("mobilenetv2", path)
-    not_hdf5 = tmp_path / "notes.weights.h5"
-    not_hdf5.write_text("not an HDF5 file")
-    not_a_zip = tmp_path / "model.keras"
-    not_a_zip.write_text("not a zip")
-    table = tmp_path / "labels.csv"
-    table.write_text("file,label\n")
-    refusals = {
-        path: f"Weights file {path} holds the weights of a mobilenetv2 backbone, not "
-        "resnet50: pass --backbone mobilenetv2",
-        not_hdf5: f"Weights file {not_hdf5} is not an HDF5 file",
-        not_a_zip: f"Weights file {not_a_zip} is not a Keras model file",
-        table: f"Weights file {table}: Keras reads weights from .weights.h5, .keras, .h5, "
-        ".hdf5 files",
-    }
-    for bad, expected in refusals.items():
-        with pytest.raises(DataError) as raised:
-            weights.resolve_weights(str(bad), "resnet50", 32)
-        assert expected in str(raised.value) and "\n" not in str(raised.value)
-
-
-@pytest.mark.slow
-def test_a_file_that_matches_no_backbone_is_left_to_keras_and_refused_in_one_line(tmp_path):
     import h5py
 
     path = tmp_path / "mobilenetv2.weights.h5"
     save_backbone_weights("mobilenetv2", path)
-    with h5py.File(path, "r+") as file:  # one array lost: no backbone's shapes any more
+    not_hdf5 = tmp_path / "notes.weights.h5"
+    not_hdf5.write_text("not an HDF5 file")
+    truncated = tmp_path / "truncated.weights.h5"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    not_a_zip = tmp_path / "model.keras"
+    not_a_zip.write_text("not a zip")
+    table = tmp_path / "labels.csv"
+    table.write_text("file,label\n")
+    short = tmp_path / "short.weights.h5"
+    short.write_bytes(path.read_bytes())
+    with h5py.File(short, "r+") as file:  # one kernel lost
         del file["layers/conv2d/vars/0"]
+    refusals = {
+        (path, "resnet50"): f"Weights file {path} holds the weights of the mobilenetv2 "
+        "backbone, not of resnet50: pass --backbone mobilenetv2",
+        (not_hdf5, "resnet50"): f"Weights file {not_hdf5} is not an HDF5 file",
+        (truncated, "mobilenetv2"): f"Weights file {truncated} is damaged and cannot be read",
+        (not_a_zip, "resnet50"): f"Weights file {not_a_zip} is not a Keras model file",
+        (table, "resnet50"): f"Weights file {table}: Keras reads weights from .weights.h5, "
+        ".keras, .h5, .hdf5, .weights.json files",
+        (short, "mobilenetv2"): f"Weights file {short} does not hold mobilenetv2's weights "
+        "(1 of its 260 arrays are missing or of other shapes)",
+        (tmp_path, "resnet50"): f"--weights {tmp_path} is a folder",
+    }
+    for (bad, backbone), expected in refusals.items():
+        with pytest.raises(DataError) as raised:
+            weights.resolve_weights(str(bad), backbone, 32)
+        assert expected in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_a_file_with_more_than_the_backbone_is_left_to_keras_and_refused_in_one_line(tmp_path):
+    """A whole model around the backbone holds its arrays and more: Keras decides."""
+    import keras
+
+    from imgcls_cli.models.backbones import create_backbone
+
+    whole = keras.Sequential(
+        [keras.Input((32, 32, 3)), create_backbone("mobilenetv2", 32, imagenet=False)]
+        + [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
+    )
+    path = tmp_path / "classifier.keras"
+    whole.save(path)
     choice = weights.resolve_weights(str(path), "mobilenetv2", 32)
     with pytest.raises(DataError) as raised:
         weights.create_backbone_with_weights("mobilenetv2", 32, choice)
     message = str(raised.value)
     assert f"Weights file {path} does not fit the mobilenetv2 backbone" in message
     assert "\n" not in message
+
+
+def test_every_backbone_has_its_arrays_on_record():
+    from imgcls_cli.models.backbones import BACKBONES
+    from imgcls_cli.models.weights_file import backbone_arrays
+
+    assert set(backbone_arrays()) == set(BACKBONES)
 
 
 @pytest.mark.slow

@@ -47,6 +47,8 @@ def main_options(
 ) -> None:
     """Image classification with TensorFlow and Keras."""
     backend.set_debug(debug)
+    if not debug and _own_process:
+        backend.hide_native_output()
 
 
 # Registered in --help's order: (function, name or None for the function's name, the
@@ -68,6 +70,11 @@ for function, name, summary in COMMANDS:
     app.command(name, short_help=summary, cls=ImgclsCommand)(function)
 
 
+_own_process = False  # run as the `imgcls` command, not called in-process (tests, API)
+
+
 def main() -> None:
+    global _own_process
+    _own_process = True
     backend.skip_keras_extras()  # this process is imgcls' own: a faster TensorFlow start
     app()

@@ -173,4 +173,5 @@ def report_usage_error(error: Any) -> None:
     message = run_argument_message(error) or usage_message(error.format_message()).rstrip(".")
     ctx = getattr(error, "ctx", None)
     where = f" See '{ctx.command_path} --help'." if ctx is not None else ""
-    console.error(f"{message}.{where}")
+    end = "" if message.endswith(("?", "!")) else "."  # click's "Did you mean 'train'?"
+    console.error(f"{message}{end}{where}")

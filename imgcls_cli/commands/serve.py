@@ -149,8 +149,7 @@ class Server:
         self.uvicorn.run(sockets=[self.sock])
         # Stopped while the model loads: TensorFlow cannot be left halfway through (a
         # process that ends while a thread loads it aborts: "terminate called…"), so the
-        # load finishes first. (A line printed now could be lost: the quiet import of
-        # TensorFlow holds stderr while it runs.)
+        # load finishes first.
         loader.join()
         if self.failure is not None:
             raise self.failure

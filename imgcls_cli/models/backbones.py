@@ -23,9 +23,6 @@ class Backbone:
     # Keras adds layers only when it loads weights="imagenet" itself (EfficientNet's extra
     # input scaling), so its ImageNet file loaded like any other file would mis-scale inputs.
     imagenet_adds_layers: bool = False
-    # models.weights_file.weights_digest of the backbone's arrays (include_top=False):
-    # a --weights file of another backbone is told apart before TensorFlow starts.
-    weights_digest: str = ""
 
     def imagenet_file(self, image_size: int) -> str:
         """The file name Keras caches the ImageNet weights under, for this input size."""
@@ -48,7 +45,6 @@ BACKBONES: dict[str, Backbone] = {
         "3.5 M parameters, fastest; scales pixels to [-1, 1]",
         f"{KERAS_WEIGHTS}/mobilenet_v2/"
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
-        weights_digest="0c378f1db9d8bbda",
     ),
     "efficientnetb0": Backbone(
         "EfficientNetB0",
@@ -56,14 +52,12 @@ BACKBONES: dict[str, Backbone] = {
         "5.3 M parameters, most accurate per FLOP; rescales 0-255 pixels itself",
         "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
         imagenet_adds_layers=True,
-        weights_digest="ab470479f8eed936",
     ),
     "resnet50": Backbone(
         "ResNet50",
         "resnet50",
         "25.6 M parameters, the classic; BGR with ImageNet mean subtracted (caffe style)",
         f"{KERAS_WEIGHTS}/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        weights_digest="696586274e381dbd",
     ),
 }
 

@@ -68,6 +68,11 @@ def resolve_weights(spec: str, backbone: str, image_size: int) -> WeightsChoice:
             raise imagenet_unavailable(backbone, image_size, "the network is unreachable")
         return WeightsChoice("imagenet", str(path))
     path = Path(spec).expanduser()
+    if path.is_dir():
+        raise DataError(
+            f"--weights {spec} is a folder: give a weights file saved from a {backbone} "
+            "backbone (a .weights.h5 file), or imagenet, or none."
+        )
     if not path.is_file():  # a missing file, as --data's: exit code 1
         raise DataError(
             f"--weights {spec}: no such file. Give imagenet, none, or a weights file saved "
