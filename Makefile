@@ -1,5 +1,5 @@
 # Two commands are the whole set-up on a fresh machine with Python 3:
-#   make demo   installs, then trains on the embedded digits (no network needed)
+#   make demo   installs (from PyPI), then trains on the embedded digits (no network needed)
 #   make test   installs, then runs the test suite
 PYTHON ?= python3
 VENV ?= .venv

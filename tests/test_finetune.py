@@ -383,3 +383,25 @@ def test_finetune_says_when_images_are_enlarged_or_their_channel_repeated():
     smallest = enlargement_note((8, 8), 1, (32, 32), minimum=32)
     assert "a smaller --image-size" not in smallest
     assert "32 is the backbone's smallest --image-size" in smallest
+
+
+@pytest.mark.parametrize(
+    "options, warned",
+    [
+        ({"weights": "none", "unfreeze": "10"}, True),
+        ({"weights": "none", "unfreeze": "0", "head_epochs": 2}, True),
+        ({"weights": "none", "unfreeze": "all", "epochs": 0, "head_epochs": 2}, True),
+        ({"weights": "none", "unfreeze": "all"}, False),
+        ({"weights": "imagenet", "unfreeze": "10"}, False),
+    ],
+)
+def test_random_weights_left_frozen_are_warned_about(options, warned):
+    from imgcls_cli.commands.finetune import random_frozen_layers_warning
+    from imgcls_cli.config import FinetuneConfig
+    from imgcls_cli.options import config_from_options
+
+    config = config_from_options(FinetuneConfig, {"dataset": "digits", **options})
+    warning = random_frozen_layers_warning(config)
+    assert (warning is not None) is warned
+    if warned:
+        assert "Use --unfreeze all" in warning

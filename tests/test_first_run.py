@@ -279,6 +279,33 @@ def help_screens() -> dict[str, str]:
     return screens
 
 
+def test_a_run_given_where_a_command_takes_images_or_arguments_is_pointed_to_model(
+    runner, cli_app, tmp_path, monkeypatch
+):
+    """`export RUN_DIR` takes the run as its argument; evaluate and predict take --model.
+    A run given to them positionally is answered with --model, not Click's "unexpected
+    extra argument", nor predicted as a folder of its PNGs."""
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"")
+    (run / "config.json").write_text('{"command": "train"}')
+    (run / "training.png").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli_app, ["evaluate", "runs/r"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: runs/r is a run, which imgcls evaluate takes as --model: --model runs/r. "
+        "See 'imgcls evaluate --help'."
+    )
+    result = runner.invoke(cli_app, ["predict", "runs/r"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: runs/r is a run, not a folder of images: give it as the model (--model runs/r)."
+    )
+    result = runner.invoke(cli_app, ["evaluate", "elsewhere"])  # not a run: Click's words
+    assert "Got unexpected extra argument(s) (elsewhere)" in result.output
+
+
 def test_help_screens_read_at_80_columns():
     screens = help_screens()
     for name, text in screens.items():

@@ -167,10 +167,35 @@ def run_argument_message(error: Any) -> str | None:
     )
 
 
+def run_given_as_argument_message(error: Any) -> str | None:
+    """'runs/x is a run: give it as --model runs/x' when a command that names its run by
+    --model (evaluate) got a run folder as an extra argument, as `export RUN_DIR` takes
+    it; else None."""
+    import re
+    from pathlib import Path
+
+    from imgcls_cli.rundir import MODEL_FILE, is_export_dir
+
+    ctx = getattr(error, "ctx", None)
+    found = re.match(r"Got unexpected extra argument(?:s|\(s\))? \((.+)\)$", error.format_message())
+    if ctx is None or found is None:
+        return None
+    if not any("--model" in getattr(p, "opts", ()) for p in ctx.command.params):
+        return None
+    first = Path(found[1].split()[0])
+    if not ((first / MODEL_FILE).is_file() or is_export_dir(first)):
+        return None
+    return f"{first} is a run, which {ctx.command_path} takes as --model: --model {first}"
+
+
 def report_usage_error(error: Any) -> None:
     from imgcls_cli.cli import console
 
-    message = run_argument_message(error) or usage_message(error.format_message()).rstrip(".")
+    message = (
+        run_argument_message(error)
+        or run_given_as_argument_message(error)
+        or usage_message(error.format_message()).rstrip(".")
+    )
     ctx = getattr(error, "ctx", None)
     where = f" See '{ctx.command_path} --help'." if ctx is not None else ""
     end = "" if message.endswith(("?", "!")) else "."  # click's "Did you mean 'train'?"

@@ -89,6 +89,9 @@ def run_finetune(
     check_image_size(config.backbone, image_size)
     # Before TensorFlow starts and before any data is read: offline, this fails in seconds.
     weights = resolve_weights(config.weights, config.backbone, image_size)
+    warning = random_frozen_layers_warning(config)
+    if warning:
+        reporter.warning(warning)
     session = open_session(
         config,
         reporter,
@@ -140,6 +143,19 @@ def run_finetune(
         transfer.model,
         history,
         remedy="try more epochs, --augment none, or pretrained --weights",
+    )
+
+
+def random_frozen_layers_warning(config: FinetuneConfig) -> str | None:
+    """With --weights none, layers left frozen keep their random weights and statistics
+    (mean 0, variance 1): they pass almost no signal, and the model stays at chance (a
+    new user's --unfreeze 10 on 3 classes: loss ln 3 in every epoch)."""
+    if config.weights.lower() != "none" or (config.unfreeze == "all" and config.finetune_epochs):
+        return None
+    return (
+        "With --weights none the backbone's frozen layers keep random weights, which pass "
+        "almost no signal: expect chance accuracy. Use --unfreeze all (or pretrained "
+        "--weights), or train a CNN from scratch with `imgcls train`."
     )
 
 
