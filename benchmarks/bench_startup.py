@@ -18,7 +18,7 @@ from pathlib import Path
 from common import print_table, save, summary, time_command
 
 IMGCLS = str(Path(sys.executable).parent / "imgcls")
-# The command line without backend.skip_keras_extras(): TensorFlow imports Keras whole.
+# The command line without backend.claim_process(): TensorFlow imports Keras whole.
 WHOLE_KERAS = "import sys; from imgcls_cli.cli.app import app; sys.argv[0] = 'imgcls'; app()"
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 _debug = False
-_keras_extras_skipped = False
+_own_process = False  # the `imgcls` command's process, not the API in someone else's
 
 # What Keras imports only if it is installed, for features no imgcls command uses: its
 # scikit-learn wrappers, pandas frames in fit(), pyplot galleries. Neither Keras nor
@@ -31,19 +31,25 @@ def debugging() -> bool:
     return _debug
 
 
-def skip_keras_extras() -> None:
-    """Import TensorFlow without KERAS_EXTRAS: for the `imgcls` process, which owns its
-    interpreter. Not for the Python API: a notebook's own Keras keeps everything it has
-    (Keras decides once, at import, whether they exist)."""
-    global _keras_extras_skipped
-    _keras_extras_skipped = True
+def claim_process() -> None:
+    """For the `imgcls` process, which owns its interpreter and its file descriptors:
+    TensorFlow imports without KERAS_EXTRAS, and (without --debug) native output is kept
+    off the terminal (hide_native_output). Not for the Python API: a notebook's own Keras
+    keeps everything it has (Keras decides once, at import, whether they exist), and its
+    descriptors are its own."""
+    global _own_process
+    _own_process = True
+
+
+def owns_process() -> bool:
+    return _own_process
 
 
 @contextlib.contextmanager
 def _keras_extras_hidden() -> Iterator[None]:
     """Within: importing a KERAS_EXTRAS module not yet imported raises ImportError, as if
     it were not installed (a None in sys.modules); after: they import as usual."""
-    skipped = KERAS_EXTRAS if _keras_extras_skipped else ()
+    skipped = KERAS_EXTRAS if _own_process else ()
     hidden = [name for name in skipped if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]

@@ -47,7 +47,7 @@ def main_options(
 ) -> None:
     """Image classification with TensorFlow and Keras."""
     backend.set_debug(debug)
-    if not debug and _own_process:
+    if not debug and backend.owns_process():
         backend.hide_native_output()
 
 
@@ -70,11 +70,6 @@ for function, name, summary in COMMANDS:
     app.command(name, short_help=summary, cls=ImgclsCommand)(function)
 
 
-_own_process = False  # run as the `imgcls` command, not called in-process (tests, API)
-
-
 def main() -> None:
-    global _own_process
-    _own_process = True
-    backend.skip_keras_extras()  # this process is imgcls' own: a faster TensorFlow start
+    backend.claim_process()  # this process is imgcls' own (not tests' or a notebook's)
     app()

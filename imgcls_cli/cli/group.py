@@ -174,7 +174,7 @@ def run_given_as_argument_message(error: Any) -> str | None:
     import re
     from pathlib import Path
 
-    from imgcls_cli.rundir import MODEL_FILE, is_export_dir
+    from imgcls_cli.rundir import holds_model
 
     ctx = getattr(error, "ctx", None)
     found = re.match(r"Got unexpected extra argument(?:s|\(s\))? \((.+)\)$", error.format_message())
@@ -183,7 +183,7 @@ def run_given_as_argument_message(error: Any) -> str | None:
     if not any("--model" in getattr(p, "opts", ()) for p in ctx.command.params):
         return None
     first = Path(found[1].split()[0])
-    if not ((first / MODEL_FILE).is_file() or is_export_dir(first)):
+    if not holds_model(first):
         return None
     return f"{first} is a run, which {ctx.command_path} takes as --model: --model {first}"
 

@@ -18,7 +18,7 @@ from imgcls_cli.config import PredictConfig
 from imgcls_cli.data.folder import array_model_input, check_file, model_input, model_inputs
 from imgcls_cli.data.images import is_image_file, printable, unreadable_reason
 from imgcls_cli.errors import UsageError
-from imgcls_cli.rundir import MODEL_FILE, is_export_dir
+from imgcls_cli.rundir import holds_model
 from imgcls_cli.rundir.load import LoadedRun
 from imgcls_cli.rundir.record import RunRecord
 
@@ -180,7 +180,7 @@ def expand_one(name: str) -> list[Input]:
     from imgcls_cli.data.folder import list_images
 
     path = Path(name)
-    if path.is_dir() and ((path / MODEL_FILE).is_file() or is_export_dir(path)):
+    if path.is_dir() and holds_model(path):
         # A run given where images go (as `export RUN_DIR` takes it): not its PNGs.
         raise UsageError(
             f"{name} is a run, not a folder of images: give it as the model (--model {name})."

@@ -31,9 +31,9 @@ def shape_key(shape: tuple[int, ...]) -> str:
     return "x".join(str(size) for size in shape)
 
 
-def array_counts(shapes: list[tuple[int, ...]]) -> dict[str, int]:
+def array_counts(shapes: list[tuple[int, ...]]) -> Counter[str]:
     """How many arrays of each shape."""
-    return dict(Counter(shape_key(tuple(shape)) for shape in shapes))
+    return Counter(shape_key(tuple(shape)) for shape in shapes)
 
 
 @functools.cache
@@ -99,13 +99,13 @@ def check_weights_file(path: Path, backbone: str) -> None:
             f"Weights file {path}: Keras reads weights from {', '.join(WEIGHTS_SUFFIXES)} "
             f"files; {advice}."
         )
-    held = Counter(array_counts(stored_shapes(path)))
+    held = array_counts(stored_shapes(path))
     known = backbone_arrays()
     needed = Counter(known.get(backbone, {}))  # every registered backbone has its counts
     missing = sum((needed - held).values())
     if not missing:
         return
-    owner = next((name for name, counts in known.items() if Counter(counts) == held), None)
+    owner = next((name for name, counts in known.items() if counts == held), None)
     if owner is not None:
         raise DataError(
             f"Weights file {path} holds the weights of the {owner} backbone, not of "

@@ -172,6 +172,11 @@ def is_export_dir(path: Path) -> bool:
     return isinstance(config_document_named(path, EXPORT_FILE).get("artifact"), str)
 
 
+def holds_model(path: Path) -> bool:
+    """Whether path is a finished run directory (with its model.keras) or an export."""
+    return (path / MODEL_FILE).is_file() or is_export_dir(path)
+
+
 def iter_exports(run_dir: Path) -> Iterator[Path]:
     """The export folders of a run, by name."""
     root = Path(run_dir) / EXPORT_DIR

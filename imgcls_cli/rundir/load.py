@@ -100,7 +100,7 @@ def run_dir_of(model: Path) -> Path:
             f"--model {model} does not exist; give a run directory (such as "
             f"runs/train-digits-convnet), its {rundir.MODEL_FILE}, or an export folder."
         )
-    if (model / rundir.MODEL_FILE).is_file() or rundir.is_export_dir(model):
+    if rundir.holds_model(model):
         return model
     if model.is_file() and model.suffix == ".keras":
         return model.parent
@@ -132,7 +132,7 @@ def require_run_dir(path: Path) -> Path:
         )
     if path.is_file():
         path = run_dir_of(path)
-    if not (path / rundir.MODEL_FILE).is_file() and not rundir.is_export_dir(path):
+    if not rundir.holds_model(path):
         raise RunDirError(
             f"{path} has no {rundir.MODEL_FILE}: give a run directory written by `imgcls train` "
             "or `imgcls finetune` (a run still in progress has no model yet)."
