@@ -237,7 +237,11 @@ def prepare_run(
     if resume is not None:
         if output is not None or config_file is not None:
             raise UsageError("--resume continues RUN_DIR itself; drop --output and --config.")
-        return resumed_config(command, Path(resume), options), Path(resume), True
+        from imgcls_cli.engine.devices import check_cluster_described
+
+        config = resumed_config(command, Path(resume), options)
+        check_cluster_described(config.strategy.value)
+        return config, Path(resume), True
     cls = RUN_CONFIGS[command]
     if config_file is not None:
         saved = rundir.read_options_file(Path(config_file), command)
@@ -266,21 +270,31 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
             "(only --epochs, --strategy and --save-every may change)."
         )
     saved = rundir.read_run_options(run_dir, command)
-    if "epochs" in changes:
-        # config.json would claim fewer epochs than metrics.json and the model have.
-        done = rundir.epochs_trained(run_dir, TRAINING_COMMANDS[command].epochs_phase)
-        if changes["epochs"] < done:
-            raise UsageError(
-                f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
-            )
+    done = rundir.epochs_trained(run_dir, TRAINING_COMMANDS[command].epochs_phase)
+    # config.json would claim fewer epochs than metrics.json and the model have.
+    if changes.get("epochs", done) < done:
+        raise UsageError(
+            f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
+        )
+    # A finished run resumed as it is would only redo its ending, scoring and saving over
+    # its own files (on data that may have changed since).
+    if rundir.is_finished(run_dir) and changes.get("epochs", done) == done:
+        raise UsageError(
+            f"{run_dir} has finished ({done} epoch(s) trained): nothing to resume. To train "
+            f"it longer, add --epochs N with N above {done}."
+        )
     cls = RUN_CONFIGS[command]
     return config_from_options(cls, {**options_of(cls.from_dict(saved)), **changes})
 
 
 def check_names(config: RunConfig) -> None:
-    """Model and dataset names (refused with the closest valid one) and a --data folder
-    that is missing or holds no class folders, before any work or TensorFlow."""
+    """Model and dataset names (refused with the closest valid one), a --data folder
+    that is missing or holds no class folders, and a cluster for --strategy
+    multi-worker, before any work or TensorFlow."""
+    from imgcls_cli.engine.devices import check_cluster_described
+
     TRAINING_COMMANDS[config.command].check_model(config)
+    check_cluster_described(config.strategy.value)
 
     hugging_face = is_hub_dataset(config.data.dataset)
     if config.data.data is not None or hugging_face:
@@ -613,7 +627,7 @@ def serve(
             "runs/train-digits-convnet), its model.keras, or an export folder."
         )
     given = Path(model) if model else None
-    run_dir, picked = find_run_dir(given)  # before TensorFlow
+    run_dir, picked = find_run_dir(given, given_as="the run: imgcls serve RUN_DIR")  # before TF
     key = api_key if api_key is not None else os.environ.get("IMGCLS_API_KEY") or None
     reporter = api_reporter(reporter)
     if picked:
@@ -649,7 +663,7 @@ def augment_preview(
     """Draw the augmentation (`imgcls augment-preview`) as a PNG grid of images and their
     augmented versions: `files`, or samples of --dataset/--data (options: dataset, data,
     data_dir, image_size and the augmentation options of train). Returns the PNG's path."""
-    from imgcls_cli.commands.augment_preview import run_augment_preview
+    from imgcls_cli.commands.augment_preview import check_files, run_augment_preview
     from imgcls_cli.config import AugmentConfig, DataConfig, from_dict
     from imgcls_cli.options import split_augment_options, with_default_source
 
@@ -659,6 +673,7 @@ def augment_preview(
         raise UsageError("Give image files or --dataset/--data, not both.")
     if files:
         source: Any = [Path(f) for f in files]
+        check_files(source)  # before TensorFlow
     else:
         source = from_dict(DataConfig, with_default_source(options), where="data options")
         if source.dataset is not None:

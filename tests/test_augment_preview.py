@@ -172,13 +172,26 @@ def test_unknown_preset_lists_the_valid_ones(runner, cli_app):
     assert "heavy" in result.output and "standard" in result.output
 
 
-def test_unreadable_image_and_unwritable_output_fail_cleanly(runner, cli_app, tmp_path, two_images):
+def test_unreadable_image_and_unwritable_output_fail_cleanly(
+    runner, cli_app, tmp_path, two_images, monkeypatch
+):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
     output = tmp_path / "out.png"
     result = preview(runner, cli_app, str(two_images[0]), str(broken), "--output", str(output))
-    assert result.exit_code == 1 and "Cannot read image" in result.output
-    assert str(broken) in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == (
+        f"Error: Cannot read image {broken}: not an image (format not recognised); give PNG, "
+        "JPEG, BMP, GIF or WebP files."
+    )
+    # Refused by the header check before TensorFlow, with the reason predict gives.
+    from imgcls_cli.data import images
+
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 10)
+    result = preview(runner, cli_app, str(two_images[0]), "--output", str(output))
+    assert result.exit_code == 1 and "above imgcls' limit" in result.output
+    assert "give PNG" not in result.output and not output.exists()
+    monkeypatch.undo()
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     result = preview(runner, cli_app, str(two_images[0]), "--output", str(blocker / "grid.png"))

@@ -153,6 +153,10 @@ REFUSALS = [
     (["export", "fakeexport", "--format", "onnx"], 2),
     (["serve", "notarun"], 1),
     (["serve", "fakerun", "--port", "-1"], 2),
+    (["serve"], 1),  # no run given and none under runs/
+    (["augment-preview", "picture.png"], 1),  # not an image
+    (["train", "--strategy", "multi-worker"], 2),  # no TF_CONFIG, no Slurm step
+    (["train", "--dataset", "imagenet2012", "--data-dir", "notarun"], 1),  # archives by hand
 ]
 
 
@@ -167,9 +171,11 @@ def test_every_command_refuses_in_one_line_as_fast_as_help(fake_places):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
         assert "Traceback" not in result.stderr and result.stdout == ""
-        if seconds > 3 * help_time:
-            slow.append((args, round(seconds, 2)))
-    assert not slow, f"--help takes {help_time:.2f} s; these refusals took longer: {slow}"
+        if seconds > 3 * help_time:  # or the machine slowed since: --help again, beside it
+            help_now = min(imgcls("--help")[1] for _ in range(3))
+            if seconds > 3 * help_now:
+                slow.append((args, round(seconds, 2), round(help_now, 2)))
+    assert not slow, f"--help took {help_time:.2f} s; these refusals took 3x longer: {slow}"
     assert sorted(os.listdir(fake_places)) == [
         "fakeexport",
         "fakerun",
@@ -402,6 +408,17 @@ def test_the_catalog_agrees_with_tfds_own_features(name, expected, tmp_path):
     assert (name in image_classification_names()) is expected
 
 
+def test_the_catalog_marks_the_datasets_tfds_cannot_download():
+    """Each image-classification dataset's `manual` mark is what its TFDS class says
+    (imports tensorflow_datasets, not TensorFlow: about a second)."""
+    from imgcls_cli.data.tfds_catalog import catalog, needs_manual_download
+
+    known = catalog()
+    marked = {name for name in known.image_classification if needs_manual_download(name)}
+    assert known.manual & known.image_classification == marked
+    assert {"imagenet2012", "resisc45"} <= marked and "mnist" not in marked
+
+
 def test_a_refused_run_leaves_no_runs_folder(runner, cli_app, tmp_path, monkeypatch, no_network):
     """Offline without cached ImageNet weights, finetune refuses before it claims a run
     directory: no empty runs/ is left behind."""
@@ -425,6 +442,7 @@ def test_an_offline_tfds_dataset_is_refused_before_tensorflow(
     is left to TFDS, without a network probe."""
     from imgcls_cli import backend
     from imgcls_cli.data import tfds_source
+    from imgcls_cli.errors import DataError
 
     def no_tensorflow():
         raise AssertionError("TensorFlow was imported")
@@ -457,7 +475,19 @@ def test_an_offline_tfds_dataset_is_refused_before_tensorflow(
     tfds_source.check_download_possible("mnist", str(empty))
     monkeypatch.setenv("TFDS_DATA_DIR", str(empty))  # where TFDS looks without --data-dir
     tfds_source.check_download_possible("mnist", None)
+    # A dataset TFDS cannot download: where its archives go, whatever the network, and
+    # before TensorFlow (the catalog knows which datasets these are).
+    for manual_dir, where in ((None, empty / "downloads" / "manual"), ("m", Path("m"))):
+        with pytest.raises(DataError) as refused:
+            tfds_source.check_download_possible("imagenet2012", str(empty), manual_dir)
+        assert str(refused.value) == (
+            f"Dataset 'imagenet2012' cannot be downloaded automatically: place its archives "
+            f"in {where} (or pass --manual-dir DIR); its page says which: "
+            "https://www.tensorflow.org/datasets/catalog/imagenet2012"
+        )
     # Archives placed by hand need no network either (TFDS prepares them offline).
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "ILSVRC2012_img_val.tar").write_text("archive")
     tfds_source.check_download_possible("imagenet2012", str(empty), str(tmp_path / "m"))
     (empty / "downloads" / "manual").mkdir(parents=True)
     (empty / "downloads" / "manual" / "ILSVRC2012_img_train.tar").write_text("archive")

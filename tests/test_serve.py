@@ -390,6 +390,11 @@ def test_the_page_in_a_real_browser(server, shapes_run, tmp_path):
 def test_refusals_come_before_the_model_loads(runner, cli_app, shapes_run, tmp_path, monkeypatch):
     result = runner.invoke(cli_app, ["serve", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "does not exist" in result.output
+    # No run given and none under runs/: the hint names how serve takes one (no --model).
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli_app, ["serve"])
+    assert result.exit_code == 1 and "pass the run: imgcls serve RUN_DIR" in result.output
+    assert "--model" not in result.output
     result = runner.invoke(cli_app, ["serve", str(shapes_run), "--port", "70000"])
     assert result.exit_code == 2 and "--port" in result.output
     result = runner.invoke(cli_app, ["serve", str(shapes_run), "--name", "a/b"])

@@ -311,3 +311,73 @@ def test_batch_normalized_models_predict_at_inference_after_few_steps(tmp_path, 
     )  # 36 training images: 9 steps an epoch, 36 in all
     assert run.history[-1]["accuracy"] >= 0.9
     assert run.metrics["val"]["accuracy"] >= 0.9
+
+
+def test_a_stop_in_the_ending_resumes_and_a_finished_run_is_not_redone(
+    runner, cli_app, tmp_path, monkeypatch
+):
+    """SIGTERM while the run scores and saves itself (after its last checkpoint) says how
+    to resume, and --resume finishes it. A finished run resumed as it is is refused with
+    nothing rewritten; --epochs above it trains on and records the new count. A run whose
+    folder changed since it started is refused rather than resumed on redrawn splits."""
+    import os
+    import signal
+
+    from imgcls_cli.engine import training
+
+    data = make_class_folder(tmp_path / "shapes", per_class=10, size=8)
+    options = ["--data", str(data), "--arch", "simplecnn", "--epochs", "2", "-q"]
+    real_final_metrics = training.final_metrics
+
+    def stopped_in_the_ending(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_final_metrics(*args, **kwargs)
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "final_metrics", stopped_in_the_ending)
+        result = train(runner, cli_app, *options, "--output", str(run_dir))
+    assert result.exit_code == 143, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: Interrupted after epoch 2; checkpoint saved. Resume with: imgcls train "
+        f"--resume {run_dir}"
+    )
+    assert not (run_dir / rundir.MODEL_FILE).exists()
+    assert not (run_dir / rundir.METRICS_FILE).exists()
+    # Ended by the default handler again: the guard is gone after the ending.
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+    result = runner.invoke(cli_app, ["train", "--resume", str(run_dir), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / rundir.METRICS_FILE).exists()
+
+    written = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.is_file()}
+    result = runner.invoke(cli_app, ["train", "--resume", str(run_dir)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"Error: {run_dir} has finished (2 epoch(s) trained): nothing to resume. To train "
+        "it longer, add --epochs N with N above 2."
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.is_file()} == written
+
+    result = runner.invoke(cli_app, ["train", "--resume", str(run_dir), "--epochs", "3", "-q"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run_dir / rundir.CONFIG_FILE).read_text())
+    assert (record["options"]["epochs"], record["resolved"]["epochs"]) == (3, 3)
+    assert len((run_dir / rundir.HISTORY_FILE).read_text().splitlines()) == 1 + 3
+
+    # Stopped again in its ending; then the folder gains images before the resume.
+    other = tmp_path / "other"
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "final_metrics", stopped_in_the_ending)
+        result = train(runner, cli_app, *options, "--output", str(other))
+    assert result.exit_code == 143, result.output
+    before = (other / rundir.CONFIG_FILE).read_text()
+    make_class_folder(data, classes=("triangle",), per_class=10, size=8)
+    result = runner.invoke(cli_app, ["train", "--resume", str(other)])
+    assert result.exit_code == 2, result.output
+    assert f"The data of {other} changed since the run started (train/val/test images " in (
+        result.output
+    )
+    assert "Put the data back as it was to resume, or start a new run." in result.output
+    assert (other / rundir.CONFIG_FILE).read_text() == before

@@ -195,6 +195,29 @@ def load_from_source(
     )
 
 
+def unreadable_file_error(path: Path, error: Exception) -> DataError:
+    """One line for an image file given to augment-preview that cannot be read."""
+    from imgcls_cli.data.images import unreadable_reason
+
+    if isinstance(error, FileNotFoundError) and not path.is_symlink():
+        return DataError(f"Image file {path} does not exist.")
+    reason = unreadable_reason(path, error)
+    hint = "; give PNG, JPEG, BMP, GIF or WebP files" if reason.startswith("not an image") else ""
+    return DataError(f"Cannot read image {path}: {reason}{hint}.")
+
+
+def check_files(paths: list[Path]) -> None:
+    """The image files' headers, before TensorFlow starts: a missing file, one that is not
+    an image or one too large is refused at once (the check predict makes)."""
+    from imgcls_cli.data.images import check_image
+
+    for path in paths:
+        try:
+            check_image(path)
+        except Exception as error:  # PIL raises many types for bad files
+            raise unreadable_file_error(path, error) from None
+
+
 def load_from_files(paths: list[Path], image_size: int | None) -> PreviewImages:
     """Image files given on the command line; each is captioned with its file name."""
     from imgcls_cli.data.images import load_image
@@ -204,13 +227,8 @@ def load_from_files(paths: list[Path], image_size: int | None) -> PreviewImages:
     for path in paths:
         try:
             arrays.append(load_image(path))
-        except FileNotFoundError:
-            raise DataError(f"Image file {path} does not exist.") from None
         except Exception as error:  # PIL raises many types for bad files
-            raise DataError(
-                f"Cannot read image {path} ({type(error).__name__}: {error}); "
-                "give PNG, JPEG, BMP, GIF or WebP files."
-            ) from None
+            raise unreadable_file_error(path, error) from None
     channels = 1 if all(array.shape[-1] == 1 for array in arrays) else 3
     sizes = {array.shape[:2] for array in arrays}
     native = next(iter(sizes)) if len(sizes) == 1 else None

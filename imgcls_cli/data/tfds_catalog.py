@@ -22,10 +22,15 @@ CATALOG = Path(__file__).with_name("tfds_catalog.txt")
 IMAGE_CLASSIFICATION, OTHER, UNDESCRIBED = "image-classification", "other", "undescribed"
 
 
+MANUAL = "manual"  # a line's third word: the builder's archives must be placed by hand
+
+
 @dataclasses.dataclass(frozen=True)
 class Catalog:
     tfds_version: str
     kinds: dict[str, str]  # builder name → IMAGE_CLASSIFICATION, OTHER or UNDESCRIBED
+    # builders TFDS cannot download (MANUAL_DOWNLOAD_INSTRUCTIONS: imagenet2012, …)
+    manual: frozenset[str] = frozenset()
 
     @property
     def image_classification(self) -> frozenset[str]:
@@ -44,14 +49,16 @@ class Catalog:
 
 @functools.cache
 def catalog() -> Catalog:
-    version, kinds = "", {}
+    version, kinds, manual = "", {}, set()
     for line in CATALOG.read_text(encoding="utf-8").splitlines():
         if line.startswith("# tfds "):
             version = line.split()[2]
         elif line.strip() and not line.startswith("#"):
-            name, kind = line.split()
+            name, kind, *flags = line.split()
             kinds[name] = kind
-    return Catalog(version, kinds)
+            if MANUAL in flags:
+                manual.add(name)
+    return Catalog(version, kinds, frozenset(manual))
 
 
 def image_classification_names() -> frozenset[str]:
@@ -85,8 +92,17 @@ def is_image_classification(info: Any) -> bool:
     return classification_keys(info.features, info.supervised_keys) is not None
 
 
+def needs_manual_download(name: str) -> bool:
+    """Whether TFDS says the builder's archives must be placed by hand (read from its
+    class: nothing is constructed)."""
+    import tensorflow_datasets as tfds
+
+    return bool(getattr(tfds.builder_cls(name), "MANUAL_DOWNLOAD_INSTRUCTIONS", None))
+
+
 def generate() -> dict[str, str]:
-    """Every TFDS builder's default config, read from its DatasetInfo (nothing loaded)."""
+    """Every TFDS builder's default config, read from its DatasetInfo (nothing loaded),
+    and `manual` after the kind of those that must be downloaded by hand."""
     import tempfile
 
     import tensorflow_datasets as tfds
@@ -103,7 +119,10 @@ def generate() -> dict[str, str]:
                 kinds[name] = UNDESCRIBED
                 continue
             kinds[name] = IMAGE_CLASSIFICATION if is_image_classification(info) else OTHER
-    return kinds
+    return {
+        name: f"{kind} {MANUAL}" if needs_manual_download(name) else kind
+        for name, kind in kinds.items()
+    }
 
 
 def main() -> None:
@@ -114,12 +133,13 @@ def main() -> None:
         f"# tfds {tfds.__version__}\n"
         "# Every TFDS builder and what its DatasetInfo's features are: image-classification\n"
         "# (an Image and a ClassLabel, as imgcls reads them: classification_keys), other, or\n"
-        "# undescribed (the builder could not describe itself without its files). Made by:\n"
+        "# undescribed (the builder could not describe itself without its files); `manual`\n"
+        "# after it: TFDS cannot download its archives, a user places them. Made by:\n"
         "#   python -m imgcls_cli.data.tfds_catalog\n"
     )
     lines = [f"{name} {kind}" for name, kind in kinds.items()]
     CATALOG.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
-    chosen = sum(kind == IMAGE_CLASSIFICATION for kind in kinds.values())
+    chosen = sum(kind.split()[0] == IMAGE_CLASSIFICATION for kind in kinds.values())
     print(f"{len(kinds)} TFDS builders, {chosen} for image classification: {CATALOG}")
 
 

@@ -64,18 +64,35 @@ def check_download_possible(name: str, data_dir: str | None, manual_dir: str | N
     be downloaded, so with the network unreachable, refuse at once (TFDS would find out
     only after TensorFlow's start). A folder that is there, or archives placed by hand
     (--manual-dir, or the default manual folder holding files), are left to TFDS."""
+    from imgcls_cli.data.tfds_catalog import catalog
+
     base = DATASET_NAME.fullmatch(name)
     data_dir = data_dir or default_data_dir()
-    default_manual = Path(data_dir) / "downloads" / "manual"
+    manual = Path(manual_dir or Path(data_dir) / "downloads" / "manual")
     if (
         base is None
         or (Path(data_dir) / base.group("name")).is_dir()
-        or manual_dir
-        or (default_manual.is_dir() and any(default_manual.iterdir()))
+        or (manual.is_dir() and any(manual.iterdir()))
     ):
         return
+    if base.group("name") in catalog().manual:  # no network would help
+        raise DataError(manual_download_message(base.group("name"), manual))
     if not network_available():
         raise DataError(offline_message(base.group("name"), data_dir))
+
+
+def manual_download_message(name: str, manual_dir: Path, instructions: str | None = None) -> str:
+    """A dataset whose archives TFDS cannot download: where to place them, and which
+    (its instructions, or, before TFDS is imported, its catalog page)."""
+    which = (
+        f"as its instructions say: {' '.join(instructions.split())}"
+        if instructions
+        else f"its page says which: https://www.tensorflow.org/datasets/catalog/{name}"
+    )
+    return (
+        f"Dataset '{name}' cannot be downloaded automatically: place its archives in "
+        f"{manual_dir} (or pass --manual-dir DIR); {which}"
+    )
 
 
 def check_dataset_name(name: str) -> None:
@@ -166,11 +183,7 @@ def ensure_prepared(builder: Any, config: DataConfig, reporter: Reporter) -> Non
     manual_instructions = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
     manual_dir = Path(config.manual_dir or Path(data_dir) / "downloads" / "manual")
     if manual_instructions and not (manual_dir.is_dir() and any(manual_dir.iterdir())):
-        raise DataError(
-            f"Dataset '{builder.name}' cannot be downloaded automatically: place its archives "
-            f"in {manual_dir} (or pass --manual-dir DIR), as its instructions say: "
-            f"{' '.join(manual_instructions.split())}"
-        )
+        raise DataError(manual_download_message(builder.name, manual_dir, manual_instructions))
     if not network_available():
         raise DataError(offline_message(builder.name, data_dir))
     reporter.info(f"Downloading and preparing '{builder.name}' into {data_dir} (first use only)…")

@@ -209,19 +209,25 @@ def create_strategy(name: str = "auto") -> Any:
 SLURM_PORT_ENV = "IMGCLS_SLURM_PORT"  # first port of a node's tasks (default 8888)
 
 
+def check_cluster_described(strategy: str) -> None:
+    """--strategy multi-worker needs a cluster to join: refused before TensorFlow starts
+    when neither TF_CONFIG nor a Slurm step of several tasks describes one."""
+    if strategy == "multi-worker" and not (os.environ.get("TF_CONFIG") or in_slurm_step()):
+        raise UsageError(
+            "--strategy multi-worker needs the TF_CONFIG environment variable on every "
+            "worker (cluster addresses and this worker's task), or a Slurm step (srun) with "
+            "several tasks; see the README."
+        )
+
+
 def multi_worker_strategy() -> Any:
     """MultiWorkerMirroredStrategy from TF_CONFIG when it is set (Kubernetes, a script),
     else from Slurm's variables under srun (SlurmClusterResolver)."""
+    check_cluster_described("multi-worker")
     tf = import_tensorflow()
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if in_slurm_step():
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_resolver())
-    raise UsageError(
-        "--strategy multi-worker needs the TF_CONFIG environment variable on every worker "
-        "(cluster addresses and this worker's task), or a Slurm step (srun) with several "
-        "tasks; see the README."
-    )
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_resolver())
 
 
 def slurm_resolver() -> Any:

@@ -161,18 +161,19 @@ class RunRecorder:
     ) -> TrainResult:
         """Final metrics (with the inference check), the logs, model.keras then
         metrics.json, and the finished directory."""
-        from imgcls_cli.engine.training import final_metrics
+        from imgcls_cli.engine.training import ending_interrupts, final_metrics
 
         session = self.session
         data, reporter = session.data, session.reporter
-        metrics, test_confusion = final_metrics(
-            evaluator, data, history, reporter, session.config.patience, remedy=remedy
-        )
-        finish_log(self.log, self.work_dir, test_confusion, data.source.class_names, history)
-        data.report_unreadable(reporter)
-        # What training left out, kept with the run (a notebook may not show warnings).
-        skipped = [*data.source.skipped, *data.unreadable.items()]
-        metrics["skipped_images"] = [{"path": str(p), "reason": r} for p, r in skipped]
-        rundir.save_result(self.work_dir, model, metrics)
-        final_dir = rundir.close_run(self.run_dir, self.work_dir)
+        with ending_interrupts(len(history)):  # the last epoch's checkpoint is saved
+            metrics, test_confusion = final_metrics(
+                evaluator, data, history, reporter, session.config.patience, remedy=remedy
+            )
+            finish_log(self.log, self.work_dir, test_confusion, data.source.class_names, history)
+            data.report_unreadable(reporter)
+            # What training left out, kept with the run (a notebook may not show warnings).
+            skipped = [*data.source.skipped, *data.unreadable.items()]
+            metrics["skipped_images"] = [{"path": str(p), "reason": r} for p, r in skipped]
+            rundir.save_result(self.work_dir, model, metrics)
+        final_dir = rundir.close_run(self.run_dir, self.work_dir)  # the run is whole now
         return TrainResult(final_dir, history, metrics, model, is_chief=self.is_chief)

@@ -295,10 +295,17 @@ class TrainingInterrupted(KeyboardInterrupt):
     KeyboardInterrupt, so a notebook's interrupt stops a training as it stops any cell
     (and `except KeyboardInterrupt` catches it); resume with api.train(resume=RUN_DIR)."""
 
-    def __init__(self, signal_number: int, epoch: int, step: int, checkpoints: Any = None):
+    def __init__(
+        self,
+        signal_number: int,
+        epoch: int,
+        step: int,
+        checkpoints: Any = None,
+        saved: bool = False,
+    ):
         super().__init__(f"interrupted by signal {signal_number} at epoch {epoch}, step {step}")
         self.signal_number, self.epoch, self.step = signal_number, epoch, step
-        self.saved = checkpoints is not None
+        self.saved = saved or checkpoints is not None
 
     @property
     def exit_code(self) -> int:
@@ -335,6 +342,30 @@ class StopRequests:
         if self.signal_number is not None:  # a second Ctrl-C: stop at once
             raise KeyboardInterrupt
         self.signal_number = number
+
+
+@contextlib.contextmanager
+def ending_interrupts(epochs_done: int) -> Iterator[None]:
+    """The run's ending (final scores, model.keras, metrics.json) after its last
+    checkpoint: SIGINT or SIGTERM stop it at once as an interruption after the last epoch,
+    which --resume finishes (it restores that checkpoint and redoes only the ending).
+    Without this, Ctrl-C there said only "Interrupted." and SIGTERM ended the process
+    silently, while the run could be resumed. The ending's files are written atomically,
+    so an interrupted one leaves none half-written."""
+    import threading
+
+    def stop(number: int, frame: Any) -> None:
+        raise TrainingInterrupted(number, epochs_done + 1, 0, saved=True)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class Checkpoints:

@@ -172,6 +172,12 @@ def is_export_dir(path: Path) -> bool:
     return isinstance(config_document_named(path, EXPORT_FILE).get("artifact"), str)
 
 
+def is_finished(run_dir: Path) -> bool:
+    """Whether a run directory's training ended: its model, then its metrics, are written
+    (a run stopped before or during its ending has no metrics.json)."""
+    return (Path(run_dir) / MODEL_FILE).is_file() and (Path(run_dir) / METRICS_FILE).is_file()
+
+
 def holds_model(path: Path) -> bool:
     """Whether path is a finished run directory (with its model.keras) or an export."""
     return (path / MODEL_FILE).is_file() or is_export_dir(path)
@@ -279,10 +285,12 @@ def begin_run(
     labels.json before training starts (so a run in progress says what it is), or on
     resume records the options that changed; other workers, whose work_dir is scratch,
     write nothing here."""
+    if resume:
+        check_same_data(run_dir, resolved)
     if work_dir != run_dir:
         return read_history(run_dir) if resume else []
     if resume:
-        update_options(run_dir, config.to_dict())
+        update_options(run_dir, config.to_dict(), resolved)
         return read_history(run_dir)
     record = RunRecord(config.command, config.to_dict(), resolved, versions)
     write_run_config(run_dir, record.to_dict())
@@ -395,11 +403,44 @@ def recorded_learning_rate(run_dir: Path) -> float:
     return float(rate)
 
 
-def update_options(run_dir: Path, options: dict[str, Any]) -> None:
-    """Record options changed on --resume (more epochs, another strategy) in config.json."""
+def check_same_data(run_dir: Path, resolved: Resolved) -> None:
+    """A resumed run must find the images it started on: a folder or label file whose
+    file lists (the fingerprints recorded per split) changed would redraw the splits, so
+    the resumed epochs would train on images validated or tested before. Refused, with
+    the counts; runs recorded without fingerprints (TFDS, older runs) are not checked."""
+    then, now = read_run_record(run_dir).resolved, resolved
+    if not then.source.fingerprints or then.source.fingerprints == now.source.fingerprints:
+        return
+    splits = [name for name in ("train", "val", "test") if name in (then.split_sizes or {})]
+
+    def counts(sizes: dict[str, int] | None) -> str:
+        return "/".join(str((sizes or {}).get(name, 0)) for name in splits)
+
+    changed = (
+        f"{'/'.join(splits)} images {counts(then.split_sizes)} then, {counts(now.split_sizes)} now"
+        if then.split_sizes != now.split_sizes
+        else "files edited or renamed"
+    )
+    raise UsageError(
+        f"The data of {run_dir} changed since the run started ({changed}): resumed, it "
+        "would train on images it validated or tested before. Put the data back as it was "
+        "to resume, or start a new run."
+    )
+
+
+# What a --resume may settle anew (--epochs, --strategy); the rest stays as first recorded
+# (the data as the run started on it, --lr auto's sweep).
+RESUMED_FIELDS = ("epochs", "phases", "strategy", "replicas", "global_batch_size")
+
+
+def update_options(run_dir: Path, options: dict[str, Any], resolved: Resolved) -> None:
+    """Record in config.json the options of a --resume (more epochs, another strategy)
+    and what they resolved to."""
     path = Path(run_dir) / CONFIG_FILE
     document = read_json(path, "the run's options")
-    write_json_atomic(path, {**document, "options": options})
+    settled = {k: v for k, v in resolved.to_dict().items() if k in RESUMED_FIELDS}
+    recorded = document.get("resolved") if isinstance(document.get("resolved"), dict) else {}
+    write_json_atomic(path, {**document, "options": options, "resolved": {**recorded, **settled}})
 
 
 def save_result(run_dir: Path, model: Any, metrics: dict[str, Any]) -> None:

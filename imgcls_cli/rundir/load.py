@@ -22,7 +22,7 @@ from imgcls_cli.errors import RunDirError, UsageError
 from imgcls_cli.rundir.files import read_json
 from imgcls_cli.rundir.record import ExportRecord, RunRecord
 
-TRAIN_HINT = "train one with `imgcls train --dataset digits`, or pass --model RUN_DIR"
+TRAIN_HINT = "train one with `imgcls train --dataset digits`, or pass {given_as}"
 
 
 @dataclasses.dataclass
@@ -74,8 +74,11 @@ def predict_probabilities(model: Any, images: Any, tta: bool) -> Any:
     return probabilities
 
 
-def find_run_dir(model: Path | None, runs_root: Path = rundir.RUNS_ROOT) -> tuple[Path, bool]:
-    """The run directory to use and whether it was picked automatically.
+def find_run_dir(
+    model: Path | None, runs_root: Path = rundir.RUNS_ROOT, given_as: str = "--model RUN_DIR"
+) -> tuple[Path, bool]:
+    """The run directory to use and whether it was picked automatically. `given_as`: how
+    the command takes a run, for the hint when there is none (serve: `imgcls serve RUN_DIR`).
 
     --model takes a run directory or its model.keras, or an export folder (`imgcls
     export`) or the artifact in it; without it, the run whose model was
@@ -89,7 +92,8 @@ def find_run_dir(model: Path | None, runs_root: Path = rundir.RUNS_ROOT) -> tupl
     )  # runs/<name>, runs/<task>/<name>
     candidates = [path for p in patterns for path in runs_root.glob(p) if path.is_file()]
     if not candidates:
-        raise RunDirError(f"No trained model found under {runs_root}/: {TRAIN_HINT}.")
+        hint = TRAIN_HINT.format(given_as=given_as)
+        raise RunDirError(f"No trained model found under {runs_root}/: {hint}.")
     latest = max(candidates, key=lambda path: path.stat().st_mtime)
     return latest.parent, True
 
