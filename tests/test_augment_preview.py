@@ -182,7 +182,7 @@ def test_unreadable_image_and_unwritable_output_fail_cleanly(
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == (
         f"Error: Cannot read image {broken}: not an image (format not recognised); give PNG, "
-        "JPEG, BMP, GIF or WebP files."
+        "JPEG, BMP, GIF, WebP or TIFF files."
     )
     # Refused by the header check before TensorFlow, with the reason predict gives.
     from imgcls_cli.data import images

@@ -154,6 +154,7 @@ REFUSALS = [
     (["serve", "notarun"], 1),
     (["serve", "fakerun", "--port", "-1"], 2),
     (["serve"], 1),  # no run given and none under runs/
+    (["train", "--resume", "missing-run"], 1),
     (["augment-preview", "picture.png"], 1),  # not an image
     (["train", "--strategy", "multi-worker"], 2),  # no TF_CONFIG, no Slurm step
     (["train", "--dataset", "imagenet2012", "--data-dir", "notarun"], 1),  # archives by hand

@@ -59,10 +59,16 @@ def test_exif_rotation_is_applied(tmp_path):
     assert load_image(path).shape == (6, 3, 3)
 
 
-def test_webp_and_bmp_decode(tmp_path):
-    for name in ("w.webp", "b.bmp"):
+def test_webp_bmp_and_tiff_decode(tmp_path):
+    for name in ("w.webp", "b.bmp", "t.tif", "T.TIFF"):
         path = save(tmp_path, name, Image.new("RGB", (5, 5), (10, 200, 30)))
-        assert load_image(path).shape == (5, 5, 3)
+        assert is_image_file(path) and load_image(path).shape == (5, 5, 3)
+        if path.suffix != ".webp":  # WebP is lossy
+            assert load_image(path)[0, 0].tolist() == [10, 200, 30]
+    # A 16-bit grayscale scan (microscopes, X-rays) is scaled to 8 bits, not clipped.
+    deep = Image.fromarray(np.full((4, 4), 65535, np.uint16))
+    path = save(tmp_path, "deep.tif", deep)
+    assert load_image(path).max() == 255 and load_image(path).min() == 255
 
 
 @pytest.mark.parametrize(

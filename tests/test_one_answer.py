@@ -45,6 +45,7 @@ def write_kinds(folder: Path, source: str, seed: int) -> None:
     crop().save(folder / "rotated.jpg", exif=exif.tobytes())
     crop().convert("CMYK").save(folder / "cmyk.jpg")
     crop().convert("L").save(folder / "gray.jpg")
+    crop((400, 300)).save(folder / "scan.tiff", compression="tiff_lzw")  # a scanner's
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_training_test_metrics_are_evaluates(photo_run):
     run_dir, _ = photo_run
     metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
     report = api.evaluate(str(run_dir), output=str(run_dir.parent / "evaluation"))
-    assert report["examples"] == metrics["examples"] == 12
+    assert report["examples"] == metrics["examples"] == 14  # 7 kinds of file, 2 classes
     assert report["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     assert report["loss"] == pytest.approx(metrics["loss"], abs=1e-6)
 

@@ -381,3 +381,9 @@ def test_a_stop_in_the_ending_resumes_and_a_finished_run_is_not_redone(
     )
     assert "Put the data back as it was to resume, or start a new run." in result.output
     assert (other / rundir.CONFIG_FILE).read_text() == before
+    result = runner.invoke(cli_app, ["train", "--resume", str(tmp_path / "nope")])
+    assert (result.exit_code, result.output.strip()) == (
+        1,
+        f"Error: {tmp_path / 'nope'} does not exist: --resume takes the run directory that "
+        "train printed when it stopped.",
+    )

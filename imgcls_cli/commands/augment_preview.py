@@ -202,7 +202,11 @@ def unreadable_file_error(path: Path, error: Exception) -> DataError:
     if isinstance(error, FileNotFoundError) and not path.is_symlink():
         return DataError(f"Image file {path} does not exist.")
     reason = unreadable_reason(path, error)
-    hint = "; give PNG, JPEG, BMP, GIF or WebP files" if reason.startswith("not an image") else ""
+    hint = (
+        "; give PNG, JPEG, BMP, GIF, WebP or TIFF files"
+        if reason.startswith("not an image")
+        else ""
+    )
     return DataError(f"Cannot read image {path}: {reason}{hint}.")
 
 

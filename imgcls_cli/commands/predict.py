@@ -16,7 +16,12 @@ import numpy as np
 
 from imgcls_cli.config import PredictConfig
 from imgcls_cli.data.folder import array_model_input, check_file, model_input, model_inputs
-from imgcls_cli.data.images import is_image_file, printable, unreadable_reason
+from imgcls_cli.data.images import (
+    EXTENSIONS_LISTED,
+    is_image_file,
+    printable,
+    unreadable_reason,
+)
 from imgcls_cli.errors import UsageError
 from imgcls_cli.rundir import holds_model
 from imgcls_cli.rundir.load import LoadedRun
@@ -188,7 +193,7 @@ def expand_one(name: str) -> list[Input]:
     if path.is_dir():
         images, _ = list_images(path)  # broken links named like images are among images
         if not images:
-            return [Input(name, "folder holds no image files (.jpg .png .bmp .gif .webp)")]
+            return [Input(name, f"folder holds no image files ({EXTENSIONS_LISTED})")]
         return [Input(str(p)) for p in sorted(images, key=natural_order)]
     if path.exists() or not glob.has_magic(name):
         return [Input(name)]  # a missing file is reported when it is read

@@ -17,6 +17,7 @@ from imgcls_cli.backend import traced_as_written
 from imgcls_cli.config import DataConfig
 from imgcls_cli.data import scan_index
 from imgcls_cli.data.images import (
+    EXTENSIONS_LISTED,
     PLAIN_DECODERS,
     RESIZE_METHODS,
     ImageFacts,
@@ -268,7 +269,7 @@ def readable_files(
             )
         raise DataError(
             f"No readable images in {where} "
-            f"(looked for .jpg .jpeg .png .bmp .gif .webp in {len(listed.class_names)} classes)."
+            f"(looked for {EXTENSIONS_LISTED} in {len(listed.class_names)} classes)."
         )
     if len(train_labels) < min_classes:
         only = ", ".join(listed.class_names[i] for i in sorted(train_labels))

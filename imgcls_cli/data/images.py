@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+# TIFF (scanners, microscopes) decodes through PIL, as every format but plain JPEG/PNG/BMP.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+EXTENSIONS_LISTED = ".jpg .jpeg .png .bmp .gif .webp .tif .tiff"  # for messages
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 # 2**28 pixels (16384x16384, 268 megapixels). Decoded as RGB that is 768 MiB, and tf.data
 # decodes several files at once, so anything larger would risk the memory of a laptop; such

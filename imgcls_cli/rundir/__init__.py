@@ -380,6 +380,11 @@ def is_flat_options(options: dict[str, Any]) -> bool:
 
 def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
     """The saved options of the `command` run in run_dir (for --resume)."""
+    if not Path(run_dir).is_dir():
+        raise RunDirError(
+            f"{run_dir} does not exist: --resume takes the run directory that {command} "
+            "printed when it stopped."
+        )
     if not (Path(run_dir) / CONFIG_FILE).is_file():
         raise RunDirError(
             f"{Path(run_dir) / CONFIG_FILE} is missing: --resume needs a run directory made "
