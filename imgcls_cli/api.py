@@ -271,17 +271,17 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
         )
     saved = rundir.read_run_options(run_dir, command)
     done = rundir.epochs_trained(run_dir, TRAINING_COMMANDS[command].epochs_phase)
+    # A finished run resumed as it is would only redo its ending, scoring and saving over
+    # its own files (on data that may have changed since).
+    if rundir.is_finished(run_dir) and changes.get("epochs", done) <= done:
+        raise UsageError(
+            f"{run_dir} has finished ({done} epoch(s) trained): nothing to resume. To train "
+            f"it longer, add --epochs N with N above {done}."
+        )
     # config.json would claim fewer epochs than metrics.json and the model have.
     if changes.get("epochs", done) < done:
         raise UsageError(
             f"{run_dir} has trained {done} epoch(s) already; give --epochs {done} or more."
-        )
-    # A finished run resumed as it is would only redo its ending, scoring and saving over
-    # its own files (on data that may have changed since).
-    if rundir.is_finished(run_dir) and changes.get("epochs", done) == done:
-        raise UsageError(
-            f"{run_dir} has finished ({done} epoch(s) trained): nothing to resume. To train "
-            f"it longer, add --epochs N with N above {done}."
         )
     cls = RUN_CONFIGS[command]
     return config_from_options(cls, {**options_of(cls.from_dict(saved)), **changes})

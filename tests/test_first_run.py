@@ -478,12 +478,15 @@ def test_an_offline_tfds_dataset_is_refused_before_tensorflow(
     tfds_source.check_download_possible("mnist", None)
     # A dataset TFDS cannot download: where its archives go, whatever the network, and
     # before TensorFlow (the catalog knows which datasets these are).
-    for manual_dir, where in ((None, empty / "downloads" / "manual"), ("m", Path("m"))):
+    for manual_dir, where in (
+        (None, f"{empty / 'downloads' / 'manual'} (or pass --manual-dir DIR)"),
+        ("m", "m, the --manual-dir given"),
+    ):
         with pytest.raises(DataError) as refused:
             tfds_source.check_download_possible("imagenet2012", str(empty), manual_dir)
         assert str(refused.value) == (
             f"Dataset 'imagenet2012' cannot be downloaded automatically: place its archives "
-            f"in {where} (or pass --manual-dir DIR); its page says which: "
+            f"in {where}; its page says which: "
             "https://www.tensorflow.org/datasets/catalog/imagenet2012"
         )
     # Archives placed by hand need no network either (TFDS prepares them offline).

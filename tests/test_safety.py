@@ -73,10 +73,11 @@ def test_force_replaces_an_earlier_run_and_paths_print_as_given(runner, cli_app,
     assert json.loads((output / "config.json").read_text())["options"]["seed"] == 3
     assert rundir.epochs_trained(output) == 2
     assert sorted(p.name for p in output.parent.iterdir()) == ["]x"]  # no staging left
-    # Resuming with fewer epochs than were trained would leave config.json and the model
-    # disagreeing: refused.
+    # Resuming the finished run with fewer epochs than were trained would leave
+    # config.json and the model disagreeing: refused, saying how to train it longer.
     fewer = runner.invoke(cli_app, ["train", "--resume", str(output), "--epochs", "1"])
-    assert fewer.exit_code == 2 and "trained 2 epoch(s) already" in fewer.output
+    assert fewer.exit_code == 2 and "has finished (2 epoch(s) trained)" in fewer.output
+    assert "with N above 2" in fewer.output
 
 
 @pytest.mark.parametrize(

@@ -365,6 +365,26 @@ def test_a_stop_in_the_ending_resumes_and_a_finished_run_is_not_redone(
     record = json.loads((run_dir / rundir.CONFIG_FILE).read_text())
     assert (record["options"]["epochs"], record["resolved"]["epochs"]) == (3, 3)
     assert len((run_dir / rundir.HISTORY_FILE).read_text().splitlines()) == 1 + 3
+    result = runner.invoke(cli_app, ["train", "--resume", str(run_dir), "--epochs", "2"])
+    assert result.exit_code == 2 and "has finished (3 epoch(s) trained)" in result.output
+    # Stopped while training longer (here in that resume's ending): the earlier ending's
+    # files are still there, yet the printed command goes on.
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "final_metrics", stopped_in_the_ending)
+        result = runner.invoke(cli_app, ["train", "--resume", str(run_dir), "--epochs", "4"])
+    assert result.exit_code == 143, result.output
+    assert f"Resume with: imgcls train --resume {run_dir}" in result.output
+    from imgcls_cli.rundir.load import unfinished_extension
+
+    assert unfinished_extension(run_dir) == (
+        f"{run_dir} was stopped while training longer (4 epochs in history.csv): its "
+        f"model.keras is still its earlier ending's; `imgcls train --resume {run_dir}` "
+        "finishes it."
+    )
+    result = runner.invoke(cli_app, ["train", "--resume", str(run_dir), "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / rundir.METRICS_FILE).read_text())["epochs_trained"] == 4
+    assert unfinished_extension(run_dir) is None
 
     # Stopped again in its ending; then the folder gains images before the resume.
     other = tmp_path / "other"
@@ -373,9 +393,12 @@ def test_a_stop_in_the_ending_resumes_and_a_finished_run_is_not_redone(
         result = train(runner, cli_app, *options, "--output", str(other))
     assert result.exit_code == 143, result.output
     before = (other / rundir.CONFIG_FILE).read_text()
+    result = runner.invoke(cli_app, ["train", "--resume", str(other), "--epochs", "1"])
+    assert result.exit_code == 2
+    assert "has trained 2 epoch(s) already; give --epochs 2 or more" in result.output
     make_class_folder(data, classes=("triangle",), per_class=10, size=8)
     result = runner.invoke(cli_app, ["train", "--resume", str(other)])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert f"The data of {other} changed since the run started (train/val/test images " in (
         result.output
     )

@@ -76,22 +76,30 @@ def check_download_possible(name: str, data_dir: str | None, manual_dir: str | N
     ):
         return
     if base.group("name") in catalog().manual:  # no network would help
-        raise DataError(manual_download_message(base.group("name"), manual))
+        raise DataError(manual_download_message(base.group("name"), manual, given=bool(manual_dir)))
     if not network_available():
         raise DataError(offline_message(base.group("name"), data_dir))
 
 
-def manual_download_message(name: str, manual_dir: Path, instructions: str | None = None) -> str:
-    """A dataset whose archives TFDS cannot download: where to place them, and which
-    (its instructions, or, before TFDS is imported, its catalog page)."""
+def manual_download_message(
+    name: str, manual_dir: Path, instructions: str | None = None, given: bool = False
+) -> str:
+    """A dataset whose archives TFDS cannot download: where to place them (the
+    --manual-dir given, else the default one), and which (its instructions, or, before
+    TFDS is imported, its catalog page)."""
     which = (
         f"as its instructions say: {' '.join(instructions.split())}"
         if instructions
         else f"its page says which: https://www.tensorflow.org/datasets/catalog/{name}"
     )
+    where = (
+        f"{manual_dir}, the --manual-dir given"
+        if given
+        else (f"{manual_dir} (or pass --manual-dir DIR)")
+    )
     return (
         f"Dataset '{name}' cannot be downloaded automatically: place its archives in "
-        f"{manual_dir} (or pass --manual-dir DIR); {which}"
+        f"{where}; {which}"
     )
 
 
@@ -183,7 +191,11 @@ def ensure_prepared(builder: Any, config: DataConfig, reporter: Reporter) -> Non
     manual_instructions = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
     manual_dir = Path(config.manual_dir or Path(data_dir) / "downloads" / "manual")
     if manual_instructions and not (manual_dir.is_dir() and any(manual_dir.iterdir())):
-        raise DataError(manual_download_message(builder.name, manual_dir, manual_instructions))
+        raise DataError(
+            manual_download_message(
+                builder.name, manual_dir, manual_instructions, given=bool(config.manual_dir)
+            )
+        )
     if not network_available():
         raise DataError(offline_message(builder.name, data_dir))
     reporter.info(f"Downloading and preparing '{builder.name}' into {data_dir} (first use only)…")

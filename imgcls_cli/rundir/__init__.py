@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from imgcls_cli.errors import OutputRefused, RunDirError, UsageError
+from imgcls_cli.errors import DataError, OutputRefused, RunDirError, UsageError
 from imgcls_cli.rundir.files import (
     config_document_named,
     read_json,
@@ -173,9 +173,20 @@ def is_export_dir(path: Path) -> bool:
 
 
 def is_finished(run_dir: Path) -> bool:
-    """Whether a run directory's training ended: its model, then its metrics, are written
-    (a run stopped before or during its ending has no metrics.json)."""
-    return (Path(run_dir) / MODEL_FILE).is_file() and (Path(run_dir) / METRICS_FILE).is_file()
+    """Whether a run directory's training ended: its model and then its metrics were
+    written after its last epoch. A run stopped before or during its ending has no
+    metrics.json; one stopped while --resume --epochs trained it longer keeps the earlier
+    ending's, which counts fewer epochs than history.csv."""
+    path = Path(run_dir) / METRICS_FILE
+    if not ((Path(run_dir) / MODEL_FILE).is_file() and path.is_file()):
+        return False
+    try:
+        ended_after = json.loads(path.read_text()).get("epochs_trained")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(ended_after, int):  # older records: taken as they were written
+        return True
+    return len(read_history(run_dir)) <= ended_after
 
 
 def holds_model(path: Path) -> bool:
@@ -424,12 +435,12 @@ def check_same_data(run_dir: Path, resolved: Resolved) -> None:
     changed = (
         f"{'/'.join(splits)} images {counts(then.split_sizes)} then, {counts(now.split_sizes)} now"
         if then.split_sizes != now.split_sizes
-        else "files edited or renamed"
+        else "as many images, but files renamed or edited"
     )
-    raise UsageError(
+    raise DataError(
         f"The data of {run_dir} changed since the run started ({changed}): resumed, it "
-        "would train on images it validated or tested before. Put the data back as it was "
-        "to resume, or start a new run."
+        "would draw its splits again and could train on images it validated or tested "
+        "before. Put the data back as it was to resume, or start a new run."
     )
 
 

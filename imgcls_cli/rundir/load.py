@@ -322,8 +322,25 @@ def open_run(model: Path | None, reporter: Any) -> LoadedRun:
 
 
 def locate_run(model: Path | None, reporter: Any) -> Path:
-    """find_run_dir, saying which run was picked when none was given (nothing loaded)."""
+    """find_run_dir, saying which run was picked when none was given, and when its model
+    is older than its training (nothing loaded)."""
     run_dir, picked = find_run_dir(model)
     if picked:
         reporter.info(f"Using the latest run: {describe_run(run_dir)}")
+    warning = unfinished_extension(run_dir)
+    if warning:
+        reporter.warning(warning)
     return run_dir
+
+
+def unfinished_extension(run_dir: Path) -> str | None:
+    """A warning for a run stopped while `--resume --epochs` trained it longer: its
+    model.keras and metrics.json are still those of its earlier ending."""
+    if not (run_dir / rundir.METRICS_FILE).is_file() or rundir.is_finished(run_dir):
+        return None
+    trained = len(rundir.read_history(run_dir))
+    return (
+        f"{run_dir} was stopped while training longer ({trained} epochs in history.csv): "
+        f"its {rundir.MODEL_FILE} is still its earlier ending's; `imgcls "
+        f"{rundir.run_command(run_dir) or 'train'} --resume {run_dir}` finishes it."
+    )
