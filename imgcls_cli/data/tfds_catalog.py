@@ -100,9 +100,9 @@ def needs_manual_download(name: str) -> bool:
     return bool(getattr(tfds.builder_cls(name), "MANUAL_DOWNLOAD_INSTRUCTIONS", None))
 
 
-def generate() -> dict[str, str]:
+def generate() -> Catalog:
     """Every TFDS builder's default config, read from its DatasetInfo (nothing loaded),
-    and `manual` after the kind of those that must be downloaded by hand."""
+    and which must be downloaded by hand."""
     import tempfile
 
     import tensorflow_datasets as tfds
@@ -119,28 +119,27 @@ def generate() -> dict[str, str]:
                 kinds[name] = UNDESCRIBED
                 continue
             kinds[name] = IMAGE_CLASSIFICATION if is_image_classification(info) else OTHER
-    return {
-        name: f"{kind} {MANUAL}" if needs_manual_download(name) else kind
-        for name, kind in kinds.items()
-    }
+    manual = frozenset(name for name in kinds if needs_manual_download(name))
+    return Catalog(tfds.__version__, kinds, manual)
 
 
 def main() -> None:
-    import tensorflow_datasets as tfds
-
-    kinds = generate()
+    made = generate()
     header = (
-        f"# tfds {tfds.__version__}\n"
+        f"# tfds {made.tfds_version}\n"
         "# Every TFDS builder and what its DatasetInfo's features are: image-classification\n"
         "# (an Image and a ClassLabel, as imgcls reads them: classification_keys), other, or\n"
         "# undescribed (the builder could not describe itself without its files); `manual`\n"
         "# after it: TFDS cannot download its archives, a user places them. Made by:\n"
         "#   python -m imgcls_cli.data.tfds_catalog\n"
     )
-    lines = [f"{name} {kind}" for name, kind in kinds.items()]
+    lines = [
+        f"{name} {kind}" + (f" {MANUAL}" if name in made.manual else "")
+        for name, kind in made.kinds.items()
+    ]
     CATALOG.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
-    chosen = sum(kind.split()[0] == IMAGE_CLASSIFICATION for kind in kinds.values())
-    print(f"{len(kinds)} TFDS builders, {chosen} for image classification: {CATALOG}")
+    chosen = len(made.image_classification)
+    print(f"{len(made.kinds)} TFDS builders, {chosen} for image classification: {CATALOG}")
 
 
 if __name__ == "__main__":

@@ -324,19 +324,14 @@ class StopRequests:
 
     def __init__(self) -> None:
         self.signal_number: int | None = None
-        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequests:
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self._previous[number] = signal.signal(number, self._request)
+        self._handling = stop_signals_to(self._request)
+        self._handling.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
+        self._handling.__exit__(*exc)
 
     def _request(self, number: int, frame: Any) -> None:
         if self.signal_number is not None:  # a second Ctrl-C: stop at once
@@ -352,20 +347,29 @@ def ending_interrupts(epochs_done: int) -> Iterator[None]:
     Without this, Ctrl-C there said only "Interrupted." and SIGTERM ended the process
     silently, while the run could be resumed. The ending's files are written atomically,
     so an interrupted one leaves none half-written."""
-    import threading
 
     def stop(number: int, frame: Any) -> None:
         raise TrainingInterrupted(number, epochs_done + 1, 0, saved=True)
 
+    with stop_signals_to(stop):
+        yield
+
+
+@contextlib.contextmanager
+def stop_signals_to(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Within: SIGINT and SIGTERM call `handler`; after: the handlers before. Only the
+    main thread may set handlers (a training started from another thread keeps them)."""
+    import threading
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for number in (signal.SIGINT, signal.SIGTERM):
-            previous[number] = signal.signal(number, stop)
+            previous[number] = signal.signal(number, handler)
     try:
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for number, handler_before in previous.items():
+            signal.signal(number, handler_before)
 
 
 class Checkpoints:

@@ -172,21 +172,25 @@ def is_export_dir(path: Path) -> bool:
     return isinstance(config_document_named(path, EXPORT_FILE).get("artifact"), str)
 
 
+def epochs_after_ending(run_dir: Path) -> int | None:
+    """Epochs history.csv holds beyond those the run's metrics.json was written after: 0
+    for a run as its ending left it, more for one stopped while --resume --epochs trained
+    it longer (its model.keras and metrics.json are still the earlier ending's); None
+    without a readable metrics.json (a run stopped before or during its first ending)."""
+    try:
+        metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
+        ended_after = metrics.get("epochs_trained")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(ended_after, int):  # older records: taken as they were written
+        return 0
+    return max(0, len(read_history(run_dir)) - ended_after)
+
+
 def is_finished(run_dir: Path) -> bool:
     """Whether a run directory's training ended: its model and then its metrics were
-    written after its last epoch. A run stopped before or during its ending has no
-    metrics.json; one stopped while --resume --epochs trained it longer keeps the earlier
-    ending's, which counts fewer epochs than history.csv."""
-    path = Path(run_dir) / METRICS_FILE
-    if not ((Path(run_dir) / MODEL_FILE).is_file() and path.is_file()):
-        return False
-    try:
-        ended_after = json.loads(path.read_text()).get("epochs_trained")
-    except (OSError, ValueError, AttributeError):
-        return False
-    if not isinstance(ended_after, int):  # older records: taken as they were written
-        return True
-    return len(read_history(run_dir)) <= ended_after
+    written after its last epoch."""
+    return (Path(run_dir) / MODEL_FILE).is_file() and epochs_after_ending(run_dir) == 0
 
 
 def holds_model(path: Path) -> bool:
@@ -301,7 +305,7 @@ def begin_run(
     if work_dir != run_dir:
         return read_history(run_dir) if resume else []
     if resume:
-        update_options(run_dir, config.to_dict(), resolved)
+        record_resume(run_dir, config.to_dict(), resolved)
         return read_history(run_dir)
     record = RunRecord(config.command, config.to_dict(), resolved, versions)
     write_run_config(run_dir, record.to_dict())
@@ -449,7 +453,7 @@ def check_same_data(run_dir: Path, resolved: Resolved) -> None:
 RESUMED_FIELDS = ("epochs", "phases", "strategy", "replicas", "global_batch_size")
 
 
-def update_options(run_dir: Path, options: dict[str, Any], resolved: Resolved) -> None:
+def record_resume(run_dir: Path, options: dict[str, Any], resolved: Resolved) -> None:
     """Record in config.json the options of a --resume (more epochs, another strategy)
     and what they resolved to."""
     path = Path(run_dir) / CONFIG_FILE

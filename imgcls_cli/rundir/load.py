@@ -336,9 +336,10 @@ def locate_run(model: Path | None, reporter: Any) -> Path:
 def unfinished_extension(run_dir: Path) -> str | None:
     """A warning for a run stopped while `--resume --epochs` trained it longer: its
     model.keras and metrics.json are still those of its earlier ending."""
-    if not (run_dir / rundir.METRICS_FILE).is_file() or rundir.is_finished(run_dir):
+    beyond = rundir.epochs_after_ending(run_dir)
+    if not beyond:
         return None
-    trained = len(rundir.read_history(run_dir))
+    trained = rundir.epochs_trained(run_dir)
     return (
         f"{run_dir} was stopped while training longer ({trained} epochs in history.csv): "
         f"its {rundir.MODEL_FILE} is still its earlier ending's; `imgcls "
