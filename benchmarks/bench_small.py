@@ -15,6 +15,11 @@ augmentation, validation split, input size, arch), asked with --variants.
 recipe-epochs-20 and recipe-batch-32 give only that option, so they follow the default's
 other choices as it stands; the recipe-batch-*-epochs-20 ones fix both.
 
+The arch-* variants change the default convnet itself (convnet_changed_to): wider
+(64/128/256 filters), deeper (two convolutions in the last stage), a hidden Dense layer
+with batch normalization before the classifier, dropout 0.25 instead of 0.5, and the
+flattened map joined by its global average ("concat pooling").
+
 Two more variants, on the 20-a-class folders, measure the choice of how batch
 normalization's statistics are fitted (training.py, batch_norm.py):
 - `before`: the moving averages left as training leaves them (momentum 0.9), as
@@ -76,6 +81,15 @@ OPTIONS = {
     "recipe-size-32": {"image_size": 32},
     "recipe-size-48": {"image_size": 48},
 }
+# The default convnet changed in one way each (convnet_changed_to), its options the default's.
+ARCH_VARIANTS = {
+    "arch-wide": {"stages": ((64, 2), (128, 2), (256, 1))},
+    "arch-deeper": {"stages": ((32, 2), (64, 2), (128, 2))},
+    "arch-dense-head": {"hidden": 128},
+    "arch-dropout-0.25": {"dropout": 0.25},
+    "arch-concat-pool": {"concat_pool": True},
+}
+OPTIONS.update(dict.fromkeys(ARCH_VARIANTS, {}))
 VARIANTS = ["default", "simplecnn", "keras-tutorial", "before", "bias-corrected"]
 ALL_VARIANTS = [*OPTIONS, "keras-tutorial"]
 CHOICE_VARIANTS = {"before", "bias-corrected"}  # run on CHOICE_SIZE folders only
@@ -166,11 +180,53 @@ def statistics_fitted_by(variant: str):
         training.Trainer.__init__ = original_init
 
 
+@contextlib.contextmanager
+def convnet_changed_to(variant: str):
+    """Within: `--arch convnet` builds the variant's change of it (ARCH_VARIANTS)."""
+    from imgcls_cli.models import cnn
+
+    if variant not in ARCH_VARIANTS:
+        yield
+        return
+    change = {
+        "stages": ((32, 2), (64, 2), (128, 1)),
+        "hidden": 0,
+        "dropout": 0.5,
+        "concat_pool": False,
+        **ARCH_VARIANTS[variant],
+    }
+    keras, original = cnn.keras, cnn.build_convnet
+
+    def build(input_shape, num_classes):
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = keras.layers.Rescaling(1.0 / 255)(inputs)
+        for filters, convolutions in change["stages"]:
+            for _ in range(convolutions):
+                x = cnn.conv_bn_relu(x, filters)
+            x = keras.layers.MaxPooling2D(2, padding="same")(x)
+        flat = keras.layers.Flatten()(x)
+        if change["concat_pool"]:
+            flat = keras.layers.Concatenate()([flat, keras.layers.GlobalAveragePooling2D()(x)])
+        x = flat
+        if change["hidden"]:
+            x = keras.layers.Dropout(0.5)(x)
+            x = keras.layers.Dense(change["hidden"], use_bias=False)(x)
+            x = keras.layers.ReLU()(cnn.batch_norm()(x))
+        outputs = cnn.classifier_head(x, num_classes, dropout=change["dropout"])
+        return keras.Model(inputs, outputs, name="convnet")
+
+    cnn.build_convnet = build
+    try:
+        yield
+    finally:
+        cnn.build_convnet = original
+
+
 def imgcls_run(folder: Path, variant: str, seed: int, work: Path) -> dict:
     from imgcls_cli import api
 
     options = OPTIONS[variant]
-    with statistics_fitted_by(variant):
+    with statistics_fitted_by(variant), convnet_changed_to(variant):
         run = api.train(data=str(folder), output=work, seed=seed, **options)
     return {
         "accuracy": run.metrics["test"]["accuracy"],

@@ -241,6 +241,7 @@ def prepare_run(
 
         config = resumed_config(command, Path(resume), options)
         check_cluster_described(config.strategy.value)
+        check_resumed_data(config, Path(resume))
         return config, Path(resume), True
     cls = RUN_CONFIGS[command]
     if config_file is not None:
@@ -285,6 +286,18 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
         )
     cls = RUN_CONFIGS[command]
     return config_from_options(cls, {**options_of(cls.from_dict(saved)), **changes})
+
+
+def check_resumed_data(config: RunConfig, run_dir: Path) -> None:
+    """A --data folder or label file that changed since the run started, refused before
+    TensorFlow: the splits are drawn again here, as training would draw them, and their
+    fingerprints compared with the run's (rundir.check_same_data)."""
+    from imgcls_cli.data.factory import carved_fingerprints
+
+    fingerprints = carved_fingerprints(config.data, config.seed)
+    if fingerprints is not None:
+        sizes = {name: found["images"] for name, found in fingerprints.items()}
+        rundir.check_same_data(run_dir, fingerprints, sizes)
 
 
 def check_names(config: RunConfig) -> None:

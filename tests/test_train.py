@@ -396,14 +396,33 @@ def test_a_stop_in_the_ending_resumes_and_a_finished_run_is_not_redone(
     result = runner.invoke(cli_app, ["train", "--resume", str(other), "--epochs", "1"])
     assert result.exit_code == 2
     assert "has trained 2 epoch(s) already; give --epochs 2 or more" in result.output
+    from imgcls_cli import api
+
+    def refused_before_the_run_starts(reason: str) -> str:
+        def started(*args, **kwargs):
+            raise AssertionError("the run started: the data was not checked before it")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(api, "execute_run", started)
+            result = runner.invoke(cli_app, ["train", "--resume", str(other)])
+        assert result.exit_code == 1, result.output
+        assert f"The data of {other} changed since the run started ({reason}" in result.output
+        return result.output
+
+    renamed = sorted(data.rglob("*.png"))[0]
+    renamed.rename(renamed.with_name("renamed.png"))  # as many files
+    refused_before_the_run_starts("as many images, but files renamed or edited)")
+    renamed.with_name("renamed.png").rename(renamed)
     make_class_folder(data, classes=("triangle",), per_class=10, size=8)
-    result = runner.invoke(cli_app, ["train", "--resume", str(other)])
-    assert result.exit_code == 1, result.output
-    assert f"The data of {other} changed since the run started (train/val/test images " in (
-        result.output
-    )
-    assert "Put the data back as it was to resume, or start a new run." in result.output
+    output = refused_before_the_run_starts("train/val/test images ")
+    assert "Put the data back as it was to resume, or start a new run." in output
     assert (other / rundir.CONFIG_FILE).read_text() == before
+    # Put back as it was, the run resumes and finishes.
+    for added in (data / "triangle").iterdir():
+        added.unlink()
+    (data / "triangle").rmdir()
+    result = runner.invoke(cli_app, ["train", "--resume", str(other), "-q"])
+    assert result.exit_code == 0, result.output
     result = runner.invoke(cli_app, ["train", "--resume", str(tmp_path / "nope")])
     assert (result.exit_code, result.output.strip()) == (
         1,

@@ -285,20 +285,15 @@ def source_from_files(
 ) -> Source:
     """Scan the listed files once (header, wholeness, hash), keep the readable ones, carve
     the missing splits and decode them as streams."""
-    root, class_names, where = listed.root, listed.class_names, listed.where
-    scan, files = readable_files(listed, min_classes)
+    root, class_names = listed.root, listed.class_names
+    scan, files, empty = usable_files(listed, config, min_classes)
     skipped = scan.skipped
     warnings = [*listed.warnings]
     if listed.broken:
         warnings.append(broken_links_warning(listed.broken))
     if scan.index_warning:
         warnings.append(scan.index_warning)
-    for split in ("val", "test"):
-        if split in files and not files[split]:
-            # An empty split folder is most likely not meant as "no validation": treat it as
-            # absent, so the split is carved from train as without the folder, and say so.
-            del files[split]
-            warnings.append(empty_split_warning(split, where[split], config))
+    warnings += empty
 
     channels = 1 if all(scan.grayscale) else 3
     native = next(iter(scan.sizes)) if len(scan.sizes) == 1 else None
@@ -326,6 +321,34 @@ def source_from_files(
         warnings=warnings,
         stream_failures=failures,
     )
+
+
+def usable_files(
+    listed: ListedFiles, config: DataConfig, min_classes: int = 2
+) -> tuple[ScanResult, dict[str, list[tuple[Path, int]]], list[str]]:
+    """(the scan, each split's readable files, warnings) of the listed files, an empty val
+    or test folder dropped: most likely not meant as "no validation", it is carved from
+    train as without the folder, and a warning says so. No TensorFlow."""
+    scan, files = readable_files(listed, min_classes)
+    warnings = []
+    for split in ("val", "test"):
+        if split in files and not files[split]:
+            del files[split]
+            warnings.append(empty_split_warning(split, listed.where[split], config))
+    return scan, files, warnings
+
+
+def carved_fingerprints(
+    listed: ListedFiles, config: DataConfig, seed: int, min_classes: int = 2
+) -> dict[str, dict[str, Any]]:
+    """Each split's fingerprint (split_fingerprint) as training with `seed` carves the
+    listed files, without TensorFlow: what --resume compares with the run's record
+    before starting it."""
+    _, files, _ = usable_files(listed, config, min_classes)
+    return {
+        name: split_fingerprint(listed.root, [str(path) for path, _ in entries])
+        for name, entries in carve_file_lists(files, config, seed).items()
+    }
 
 
 def list_split_files(
@@ -416,18 +439,29 @@ def carve_folder_splits(
     seed: int,
     decoder: FileDecoder,
 ) -> dict[str, Split]:
-    """Use the split folders that exist; carve the missing test/val parts out of train."""
+    """Each split of carve_file_lists as a stream that decoder decodes."""
+    return {
+        name: files_to_split(entries, decoder)
+        for name, entries in carve_file_lists(files, config, seed).items()
+    }
+
+
+def carve_file_lists(
+    files: dict[str, list[tuple[Path, int]]], config: DataConfig, seed: int
+) -> dict[str, list[tuple[Any, int]]]:
+    """Use the split folders that exist; carve the missing test/val parts out of train.
+    Pure Python: --resume draws them before TensorFlow to check the data."""
     has_test, has_val = "test" in files, "val" in files
     if has_val:
         config = dataclasses.replace(config, val_split=0.0)
     paths = np.array([str(p) for p, _ in files["train"]], dtype=object)
     labels = np.array([label for _, label in files["train"]], dtype=np.int64)
     parts = split_arrays(paths, labels, config, seed, has_test=has_test)
-    result = {name: files_to_split(list(zip(*arrays)), decoder) for name, arrays in parts.items()}
+    carved = {name: list(zip(*arrays)) for name, arrays in parts.items()}
     for name in ("val", "test"):
         if name in files:
-            result[name] = files_to_split(files[name], decoder)
-    return result
+            carved[name] = files[name]
+    return carved
 
 
 MARK_EVERY = 16  # files per call of FileDecoder.started

@@ -301,7 +301,7 @@ def begin_run(
     resume records the options that changed; other workers, whose work_dir is scratch,
     write nothing here."""
     if resume:
-        check_same_data(run_dir, resolved)
+        check_same_data(run_dir, resolved.source.fingerprints, resolved.split_sizes)
     if work_dir != run_dir:
         return read_history(run_dir) if resume else []
     if resume:
@@ -423,13 +423,17 @@ def recorded_learning_rate(run_dir: Path) -> float:
     return float(rate)
 
 
-def check_same_data(run_dir: Path, resolved: Resolved) -> None:
+def check_same_data(
+    run_dir: Path, fingerprints: dict[str, Any] | None, split_sizes: dict[str, int] | None
+) -> None:
     """A resumed run must find the images it started on: a folder or label file whose
     file lists (the fingerprints recorded per split) changed would redraw the splits, so
     the resumed epochs would train on images validated or tested before. Refused, with
-    the counts; runs recorded without fingerprints (TFDS, older runs) are not checked."""
-    then, now = read_run_record(run_dir).resolved, resolved
-    if not then.source.fingerprints or then.source.fingerprints == now.source.fingerprints:
+    the counts; runs recorded without fingerprints (TFDS, older runs) are not checked.
+    --resume checks a folder or label file before TensorFlow starts (api.prepare_run), and
+    every source once it is read (begin_run)."""
+    then = read_run_record(run_dir).resolved
+    if not then.source.fingerprints or then.source.fingerprints == fingerprints:
         return
     splits = [name for name in ("train", "val", "test") if name in (then.split_sizes or {})]
 
@@ -437,8 +441,8 @@ def check_same_data(run_dir: Path, resolved: Resolved) -> None:
         return "/".join(str((sizes or {}).get(name, 0)) for name in splits)
 
     changed = (
-        f"{'/'.join(splits)} images {counts(then.split_sizes)} then, {counts(now.split_sizes)} now"
-        if then.split_sizes != now.split_sizes
+        f"{'/'.join(splits)} images {counts(then.split_sizes)} then, {counts(split_sizes)} now"
+        if then.split_sizes != split_sizes
         else "as many images, but files renamed or edited"
     )
     raise DataError(
