@@ -188,7 +188,8 @@ def test_the_saved_model_predicts_its_training_images_as_training_did(tiny_runs,
     import json
 
     result, warnings, _, folder = tiny_runs["fitted"]
-    assert not warnings
+    # Its only warning: 4 test images make a rough score.
+    assert [w for w in warnings if not w.startswith("The test score rests on 4 images")] == []
     assert result.metrics["inference_gap"] <= 0.1
     recorded = json.loads((result.run_dir / "metrics.json").read_text())
     assert recorded["train_sample"] == result.metrics["train_sample"]
@@ -201,9 +202,9 @@ def test_the_saved_model_predicts_its_training_images_as_training_did(tiny_runs,
 def test_a_planted_gap_between_training_and_inference_is_warned_and_recorded(tiny_runs):
     result, warnings, _, _ = tiny_runs["planted"]
     assert result.metrics["inference_gap"] > 0.2
-    assert len(warnings) == 1
-    assert "own training images in inference mode" in warnings[0]
-    assert "`imgcls evaluate --split train`; try more epochs, or --arch simplecnn" in warnings[0]
+    [gap] = [w for w in warnings if not w.startswith("The test score rests on 4 images")]
+    assert "own training images in inference mode" in gap
+    assert "`imgcls evaluate --split train`; try more epochs, or --arch simplecnn" in gap
 
 
 def test_every_validation_sees_the_statistics_measured_on_the_training_images(tiny_runs):

@@ -145,3 +145,30 @@ def test_agrees_with_scikit_learn_on_random_data():
         )
         ours = report[f"{average}_avg"]
         assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx((p, r, f))
+
+
+@pytest.mark.parametrize(
+    "right, examples, low, high",
+    [
+        (2, 2, 0.3424, 1.0),
+        (50, 100, 0.4038, 0.5962),
+        (0, 10, 0.0, 0.2775),
+        (10, 13, 0.4974, 0.9182),
+    ],
+)
+def test_accuracy_interval_is_wilsons(right, examples, low, high):
+    # Wilson's 95% interval, by hand: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n).
+    found = metrics.accuracy_interval(right / examples, examples)
+    assert found == pytest.approx((low, high), abs=1e-4)
+
+
+def test_a_score_on_few_images_is_called_rough_and_one_on_enough_is_not():
+    assert metrics.few_images_warning("The test score", 10 / 13, 13, "Score more.") == (
+        "The test score rests on 13 images: its 77% could be anything from 50% to 92% (95% "
+        "interval), too rough to judge the model or compare runs by. Score more."
+    )
+    # 100% on 15 images spans 80-100%; on 16, 81-100% (within the 20 points).
+    assert metrics.few_images_warning("The accuracy", 1.0, 15, "") is not None
+    assert metrics.few_images_warning("The accuracy", 1.0, 16, "") is None
+    assert metrics.few_images_warning("The accuracy", 0.9, 40, "") is None
+    assert metrics.few_images_warning("The accuracy", 0.5, 90, "") is not None

@@ -121,6 +121,9 @@ def test_train_on_messy_folder_warns_and_succeeds(runner, cli_app, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Skipped 2 unreadable image(s)" in result.output
     assert "corrupt.jpg" in result.output and "zero.png" in result.output
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    said = " ".join(result.output.split())
+    assert f"The test score rests on {test['examples']} images: its " in said
     # The splits in training order, as for every source (carving made test first).
     assert re.search(r"Data: shapes, 2 classes, train \d+, val \d+, test \d+ images", result.output)
     assert json.loads((run_dir / "labels.json").read_text()) == ["circle", "square"]

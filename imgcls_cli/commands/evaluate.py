@@ -115,7 +115,13 @@ def evaluate(
                 }
             )
     report["unknown_classes"] = score_unknown(run, data, options.batch_size)
-    for warning in coverage_warnings(report, run.num_classes):
+    rough = metrics.few_images_warning(
+        "The accuracy",
+        report["accuracy"],
+        report["examples"],
+        "Score more images to narrow it.",
+    )
+    for warning in [*coverage_warnings(report, run.num_classes), *filter(None, [rough])]:
         reporter.warning(warning)
     header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}
     evaluation = Evaluation({**header, **report}, labels, probabilities, paths)

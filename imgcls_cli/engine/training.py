@@ -489,6 +489,9 @@ def final_metrics(
         metrics["val"] = evaluator.evaluate(val)
     if test is not None:
         metrics["test"], test_confusion = evaluator.evaluate_with_confusion(test)
+    rough = rough_score_warning(metrics)
+    if rough:
+        reporter.warning(rough)
     if data.train_sample is None or not history:
         return metrics, test_confusion
     metrics["train_sample"] = evaluator.evaluate(data.train_sample)
@@ -504,6 +507,23 @@ def final_metrics(
             f"{remedy}."
         )
     return metrics, test_confusion
+
+
+def rough_score_warning(metrics: dict[str, Any]) -> str | None:
+    """One line when the run's held-out score (test, else val) rests on too few images
+    to mean much (report.metrics.few_images_warning)."""
+    from imgcls_cli.report.metrics import few_images_warning
+
+    split = next((name for name in ("test", "val") if metrics.get(name, {}).get("examples")), None)
+    if split is None:
+        return None
+    scores = metrics[split]
+    return few_images_warning(
+        f"The {split} score",
+        scores["accuracy"],
+        scores["examples"],
+        "Score the run on more images: `imgcls evaluate --model RUN --data DIR`.",
+    )
 
 
 def kept_epoch(history: list[dict[str, Any]], patience: int | None) -> dict[str, Any]:

@@ -12,6 +12,37 @@ CALIBRATION_BINS = 15  # equal-width confidence bins for the expected calibratio
 EPSILON = 1e-7  # probabilities are clipped here before log, as Keras' crossentropy does
 
 
+# A score whose 95% interval spans more than this (20 points: 80% cannot be told from
+# 100%) rests on too few images to compare runs by; few_images_warning says so.
+ROUGH_INTERVAL_WIDTH = 0.20
+
+
+def accuracy_interval(accuracy: float, examples: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of an accuracy measured on `examples` images: unlike
+    accuracy ± z·sd, it stays within 0-100% and is not empty at 0% or 100% (2 right of 2
+    gives 34-100%)."""
+    if examples <= 0:
+        return 0.0, 1.0
+    spread = z * z / examples
+    centre = (accuracy + spread / 2) / (1 + spread)
+    half = z * np.sqrt(accuracy * (1 - accuracy) / examples + spread / (4 * examples))
+    half /= 1 + spread
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def few_images_warning(what: str, accuracy: float, examples: int, remedy: str) -> str | None:
+    """One line when `what` (e.g. "The test score") rests on so few images that its 95%
+    interval is wider than ROUGH_INTERVAL_WIDTH, ending with `remedy`; None otherwise."""
+    low, high = accuracy_interval(accuracy, examples)
+    if examples <= 0 or high - low <= ROUGH_INTERVAL_WIDTH:
+        return None
+    images = "1 image" if examples == 1 else f"{examples} images"
+    return (
+        f"{what} rests on {images}: its {accuracy:.0%} could be anything from {low:.0%} to "
+        f"{high:.0%} (95% interval), too rough to judge the model or compare runs by. {remedy}"
+    )
+
+
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts with rows = true class and columns = predicted class."""
     from sklearn.metrics import confusion_matrix as count
