@@ -64,6 +64,30 @@ def test_named_columns_win_and_a_missing_one_lists_the_columns(tmp_path):
         tables(path, label_column="kind")
 
 
+def test_a_label_column_with_a_value_for_each_row_is_refused(tmp_path):
+    """An id or caption column taken for the labels: every class of one image."""
+    names = [f"{i}.png" for i in range(5)]
+    flat_images(tmp_path, names)
+    rows = [[name, f"photo {i}", "cat" if i % 2 else "dog"] for i, name in enumerate(names)]
+    path = write_csv(tmp_path / "labels.csv", rows, header=("file", "caption", "kind"))
+    with pytest.raises(DataError) as refused:
+        tables(path, label_column="caption")
+    assert refused.value.exit_code == 2
+    assert str(refused.value) == (
+        f"{path}'s label column 'caption' has a different value on each of its 5 rows, so "
+        "every class would have one image: a classifier needs several of each. Name the "
+        "column that holds the classes with --label-column NAME (its columns: file, caption, "
+        "kind)."
+    )
+    assert {label for _, label in tables(path, label_column="kind")["train"].rows} == {
+        "cat",
+        "dog",
+    }
+    # Four rows: a toy table, taken as it is.
+    four = write_csv(tmp_path / "four.csv", rows[:4], header=("file", "caption", "kind"))
+    assert len(tables(four, label_column="caption")["train"].rows) == 4
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

@@ -36,6 +36,13 @@ class LabelTable:
     images: Path  # the folder its paths are relative to
     rows: list[tuple[Path, str]]
     skipped: list[tuple[str, str]]  # ("line N", reason)
+    header: list[str] = dataclasses.field(default_factory=list)
+    label_column: str = "label"  # its name in the header
+
+
+# A label column with a different value on every one of at least this many rows is most
+# likely not one of classes (an id, a caption): each class would hold one image.
+DISTINCT_LABELS_ROWS = 5
 
 
 def read_label_tables(config: DataConfig) -> dict[str, LabelTable]:
@@ -59,6 +66,14 @@ def read_label_tables(config: DataConfig) -> dict[str, LabelTable]:
     train = read["train"]
     if not train.rows:
         raise DataLayoutError(no_usable_row(train))
+    labels = [label for _, label in train.rows]
+    if len(labels) >= DISTINCT_LABELS_ROWS and len(set(labels)) == len(labels):
+        raise DataLayoutError(
+            f"{train.csv}'s label column {train.label_column!r} has a different value on each "
+            f"of its {len(labels)} rows, so every class would have one image: a classifier "
+            "needs several of each. Name the column that holds the classes with "
+            f"--label-column NAME (its columns: {', '.join(train.header)})."
+        )
     known = {label for _, label in train.rows}
     for split, table in read.items():
         extra = sorted({label for _, label in table.rows} - known)
@@ -170,7 +185,7 @@ def read_label_table(
         else:
             found[file] = (line, label)
     kept = [(file, label) for file, (_, label) in found.items() if file not in conflicting]
-    return LabelTable(csv_path, finder.root, kept, skipped)
+    return LabelTable(csv_path, finder.root, kept, skipped, header, header[label_index].strip())
 
 
 def parse_rows(csv_path: Path) -> tuple[list[tuple[int, list[str]]], int]:
