@@ -525,7 +525,7 @@ def test_ctrl_c_while_tensorflow_starts_leaves_no_run_folder(
     for output in ([], ["--output", "mine"]):
         result = runner.invoke(cli_app, [command, "--data", "flowers", *options, *output])
         assert result.exit_code == 130, result.output
-        assert result.output.strip().splitlines()[-1] == "Error: Interrupted."
+        assert result.output.strip().splitlines()[-1] == "Interrupted."
         assert sorted(os.listdir(tmp_path)) == ["flowers"]
 
 

@@ -342,8 +342,7 @@ def test_a_stop_in_the_ending_resumes_and_a_finished_run_is_not_redone(
         result = train(runner, cli_app, *options, "--output", str(run_dir))
     assert result.exit_code == 143, result.output
     assert result.output.strip().splitlines()[-1] == (
-        f"Error: Interrupted after epoch 2; checkpoint saved. Resume with: imgcls train "
-        f"--resume {run_dir}"
+        f"Interrupted after epoch 2; checkpoint saved. Resume with: imgcls train --resume {run_dir}"
     )
     assert not (run_dir / rundir.MODEL_FILE).exists()
     assert not (run_dir / rundir.METRICS_FILE).exists()

@@ -44,6 +44,11 @@ def error(message: str) -> None:
     err.print(f"[bold red]Error:[/] [red]{escape(message)}[/]", soft_wrap=True)
 
 
+def stopped(message: str) -> None:
+    """The user stopped the command (Ctrl-C, SIGTERM): said plainly, not as an error."""
+    err.print(f"[bold yellow]{escape(message)}[/]", soft_wrap=True)
+
+
 def warning(message: str) -> None:
     err.print(f"[yellow]Warning:[/] {escape(message)}", soft_wrap=True)
 

@@ -31,7 +31,7 @@ def user_errors() -> Iterator[None]:
         console.error(str(error))
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
-        console.error("Interrupted.")
+        console.stopped("Interrupted.")
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
@@ -94,7 +94,7 @@ def run_and_report(ctx: typer.Context) -> None:
             if training is None or not isinstance(stop, training.TrainingInterrupted):
                 raise  # before training started: "Interrupted.", nothing left behind
             where = training.where_in_training(stop.epoch, stop.step)
-            console.error(
+            console.stopped(
                 f"Interrupted {where}; checkpoint saved. "
                 f"Resume with: imgcls {command} --resume {shlex.quote(str(run_dir))}"
             )
