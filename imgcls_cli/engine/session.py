@@ -161,7 +161,11 @@ class RunRecorder:
     ) -> TrainResult:
         """Final metrics (with the inference check), the logs, model.keras then
         metrics.json, and the finished directory."""
-        from imgcls_cli.engine.training import ending_interrupts, final_metrics
+        from imgcls_cli.engine.training import (
+            ending_interrupts,
+            final_metrics,
+            rough_score_warning,
+        )
 
         session = self.session
         data, reporter = session.data, session.reporter
@@ -169,6 +173,9 @@ class RunRecorder:
             metrics, test_confusion = final_metrics(
                 evaluator, data, history, reporter, session.config.patience, remedy=remedy
             )
+            rough = rough_score_warning(metrics, self.run_dir)
+            if rough:
+                reporter.warning(rough)
             finish_log(self.log, self.work_dir, test_confusion, data.source.class_names, history)
             data.report_unreadable(reporter)
             # What training left out, kept with the run (a notebook may not show warnings).

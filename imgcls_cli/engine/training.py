@@ -489,9 +489,6 @@ def final_metrics(
         metrics["val"] = evaluator.evaluate(val)
     if test is not None:
         metrics["test"], test_confusion = evaluator.evaluate_with_confusion(test)
-    rough = rough_score_warning(metrics)
-    if rough:
-        reporter.warning(rough)
     if data.train_sample is None or not history:
         return metrics, test_confusion
     metrics["train_sample"] = evaluator.evaluate(data.train_sample)
@@ -509,9 +506,11 @@ def final_metrics(
     return metrics, test_confusion
 
 
-def rough_score_warning(metrics: dict[str, Any]) -> str | None:
+def rough_score_warning(metrics: dict[str, Any], run_dir: Path) -> str | None:
     """One line when the run's held-out score (test, else val) rests on too few images
     to mean much (report.metrics.few_images_warning)."""
+    import shlex
+
     from imgcls_cli.report.metrics import few_images_warning
 
     split = next((name for name in ("test", "val") if metrics.get(name, {}).get("examples")), None)
@@ -522,7 +521,8 @@ def rough_score_warning(metrics: dict[str, Any]) -> str | None:
         f"The {split} score",
         scores["accuracy"],
         scores["examples"],
-        "Score the run on more images: `imgcls evaluate --model RUN --data DIR`.",
+        f"Score the run on more images: imgcls evaluate --model {shlex.quote(str(run_dir))} "
+        "--data DIR",
     )
 
 
