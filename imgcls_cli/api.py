@@ -25,6 +25,7 @@ from imgcls_cli.backend import process_state_kept, quiet_logger
 from imgcls_cli.config import RUN_CONFIGS, ExplainMethod, RunConfig, is_hub_dataset
 from imgcls_cli.errors import (
     CLI_SPELLING,
+    DataError,
     ImgclsError,
     UsageError,
     python_spelling,
@@ -289,14 +290,24 @@ def resumed_config(command: str, run_dir: Path, changes: dict[str, Any]) -> RunC
 
 
 def check_resumed_data(config: RunConfig, run_dir: Path) -> None:
-    """A --data folder or label file that changed since the run started, refused before
-    TensorFlow: the splits are drawn again here, as training would draw them, and their
-    fingerprints compared with the run's (rundir.check_same_data)."""
+    """A --data folder or label file that is gone, or whose classes or files changed since
+    the run started, refused before TensorFlow: the splits are drawn again here, as
+    training would draw them, and compared with the run's (rundir.check_same_classes,
+    check_same_data)."""
     from imgcls_cli.data.factory import carved_fingerprints
 
-    fingerprints = carved_fingerprints(config.data, config.seed)
-    if fingerprints is not None:
-        sizes = {name: found["images"] for name, found in fingerprints.items()}
+    data = config.data.data
+    if data is not None and not Path(data).exists():
+        relative = "" if Path(data).is_absolute() else " (a path from the folder it started in)"
+        raise DataError(
+            f"{run_dir} was trained on --data {data}{relative}, which does not exist here: "
+            "put the data back where it was to resume."
+        )
+    found = carved_fingerprints(config.data, config.seed)
+    if found is not None:
+        class_names, fingerprints = found
+        rundir.check_same_classes(run_dir, class_names)
+        sizes = {name: split["images"] for name, split in fingerprints.items()}
         rundir.check_same_data(run_dir, fingerprints, sizes)
 
 

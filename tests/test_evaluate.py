@@ -75,7 +75,7 @@ def test_deliberately_wrong_labels_match_a_hand_count(runner, cli_app, shapes_ru
     assert report["data"]["split"] == "all" and report["examples"] == 13
     assert report["confusion_matrix"]["matrix"] == [[4, 0, 0], [2, 3, 0], [0, 1, 3]]
     assert report["accuracy"] == pytest.approx(10 / 13)
-    assert "The accuracy rests on 13 images: its 77% could be anything from 50% to 92% " in (
+    assert "The accuracy, 77% on 13 images, could be anything from 50% to 92% on new " in (
         " ".join(result.output.split())
     )
     per_class = {row["class"]: row for row in report["per_class"]}
@@ -130,7 +130,7 @@ def test_min_accuracy_gate(runner, cli_app, shapes_run, tmp_path, threshold, cod
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(10 / 13)  # JSON only
     # The gate's line, after the one that says how little 13 images tell.
     said = result.stderr.strip().splitlines()
-    assert said[0].startswith("Warning: The accuracy rests on 13 images: its 77% could be")
+    assert said[0].startswith("Warning: The accuracy, 77% on 13 images, could be anything")
     if code:
         assert said[1:] == [
             "Error: Accuracy 0.7692 is below --min-accuracy 0.9000 by 0.1308 (13.08 percentage "
@@ -151,7 +151,7 @@ def test_digits_evaluation_reproduces_the_test_metrics_of_training(runner, cli_a
     assert report["loss"] == pytest.approx(trained["loss"], rel=1e-4)
     assert report["top_k"]["k"] == 5 and report["top_k"]["accuracy"] >= report["accuracy"]
     assert sum(row["support"] for row in report["per_class"]) == 450
-    assert "rests on" not in result.output  # 450 images: a score to go by
+    assert "confidence interval" not in result.output  # 450 images: a score to go by
     assert report["mistakes"] == []  # embedded data has no file paths
 
 

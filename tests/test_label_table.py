@@ -64,28 +64,36 @@ def test_named_columns_win_and_a_missing_one_lists_the_columns(tmp_path):
         tables(path, label_column="kind")
 
 
-def test_a_label_column_with_a_value_for_each_row_is_refused(tmp_path):
-    """An id or caption column taken for the labels: every class of one image."""
-    names = [f"{i}.png" for i in range(5)]
-    flat_images(tmp_path, names)
-    rows = [[name, f"photo {i}", "cat" if i % 2 else "dog"] for i, name in enumerate(names)]
-    path = write_csv(tmp_path / "labels.csv", rows, header=("file", "caption", "kind"))
+def test_a_label_column_with_a_class_for_each_image_is_refused_for_training(tmp_path):
+    """An id or caption column taken for the labels: every class of one image. Training
+    refuses it before TensorFlow; evaluate scores such a table (one image a class)."""
+    from imgcls_cli.data.factory import check_data, check_readable, listed_files
+
+    folder = make_class_folder(tmp_path / "shapes", per_class=3, size=8)
+    images = sorted(folder.rglob("*.png"))
+    rows = [
+        [path.relative_to(folder).as_posix(), f"photo {i}", path.parent.name, f"id{i}"]
+        for i, path in enumerate(images)
+    ]
+    rows.append([rows[0][0], "photo 0", rows[0][2], "id0"])  # listed twice: skipped
+    path = write_csv(folder / "labels.csv", rows, header=("file", "caption", "kind", "id"))
     with pytest.raises(DataError) as refused:
-        tables(path, label_column="caption")
+        check_data(DataConfig(data=str(path), label_column="caption"))
     assert refused.value.exit_code == 2
     assert str(refused.value) == (
-        f"{path}'s label column 'caption' has a different value on each of its 5 rows, so "
-        "every class would have one image: a classifier needs several of each. Name the "
-        "column that holds the classes with --label-column NAME (its columns: file, caption, "
-        "kind)."
+        f"{path}'s label column 'caption' gives each of its 6 readable images a class of its "
+        "own: a classifier needs several images of each class. If another column holds the "
+        "classes, name it with --label-column NAME (columns: file, caption, kind, id); if "
+        "this one does, add images."
     )
-    assert {label for _, label in tables(path, label_column="kind")["train"].rows} == {
-        "cat",
-        "dog",
-    }
-    # Four rows: a toy table, taken as it is.
-    four = write_csv(tmp_path / "four.csv", rows[:4], header=("file", "caption", "kind"))
-    assert len(tables(four, label_column="caption")["train"].rows) == 4
+    check_data(DataConfig(data=str(path), label_column="kind"))  # 3 images a class
+    # What evaluate checks (data.held_out): a test table of one image a class is scored.
+    caption = DataConfig(data=str(path), label_column="caption")
+    _, files = check_readable(listed_files(caption), path, min_classes=1)
+    assert len(files["train"]) == 6
+    # Four images: a toy table, taken as it is.
+    four = write_csv(folder / "four.csv", rows[:4], header=("file", "caption", "kind", "id"))
+    check_data(DataConfig(data=str(four), label_column="caption"))
 
 
 @pytest.mark.parametrize(

@@ -163,9 +163,10 @@ def test_accuracy_interval_is_wilsons(right, examples, low, high):
 
 
 def test_a_score_on_few_images_is_called_rough_and_one_on_enough_is_not():
-    assert metrics.few_images_warning("The test score", 10 / 13, 13, "Score more.") == (
-        "The test score rests on 13 images: its 77% could be anything from 50% to 92% (95% "
-        "interval), too rough to judge the model or compare runs by. Score more."
+    assert metrics.few_images_warning("The test accuracy", 10 / 13, 13, "Score more.") == (
+        "The test accuracy, 77% on 13 images, could be anything from 50% to 92% on new images "
+        "(95% confidence interval): too few images to judge the model or compare runs by. "
+        "Score more."
     )
     # 100% on 15 images spans 80-100%; on 16, 81-100% (within the 20 points).
     assert metrics.few_images_warning("The accuracy", 1.0, 15, "") is not None

@@ -123,7 +123,7 @@ def test_train_on_messy_folder_warns_and_succeeds(runner, cli_app, tmp_path):
     assert "corrupt.jpg" in result.output and "zero.png" in result.output
     test = json.loads((run_dir / "metrics.json").read_text())["test"]
     said = " ".join(result.output.split())
-    assert f"The test score rests on {test['examples']} images: its " in said
+    assert f"on {test['examples']} images, could be anything from " in said
     assert f"Score the run on more images: imgcls evaluate --model {run_dir} --data DIR" in said
     # The splits in training order, as for every source (carving made test first).
     assert re.search(r"Data: shapes, 2 classes, train \d+, val \d+, test \d+ images", result.output)
@@ -414,16 +414,42 @@ def test_a_stop_in_the_ending_resumes_and_a_finished_run_is_not_redone(
 
     renamed = sorted(data.rglob("*.png"))[0]
     renamed.rename(renamed.with_name("renamed.png"))  # as many files
-    refused_before_the_run_starts("as many images, but files renamed or edited)")
+    refused_before_the_run_starts("as many images, but files renamed, edited or relabelled, ")
     renamed.with_name("renamed.png").rename(renamed)
-    make_class_folder(data, classes=("triangle",), per_class=10, size=8)
-    output = refused_before_the_run_starts("train/val/test images ")
+    (data / "empty").mkdir()  # a class of no image: one output more
+    with monkeypatch.context() as patch:
+        patch.setattr(api, "execute_run", None)  # not reached
+        result = runner.invoke(cli_app, ["train", "--resume", str(other)])
+    assert (result.exit_code, result.output.strip()) == (
+        1,
+        f"Error: The classes of {other} changed since the run started (2 then, 3 now: added "
+        "empty): its model has one output for each class it started with. Put the data back "
+        "as it was to resume, or start a new run.",
+    )
+    (data / "empty").rmdir()
+    data.rename(tmp_path / "moved")
+    result = runner.invoke(cli_app, ["train", "--resume", str(other)])
+    assert (result.exit_code, result.output.strip()) == (
+        1,
+        f"Error: {other} was trained on --data {data}, which does not exist here: put the "
+        "data back where it was to resume.",
+    )
+    (tmp_path / "moved").rename(data)
+    result = runner.invoke(cli_app, ["train", "--resume", str(other / "config.json")])
+    assert (result.exit_code, result.output.strip()) == (
+        1,
+        f"Error: {other / 'config.json'} is a file: --resume takes the run directory that "
+        f"train printed when it stopped ({other}?).",
+    )
+    added = [data / "circle" / f"added_{i}.png" for i in range(10)]
+    for path in added:
+        path.write_bytes(renamed.read_bytes())
+    output = refused_before_the_run_starts("train/val/test images 16/2/2 then, 24/3/3 now)")
     assert "Put the data back as it was to resume, or start a new run." in output
     assert (other / rundir.CONFIG_FILE).read_text() == before
     # Put back as it was, the run resumes and finishes.
-    for added in (data / "triangle").iterdir():
-        added.unlink()
-    (data / "triangle").rmdir()
+    for path in added:
+        path.unlink()
     result = runner.invoke(cli_app, ["train", "--resume", str(other), "-q"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli_app, ["train", "--resume", str(tmp_path / "nope")])

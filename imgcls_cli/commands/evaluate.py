@@ -115,12 +115,14 @@ def evaluate(
                 }
             )
     report["unknown_classes"] = score_unknown(run, data, options.batch_size)
-    rough = metrics.few_images_warning(
-        "The accuracy",
-        report["accuracy"],
-        report["examples"],
-        "Score more images to narrow it.",
-    )
+    rough = None
+    if data.description.get("split") != "train":  # training images are no held-out score
+        rough = metrics.few_images_warning(
+            "The accuracy",
+            report["accuracy"],
+            report["examples"],
+            "Score more images to narrow it.",
+        )
     for warning in [*coverage_warnings(report, run.num_classes), *filter(None, [rough])]:
         reporter.warning(warning)
     header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}

@@ -83,18 +83,18 @@ def check_readable(listed: Any, data: Path, min_classes: int = 2) -> Any:
         return readable_files(listed, min_classes)
 
 
-def carved_fingerprints(config: DataConfig, seed: int) -> dict[str, Any] | None:
-    """The file-list fingerprint of each split of a --data folder or label file, as
-    training with `seed` would carve them, before TensorFlow (data.folder.
-    carved_fingerprints); None for other sources. Unreadable data is refused as
-    check_data refuses it."""
+def carved_fingerprints(config: DataConfig, seed: int) -> tuple[list[str], dict[str, Any]] | None:
+    """(class names, the file-list fingerprint of each split) of a --data folder or label
+    file, its splits drawn as training with `seed` would draw them, before TensorFlow
+    (data.folder.carved_fingerprints); None for other sources. Unreadable data is refused
+    as check_data refuses it."""
     listed = listed_files(config)
     if listed is None:
         return None
     from imgcls_cli.data import folder
 
     check_readable(listed, Path(config.data or ""))  # its refusals, with their hints
-    return folder.carved_fingerprints(listed, config, seed)
+    return listed.class_names, folder.carved_fingerprints(listed, config, seed)
 
 
 def listed_files(config: DataConfig):

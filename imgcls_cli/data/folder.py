@@ -36,7 +36,7 @@ from imgcls_cli.data.images import (
     unreadable_reason,
 )
 from imgcls_cli.data.sources import Source, Split, StreamFailures, split_arrays
-from imgcls_cli.errors import DataError
+from imgcls_cli.errors import DataError, DataLayoutError
 from imgcls_cli.reporting import files_and_reasons
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -241,6 +241,13 @@ class ListedFiles:
     broken: list[Path]  # broken symbolic links seen while listing
     warnings: list[str]  # what the listing left out (a label file's unusable rows)
     description: dict[str, Any]  # what config.json records about the data
+    label_column: str | None = None  # a label table's, as its header names it
+    columns: list[str] = dataclasses.field(default_factory=list)  # a label table's header
+
+
+# Training images that each have a class of their own, this many or more, are refused: a
+# label column of ids or captions taken for the classes (a few may be a toy table).
+OWN_CLASS_IMAGES = 5
 
 
 def readable_files(
@@ -277,6 +284,15 @@ def readable_files(
             f"Found images of only 1 class ({only}) in {where}: "
             "classification needs images of at least 2 classes."
         )
+    count = len(files["train"])
+    if min_classes > 1 and listed.label_column and count >= OWN_CLASS_IMAGES:
+        if len(train_labels) == count:
+            raise DataLayoutError(
+                f"{where}'s label column {listed.label_column!r} gives each of its {count} "
+                "readable images a class of its own: a classifier needs several images of "
+                "each class. If another column holds the classes, name it with --label-column "
+                f"NAME (columns: {', '.join(listed.columns)}); if this one does, add images."
+            )
     return scan, files
 
 

@@ -40,11 +40,6 @@ class LabelTable:
     label_column: str = "label"  # its name in the header
 
 
-# A label column with a different value on every one of at least this many rows is most
-# likely not one of classes (an id, a caption): each class would hold one image.
-DISTINCT_LABELS_ROWS = 5
-
-
 def read_label_tables(config: DataConfig) -> dict[str, LabelTable]:
     """{split: table} of --data (a CSV file, or a folder of train.csv, val.csv, test.csv),
     refused in one line on a structural problem. No TensorFlow."""
@@ -66,14 +61,6 @@ def read_label_tables(config: DataConfig) -> dict[str, LabelTable]:
     train = read["train"]
     if not train.rows:
         raise DataLayoutError(no_usable_row(train))
-    labels = [label for _, label in train.rows]
-    if len(labels) >= DISTINCT_LABELS_ROWS and len(set(labels)) == len(labels):
-        raise DataLayoutError(
-            f"{train.csv}'s label column {train.label_column!r} has a different value on each "
-            f"of its {len(labels)} rows, so every class would have one image: a classifier "
-            "needs several of each. Name the column that holds the classes with "
-            f"--label-column NAME (its columns: {', '.join(train.header)})."
-        )
     known = {label for _, label in train.rows}
     for split, table in read.items():
         extra = sorted({label for _, label in table.rows} - known)
@@ -129,6 +116,8 @@ def listed_label_files(config: DataConfig):
             if table.skipped
         ],
         description=description,
+        label_column=tables["train"].label_column,
+        columns=tables["train"].header,
     )
 
 

@@ -518,7 +518,7 @@ def rough_score_warning(metrics: dict[str, Any], run_dir: Path) -> str | None:
         return None
     scores = metrics[split]
     return few_images_warning(
-        f"The {split} score",
+        f"The {split} accuracy",
         scores["accuracy"],
         scores["examples"],
         f"Score the run on more images: imgcls evaluate --model {shlex.quote(str(run_dir))} "

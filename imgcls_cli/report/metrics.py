@@ -31,15 +31,16 @@ def accuracy_interval(accuracy: float, examples: int, z: float = 1.96) -> tuple[
 
 
 def few_images_warning(what: str, accuracy: float, examples: int, remedy: str) -> str | None:
-    """One line when `what` (e.g. "The test score") rests on so few images that its 95%
-    interval is wider than ROUGH_INTERVAL_WIDTH, ending with `remedy`; None otherwise."""
+    """One line when `what` (e.g. "The test accuracy") rests on so few images that its
+    95% interval is wider than ROUGH_INTERVAL_WIDTH, ending with `remedy`; else None."""
     low, high = accuracy_interval(accuracy, examples)
     if examples <= 0 or high - low <= ROUGH_INTERVAL_WIDTH:
         return None
     images = "1 image" if examples == 1 else f"{examples} images"
     return (
-        f"{what} rests on {images}: its {accuracy:.0%} could be anything from {low:.0%} to "
-        f"{high:.0%} (95% interval), too rough to judge the model or compare runs by. {remedy}"
+        f"{what}, {accuracy:.0%} on {images}, could be anything from {low:.0%} to {high:.0%} "
+        "on new images (95% confidence interval): too few images to judge the model or "
+        f"compare runs by. {remedy}"
     )
 
 

@@ -301,6 +301,7 @@ def begin_run(
     resume records the options that changed; other workers, whose work_dir is scratch,
     write nothing here."""
     if resume:
+        check_same_classes(run_dir, class_names)
         check_same_data(run_dir, resolved.source.fingerprints, resolved.split_sizes)
     if work_dir != run_dir:
         return read_history(run_dir) if resume else []
@@ -395,6 +396,11 @@ def is_flat_options(options: dict[str, Any]) -> bool:
 
 def read_run_options(run_dir: Path, command: str) -> dict[str, Any]:
     """The saved options of the `command` run in run_dir (for --resume)."""
+    if Path(run_dir).is_file():
+        raise RunDirError(
+            f"{run_dir} is a file: --resume takes the run directory that {command} printed "
+            f"when it stopped ({Path(run_dir).parent}?)."
+        )
     if not Path(run_dir).is_dir():
         raise RunDirError(
             f"{run_dir} does not exist: --resume takes the run directory that {command} "
@@ -443,12 +449,32 @@ def check_same_data(
     changed = (
         f"{'/'.join(splits)} images {counts(then.split_sizes)} then, {counts(split_sizes)} now"
         if then.split_sizes != split_sizes
-        else "as many images, but files renamed or edited"
+        else "as many images, but files renamed, edited or relabelled, or listed in another order"
     )
     raise DataError(
         f"The data of {run_dir} changed since the run started ({changed}): resumed, it "
         "would draw its splits again and could train on images it validated or tested "
         "before. Put the data back as it was to resume, or start a new run."
+    )
+
+
+def check_same_classes(run_dir: Path, class_names: list[str]) -> None:
+    """A resumed run's model has one output for each class it started with: data whose
+    classes changed (a class folder added, even empty, or removed) is refused."""
+    then = read_labels(run_dir)
+    if then == list(class_names):
+        return
+    added = [name for name in class_names if name not in then]
+    removed = [name for name in then if name not in class_names]
+    changes = [
+        f"{verb} {', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
+        for verb, names in (("added", added), ("removed", removed))
+        if names
+    ] or ["in another order"]
+    raise DataError(
+        f"The classes of {run_dir} changed since the run started ({len(then)} then, "
+        f"{len(class_names)} now: {'; '.join(changes)}): its model has one output for each "
+        "class it started with. Put the data back as it was to resume, or start a new run."
     )
 
 
