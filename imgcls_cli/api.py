@@ -418,7 +418,7 @@ def evaluate(
     )
     from imgcls_cli.commands.evaluate import evaluate as score
     from imgcls_cli.config import EvaluateConfig, from_dict
-    from imgcls_cli.data.held_out import check_held_out_data, open_data
+    from imgcls_cli.data.held_out import check_held_out_data, open_data, training_copies_warning
     from imgcls_cli.rundir.load import load_run, locate_run, refuse_export
 
     reporter = api_reporter(reporter)
@@ -435,6 +435,9 @@ def evaluate(
     report_dir = Path(output) if output is not None else default_report_dir(run.run_dir)
     check_report_dir(report_dir)
     data = open_data(run, config, reporter)
+    copies = training_copies_warning(run, config, data)
+    if copies:
+        reporter.warning(copies)
     evaluation = score(run, data, config, reporter)
     write_evaluation(evaluation, report_dir, run.channels)
     return evaluation.report

@@ -110,6 +110,27 @@ def test_deliberately_wrong_labels_match_a_hand_count(runner, cli_app, shapes_ru
     assert not (shapes_run / "mistakes.csv").exists()  # --output: the run dir is untouched
 
 
+def test_copies_of_the_training_images_in_other_data_are_named(
+    runner, cli_app, shapes_run, tmp_path
+):
+    """The run's own folder copied whole: its training images are copies the model has
+    seen (its val and test images are not counted); fresh images are not flagged."""
+    record = json.loads((shapes_run / rundir.CONFIG_FILE).read_text())["resolved"]
+    copied = shutil.copytree(record["source"]["path"], tmp_path / "copied")
+    result = evaluate(runner, cli_app, "--model", str(shapes_run), "--data", str(copied))
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert (
+        f"{record['split_sizes']['train']} of the 60 images scored are copies of the run's "
+        "training images (e.g. "
+    ) in said
+    assert "the model trained on them, so the accuracy overstates how it does on new" in said
+    fresh = write_mislabelled_folder(tmp_path / "fresh")
+    result = evaluate(runner, cli_app, "--model", str(shapes_run), "--data", str(fresh))
+    assert result.exit_code == 0, result.output
+    assert "copies of the run's training images" not in result.output
+
+
 @pytest.mark.parametrize("threshold, code", [("0.9", 1), ("0.75", 0)])
 def test_min_accuracy_gate(runner, cli_app, shapes_run, tmp_path, threshold, code):
     data = write_mislabelled_folder(tmp_path)  # accuracy 10/13 = 0.769

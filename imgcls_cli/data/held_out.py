@@ -163,6 +163,45 @@ def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> Ev
     return EvaluationData(split, description, source.take_stream_failures, unknown, unknown_classes)
 
 
+def training_copies_warning(
+    run: LoadedRun, options: EvaluateConfig, data: EvaluationData
+) -> str | None:
+    """One line when images scored from other data (--data) are byte-for-byte copies of
+    the run's training images: the model has seen them, so its score there is inflated.
+    The training split is drawn again from the folder or label file the run trained on,
+    its hashes read from the scan index; None when that data is gone, of another kind, or
+    unindexed here (trained on another machine: hashing it all could take minutes)."""
+    from imgcls_cli.data import scan_index
+    from imgcls_cli.data.factory import listed_files
+    from imgcls_cli.data.folder import carve_file_lists, check_images, usable_files
+
+    saved, seed = trained_on(run)
+    if options.data is None or not data.split.paths or saved is None or saved.data is None:
+        return None
+    try:
+        trained_listed = listed_files(saved) if Path(saved.data).exists() else None
+        scored_listed = listed_files(choose_data(run, options)[0])
+        if trained_listed is None or scored_listed is None:
+            return None
+        if not scan_index.load_index(trained_listed.root):
+            return None
+        scan, files, _ = usable_files(trained_listed, saved)
+    except DataError:
+        return None
+    train = carve_file_lists(files, saved, seed)["train"]
+    trained = {scan.hashes[str(path)]: str(path) for path, _ in train if str(path) in scan.hashes}
+    scored = check_images(scored_listed.root, [Path(path) for path in data.split.paths]).hashes
+    copies = [(path, trained[digest]) for path, digest in scored.items() if digest in trained]
+    if not copies:
+        return None
+    path, original = copies[0]
+    return (
+        f"{len(copies)} of the {len(data.split.paths)} images scored are copies of the run's "
+        f"training images (e.g. {path} = {original}): the model trained on them, so the "
+        "accuracy overstates how it does on new images. Score images it has not seen."
+    )
+
+
 def no_known_class(unknown_classes: list[str], model_classes: list[str]) -> str:
     return (
         f"None of the data's classes is one the model knows ({', '.join(unknown_classes[:10])}"
