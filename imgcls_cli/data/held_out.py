@@ -196,9 +196,9 @@ def training_copies_warning(
         return None
     path, original = copies[0]
     return (
-        f"{len(copies)} of the {len(data.split.paths)} images scored are copies of the run's "
-        f"training images (e.g. {path} = {original}): the model trained on them, so the "
-        "accuracy overstates how it does on new images. Score images it has not seen."
+        f"{len(copies)} of the {len(data.split.paths)} images scored are the run's training "
+        f"images or copies of them (e.g. {path} = {original}): the model trained on them, so "
+        "the accuracy overstates how it does on new images. Score images it has not seen."
     )
 
 
