@@ -115,7 +115,7 @@ def evaluate(
                 }
             )
     report["unknown_classes"] = score_unknown(run, data, options.batch_size)
-    rough = None
+    warnings = coverage_warnings(report, run.num_classes)
     if data.description.get("split") != "train":  # training images are no held-out score
         rough = metrics.few_images_warning(
             "The accuracy",
@@ -123,7 +123,8 @@ def evaluate(
             report["examples"],
             "Score more images to narrow it.",
         )
-    for warning in [*coverage_warnings(report, run.num_classes), *filter(None, [rough])]:
+        warnings += [rough] if rough else []
+    for warning in warnings:
         reporter.warning(warning)
     header = {"model": str(run.run_dir), "data": data.description, "options": options.to_dict()}
     evaluation = Evaluation({**header, **report}, labels, probabilities, paths)

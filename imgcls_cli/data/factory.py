@@ -86,15 +86,20 @@ def check_readable(listed: Any, data: Path, min_classes: int = 2) -> Any:
 def carved_fingerprints(config: DataConfig, seed: int) -> tuple[list[str], dict[str, Any]] | None:
     """(class names, the file-list fingerprint of each split) of a --data folder or label
     file, its splits drawn as training with `seed` would draw them, before TensorFlow
-    (data.folder.carved_fingerprints); None for other sources. Unreadable data is refused
+    (data.folder.split_fingerprint); None for other sources. Unreadable data is refused
     as check_data refuses it."""
     listed = listed_files(config)
     if listed is None:
         return None
-    from imgcls_cli.data import folder
+    from imgcls_cli.data.folder import carve_file_lists, drop_empty_splits, split_fingerprint
 
-    check_readable(listed, Path(config.data or ""))  # its refusals, with their hints
-    return listed.class_names, folder.carved_fingerprints(listed, config, seed)
+    _, files = check_readable(listed, Path(config.data or ""))  # refused with their hints
+    drop_empty_splits(files, listed.where, config)
+    fingerprints = {
+        name: split_fingerprint(listed.root, [str(path) for path, _ in entries])
+        for name, entries in carve_file_lists(files, config, seed).items()
+    }
+    return listed.class_names, fingerprints
 
 
 def listed_files(config: DataConfig):

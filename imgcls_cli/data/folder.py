@@ -302,14 +302,14 @@ def source_from_files(
     """Scan the listed files once (header, wholeness, hash), keep the readable ones, carve
     the missing splits and decode them as streams."""
     root, class_names = listed.root, listed.class_names
-    scan, files, empty = usable_files(listed, config, min_classes)
+    scan, files = readable_files(listed, min_classes)
     skipped = scan.skipped
     warnings = [*listed.warnings]
     if listed.broken:
         warnings.append(broken_links_warning(listed.broken))
     if scan.index_warning:
         warnings.append(scan.index_warning)
-    warnings += empty
+    warnings += drop_empty_splits(files, listed.where, config)
 
     channels = 1 if all(scan.grayscale) else 3
     native = next(iter(scan.sizes)) if len(scan.sizes) == 1 else None
@@ -339,32 +339,18 @@ def source_from_files(
     )
 
 
-def usable_files(
-    listed: ListedFiles, config: DataConfig, min_classes: int = 2
-) -> tuple[ScanResult, dict[str, list[tuple[Path, int]]], list[str]]:
-    """(the scan, each split's readable files, warnings) of the listed files, an empty val
-    or test folder dropped: most likely not meant as "no validation", it is carved from
-    train as without the folder, and a warning says so. No TensorFlow."""
-    scan, files = readable_files(listed, min_classes)
+def drop_empty_splits(
+    files: dict[str, list[tuple[Path, int]]], where: dict[str, Path], config: DataConfig
+) -> list[str]:
+    """Drop from `files` a val or test split without readable images, most likely not meant
+    as "no validation": it is carved from train as without the folder. Returns the
+    warnings that say so. No TensorFlow."""
     warnings = []
     for split in ("val", "test"):
         if split in files and not files[split]:
             del files[split]
-            warnings.append(empty_split_warning(split, listed.where[split], config))
-    return scan, files, warnings
-
-
-def carved_fingerprints(
-    listed: ListedFiles, config: DataConfig, seed: int, min_classes: int = 2
-) -> dict[str, dict[str, Any]]:
-    """Each split's fingerprint (split_fingerprint) as training with `seed` carves the
-    listed files, without TensorFlow: what --resume compares with the run's record
-    before starting it."""
-    _, files, _ = usable_files(listed, config, min_classes)
-    return {
-        name: split_fingerprint(listed.root, [str(path) for path, _ in entries])
-        for name, entries in carve_file_lists(files, config, seed).items()
-    }
+            warnings.append(empty_split_warning(split, where[split], config))
+    return warnings
 
 
 def list_split_files(

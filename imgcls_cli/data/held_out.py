@@ -173,7 +173,12 @@ def training_copies_warning(
     unindexed here (trained on another machine: hashing it all could take minutes)."""
     from imgcls_cli.data import scan_index
     from imgcls_cli.data.factory import listed_files
-    from imgcls_cli.data.folder import carve_file_lists, check_images, usable_files
+    from imgcls_cli.data.folder import (
+        carve_file_lists,
+        check_images,
+        drop_empty_splits,
+        readable_files,
+    )
 
     saved, seed = trained_on(run)
     if options.data is None or not data.split.paths or saved is None or saved.data is None:
@@ -185,9 +190,10 @@ def training_copies_warning(
             return None
         if not scan_index.load_index(trained_listed.root):
             return None
-        scan, files, _ = usable_files(trained_listed, saved)
+        scan, files = readable_files(trained_listed)
     except DataError:
         return None
+    drop_empty_splits(files, trained_listed.where, saved)
     train = carve_file_lists(files, saved, seed)["train"]
     trained = {scan.hashes[str(path)]: str(path) for path, _ in train if str(path) in scan.hashes}
     scored = check_images(scored_listed.root, [Path(path) for path in data.split.paths]).hashes

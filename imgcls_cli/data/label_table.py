@@ -36,8 +36,8 @@ class LabelTable:
     images: Path  # the folder its paths are relative to
     rows: list[tuple[Path, str]]
     skipped: list[tuple[str, str]]  # ("line N", reason)
-    header: list[str] = dataclasses.field(default_factory=list)
-    label_column: str = "label"  # its name in the header
+    header: list[str]
+    label_column: str  # its name in the header
 
 
 def read_label_tables(config: DataConfig) -> dict[str, LabelTable]:

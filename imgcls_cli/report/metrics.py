@@ -33,8 +33,10 @@ def accuracy_interval(accuracy: float, examples: int, z: float = 1.96) -> tuple[
 def few_images_warning(what: str, accuracy: float, examples: int, remedy: str) -> str | None:
     """One line when `what` (e.g. "The test accuracy") rests on so few images that its
     95% interval is wider than ROUGH_INTERVAL_WIDTH, ending with `remedy`; else None."""
+    if examples <= 0:
+        return None
     low, high = accuracy_interval(accuracy, examples)
-    if examples <= 0 or high - low <= ROUGH_INTERVAL_WIDTH:
+    if high - low <= ROUGH_INTERVAL_WIDTH:
         return None
     images = "1 image" if examples == 1 else f"{examples} images"
     return (
