@@ -76,11 +76,50 @@ def python_spelling(message: str) -> str:
             return f"{python}=False"
         return f"{python}=True" if name in SWITCHES else python
 
-    # A command quoted in backticks (`imgcls train --dataset digits`) stays as it is.
+    # A command quoted in backticks (`imgcls train --dataset digits`) becomes the API call
+    # that does the same (`api.train(dataset='digits')`), or stays as it is.
     parts = message.split("`")
-    for index in range(0, len(parts), 2):
-        parts[index] = re.sub(r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)", keyword, parts[index])
+    for index in range(0, len(parts)):
+        if index % 2 == 0:
+            parts[index] = re.sub(r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)", keyword, parts[index])
+        else:
+            parts[index] = api_call(parts[index]) or parts[index]
     return "`".join(parts)
+
+
+def api_call(command: str) -> str | None:
+    """`imgcls evaluate --model runs/x --data DIR` as `api.evaluate(model='runs/x',
+    data=DIR)`; None for what is not an imgcls command of flags alone (a positional
+    argument has no keyword to map to). An upper-case word (DIR, RUN) stays a
+    placeholder, a number stays a number."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if len(words) < 2 or words[0] != "imgcls" or not re.fullmatch(r"[a-z][a-z-]*", words[1]):
+        return None
+    arguments, rest = [], words[2:]
+    while rest:
+        flag = re.fullmatch(r"--(no-)?([a-z][a-z0-9-]*)", rest.pop(0))
+        if flag is None:
+            return None
+        name = flag.group(2).replace("-", "_")
+        if flag.group(1) or flag.group(2) in SWITCHES:
+            arguments.append(f"{name}={not flag.group(1)}")
+        elif rest and not rest[0].startswith("--"):
+            arguments.append(f"{name}={python_value(rest.pop(0))}")
+        else:
+            return None
+    return f"api.{words[1].replace('-', '_')}({', '.join(arguments)})"
+
+
+def python_value(word: str) -> str:
+    """A flag's value as Python source: placeholders and numbers bare, the rest a string."""
+    if re.fullmatch(r"[A-Z][A-Z_]*|-?\d+(\.\d+)?(e-?\d+)?", word):
+        return word
+    return repr(word)
 
 
 def plural(count: int, noun: str) -> str:

@@ -1,4 +1,6 @@
-from imgcls_cli.errors import unknown_name_message
+import pytest
+
+from imgcls_cli.errors import python_spelling, unknown_name_message
 
 
 def test_unknown_name_suggests_the_closest_and_lists_valid():
@@ -10,3 +12,25 @@ def test_unknown_name_suggests_the_closest_and_lists_valid():
 def test_unknown_name_without_close_match_only_lists():
     message = unknown_name_message("arch", "zzz", ["simplecnn", "resnet8"])
     assert "Did you mean" not in message
+
+
+@pytest.mark.parametrize(
+    "message, python",
+    [
+        ("pass --force to replace it", "pass force=True to replace it"),
+        ("or --no-check", "or check=False"),
+        (
+            "Score it: `imgcls evaluate --model 'my runs/x' --data DIR`.",
+            "Score it: `api.evaluate(model='my runs/x', data=DIR)`.",
+        ),
+        ("`imgcls lr-find --output DIR --steps 50`", "`api.lr_find(output=DIR, steps=50)`"),
+        ("`imgcls evaluate --split train --tta`", "`api.evaluate(split='train', tta=True)`"),
+        ("`imgcls train`", "`api.train()`"),
+        # A positional argument has no keyword: the command stays as it is.
+        ("`imgcls predict img.jpg --model r`", "`imgcls predict img.jpg --model r`"),
+        ("`imgcls evaluate --model`", "`imgcls evaluate --model`"),
+        ("`make demo --force`", "`make demo --force`"),
+    ],
+)
+def test_messages_from_python_spell_flags_and_commands_as_the_api(message, python):
+    assert python_spelling(message) == python

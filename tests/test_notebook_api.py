@@ -161,6 +161,10 @@ def test_skipped_images_reach_python_warnings_and_the_run(tmp_path):
         api.train(
             data=data, arch="simplecnn", epochs=1, val_split=0, patience=2, output=tmp_path / "p"
         )
+    # 2 test images: the rough-score line's advice is the API call, not the command.
+    [rough] = [str(w.message) for w in ours if "confidence interval" in str(w.message)]
+    assert f"`api.evaluate(model={str(run.path)!r}, data=DIR)`" in rough, rough
+    assert "imgcls evaluate" not in rough and "--data" not in rough
     [skipped] = run.metrics["skipped_images"]
     assert skipped["path"].endswith("broken.png") and skipped["reason"]
     assert json.loads((run.path / "metrics.json").read_text())["skipped_images"] == [skipped]

@@ -124,7 +124,7 @@ def test_train_on_messy_folder_warns_and_succeeds(runner, cli_app, tmp_path):
     test = json.loads((run_dir / "metrics.json").read_text())["test"]
     said = " ".join(result.output.split())
     assert f"on {test['examples']} images, could be anything from " in said
-    assert f"Score the run on more images: imgcls evaluate --model {run_dir} --data DIR" in said
+    assert f"Score the run on more images: `imgcls evaluate --model {run_dir} --data DIR`" in said
     # The splits in training order, as for every source (carving made test first).
     assert re.search(r"Data: shapes, 2 classes, train \d+, val \d+, test \d+ images", result.output)
     assert json.loads((run_dir / "labels.json").read_text()) == ["circle", "square"]

@@ -521,8 +521,8 @@ def rough_score_warning(metrics: dict[str, Any], run_dir: Path) -> str | None:
         f"The {split} accuracy",
         scores["accuracy"],
         scores["examples"],
-        f"Score the run on more images: imgcls evaluate --model {shlex.quote(str(run_dir))} "
-        "--data DIR",
+        f"Score the run on more images: `imgcls evaluate --model {shlex.quote(str(run_dir))} "
+        "--data DIR`",
     )
 
 
