@@ -147,6 +147,43 @@ def test_agrees_with_scikit_learn_on_random_data():
         assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx((p, r, f))
 
 
+@pytest.mark.parametrize("classes", [2, 3, 7])
+def test_every_score_is_scikit_learns_with_ties_and_missing_classes(classes):
+    """The NumPy scores against scikit-learn's: classes without images or predictions,
+    probabilities quantized so that ties are common (top-k breaks them as it does)."""
+    from sklearn import metrics as reference
+
+    rng = np.random.default_rng(classes)
+    for trial in range(20):
+        size = int(rng.integers(1, 60))
+        probabilities = np.round(rng.dirichlet(np.ones(classes), size) * 4) / 4
+        used = rng.choice(classes, size=max(1, classes - trial % 3), replace=False)
+        labels = rng.choice(used, size)
+        predicted = probabilities.argmax(axis=1)
+        everyone = np.arange(classes)
+        assert (
+            metrics.confusion_matrix(labels, predicted, classes)
+            == reference.confusion_matrix(labels, predicted, labels=everyone)
+        ).all()
+        ours = metrics.per_class_scores(labels, predicted, classes)
+        theirs = reference.precision_recall_fscore_support(
+            labels, predicted, labels=everyone, zero_division=0
+        )
+        for name, values in zip(("precision", "recall", "f1", "support"), theirs, strict=True):
+            assert ours[name] == pytest.approx(values), (name, trial)
+        averages = metrics.averaged_scores(labels, predicted)
+        for name, average in (("macro_avg", "macro"), ("weighted_avg", "weighted")):
+            p, r, f, _ = reference.precision_recall_fscore_support(
+                labels, predicted, labels=np.unique(labels), average=average, zero_division=0
+            )
+            got = averages[name]
+            assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((p, r, f))
+        for k in range(1, classes):
+            scores = probabilities[:, 1] if classes == 2 else probabilities
+            expected = reference.top_k_accuracy_score(labels, scores, k=k, labels=everyone)
+            assert metrics.top_k_accuracy(labels, probabilities, k) == pytest.approx(expected)
+
+
 @pytest.mark.parametrize(
     "right, examples, low, high",
     [

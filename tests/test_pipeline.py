@@ -237,3 +237,23 @@ def test_tfds_sources_shard_by_record_files_or_by_records(tmp_path, monkeypatch)
         parts = [[int(np.sum(image)) for image, _ in split.shard(shards, i)] for i in range(shards)]
         assert [len(part) for part in parts] == sizes
         assert sorted(sum(parts, [])) == whole
+
+
+def test_the_embedded_digits_are_scikit_learns_and_load_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from imgcls_cli.data.embedded import digits_arrays
+
+    images, labels = digits_arrays()
+    reference = load_digits()
+    assert (images == reference.images).all() and (labels == reference.target).all()
+    assert images.shape == (1797, 8, 8) and labels.dtype == np.int64
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from imgcls_cli.data.embedded import "
+         "digits_arrays; digits_arrays(); print('sklearn' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "False", loaded.stderr

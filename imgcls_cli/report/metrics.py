@@ -1,7 +1,8 @@
 """Classification metrics from true labels and predicted probabilities: the confusion
-matrix, precision, recall, F1 and top-k from scikit-learn; the loss, the calibration
-(expected calibration error over equal-width bins) and the rankings of mistakes here.
-scikit-learn is imported when a metric is computed, not with this module.
+matrix, precision, recall, F1, top-k, the loss, the calibration (expected calibration error
+over equal-width bins) and the rankings of mistakes. NumPy only: scikit-learn's import (about
+1.3 s, with SciPy) would be paid by every training and evaluation for a few sums; the
+scores are scikit-learn's, tie-breaking included (tests/test_metrics.py checks).
 """
 
 from __future__ import annotations
@@ -48,22 +49,30 @@ def few_images_warning(what: str, accuracy: float, examples: int, remedy: str) -
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts with rows = true class and columns = predicted class."""
-    from sklearn.metrics import confusion_matrix as count
-
-    return count(labels, predicted, labels=np.arange(num_classes))
+    pairs = np.asarray(labels, np.int64) * num_classes + np.asarray(predicted, np.int64)
+    return np.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def per_class_scores(
     labels: np.ndarray, predicted: np.ndarray, num_classes: int
 ) -> dict[str, np.ndarray]:
     """Precision, recall, F1 and support of each class (0 where a class is never
-    predicted or never occurs)."""
-    from sklearn.metrics import precision_recall_fscore_support
+    predicted or never occurs), as scikit-learn's precision_recall_fscore_support with
+    zero_division=0 gives them (tests/test_metrics.py compares the two)."""
+    counts = confusion_matrix(labels, predicted, num_classes)
+    right = np.diag(counts).astype(np.float64)
+    support, guessed = counts.sum(axis=1), counts.sum(axis=0)
+    return {
+        "precision": share(right, guessed),
+        "recall": share(right, support),
+        "f1": share(2 * right, support + guessed),  # 2TP / (2TP + FP + FN)
+        "support": support,
+    }
 
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=np.arange(num_classes), zero_division=0
-    )
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+def share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole, 0 where whole is 0."""
+    return np.divide(part, whole, out=np.zeros(len(part)), where=whole > 0)
 
 
 def averaged_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, dict]:
@@ -72,38 +81,35 @@ def averaged_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, dict
     nor lifted by classes that were never asked about (a prediction of one of them still
     costs its true class' recall).
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
+    labels, predicted = np.asarray(labels, np.int64), np.asarray(predicted, np.int64)
     present = np.unique(labels)
+    classes = int(max(labels.max(initial=-1), predicted.max(initial=-1))) + 1
+    scores = per_class_scores(labels, predicted, classes)
+    weights = {"macro_avg": np.ones(len(present)), "weighted_avg": scores["support"][present]}
     averages: dict[str, dict] = {}
-    for name, average in (("macro_avg", "macro"), ("weighted_avg", "weighted")):
-        if len(present):
-            precision, recall, f1, _ = precision_recall_fscore_support(
-                labels, predicted, labels=present, average=average, zero_division=0
-            )
-        else:
-            precision = recall = f1 = 0.0
+    for name, weight in weights.items():
         averages[name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "f1": float(f1),
-            "support": int(len(labels)),
+            metric: float(np.average(scores[metric][present], weights=weight))
+            if len(present)
+            else 0.0
+            for metric in ("precision", "recall", "f1")
         }
+        averages[name]["support"] = int(len(labels))
     return averages
 
 
 def top_k_accuracy(labels: np.ndarray, probabilities: np.ndarray, k: int) -> float:
-    """The fraction of examples whose true class is among the k most probable ones."""
+    """The fraction of examples whose true class is among the k most probable ones (ties
+    broken as scikit-learn's top_k_accuracy_score breaks them)."""
     classes = probabilities.shape[1]
     if len(labels) == 0:
         return 0.0
     if k >= classes:
         return 1.0
-    from sklearn.metrics import top_k_accuracy_score
-
-    if classes == 2:  # k is 1; scikit-learn scores two classes from one column
-        return float(top_k_accuracy_score(labels, probabilities[:, 1], k=1, labels=[0, 1]))
-    return float(top_k_accuracy_score(labels, probabilities, k=k, labels=np.arange(classes)))
+    if classes == 2:  # k is 1; scikit-learn takes class 1 above 0.5 only
+        return float(np.mean((probabilities[:, 1] > 0.5).astype(np.int64) == labels))
+    ranked = np.argsort(probabilities, axis=1, kind="mergesort")[:, ::-1][:, :k]
+    return float(np.mean((ranked == np.asarray(labels)[:, None]).any(axis=1)))
 
 
 def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
