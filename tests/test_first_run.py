@@ -565,3 +565,23 @@ def test_a_run_with_nothing_held_out_says_what_its_scores_are():
     )
     text, held_out = shown({"val": {**sample, "accuracy": 0.5}, "train_sample": sample})
     assert "train (sample)" not in text and "50.00%" in text and held_out == ["val"]
+
+
+def test_debug_shows_the_traceback_placed_before_or_after_the_command(tmp_path):
+    """ "Run again with --debug" is followed by appending it: both places work."""
+    from imgcls_cli.cli.app import debug_first
+
+    for args in (
+        ["--debug", "inspect", "--data", "gone"],
+        ["inspect", "--data", "gone", "--debug"],
+    ):
+        result, _ = imgcls(*args, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" in result.stderr and "DataError: --data gone does not exist" in (
+            result.stderr
+        )
+    # After `--` every word is an argument (a file may be called --debug).
+    assert debug_first(["predict", "--", "--debug"]) == ["predict", "--", "--debug"]
+    assert debug_first(["predict", "a.png", "--debug", "--", "b"]) == [
+        "--debug", "predict", "a.png", "--", "b"
+    ]  # fmt: skip

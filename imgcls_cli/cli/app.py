@@ -71,5 +71,17 @@ for function, name, summary in COMMANDS:
 
 
 def main() -> None:
+    import sys
+
     backend.claim_process()  # this process is imgcls' own (not tests' or a notebook's)
-    app()
+    app(args=debug_first(sys.argv[1:]))
+
+
+def debug_first(args: list[str]) -> list[str]:
+    """--debug is imgcls' own option, but users append it where they typed the rest
+    (`imgcls train … --debug`, as "Run again with --debug" invites): it is moved before
+    the command. After `--` every word is an argument and stays."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug"] + [word for word in args[:end] if word != "--debug"] + args[end:]
