@@ -204,7 +204,10 @@ def test_a_planted_gap_between_training_and_inference_is_warned_and_recorded(tin
     assert result.metrics["inference_gap"] > 0.2
     [gap] = [w for w in warnings if not w.startswith("The test accuracy, ")]
     assert "own training images in inference mode" in gap
-    assert "`imgcls evaluate --split train`; try more epochs, or --arch simplecnn" in gap
+    assert (
+        f"`imgcls evaluate --model {result.run_dir} --split train`; try more epochs, or --arch "
+        "simplecnn" in gap
+    )
 
 
 def test_every_validation_sees_the_statistics_measured_on_the_training_images(tiny_runs):

@@ -171,7 +171,13 @@ class RunRecorder:
         data, reporter = session.data, session.reporter
         with ending_interrupts(len(history)):  # the last epoch's checkpoint is saved
             metrics, test_confusion = final_metrics(
-                evaluator, data, history, reporter, session.config.patience, remedy=remedy
+                evaluator,
+                data,
+                history,
+                reporter,
+                session.config.patience,
+                remedy=remedy,
+                run_dir=self.run_dir,
             )
             rough = rough_score_warning(metrics, self.run_dir)
             if rough:

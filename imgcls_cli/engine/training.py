@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import shlex
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -472,6 +473,7 @@ def final_metrics(
     reporter: Reporter,
     patience: int | None,
     remedy: str,
+    run_dir: Path,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """(metrics.json, the test split's confusion matrix or None). metrics.json: epochs
     trained, the weights' fingerprint, the val and test scores of `data`
@@ -500,8 +502,8 @@ def final_metrics(
             f"The saved model scores {inferred:.0%} on {metrics['train_sample']['examples']} "
             f"of its own training images in inference mode, against {trained:.0%} in "
             "training: it does not predict as it trained, so its validation and test "
-            f"scores undersell what it learned. Check with `imgcls evaluate --split train`; "
-            f"{remedy}."
+            "scores undersell what it learned. Check with `imgcls evaluate --model "
+            f"{shlex.quote(str(run_dir))} --split train`; {remedy}."
         )
     return metrics, test_confusion
 
@@ -509,8 +511,6 @@ def final_metrics(
 def rough_score_warning(metrics: dict[str, Any], run_dir: Path) -> str | None:
     """One line when the run's held-out score (test, else val) rests on too few images
     to mean much (report.metrics.few_images_warning)."""
-    import shlex
-
     from imgcls_cli.report.metrics import few_images_warning
 
     split = next((name for name in ("test", "val") if metrics.get(name, {}).get("examples")), None)
