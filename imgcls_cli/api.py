@@ -396,6 +396,14 @@ def execute_run(config: RunConfig, run_dir: Path, resuming: bool, reporter: Any 
             if getattr(stop, "saved", False) and not CLI_SPELLING.get():
                 stop.args = (f"{stop}; checkpoint saved: api.train(resume={str(run_dir)!r})",)
         raise
+    if result.is_chief and not CLI_SPELLING.get():  # the CLI says so under its table
+        from imgcls_cli.report.metrics import held_out_splits, nothing_held_out
+
+        if not held_out_splits(result.metrics):
+            scores = "the run's only scores (metrics['train_sample']) are"
+            reporter.warning(
+                nothing_held_out(config.data.val_split, config.data.test_split, scores)
+            )
     return Run(result.run_dir, result.metrics, result.history, result.is_chief)
 
 

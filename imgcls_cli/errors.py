@@ -67,24 +67,36 @@ def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
 
 def python_spelling(message: str) -> str:
     """A message's command-line flags as the API's keywords: --no-check → check=False,
-    --force → force=True, --batch-size → batch_size."""
+    --force → force=True, --batch-size → batch_size, --epochs N → epochs=N, --lr auto →
+    lr='auto'; "the same command" → "the same call"."""
 
     def keyword(match: re.Match) -> str:
-        negated, name = match.group(1), match.group(2)
+        negated, name, value = match.group(1), match.group(2), match.group(3)
         python = name.replace("-", "_")
         if negated:
             return f"{python}=False"
-        return f"{python}=True" if name in SWITCHES else python
+        if name in SWITCHES:
+            return f"{python}=True"
+        return python if value is None else f"{python}={python_value(value)}"
 
     # A command quoted in backticks (`imgcls train --dataset digits`) becomes the API call
     # that does the same (`api.train(dataset='digits')`), or stays as it is.
     parts = message.split("`")
     for index in range(0, len(parts)):
         if index % 2 == 0:
-            parts[index] = re.sub(r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)", keyword, parts[index])
+            parts[index] = re.sub(FLAG, keyword, parts[index])
+            parts[index] = parts[index].replace("the same command", "the same call")
         else:
             parts[index] = api_call(parts[index]) or parts[index]
     return "`".join(parts)
+
+
+# A flag in a message, with the value that follows it where that is surely its value: a
+# placeholder (DIR, N), a number or `auto`; other words may be the sentence going on.
+FLAG = re.compile(
+    r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)"
+    r"(?: ([A-Z][A-Z_]*(?![\w])|-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w])|auto\b))?"
+)
 
 
 def api_call(command: str) -> str | None:

@@ -19,6 +19,15 @@ def test_unknown_name_without_close_match_only_lists():
     [
         ("pass --force to replace it", "pass force=True to replace it"),
         ("or --no-check", "or check=False"),
+        ("add --epochs N with N above 20.", "add epochs=N with N above 20."),
+        ("Give one of --dataset NAME or --data DIR.", "Give one of dataset=NAME or data=DIR."),
+        ("raise them (e.g. --test-split 0.2).", "raise them (e.g. test_split=0.2)."),
+        (
+            "--scale-lr does not apply to --lr auto: the",
+            "scale_lr=True does not apply to lr='auto': the",
+        ),
+        ("give --lr a number; --epochs 0 is", "give lr a number; epochs=0 is"),
+        ("rerun the same command once online", "rerun the same call once online"),
         (
             "Score it: `imgcls evaluate --model 'my runs/x' --data DIR`.",
             "Score it: `api.evaluate(model='my runs/x', data=DIR)`.",

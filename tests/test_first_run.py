@@ -547,28 +547,31 @@ def test_a_run_with_nothing_held_out_says_what_its_scores_are():
     from rich.console import Console
 
     from imgcls_cli.cli import console
+    from imgcls_cli.report.metrics import held_out_splits, nothing_held_out
 
     def shown(metrics):
         screen = Console(file=io.StringIO(), width=80)
         screen.print(console.metrics_table(metrics))
-        return screen.file.getvalue(), console.held_out_splits(metrics)
+        return screen.file.getvalue(), held_out_splits(metrics)
 
     sample = {"loss": 0.1234, "accuracy": 0.95, "examples": 20}
     text, held_out = shown({"train_sample": sample})
     assert "train (sample)" in text and "95.00%" in text and held_out == []
-    assert console.nothing_held_out(0.0, 0.0).endswith(
-        "keep some with --val-split and --test-split."
+    assert nothing_held_out(0.0, 0.0, "the scores above are") == (
+        "No validation or test images were held out, so the scores above are on training "
+        "images and say little about new ones: keep some with --val-split and --test-split."
     )
     # Splits asked for, but a class of 5 images rounds 10% of it to none.
     assert "too few images for --val-split 0.1 and --test-split 0.1" in (
-        console.nothing_held_out(0.1, 0.1)
+        nothing_held_out(0.1, 0.1, "the scores above are")
     )
     text, held_out = shown({"val": {**sample, "accuracy": 0.5}, "train_sample": sample})
     assert "train (sample)" not in text and "50.00%" in text and held_out == ["val"]
 
 
 def test_debug_shows_the_traceback_placed_before_or_after_the_command(tmp_path):
-    """ "Run again with --debug" is followed by appending it: both places work."""
+    """Users append --debug as "Run again with --debug" invites: both places work, and
+    the exit code stays the one without it."""
     from imgcls_cli.cli.app import debug_first
 
     for args in (
@@ -580,6 +583,8 @@ def test_debug_shows_the_traceback_placed_before_or_after_the_command(tmp_path):
         assert "Traceback" in result.stderr and "DataError: --data gone does not exist" in (
             result.stderr
         )
+    result, _ = imgcls("train", "--epochs", "-1", "--debug", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" in result.stderr, result.stderr  # bad option
     # After `--` every word is an argument (a file may be called --debug).
     assert debug_first(["predict", "--", "--debug"]) == ["predict", "--", "--debug"]
     assert debug_first(["predict", "a.png", "--debug", "--", "b"]) == [

@@ -157,10 +157,25 @@ def test_skipped_images_reach_python_warnings_and_the_run(tmp_path):
     # Pointing at the caller's line, not inside the library; spelt for Python.
     ours = [w for w in caught if issubclass(w.category, ImgclsWarning)]
     assert {Path(w.filename).name for w in ours} == {Path(__file__).name}
-    with pytest.warns(ImgclsWarning, match="patience has no effect without validation data"):
+    with pytest.warns(
+        ImgclsWarning, match="patience has no effect without validation data"
+    ) as caught:
         api.train(
-            data=data, arch="simplecnn", epochs=1, val_split=0, patience=2, output=tmp_path / "p"
+            data=data,
+            arch="simplecnn",
+            epochs=1,
+            val_split=0,
+            test_split=0,
+            patience=2,
+            output=tmp_path / "p",
         )
+    # Nothing held out: the CLI says so under its table, the API in a warning.
+    [unscored] = [str(w.message) for w in caught if "were held out" in str(w.message)]
+    assert unscored == (
+        "No validation or test images were held out, so the run's only scores "
+        "(metrics['train_sample']) are on training images and say little about new ones: "
+        "keep some with val_split and test_split."
+    )
     # 2 test images: the rough-score line's advice is the API call, not the command.
     [rough] = [str(w.message) for w in ours if "confidence interval" in str(w.message)]
     assert f"`api.evaluate(model={str(run.path)!r}, data=DIR)`" in rough, rough

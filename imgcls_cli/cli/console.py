@@ -145,30 +145,14 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
     table.add_column("loss", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("images", justify="right")
+    from imgcls_cli.report.metrics import held_out_splits
+
     shown = held_out_splits(metrics) or [s for s in ("train_sample",) if s in metrics]
     for split in shown:
         m = metrics[split]
         name = "train (sample)" if split == "train_sample" else split
         table.add_row(name, f"{m['loss']:.4f}", f"{m['accuracy']:.2%}", str(m["examples"]))
     return table
-
-
-def nothing_held_out(val_split: float, test_split: float) -> str:
-    """Why the table shows training images only, and what to do about it."""
-    said = (
-        "No validation or test images were held out, so the scores above are on training "
-        "images and say little about new ones: "
-    )
-    if not (val_split or test_split):
-        return said + "keep some with --val-split and --test-split."
-    return said + (
-        f"each class has too few images for --val-split {val_split:g} and --test-split "
-        f"{test_split:g} to hold one out. Add images, or raise them (e.g. --test-split 0.2)."
-    )
-
-
-def held_out_splits(metrics: dict[str, Any]) -> list[str]:
-    return [split for split in ("val", "test") if metrics.get(split, {}).get("examples")]
 
 
 def write_line(text: str) -> None:

@@ -26,9 +26,12 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except ImgclsError as error:
-        if backend.debugging():
-            raise
-        console.error(str(error))
+        if backend.debugging():  # the traceback, and the exit code the error has without it
+            import traceback
+
+            traceback.print_exc()
+        else:
+            console.error(str(error))
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         console.stopped("Interrupted.")
@@ -76,6 +79,7 @@ def run_and_report(ctx: typer.Context) -> None:
     command, flags = ctx.info_name or "train", ctx.params
     with user_errors():
         from imgcls_cli.api import execute_run, prepare_run
+        from imgcls_cli.report.metrics import held_out_splits, nothing_held_out
 
         config, run_dir, resuming = prepare_run(
             command,
@@ -108,9 +112,10 @@ def run_and_report(ctx: typer.Context) -> None:
             return
         if not flags["quiet"]:
             console.out.print(console.metrics_table(run.metrics))
-            if not console.held_out_splits(run.metrics):
+            if not held_out_splits(run.metrics):
                 splits = config.data.val_split, config.data.test_split
-                console.out.print(console.nothing_held_out(*splits), soft_wrap=True)
+                said = nothing_held_out(*splits, scores="the scores above are")
+                console.out.print(said, soft_wrap=True)
         console.out.print(
             f"Run saved to [bold]{console.escape(run.path)}[/] (weights {fingerprint})",
             soft_wrap=True,

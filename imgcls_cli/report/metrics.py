@@ -7,6 +7,8 @@ scores are scikit-learn's, tie-breaking included (tests/test_metrics.py checks).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 CALIBRATION_BINS = 15  # equal-width confidence bins for the expected calibration error
@@ -44,6 +46,25 @@ def few_images_warning(what: str, accuracy: float, examples: int, remedy: str) -
         f"{what}, {accuracy:.0%} on {images}, could be anything from {low:.0%} to {high:.0%} "
         "on new images (95% confidence interval): too few images to judge the model or "
         f"compare runs by. {remedy}"
+    )
+
+
+def held_out_splits(metrics: dict[str, Any]) -> list[str]:
+    """The splits of a run's metrics.json scored on held-out images (val, test)."""
+    return [split for split in ("val", "test") if metrics.get(split, {}).get("examples")]
+
+
+def nothing_held_out(val_split: float, test_split: float, scores: str) -> str:
+    """Why a run's only `scores` are on training images, and what to do about it."""
+    said = (
+        f"No validation or test images were held out, so {scores} on training images and "
+        "say little about new ones: "
+    )
+    if not (val_split or test_split):
+        return said + "keep some with --val-split and --test-split."
+    return said + (
+        f"each class has too few images for --val-split {val_split:g} and --test-split "
+        f"{test_split:g} to hold one out. Add images, or raise them (e.g. --test-split 0.2)."
     )
 
 
