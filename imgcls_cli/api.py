@@ -418,8 +418,11 @@ def evaluate(
     """Score a trained model (`imgcls evaluate`) and write its report files into `output`
     (default: the run directory; for an export folder, `<folder>-evaluation` beside it).
     Returns what `imgcls evaluate --json` prints. `model`: a run directory, its
-    model.keras or an export folder (default: the latest run under ./runs)."""
+    model.keras or an export folder (default: the latest run under ./runs). With
+    min_accuracy, the report's `min_accuracy` says whether it `passed` (`imgcls evaluate`
+    exits 1 when not; here an ImgclsWarning says by how much)."""
     from imgcls_cli.commands.evaluate import (
+        accuracy_shortfall,
         check_report_dir,
         default_report_dir,
         write_evaluation,
@@ -447,7 +450,13 @@ def evaluate(
     if copies:
         reporter.warning(copies)
     evaluation = score(run, data, config, reporter)
+    if config.min_accuracy is not None:  # the CI gate: recorded; the CLI exits 1 on it
+        passed = evaluation.report["accuracy"] >= config.min_accuracy
+        evaluation.report["min_accuracy"] = {"required": config.min_accuracy, "passed": passed}
     write_evaluation(evaluation, report_dir, run.channels)
+    shortfall = accuracy_shortfall(evaluation.report, config.min_accuracy)
+    if shortfall and not CLI_SPELLING.get():
+        reporter.warning(shortfall)
     return evaluation.report
 
 
@@ -514,6 +523,8 @@ def predict(model: str | Path | Run | None, inputs: Any, **options: Any) -> list
     Options: top_k (3), tta (False), batch_size (64)."""
     reporter = api_reporter(options.pop("reporter", None))
     predictions = open_predictions(model, inputs, reporter=reporter, **options)
+    if predictions.tta_skipped:
+        reporter.warning(f"--tta skipped: {predictions.tta_skipped}.")
     records = [record.to_dict() for record in predictions.records]
     failed = [r for r in records if r["error"] is not None]
     if failed:
@@ -600,15 +611,18 @@ def export(
     """Export a run's model (`imgcls export`): options as ExportConfig (format, quantize,
     calibration, min_agreement, check, dataset, data, data_dir, batch_size, seed).
     Returns export.json's content with `folder`, where it was written; when the parity
-    check failed, `parity.passed` is false (`imgcls export` then exits 1)."""
-    from imgcls_cli.commands.export import run_export
+    check failed, `parity.passed` is false and an ImgclsWarning says so (`imgcls export`
+    then exits 1)."""
+    from imgcls_cli.commands.export import parity_shortfall, run_export
     from imgcls_cli.config import ExportConfig, from_dict
 
     check_flag("force", force)
+    reporter = api_reporter(reporter)
     config = from_dict(ExportConfig, paths_as_text(options), where="export options")
-    result = run_export(
-        Path(run_dir), config, api_reporter(reporter), Path(output) if output else None, force
-    )
+    result = run_export(Path(run_dir), config, reporter, Path(output) if output else None, force)
+    shortfall = parity_shortfall(result.document, result.folder)
+    if shortfall and not CLI_SPELLING.get():  # the CLI exits 1 on it
+        reporter.warning(shortfall)
     return {"folder": str(result.folder), **result.document}
 
 

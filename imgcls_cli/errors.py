@@ -92,10 +92,11 @@ def python_spelling(message: str) -> str:
 
 
 # A flag in a message, with the value that follows it where that is surely its value: a
-# placeholder (DIR, N), a number or `auto`; other words may be the sentence going on.
+# placeholder (DIR, N), a number (not a percentage) or `auto`; other words may be the
+# sentence going on.
 FLAG = re.compile(
     r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)"
-    r"(?: ([A-Z][A-Z_]*(?![\w])|-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w])|auto\b))?"
+    r"(?: ([A-Z][A-Z_]*(?![\w])|-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w%]|\.\d)|auto\b))?"
 )
 
 

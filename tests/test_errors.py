@@ -29,6 +29,11 @@ def test_unknown_name_without_close_match_only_lists():
         ("give --lr a number; --epochs 0 is", "give lr a number; epochs=0 is"),
         ("rerun the same command once online", "rerun the same call once online"),
         (
+            "agrees on 40%, below --min-agreement 99.00%;",
+            "agrees on 40%, below min_agreement 99.00%;",
+        ),
+        ("with --epochs 5.", "with epochs=5."),
+        (
             "Score it: `imgcls evaluate --model 'my runs/x' --data DIR`.",
             "Score it: `api.evaluate(model='my runs/x', data=DIR)`.",
         ),

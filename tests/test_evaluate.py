@@ -148,7 +148,11 @@ def test_min_accuracy_gate(runner, cli_app, shapes_run, tmp_path, threshold, cod
         "--json",
     )
     assert result.exit_code == code, result.output
-    assert json.loads(result.stdout)["accuracy"] == pytest.approx(10 / 13)  # JSON only
+    report = json.loads(result.stdout)
+    assert report["accuracy"] == pytest.approx(10 / 13)  # JSON only
+    gate = {"required": float(threshold), "passed": code == 0}
+    assert report["min_accuracy"] == gate
+    assert json.loads((tmp_path / "out" / "evaluation.json").read_text())["min_accuracy"] == gate
     # The gate's line, after the one that says how little 13 images tell.
     said = result.stderr.strip().splitlines()
     assert said[0].startswith("Warning: The accuracy, 77% on 13 images, could be anything")
@@ -398,3 +402,39 @@ def test_each_gallery_tile_names_its_file():
     short = short_name(long)
     assert len(short) == TILE_NAME_CHARACTERS and "…" in short
     assert short.startswith("a_very_long") and short.endswith("0042.jpg")
+
+
+def test_the_api_gate_records_and_warns_instead_of_exiting(shapes_run, tmp_path):
+    from imgcls_cli import api
+    from imgcls_cli.reporting import ImgclsWarning
+
+    data = write_mislabelled_folder(tmp_path)  # accuracy 10/13 = 0.769
+    with pytest.warns(ImgclsWarning) as caught:
+        report = api.evaluate(shapes_run, data=data, output=tmp_path / "out", min_accuracy=0.9)
+    assert report["min_accuracy"] == {"required": 0.9, "passed": False}
+    said = [str(w.message) for w in caught]
+    assert "Accuracy 0.7692 is below min_accuracy=0.9000 by 0.1308 (13.08 percentage points)." in (
+        said
+    )
+    report = api.evaluate(shapes_run, data=data, output=tmp_path / "out2", min_accuracy=0.75)
+    assert report["min_accuracy"] == {"required": 0.75, "passed": True}
+
+
+def test_what_unknown_classes_were_called_and_how_many_mistakes_there_were():
+    from imgcls_cli.cli.console import mistakes_table
+    from imgcls_cli.commands.evaluate import most_called
+
+    assert most_called({"8": 3, "9": 1}) == ", mostly called 8"
+    assert most_called({"8": 1, "9": 1}) == ", called 8 and 9 alike"
+    assert most_called({"a": 2, "b": 2, "c": 2}) == ", called a, b and c alike"
+    assert most_called({}) == ""
+
+    def title(shown, listed, wrong):
+        mistake = {"path": "x/a.png", "true": "a", "predicted": "b", "confidence": 0.9}
+        return mistakes_table([mistake] * shown, listed, wrong).title
+
+    assert title(10, 16, 20) == (
+        "Most confident mistakes (10 of 20; the 16 most confident in mistakes.csv)"
+    )
+    assert title(10, 16, 16) == "Most confident mistakes (10 of 16; all in mistakes.csv)"
+    assert title(3, 3, 3) == "Most confident mistakes"

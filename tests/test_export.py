@@ -123,6 +123,12 @@ def test_a_wrong_export_fails_the_parity_check_and_keeps_its_files(
     parity = json.loads((folder / "export.json").read_text())["parity"]
     assert parity["passed"] is False and parity["agreement"] < 0.5
     assert (folder / "model.onnx").stat().st_size > 0
+    # From Python: the same document, and a warning in place of the exit code.
+    from imgcls_cli.reporting import ImgclsWarning
+
+    with pytest.warns(ImgclsWarning, match=r"below min_agreement 99.00%; the files are kept"):
+        document = api.export(shapes_run, format="onnx", data=check_folder, output=tmp_path / "api")
+    assert document["parity"]["passed"] is False
 
 
 def test_export_folders_are_refused_unless_they_are_exports_and_force_is_given(

@@ -85,6 +85,21 @@ def test_bad_folders_explain_themselves(tmp_path, setup, message):
         load_folder(root, config(root), seed=0)
 
 
+def test_a_class_whose_files_are_all_unreadable_is_named_with_why(tmp_path):
+    root = make_class_folder(tmp_path / "d", classes=("cat", "dog", "owl"), per_class=3)
+    for path in (root / "dog").iterdir():
+        path.unlink()
+    for name in ("a.png", "b.png"):
+        (root / "dog" / name).write_text("not an image")
+    for path in (root / "owl").iterdir():
+        path.write_text("not an image")
+    with pytest.raises(DataError) as refused:
+        load_folder(root, config(root), seed=0)
+    said = str(refused.value)
+    assert said.startswith(f"Found images of only 1 class (cat) in {root}: classification ")
+    assert "No file of dog, owl could be read: " in said and "dog/a.png (not an image" in said
+
+
 def test_broken_symbolic_links_are_named(tmp_path):
     root = make_class_folder(tmp_path / "d", per_class=3)
     (root / "circle" / "gone.png").symlink_to(tmp_path / "nowhere.png")

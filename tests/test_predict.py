@@ -274,6 +274,12 @@ def test_tta_is_skipped_for_runs_trained_without_horizontal_flips(
     assert "--tta skipped" in result.stderr and "vertical" in result.stderr
     got = probabilities_by_class(json_records(result)[0], ["circle", "square", "tri"])
     np.testing.assert_allclose(got, model_probabilities(run_dir, [path])[0], atol=1e-5)
+    from imgcls_cli import api
+    from imgcls_cli.reporting import ImgclsWarning
+
+    with pytest.warns(ImgclsWarning, match=r"^tta=True skipped: .*vertical"):
+        [record] = api.predict(run_dir, path, tta=True)
+    assert record["label"] == json_records(result)[0]["label"]
 
 
 def test_json_and_csv_together_is_a_usage_error(runner, cli_app, shapes_run, photos):

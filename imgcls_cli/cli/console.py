@@ -237,12 +237,13 @@ def add_path_column(table: Table, paths: list[str]) -> list[str]:
     return names
 
 
-def mistakes_table(mistakes: list[dict[str, Any]], total: int | None = None) -> Table:
-    shown = (
-        f"{len(mistakes)} of {total}; all in mistakes.csv"
-        if total and total > len(mistakes)
-        else ""
-    )
+def mistakes_table(mistakes: list[dict[str, Any]], listed: int = 0, wrong: int = 0) -> Table:
+    """The first of the `listed` mistakes mistakes.csv holds, out of `wrong` in all."""
+    shown = ""
+    if wrong > listed:  # --mistakes kept the most confident only
+        shown = f"{len(mistakes)} of {wrong}; the {listed} most confident in mistakes.csv"
+    elif listed > len(mistakes):
+        shown = f"{len(mistakes)} of {listed}; all in mistakes.csv"
     title = "Most confident mistakes" + (f" ({shown})" if shown else "")
     table = Table(title=title)
     names = add_path_column(table, [mistake["path"] for mistake in mistakes])
@@ -267,7 +268,8 @@ def print_evaluation(report: dict[str, Any], table_limit: int = 50, matrix_limit
     if classes <= matrix_limit:
         out.print(confusion_table(report))
     if report.get("mistakes"):
-        out.print(mistakes_table(report["mistakes"][:10], len(report["mistakes"])))
+        wrong = report["examples"] - round(report["accuracy"] * report["examples"])
+        out.print(mistakes_table(report["mistakes"][:10], len(report["mistakes"]), wrong))
 
 
 def predictions_table(predictions: list[Any], top_k: int) -> Table:

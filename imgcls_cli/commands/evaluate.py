@@ -156,6 +156,17 @@ def score_unknown(run: LoadedRun, data: EvaluationData, batch_size: int) -> list
     return rows
 
 
+def most_called(predicted: dict[str, int]) -> str:
+    """', mostly called 8' for {8: 3, 9: 1}; ', called 8 and 9 alike' for a tie."""
+    if not predicted:
+        return ""
+    top = max(predicted.values())
+    tied = [name for name, count in predicted.items() if count == top]
+    if len(tied) == 1:
+        return f", mostly called {tied[0]}"
+    return f", called {', '.join(tied[:-1])} and {tied[-1]} alike"
+
+
 def coverage_warnings(report: dict[str, Any], num_classes: int) -> list[str]:
     """One line each: images of classes the model does not know (scored apart), and the
     model's classes the data has no images of (left out of the averages)."""
@@ -163,9 +174,7 @@ def coverage_warnings(report: dict[str, Any], num_classes: int) -> list[str]:
     unknown = report["unknown_classes"]
     if unknown:
         shown = "; ".join(
-            f"{row['class']}: {row['images']}"
-            + (f", mostly called {next(iter(row['predicted']))}" if row["predicted"] else "")
-            for row in unknown[:3]
+            f"{row['class']}: {row['images']}{most_called(row['predicted'])}" for row in unknown[:3]
         ) + ("; …" if len(unknown) > 3 else "")
         images = sum(row["images"] for row in unknown)
         warnings.append(

@@ -280,9 +280,21 @@ def readable_files(
         )
     if len(train_labels) < min_classes:
         only = ", ".join(listed.class_names[i] for i in sorted(train_labels))
+        # Classes whose files are all unreadable: name them and why, not just the one left.
+        label_of = {str(path): label for path, label in listed.files["train"]}
+        unread = [
+            (path, reason)
+            for path, reason in scan.skipped
+            if path in label_of and label_of[path] not in train_labels
+        ]
+        why = ""
+        if unread:
+            emptied = sorted({listed.class_names[label_of[path]] for path, _ in unread})
+            why = f" No file of {', '.join(emptied)} could be read: "
+            why += f"{files_and_reasons(unread, limit=3)}."
         raise DataError(
             f"Found images of only 1 class ({only}) in {where}: "
-            "classification needs images of at least 2 classes."
+            f"classification needs images of at least 2 classes.{why}"
         )
     count = len(files["train"])
     if min_classes > 1 and listed.label_column and count >= OWN_CLASS_IMAGES:
