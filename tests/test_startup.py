@@ -113,7 +113,7 @@ import json, sys
 from imgcls_cli import backend
 from imgcls_cli.cli import app as cli
 
-def command():
+def command(args=None):
     backend.import_tensorflow()
     seen = [name for name in backend.KERAS_EXTRAS if name in sys.modules]
     import matplotlib.pyplot, pandas, sklearn  # noqa: F401 (as usual, afterwards)
