@@ -249,7 +249,12 @@ def prepare_run(
         saved = rundir.read_options_file(Path(config_file), command)
         if rundir.is_flat_options(saved):
             saved = {"dataset": None, "data": None, **paths_as_text(saved)}
-            config_from_options(cls, saved, from_file=True)  # its values, named as its keys
+            try:  # its values, named as its keys, and the file named
+                config_from_options(cls, saved, from_file=True)
+            except UsageError as error:
+                raise UsageError(
+                    f"Config file {config_file}: {python_spelling(str(error))}"
+                ) from None
         else:
             saved = options_of(cls.from_dict(saved))
             saved["data"] = rundir.recorded_data_folder(Path(config_file), saved["data"])

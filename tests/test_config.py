@@ -256,8 +256,9 @@ def test_a_hand_written_flat_config_file_is_read_as_options_by_name(tmp_path, ki
     assert (config.epochs, config.data.data, config.lr) == (5, str(folder), 0.01)
     assert config.augment.preset.value == "light" and config.augment.flip.value == "none"
     path.write_text(json.dumps({"epochz": 5}) if kind == "json" else "epochz: 5\n")
-    with pytest.raises(UsageError, match="Unknown option.*epochz"):
+    with pytest.raises(UsageError, match="Unknown option.*epochz") as refused:
         prepare_run("train", {}, tmp_path / "run2", False, None, path)
+    assert str(refused.value).startswith(f"Config file {path}: Unknown option(s) epochz")
 
 
 def test_a_runs_config_with_a_relative_folder_works_from_another_folder(

@@ -409,10 +409,15 @@ def test_the_api_gate_records_and_warns_instead_of_exiting(shapes_run, tmp_path)
     from imgcls_cli.reporting import ImgclsWarning
 
     data = write_mislabelled_folder(tmp_path)  # accuracy 10/13 = 0.769
+    (data / "tri" / "broken.png").write_text("not an image")  # skipped and named
     with pytest.warns(ImgclsWarning) as caught:
         report = api.evaluate(shapes_run, data=data, output=tmp_path / "out", min_accuracy=0.9)
     assert report["min_accuracy"] == {"required": 0.9, "passed": False}
     said = [str(w.message) for w in caught]
+    assert any(
+        line.startswith(f"Skipped 1 unreadable image(s): {data / 'tri' / 'broken.png'} (not an")
+        for line in said
+    ), said
     assert "Accuracy 0.7692 is below min_accuracy=0.9000 by 0.1308 (13.08 percentage points)." in (
         said
     )

@@ -183,7 +183,9 @@ def test_every_row_problem_skips_the_row_and_names_it(tmp_path):
     assert reasons["line 9"] == "empty path"
     assert reasons["line 10"] == "a.png is listed twice (line 2)"
     assert reasons["line 11"].startswith("b.png is labelled 'cat' here and 'dog' on line 3")
-    assert len(table.skipped) == 7
+    assert reasons["line 3"] == "b.png: labelled again on line 11"  # skipped, so counted
+    assert len(table.skipped) == 8 == len(rows) - len(table.rows)
+    assert [line for line, _ in table.skipped] == [f"line {n}" for n in (3, 4, 5, 6, 8, 9, 10, 11)]
 
 
 def test_a_name_without_extension_is_the_one_image_with_that_stem(tmp_path):

@@ -51,8 +51,21 @@ def test_model_option_errors(tmp_path):
         find_run_dir(tmp_path / "nope", tmp_path)
     (tmp_path / "training").mkdir()
     (tmp_path / "training" / rundir.CONFIG_FILE).write_text("{}")  # claimed, still training
-    with pytest.raises(RunDirError, match="has no model.keras"):
+    with pytest.raises(RunDirError, match="has no model.keras") as refused:
         find_run_dir(tmp_path / "training", tmp_path)
+    assert "a run still in progress has no model yet" in str(refused.value)
+    # Interrupted: it has a checkpoint, so the message says how to continue it.
+    stopped = tmp_path / "stopped run"
+    (stopped / rundir.CHECKPOINTS_DIR / "head").mkdir(parents=True)
+    (stopped / rundir.CHECKPOINTS_DIR / "head" / "checkpoint").write_text("")
+    (stopped / rundir.CONFIG_FILE).write_text('{"command": "finetune"}')
+    with pytest.raises(RunDirError) as refused:
+        find_run_dir(stopped, tmp_path)
+    assert str(refused.value) == (
+        f"{stopped} has no model.keras: its training stopped before the end (a checkpoint is "
+        f"saved); continue it with `imgcls finetune --resume '{stopped}'`, or give a finished "
+        "run."
+    )
 
 
 def test_model_option_that_is_no_model_says_so(runner, cli_app, shapes_run, tmp_path):

@@ -218,9 +218,15 @@ def test_tf_servings_rest_api(server, shapes_run):
     assert status == 404 and "Specific(" in json.loads(content)["error"]
     # Unknown paths and methods answer in the same shape.
     status, _, content = request(server.url, "GET", "/nowhere")
-    assert (status, json.loads(content)) == (404, {"error": "Not Found: GET /nowhere"})
+    assert (status, json.loads(content)) == (404, {"error": "Not Found (GET /nowhere)"})
     status, _, content = request(server.url, "GET", "/predict")
     assert status == 405 and json.loads(content)["error"].startswith("Method Not Allowed")
+    unparsable = {"Content-Type": "multipart/form-data"}  # no boundary
+    status, _, content = request(server.url, "POST", "/predict", b"x", unparsable)
+    assert (status, json.loads(content)) == (
+        400,
+        {"error": "Missing boundary in multipart (POST /predict)"},
+    )
 
 
 def test_bodies_above_the_limit_are_refused_before_they_are_read(server):

@@ -134,13 +134,11 @@ def class_index_map(data_classes: list[str], model_classes: list[str]) -> np.nda
 def open_data(run: LoadedRun, options: EvaluateConfig, reporter: Reporter) -> EvaluationData:
     """Open the source and pick the split, with labels mapped to the model's classes."""
     from imgcls_cli.data.factory import load_source
+    from imgcls_cli.data.prepare import report_source_problems
 
     config, seed, split_name = choose_data(run, options)
     source = load_source(config, seed, reporter, min_classes=1)
-    if source.skipped:
-        reporter.warning(f"Skipped {len(source.skipped)} unreadable image(s) in the data.")
-    for warning in source.warnings:
-        reporter.warning(warning)
+    report_source_problems(source, reporter)  # as training does: each skipped file named
     names = [name for name in SPLITS if name in source.splits]
     if split_name != EvalSplit.all:
         names = [split_name.value] if split_name.value in source.splits else []

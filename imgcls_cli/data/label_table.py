@@ -146,34 +146,37 @@ def read_label_table(
     values = [(line, f[path_index].strip(), f[label_index].strip()) for line, f in body]
     root = images or choose_images_folder(csv_path, [path for _, path, _ in values])
     finder = FileFinder(root)
-    where = lambda line: f"line {line}"  # noqa: E731 - the warning names the file
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[int, str]] = []  # (line, why)
     found: dict[Path, tuple[int, str]] = {}  # file → (line, label) of its first row
     conflicting: set[Path] = set()
     for line, value, label in values:
         if not value:
-            skipped.append((where(line), "empty path"))
+            skipped.append((line, "empty path"))
             continue
         file, problem = finder.find(value)
         if file is None:
-            skipped.append((where(line), problem))
+            skipped.append((line, problem))
         elif not label:
-            skipped.append((where(line), f"{value}: empty label"))
+            skipped.append((line, f"{value}: empty label"))
         elif file in found and found[file][1] != label:
             first_line, first_label = found[file]
-            conflicting.add(file)
+            if file not in conflicting:  # its first row is skipped too, and counted
+                conflicting.add(file)
+                skipped.append((first_line, f"{value}: labelled again on line {line}"))
             skipped.append(
                 (
-                    where(line),
+                    line,
                     f"{value} is labelled {label!r} here and {first_label!r} on line "
                     f"{first_line}: both rows skipped",
                 )
             )
         elif file in found:
-            skipped.append((where(line), f"{value} is listed twice (line {found[file][0]})"))
+            skipped.append((line, f"{value} is listed twice (line {found[file][0]})"))
         else:
             found[file] = (line, label)
     kept = [(file, label) for file, (_, label) in found.items() if file not in conflicting]
+    # In file order; the warning names the file, each row its line.
+    skipped = [(f"line {line}", why) for line, why in sorted(skipped, key=lambda row: row[0])]
     return LabelTable(csv_path, finder.root, kept, skipped, header, header[label_index].strip())
 
 

@@ -114,10 +114,7 @@ def run_dir_of(model: Path) -> Path:
     if model.is_dir() and any(
         (model / n).exists() for n in (rundir.LABELS_FILE, rundir.CONFIG_FILE)
     ):
-        raise RunDirError(
-            f"{model} has no {rundir.MODEL_FILE}: give a run directory written by `imgcls train` "
-            "(a run still in progress has no model yet)."
-        )
+        raise RunDirError(no_model_message(model))
     # Anything else (an image, a data folder) would otherwise read as a broken run.
     raise RunDirError(
         f"{model} is not a model: give a run directory, its {rundir.MODEL_FILE}, or an "
@@ -137,11 +134,29 @@ def require_run_dir(path: Path) -> Path:
     if path.is_file():
         path = run_dir_of(path)
     if not rundir.holds_model(path):
-        raise RunDirError(
-            f"{path} has no {rundir.MODEL_FILE}: give a run directory written by `imgcls train` "
-            "or `imgcls finetune` (a run still in progress has no model yet)."
-        )
+        raise RunDirError(no_model_message(path))
     return path
+
+
+def no_model_message(path: Path) -> str:
+    """Why a folder without model.keras is no model: an interrupted run (it has a
+    checkpoint) says how to continue it; anything else, what to give instead."""
+    import shlex
+
+    said = f"{path} has no {rundir.MODEL_FILE}: "
+    if rundir.has_checkpoint(path):
+        try:
+            command = read_json(path / rundir.CONFIG_FILE, "the run's options")["command"]
+        except (RunDirError, KeyError, TypeError):
+            command = "train"
+        return said + (
+            "its training stopped before the end (a checkpoint is saved); continue it with "
+            f"`imgcls {command} --resume {shlex.quote(str(path))}`, or give a finished run."
+        )
+    return said + (
+        "give a run directory written by `imgcls train` or `imgcls finetune` (a run still "
+        "in progress has no model yet)."
+    )
 
 
 def describe_run(run_dir: Path) -> str:

@@ -370,8 +370,10 @@ def create_app(served: Served) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        """Unknown paths (404) and methods (405) answer in the same {"error": ...} shape."""
-        return problem(error.status_code, f"{error.detail}: {request.method} {request.url.path}")
+        """Unknown paths (404), methods (405) and bodies Starlette cannot parse (400)
+        answer in the same {"error": ...} shape, naming the request."""
+        detail = str(error.detail).rstrip(".")
+        return problem(error.status_code, f"{detail} ({request.method} {request.url.path})")
 
     @app.get("/favicon.ico")
     async def favicon() -> Response:
