@@ -280,7 +280,11 @@ def test_inspect_describes_stored_images_as_files(saved):
     files = sorted(folder.rglob("*.png"))
     assert report["formats"] == {"PNG": len(files)} and report["unreadable"] == []
     assert report["modes"] == {"RGB": len(files)}
-    assert report["duplicates"] == {"within_splits": [], "across_splits": []}
+    assert report["duplicates"] == {
+        "within_splits": [],
+        "across_splits": [],
+        "different_classes": [],
+    }
 
 
 def test_the_hub_probe_answers_offline_at_once():

@@ -4,21 +4,24 @@ import json
 import shutil
 
 import pytest
-from conftest import make_class_folder
+from conftest import damaged_png, make_class_folder
 
 from imgcls_cli import api
 
 
 @pytest.fixture
 def messy_folder(tmp_path):
-    """train/ with 6 circles (one copied twice) and 4 squares plus a corrupt file; test/
-    with 2 of each, one of them a copy of a training image (a leak)."""
+    """train/ with 6 circles (one copied twice), a PNG damaged inside, 4 squares, a file
+    that is no image and a circle filed as a square; test/ with 2 of each, one of them a
+    copy of a training image (a leak)."""
     root = tmp_path / "shapes"
     make_class_folder(root / "train", per_class=6)
     make_class_folder(root / "test", per_class=2, seed=1)
     for i in (4, 5):
         (root / "train" / "square" / f"square_{i}.png").unlink()
     shutil.copy(root / "train/circle/circle_0.png", root / "train/circle/copy.png")
+    shutil.copy(root / "train/circle/circle_2.png", root / "train/square/circle_as_square.png")
+    damaged_png(root / "train/circle/circle_1.png", root / "train/circle/damaged.png")
     shutil.copy(root / "train/square/square_1.png", root / "test/square/leak.png")
     (root / "train" / "square" / "bad.png").write_bytes(b"not an image")
     return root
@@ -28,32 +31,47 @@ def test_report_counts_classes_finds_duplicates_leaks_and_unreadable_files(messy
     report = api.inspect(data=messy_folder, val_split=0.0)
     root = str(messy_folder)
     assert report["classes"] == ["circle", "square"]
+    # Counted: the images training reads (the damaged PNG is only listed as unreadable).
     assert report["class_counts"] == {
         "circle": {"train": 7, "test": 2},
-        "square": {"train": 4, "test": 3},
+        "square": {"train": 5, "test": 3},
     }
-    assert report["imbalance_ratio"] == pytest.approx(7 / 4)
-    assert report["sizes"] == [{"size": "16x16", "images": 16}]
-    assert report["modes"] == {"RGB": 16} and report["formats"] == {"PNG": 16}
-    assert report["unreadable"] == [
-        {"path": f"{root}/train/square/bad.png", "reason": "not an image (format not recognised)"}
+    assert report["imbalance_ratio"] == pytest.approx(7 / 5)
+    assert report["sizes"] == [{"size": "16x16", "images": 17}]
+    assert report["modes"] == {"RGB": 17} and report["formats"] == {"PNG": 17}
+    assert [item["path"] for item in report["unreadable"]] == [
+        f"{root}/train/square/bad.png",
+        f"{root}/train/circle/damaged.png",
     ]
-    assert report["duplicates"] == {
-        "within_splits": [
-            {
-                "split": "train",
-                "file": f"{root}/train/circle/copy.png",
-                "same_as": f"{root}/train/circle/circle_0.png",
-            }
-        ],
-        "across_splits": [
-            {
-                "split": "test",
-                "file": f"{root}/test/square/leak.png",
-                "train_file": f"{root}/train/square/square_1.png",
-            }
-        ],
-    }
+    assert report["unreadable"][0]["reason"] == "not an image (format not recognised)"
+    duplicates = report["duplicates"]
+    assert sorted(duplicates["within_splits"], key=lambda item: item["file"]) == [
+        {
+            "split": "train",
+            "file": f"{root}/train/circle/copy.png",
+            "same_as": f"{root}/train/circle/circle_0.png",
+        },
+        {
+            "split": "train",
+            "file": f"{root}/train/square/circle_as_square.png",
+            "same_as": f"{root}/train/circle/circle_2.png",
+        },
+    ]
+    assert duplicates["across_splits"] == [
+        {
+            "split": "test",
+            "file": f"{root}/test/square/leak.png",
+            "train_file": f"{root}/train/square/square_1.png",
+        }
+    ]
+    assert duplicates["different_classes"] == [
+        {
+            "file": f"{root}/train/square/circle_as_square.png",
+            "class": "square",
+            "same_as": f"{root}/train/circle/circle_2.png",
+            "same_as_class": "circle",
+        }
+    ]
     assert "throughput" not in report
 
 
@@ -78,7 +96,11 @@ def test_the_terminal_report_warns_about_leaks(runner, cli_app, messy_folder):
     result = runner.invoke(cli_app, ["inspect", "--data", str(messy_folder)])
     assert result.exit_code == 0, result.output
     assert "leak.png is also in train" in result.stderr
-    assert "Exact duplicates: 1 within splits, 1 across splits" in result.stdout
+    said = " ".join(result.stderr.split())
+    assert "The same image in two classes: " in said and "circle_as_square.png (square) = " in said
+    assert "Exact duplicates: 2 within splits, 1 across splits; 1 filed under two classes" in (
+        result.stdout
+    )
 
 
 def test_embedded_digits_are_counted_without_files():
@@ -100,9 +122,16 @@ def test_training_data_with_a_leak_says_so_in_one_line(messy_folder):
     from imgcls_cli.data.factory import load_source
 
     source = load_source(DataConfig(data=str(messy_folder), val_split=0.0), seed=0)
-    [leak] = [w for w in source.warnings if "exact copies" in w]
+    [leak] = [w for w in source.warnings if "exact copies of training" in w]
     assert leak.startswith("1 val/test image(s) are exact copies of training images")
     assert "leak.png" in leak and "\n" not in leak
+    [relabelled] = [w for w in source.warnings if "of another class" in w]
+    assert relabelled == (
+        "1 image(s) are exact copies of an image of another class (e.g. "
+        f"{messy_folder}/train/square/circle_as_square.png, square = "
+        f"{messy_folder}/train/circle/circle_2.png, circle): at most one of the two labels "
+        f"is right; `imgcls inspect --data {messy_folder}` lists them all."
+    )
     clean = messy_folder.parent / "clean"
     make_class_folder(clean / "train", per_class=4)
     make_class_folder(clean / "test", per_class=2, seed=1)

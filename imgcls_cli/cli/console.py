@@ -421,8 +421,17 @@ def print_data_report(report: dict[str, Any], shown: int = 10) -> None:
         warning(f"{item['split']} image {item['file']} is also in train: {item['train_file']}")
     for item in duplicates["within_splits"][:shown]:
         info(f"Duplicate in {item['split']}: {item['file']} = {item['same_as']}")
-    counts = (len(duplicates["within_splits"]), len(duplicates["across_splits"]))
-    out.print(f"Exact duplicates: {counts[0]:,} within splits, {counts[1]:,} across splits")
+    for item in duplicates["different_classes"][:shown]:
+        warning(
+            f"The same image in two classes: {item['file']} ({item['class']}) = "
+            f"{item['same_as']} ({item['same_as_class']})"
+        )
+    counts = [len(duplicates[kind]) for kind in ("within_splits", "across_splits")]
+    relabelled = len(duplicates["different_classes"])
+    out.print(
+        f"Exact duplicates: {counts[0]:,} within splits, {counts[1]:,} across splits"
+        + (f"; {relabelled:,} filed under two classes" if relabelled else "")
+    )
     if "throughput" in report:
         t = report["throughput"]
         out.print(

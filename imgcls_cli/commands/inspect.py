@@ -53,17 +53,23 @@ def inspect_data(
         if name in source.splits and source.splits[name].num_examples > 0
     }
     images = {name: describe_split(split) for name, split in splits.items()}
-    counts = class_counts(source, splits)
+    readable = {
+        name: [image for image in described if not image.get("unreadable")]
+        for name, described in images.items()
+    }
+    counts = class_counts(source, splits, images)
     train_counts = [c["train"] for c in counts.values() if c.get("train")]
     report = {
         "data": source.description,
         "classes": list(source.class_names),
-        "split_sizes": {name: split.num_examples for name, split in splits.items()},
+        "split_sizes": {name: len(described) for name, described in readable.items()},
         "class_counts": counts,
         "imbalance_ratio": max(train_counts) / min(train_counts) if train_counts else None,
-        "sizes": size_histogram(images),
-        "modes": dict(collections.Counter(i["mode"] for s in images.values() for i in s)),
-        "formats": dict(collections.Counter(i["format"] for s in images.values() for i in s)),
+        # Of the images training reads: a file whose header reads but whose pixels do
+        # not (a damaged PNG) is listed under unreadable only, as training skips it.
+        "sizes": size_histogram(readable),
+        "modes": dict(collections.Counter(i["mode"] for s in readable.values() for i in s)),
+        "formats": dict(collections.Counter(i["format"] for s in readable.values() for i in s)),
         "unreadable": [{"path": path, "reason": reason} for path, reason in source.skipped]
         + [
             {"path": image["name"], "reason": image["unreadable"]}
@@ -72,7 +78,7 @@ def inspect_data(
             if image.get("unreadable")
         ],
         "warnings": list(source.warnings),
-        "duplicates": find_duplicates(images),
+        "duplicates": find_duplicates(readable, source.class_names),
     }
     if throughput:
         report["throughput"] = {
@@ -84,17 +90,25 @@ def inspect_data(
 
 def describe_split(split: Any) -> list[dict[str, Any]]:
     """Per image: its name (path, or index for sources without files), size, mode,
-    format and a hash of its content (the file's bytes, or the decoded pixels)."""
-    if split.paths is not None:
+    format, a hash of its content (the file's bytes, or the decoded pixels) and its
+    class index (`label`)."""
+    if split.paths is not None or split.read_stored is not None:
+        if split.paths is not None:
+            names, describe = split.paths, describe_file
+        else:  # encoded images in a dataset: described as files
+            read = split.read_stored
+            names = [os.fsdecode(name) for name, _ in split.files.as_numpy_iterator()]
+            describe = lambda name: describe_file(name, read)  # noqa: E731
+        labels = split.labels
+        if labels is None:
+            labels = [int(label) for _, label in split.files.as_numpy_iterator()]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(describe_file, split.paths))
-    if split.read_stored is not None:  # encoded images in a dataset: described as files
-        read = split.read_stored
-        names = [os.fsdecode(name) for name, _ in split.files.as_numpy_iterator()]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(lambda name: describe_file(name, read), names))
+            described = list(pool.map(describe, names))
+        return [
+            {**image, "label": int(label)} for image, label in zip(described, labels, strict=True)
+        ]
     described = []
-    for index, (image, _) in enumerate(split.dataset.as_numpy_iterator()):
+    for index, (image, label) in enumerate(split.dataset.as_numpy_iterator()):
         height, width, channels = image.shape
         described.append(
             {
@@ -103,6 +117,7 @@ def describe_split(split: Any) -> list[dict[str, Any]]:
                 "mode": "L" if channels == 1 else "RGB",
                 "format": "array",
                 "hash": hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(),
+                "label": int(label),
             }
         )
     return described
@@ -131,14 +146,14 @@ def describe_file(path: str, read: Callable[[str], bytes] | None = None) -> dict
     }
 
 
-def class_counts(source: Source, splits: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """{class: {split: images}}, from the labels the sources know without decoding."""
+def class_counts(
+    source: Source, splits: dict[str, Any], images: dict[str, list[dict[str, Any]]]
+) -> dict[str, dict[str, int]]:
+    """{class: {split: readable images}}."""
     counts = {name: {split: 0 for split in splits} for name in source.class_names}
-    for split_name, split in splits.items():
-        labels = split.labels
-        if labels is None:
-            labels = np.array([label for _, label in split.dataset.as_numpy_iterator()])
-        for index, count in collections.Counter(int(label) for label in labels).items():
+    for split_name, described in images.items():
+        readable = (image["label"] for image in described if not image.get("unreadable"))
+        for index, count in collections.Counter(readable).items():
             counts[source.class_names[index]][split_name] = count
     return counts
 
@@ -155,18 +170,21 @@ def size_histogram(images: dict[str, list[dict[str, Any]]]) -> list[dict[str, An
     return histogram
 
 
-def find_duplicates(images: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, str]]]:
-    """Exact duplicates by content. within_splits: images that repeat an earlier one of
-    the same split; across_splits: val/test images whose content is also in train."""
-    within, across = [], []
+def find_duplicates(
+    images: dict[str, list[dict[str, Any]]], class_names: list[str]
+) -> dict[str, list[dict[str, str]]]:
+    """Exact duplicates by content among readable images. within_splits: images that
+    repeat an earlier one of the same split; across_splits: val/test images whose content
+    is also in train; different_classes: images whose copy, in any split, is filed under
+    another class (one of the two labels is wrong)."""
+    within, across, relabelled = [], [], []
     train = {}
     for image in images.get("train", []):
         train.setdefault(image["hash"], image["name"])
+    anywhere: dict[str, dict[str, Any]] = {}
     for split, described in images.items():
         first: dict[str, str] = {}
         for image in described:
-            if image["format"] == "?":
-                continue  # unreadable: not a duplicate of anything
             earlier = first.setdefault(image["hash"], image["name"])
             if earlier != image["name"]:
                 within.append({"split": split, "file": image["name"], "same_as": earlier})
@@ -174,7 +192,17 @@ def find_duplicates(images: dict[str, list[dict[str, Any]]]) -> dict[str, list[d
                 across.append(
                     {"split": split, "file": image["name"], "train_file": train[image["hash"]]}
                 )
-    return {"within_splits": within, "across_splits": across}
+            seen = anywhere.setdefault(image["hash"], image)
+            if seen["label"] != image["label"]:
+                relabelled.append(
+                    {
+                        "file": image["name"],
+                        "class": class_names[image["label"]],
+                        "same_as": seen["name"],
+                        "same_as_class": class_names[seen["label"]],
+                    }
+                )
+    return {"within_splits": within, "across_splits": across, "different_classes": relabelled}
 
 
 def measure_throughput(

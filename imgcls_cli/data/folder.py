@@ -329,9 +329,13 @@ def source_from_files(
     decoder = FileDecoder(channels, failures, scan.known)
     failures.verify = decoder.verify
     splits = carve_folder_splits(files, config, seed, decoder)
-    leak = leak_warning(listed.description.get("path", root), splits, scan.hashes)
+    where = listed.description.get("path", root)
+    leak = leak_warning(where, splits, scan.hashes)
     if leak:
         warnings.append(leak)
+    relabelled = relabelled_copies_warning(where, files, scan.hashes, class_names)
+    if relabelled:
+        warnings.append(relabelled)
     return Source(
         name=Path(listed.description.get("path", root)).name,
         class_names=class_names,
@@ -410,6 +414,40 @@ def leak_warning(root: Path, splits: dict[str, Split], hashes: dict[str, str]) -
         f"{len(copies)} val/test image(s) are exact copies of training images, which "
         f"inflates the scores (e.g. {path} = {original}); `imgcls inspect --data {root}` "
         "lists them all."
+    )
+
+
+def relabelled_copies(
+    files: dict[str, list[tuple[Path, int]]], hashes: dict[str, str]
+) -> list[tuple[str, int, str, int]]:
+    """(file, its class, the earlier file of the same bytes, that one's class) for every
+    image whose exact copy is filed under another class, in any split: one of the two
+    labels is wrong."""
+    first: dict[str, tuple[str, int]] = {}
+    pairs = []
+    for entries in files.values():
+        for path, label in entries:
+            digest = hashes.get(str(path))
+            if digest is None:
+                continue
+            earlier, earlier_label = first.setdefault(digest, (str(path), label))
+            if earlier_label != label:
+                pairs.append((str(path), label, earlier, earlier_label))
+    return pairs
+
+
+def relabelled_copies_warning(
+    root: Path, files: dict[str, list[tuple[Path, int]]], hashes: dict[str, str], classes: list[str]
+) -> str | None:
+    """One line when the same image is filed under two classes."""
+    pairs = relabelled_copies(files, hashes)
+    if not pairs:
+        return None
+    path, label, earlier, earlier_label = pairs[0]
+    return (
+        f"{len(pairs)} image(s) are exact copies of an image of another class (e.g. {path}, "
+        f"{classes[label]} = {earlier}, {classes[earlier_label]}): at most one of the two "
+        f"labels is right; `imgcls inspect --data {root}` lists them all."
     )
 
 
