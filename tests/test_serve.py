@@ -570,3 +570,18 @@ def test_an_unexpected_failure_is_one_json_500_and_the_server_goes_on(
     assert logged(server, lambda line: line.startswith("POST /predict 500 "))
     monkeypatch.undo()
     assert request(server.url, "POST", "/predict", content)[0] == 200
+
+
+def test_the_shape_message_names_every_shape_accepted():
+    from types import SimpleNamespace
+
+    from imgcls_cli.serve.app import expected_shape
+
+    gray, colour = (
+        SimpleNamespace(image_size=(32, 28), channels=1),
+        SimpleNamespace(image_size=(32, 28), channels=3),
+    )
+    assert expected_shape(gray).startswith(
+        "32x28x1 pixels, 0-255 ([32][28][1] or [32][28] nested lists), or "
+    )
+    assert expected_shape(colour).startswith("32x28x3 pixels, 0-255 ([32][28][3] nested lists)")

@@ -193,9 +193,12 @@ def query_top_k(request: Any, served: Served) -> int:
 
 def expected_shape(run: LoadedRun) -> str:
     height, width = run.image_size
+    lists = f"[{height}][{width}][{run.channels}]"
+    if run.channels == 1:  # a grayscale image may leave out its one channel
+        lists += f" or [{height}][{width}]"
     return (
-        f"{height}x{width}x{run.channels} pixels, 0-255 ([{height}][{width}][{run.channels}] "
-        'nested lists), or {"b64": "<base64 of an image file>"}'
+        f"{height}x{width}x{run.channels} pixels, 0-255 ({lists} nested lists), or "
+        '{"b64": "<base64 of an image file>"}'
     )
 
 
