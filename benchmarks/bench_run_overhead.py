@@ -6,7 +6,10 @@ Each measurement is a fresh process that imports TensorFlow first (not counted),
 times two identical runs with `time.process_time()`: the first in the process, and a
 second one (a notebook's next run). Runs: the default convnet and simplecnn, 2 epochs on
 60 generated 16x16 images at batch 8, and a MobileNetV2 finetune (random weights, 32 px,
-16 photo crops, a head epoch and an unfrozen one). `--against DIR` times another
+16 photo crops, a head epoch and an unfrozen one). Then the whole command a user types,
+`imgcls train --dataset digits --arch simplecnn --epochs 1`, in a fresh process: wall and
+CPU seconds, TensorFlow's import and everything else included (as imgcls' own process
+imports it: without Keras' optional extras). `--against DIR` times another
 checkout's imgcls_cli (for example `git worktree add /tmp/before <commit>`) in alternation
 with this one's, so both see the same machine.
 
@@ -85,6 +88,28 @@ def timed_run(code: Path, kind: str, shapes: Path, photos: Path, out: Path) -> l
     return found["cpu_s"]
 
 
+COMMAND = ["train", "--dataset", "digits", "--arch", "simplecnn", "--epochs", "1"]
+
+
+def timed_command(code: Path, out: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of `imgcls <COMMAND>` run with the imgcls_cli in `code`."""
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "imgcls_cli", *COMMAND, "--output", str(out), "--force"],
+        capture_output=True,
+        check=True,
+        cwd=out.parent,
+        env={**os.environ, "PYTHONPATH": str(code)},
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -93,7 +118,7 @@ def main() -> None:
     codes = {"this": HERE.parent}
     if args.against:
         codes["against"] = args.against.resolve()
-    figures: dict = {name: {kind: [] for kind in KINDS} for name in codes}
+    figures: dict = {name: {kind: [] for kind in (*KINDS, "command")} for name in codes}
     with tempfile.TemporaryDirectory() as scratch:
         shapes, photos = make_data(Path(scratch))
         for _ in range(args.rounds):  # alternated, so a busier minute hits both
@@ -101,6 +126,9 @@ def main() -> None:
                 for name, code in codes.items():
                     out = Path(scratch) / "runs"
                     figures[name][kind].append(timed_run(code, kind, shapes, photos, out))
+            for name, code in codes.items():
+                out = Path(scratch) / "runs" / "command"
+                figures[name]["command"].append(timed_command(code, out))
     rows = []
     for kind in KINDS:
         for name in codes:
@@ -112,6 +140,14 @@ def main() -> None:
                 (f"{kind} ({name})", f"first {first:.2f} s, second {second:.2f} s ({spread})")
             )
     print_table("CPU seconds of a short run (median over rounds; each round first/second)", rows)
+    rows = []
+    for name in codes:
+        pairs = figures[name]["command"]
+        wall = statistics.median(p[0] for p in pairs)
+        cpu = statistics.median(p[1] for p in pairs)
+        spread = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in pairs)
+        rows.append((name, f"wall {wall:.2f} s, CPU {cpu:.2f} s ({spread})"))
+    print_table(f"imgcls {' '.join(COMMAND)} (median; each round wall/CPU)", rows)
     document = {"rounds": args.rounds, "against": str(args.against or ""), "cpu_s": figures}
     save("run_overhead", document)
     print(json.dumps(document))
