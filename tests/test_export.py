@@ -213,6 +213,13 @@ def test_the_benchmark_caption_counts_reads_and_files_apart():
     assert files_read({"files": 64, "distinct_files": 8}) == "64 reads of 8 files"
 
 
+def test_benchmark_milliseconds_read_alike_in_a_column():
+    from imgcls_cli.cli.console import milliseconds
+
+    shown = [milliseconds(value) for value in (0.087, 0.0913, 1.5, 12.04, 123.4, 1234.5)]
+    assert shown == ["0.0870", "0.0913", "1.50", "12.0", "123", "1,234"]
+
+
 def test_benchmark_times_files_of_a_run_without_files(digits_run):
     """The embedded digits have no files: their test images are written as PNGs to time."""
     whole = api.benchmark(digits_run, batch_sizes=[8], runs_per_size=1)["end_to_end"]

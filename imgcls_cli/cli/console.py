@@ -504,13 +504,19 @@ def benchmark_table(report: dict[str, Any]) -> Table:
             table.add_row(
                 *first,
                 str(size),
-                f"{timing['p50_ms']:.3g}",
-                f"{timing['p95_ms']:.3g}",
+                milliseconds(timing["p50_ms"]),
+                milliseconds(timing["p95_ms"]),
                 f"{timing['images_per_second']:,.0f}",
             )
             first = ["", "", ""]
         table.add_section()
     return table
+
+
+def milliseconds(value: float) -> str:
+    """Three significant digits, trailing zeros kept so a column reads alike (0.0870,
+    0.0913, 1.50); whole milliseconds from 100 up (1,234, not 1.23e+03)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:#.3g}"
 
 
 def lr_find_table(document: dict[str, Any]) -> Table:
