@@ -366,3 +366,30 @@ def test_a_listed_file_that_is_not_an_image_is_skipped_by_the_scan(tmp_path):
     assert source.skipped == [
         (str(tmp_path / "images" / "notes.png"), "not an image (format not recognised)")
     ]
+
+
+def test_relabelling_the_same_files_changes_the_fingerprints_a_resume_checks(tmp_path):
+    """A CSV whose files stay and whose labels change would resume on other classes:
+    the splits' fingerprints hold the labels; a run recorded before them is compared on
+    its files alone."""
+    from conftest import write_image
+
+    from imgcls_cli.data.factory import carved_fingerprints
+    from imgcls_cli.data.folder import same_fingerprints
+
+    images = tmp_path / "images"
+    rows = []
+    for i in range(20):
+        write_image(images / f"{i}.png", np.full((8, 8, 3), 10 * i, np.uint8))
+        rows.append([f"{i}.png", "cat" if i % 2 else "dog"])
+    csv_path = write_csv(tmp_path / "train.csv", rows)
+    config = DataConfig(data=str(csv_path), val_split=0.0, test_split=0.0)
+    _, before = carved_fingerprints(config, 0)
+    rows[0][1], rows[1][1] = rows[1][1], rows[0][1]  # the same files, two labels swapped
+    write_csv(csv_path, rows)
+    _, after = carved_fingerprints(config, 0)
+    assert after["train"]["sha256"] == before["train"]["sha256"]  # the files are the same
+    assert after["train"]["labels"] != before["train"]["labels"]
+    assert not same_fingerprints(before["train"], after["train"])
+    older = {key: before["train"][key] for key in ("images", "sha256")}
+    assert same_fingerprints(older, after["train"])  # recorded without labels: files only

@@ -96,7 +96,9 @@ def carved_fingerprints(config: DataConfig, seed: int) -> tuple[list[str], dict[
     _, files = check_readable(listed, Path(config.data or ""))  # refused with their hints
     drop_empty_splits(files, listed.where, config)
     fingerprints = {
-        name: split_fingerprint(listed.root, [str(path) for path, _ in entries])
+        name: split_fingerprint(
+            listed.root, [str(path) for path, _ in entries], [label for _, label in entries]
+        )
         for name, entries in carve_file_lists(files, config, seed).items()
     }
     return listed.class_names, fingerprints

@@ -346,7 +346,8 @@ def source_from_files(
             **listed.description,
             # Lets `evaluate` notice that the files changed since training.
             "fingerprints": {
-                name: split_fingerprint(root, split.paths or []) for name, split in splits.items()
+                name: split_fingerprint(root, split.paths or [], split.labels)
+                for name, split in splits.items()
             },
         },
         skipped=skipped,
@@ -472,17 +473,33 @@ def empty_split_warning(split: str, folder: Path, config: DataConfig) -> str:
     return f"{folder} has no readable images{inside}: {instead}."
 
 
-def split_fingerprint(root: Path, paths: list[str]) -> dict[str, Any]:
-    """The number of files and a sha256 (16 hex digits) of their sorted paths relative
-    to root and their sizes: it changes when files are added, removed, renamed or edited."""
-    digest = hashlib.sha256()
-    for relative, path in sorted((Path(p).relative_to(root).as_posix(), p) for p in paths):
+def split_fingerprint(root: Path, paths: list[str], labels: Any = None) -> dict[str, Any]:
+    """The number of files, a sha256 (16 hex digits) of their sorted paths relative to
+    root and their sizes (it changes when files are added, removed, renamed or edited),
+    and one of their class indices in that order (`labels`: when a label file relabels
+    the same files)."""
+    digest, classes = hashlib.sha256(), hashlib.sha256()
+    order = sorted(
+        (Path(p).relative_to(root).as_posix(), p, i) for i, p in enumerate(map(str, paths))
+    )
+    for relative, path, index in order:
         try:
             size = os.stat(path).st_size
         except OSError:  # gone since the scan: still a change
             size = -1
         digest.update(f"{relative}\t{size}\n".encode("utf-8", "surrogateescape"))
-    return {"images": len(paths), "sha256": digest.hexdigest()[:16]}
+        if labels is not None:
+            classes.update(f"{int(labels[index])}\n".encode())
+    fingerprint = {"images": len(order), "sha256": digest.hexdigest()[:16]}
+    if labels is not None:
+        fingerprint["labels"] = classes.hexdigest()[:16]
+    return fingerprint
+
+
+def same_fingerprints(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether two split fingerprints agree on what the recorded one holds: a run
+    recorded before `labels` was fingerprinted is compared on its files alone."""
+    return all(current.get(key) == value for key, value in recorded.items())
 
 
 def carve_folder_splits(

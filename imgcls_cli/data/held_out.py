@@ -241,18 +241,21 @@ def folder_change(
     """A warning when the run's own folder no longer holds the images it was trained with
     in the evaluated split(s), by the file-list fingerprints recorded at training; None
     when unchanged, for other data, and for runs recorded without fingerprints."""
+    from imgcls_cli.data.folder import same_fingerprints
+
     then, now = run.record.resolved.source, SourceRecord.from_dict(description)
     if not (then.kind == now.kind and then.kind in FILE_SOURCES and then.path == now.path):
         return None
     recorded, current = then.fingerprints or {}, now.fingerprints or {}
     names = [name for name in names if name in recorded and name in current]
-    if all(recorded[name] == current[name] for name in names):
+    if all(same_fingerprints(recorded[name], current[name]) for name in names):
         return None
     count_then = sum(recorded[name].get("images", 0) for name in names)
     count_now = sum(current[name]["images"] for name in names)
     return (
         f"The {split_name.value} images of {now.path} changed since the run was trained "
-        f"({count_then} then, {count_now} now; files added, removed or edited): the scores "
+        f"({count_then} then, {count_now} now; files added, removed, edited or relabelled): "
+        "the scores "
         "are not comparable with the run's own."
     )
 

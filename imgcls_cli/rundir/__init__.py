@@ -438,8 +438,14 @@ def check_same_data(
     the counts; runs recorded without fingerprints (TFDS, older runs) are not checked.
     --resume checks a folder or label file before TensorFlow starts (api.prepare_run), and
     every source once it is read (begin_run)."""
+    from imgcls_cli.data.folder import same_fingerprints
+
     then = read_run_record(run_dir).resolved
-    if not then.source.fingerprints or then.source.fingerprints == fingerprints:
+    recorded, current = then.source.fingerprints, fingerprints or {}
+    if not recorded or (
+        recorded.keys() == current.keys()
+        and all(same_fingerprints(recorded[name], current[name]) for name in recorded)
+    ):
         return
     splits = [name for name in ("train", "val", "test") if name in (then.split_sizes or {})]
 
