@@ -375,7 +375,7 @@ def test_relabelling_the_same_files_changes_the_fingerprints_a_resume_checks(tmp
     from conftest import write_image
 
     from imgcls_cli.data.factory import carved_fingerprints
-    from imgcls_cli.data.folder import same_fingerprints
+    from imgcls_cli.rundir.record import same_fingerprints
 
     images = tmp_path / "images"
     rows = []

@@ -496,12 +496,6 @@ def split_fingerprint(root: Path, paths: list[str], labels: Any = None) -> dict[
     return fingerprint
 
 
-def same_fingerprints(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether two split fingerprints agree on what the recorded one holds: a run
-    recorded before `labels` was fingerprinted is compared on its files alone."""
-    return all(current.get(key) == value for key, value in recorded.items())
-
-
 def carve_folder_splits(
     files: dict[str, list[tuple[Path, int]]],
     config: DataConfig,

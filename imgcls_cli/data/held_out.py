@@ -241,7 +241,7 @@ def folder_change(
     """A warning when the run's own folder no longer holds the images it was trained with
     in the evaluated split(s), by the file-list fingerprints recorded at training; None
     when unchanged, for other data, and for runs recorded without fingerprints."""
-    from imgcls_cli.data.folder import same_fingerprints
+    from imgcls_cli.rundir.record import same_fingerprints
 
     then, now = run.record.resolved.source, SourceRecord.from_dict(description)
     if not (then.kind == now.kind and then.kind in FILE_SOURCES and then.path == now.path):

@@ -35,7 +35,7 @@ from imgcls_cli.rundir.files import (
     write_json_atomic,
 )
 from imgcls_cli.rundir.owned import FolderMark, check_owned
-from imgcls_cli.rundir.record import Resolved, RunRecord
+from imgcls_cli.rundir.record import Resolved, RunRecord, same_fingerprints
 
 RUNS_ROOT = Path("runs")
 MODEL_FILE = "model.keras"
@@ -438,8 +438,6 @@ def check_same_data(
     the counts; runs recorded without fingerprints (TFDS, older runs) are not checked.
     --resume checks a folder or label file before TensorFlow starts (api.prepare_run), and
     every source once it is read (begin_run)."""
-    from imgcls_cli.data.folder import same_fingerprints
-
     then = read_run_record(run_dir).resolved
     recorded, current = then.source.fingerprints, fingerprints or {}
     if not recorded or (

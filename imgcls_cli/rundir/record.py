@@ -222,3 +222,10 @@ class MetricsRecord:
         if not isinstance(document, dict):
             return cls({})
         return cls({key: value for key, value in document.items() if isinstance(value, dict)})
+
+
+def same_fingerprints(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether two split fingerprints (data.folder.split_fingerprint) agree on what the
+    recorded one holds: a run recorded before `labels` was fingerprinted is compared on
+    its files alone."""
+    return all(current.get(key) == value for key, value in recorded.items())
