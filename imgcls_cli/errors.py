@@ -82,7 +82,7 @@ def python_spelling(message: str) -> str:
     # A command quoted in backticks (`imgcls train --dataset digits`) becomes the API call
     # that does the same (`api.train(dataset='digits')`), or stays as it is.
     parts = message.split("`")
-    for index in range(0, len(parts)):
+    for index in range(len(parts)):
         if index % 2 == 0:
             parts[index] = re.sub(FLAG, keyword, parts[index])
             parts[index] = parts[index].replace("the same command", "the same call")
@@ -94,9 +94,9 @@ def python_spelling(message: str) -> str:
 # A flag in a message, with the value that follows it where that is surely its value: a
 # placeholder (DIR, N), a number (not a percentage) or `auto`; other words may be the
 # sentence going on.
+BARE_VALUE = r"[A-Z][A-Z_]*|-?\d+(?:\.\d+)?(?:e-?\d+)?"  # a placeholder or a number
 FLAG = re.compile(
-    r"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)"
-    r"(?: ([A-Z][A-Z_]*(?![\w])|-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w%]|\.\d)|auto\b))?"
+    rf"(?<![\w-])--(no-)?([a-z][a-z0-9-]*)(?: ((?:{BARE_VALUE})(?![\w%]|\.\d)|auto\b))?"
 )
 
 
@@ -130,7 +130,7 @@ def api_call(command: str) -> str | None:
 
 def python_value(word: str) -> str:
     """A flag's value as Python source: placeholders and numbers bare, the rest a string."""
-    if re.fullmatch(r"[A-Z][A-Z_]*|-?\d+(\.\d+)?(e-?\d+)?", word):
+    if re.fullmatch(BARE_VALUE, word):
         return word
     return repr(word)
 

@@ -140,13 +140,13 @@ class RichReporter:
 def metrics_table(metrics: dict[str, Any]) -> Table:
     """The held-out scores (val, test); when nothing was held out, the saved model's
     scores on its sample of training images (nothing_held_out says what they are)."""
+    from imgcls_cli.report.metrics import held_out_splits
+
     table = Table(title="Final metrics")
     table.add_column("split")
     table.add_column("loss", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("images", justify="right")
-    from imgcls_cli.report.metrics import held_out_splits
-
     shown = held_out_splits(metrics) or [s for s in ("train_sample",) if s in metrics]
     for split in shown:
         m = metrics[split]

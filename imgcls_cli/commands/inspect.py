@@ -19,6 +19,7 @@ import numpy as np
 
 from imgcls_cli.config import DataConfig
 from imgcls_cli.data.factory import load_source
+from imgcls_cli.data.folder import relabelled_copies
 from imgcls_cli.data.images import check_image, open_image, unreadable_reason
 from imgcls_cli.data.sources import SPLITS, Source
 from imgcls_cli.reporting import Reporter
@@ -57,7 +58,7 @@ def inspect_data(
         name: [image for image in described if not image.get("unreadable")]
         for name, described in images.items()
     }
-    counts = class_counts(source, splits, images)
+    counts = class_counts(source, splits, readable)
     train_counts = [c["train"] for c in counts.values() if c.get("train")]
     report = {
         "data": source.description,
@@ -149,11 +150,10 @@ def describe_file(path: str, read: Callable[[str], bytes] | None = None) -> dict
 def class_counts(
     source: Source, splits: dict[str, Any], images: dict[str, list[dict[str, Any]]]
 ) -> dict[str, dict[str, int]]:
-    """{class: {split: readable images}}."""
+    """{class: {split: images}} of the images described in each split."""
     counts = {name: {split: 0 for split in splits} for name in source.class_names}
     for split_name, described in images.items():
-        readable = (image["label"] for image in described if not image.get("unreadable"))
-        for index, count in collections.Counter(readable).items():
+        for index, count in collections.Counter(image["label"] for image in described).items():
             counts[source.class_names[index]][split_name] = count
     return counts
 
@@ -177,11 +177,10 @@ def find_duplicates(
     repeat an earlier one of the same split; across_splits: val/test images whose content
     is also in train; different_classes: images whose copy, in any split, is filed under
     another class (one of the two labels is wrong)."""
-    within, across, relabelled = [], [], []
+    within, across = [], []
     train = {}
     for image in images.get("train", []):
         train.setdefault(image["hash"], image["name"])
-    anywhere: dict[str, dict[str, Any]] = {}
     for split, described in images.items():
         first: dict[str, str] = {}
         for image in described:
@@ -192,16 +191,20 @@ def find_duplicates(
                 across.append(
                     {"split": split, "file": image["name"], "train_file": train[image["hash"]]}
                 )
-            seen = anywhere.setdefault(image["hash"], image)
-            if seen["label"] != image["label"]:
-                relabelled.append(
-                    {
-                        "file": image["name"],
-                        "class": class_names[image["label"]],
-                        "same_as": seen["name"],
-                        "same_as_class": class_names[seen["label"]],
-                    }
-                )
+    pairs = relabelled_copies(
+        (image["name"], image["label"], image["hash"])
+        for described in images.values()
+        for image in described
+    )
+    relabelled = [
+        {
+            "file": name,
+            "class": class_names[label],
+            "same_as": earlier,
+            "same_as_class": class_names[earlier_label],
+        }
+        for name, label, earlier, earlier_label in pairs
+    ]
     return {"within_splits": within, "across_splits": across, "different_classes": relabelled}
 
 

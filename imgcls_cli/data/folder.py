@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -418,22 +418,16 @@ def leak_warning(root: Path, splits: dict[str, Split], hashes: dict[str, str]) -
     )
 
 
-def relabelled_copies(
-    files: dict[str, list[tuple[Path, int]]], hashes: dict[str, str]
-) -> list[tuple[str, int, str, int]]:
-    """(file, its class, the earlier file of the same bytes, that one's class) for every
-    image whose exact copy is filed under another class, in any split: one of the two
-    labels is wrong."""
+def relabelled_copies(items: Iterable[tuple[str, int, str]]) -> list[tuple[str, int, str, int]]:
+    """(file, its class, the earlier file of the same content, that one's class) for
+    every image whose exact copy is filed under another class, from (name, class index,
+    content hash) of every image in any split: one of the two labels is wrong."""
     first: dict[str, tuple[str, int]] = {}
     pairs = []
-    for entries in files.values():
-        for path, label in entries:
-            digest = hashes.get(str(path))
-            if digest is None:
-                continue
-            earlier, earlier_label = first.setdefault(digest, (str(path), label))
-            if earlier_label != label:
-                pairs.append((str(path), label, earlier, earlier_label))
+    for name, label, digest in items:
+        earlier, earlier_label = first.setdefault(digest, (name, label))
+        if earlier_label != label:
+            pairs.append((name, label, earlier, earlier_label))
     return pairs
 
 
@@ -441,7 +435,12 @@ def relabelled_copies_warning(
     root: Path, files: dict[str, list[tuple[Path, int]]], hashes: dict[str, str], classes: list[str]
 ) -> str | None:
     """One line when the same image is filed under two classes."""
-    pairs = relabelled_copies(files, hashes)
+    pairs = relabelled_copies(
+        (str(path), label, hashes[str(path)])
+        for entries in files.values()
+        for path, label in entries
+        if str(path) in hashes
+    )
     if not pairs:
         return None
     path, label, earlier, earlier_label = pairs[0]

@@ -255,8 +255,7 @@ def folder_change(
     return (
         f"The {split_name.value} images of {now.path} changed since the run was trained "
         f"({count_then} then, {count_now} now; files added, removed, edited or relabelled): "
-        "the scores "
-        "are not comparable with the run's own."
+        "the scores are not comparable with the run's own."
     )
 
 
