@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -433,7 +434,7 @@ def evaluate(
         write_evaluation,
     )
     from imgcls_cli.commands.evaluate import evaluate as score
-    from imgcls_cli.config import EvaluateConfig, from_dict
+    from imgcls_cli.config import EvaluateConfig, from_dict, protected_paths
     from imgcls_cli.data.held_out import check_held_out_data, open_data, training_copies_warning
     from imgcls_cli.rundir.load import load_run, locate_run, refuse_export
 
@@ -447,9 +448,13 @@ def evaluate(
     if config.explain:
         refuse_export(run_dir, "--explain draws Grad-CAM, which needs the Keras model")
     check_held_out_data(run_dir, config)  # before the model loads TensorFlow
-    run = load_run(run_dir, Path(model) if model else None)
-    report_dir = Path(output) if output is not None else default_report_dir(run.run_dir)
+    report_dir = Path(output) if output is not None else default_report_dir(run_dir)
     check_report_dir(report_dir)
+    # report images inside an image folder would be read as images of it
+    rundir.check_apart_from_data(
+        report_dir, [*rundir.training_data(run_dir), *protected_paths(config.data, config.data_dir)]
+    )
+    run = load_run(run_dir, Path(model) if model else None)
     data = open_data(run, config, reporter)
     copies = training_copies_warning(run, config, data)
     if copies:
@@ -571,7 +576,9 @@ def explain(
             "explain draws its overlays over image files: give paths (save an image in "
             "memory first, e.g. PIL.Image.fromarray(array).save('x.png'))."
         )
-    check_explain_target(model, output, class_name, layer)
+    given = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    folders = [Path(p) for p in given if isinstance(p, (str, os.PathLike)) and Path(p).is_dir()]
+    check_explain_target(model, output, class_name, layer, folders)
     failed = unreadable_records(items)
     if failed is not None:  # nothing to draw: say why at once, write nothing
         raise nothing_explained([(r.path, r.error) for r in failed])
@@ -580,17 +587,25 @@ def explain(
 
 
 def check_explain_target(
-    model: Any, output: Any, class_name: str | None, layer: str | None = None
+    model: Any,
+    output: Any,
+    class_name: str | None,
+    layer: str | None = None,
+    input_folders: list[Path] | None = None,
 ) -> None:
     """explain's output folder, --class and --layer, before the model loads (no
-    TensorFlow). A refused --class or --layer names the run when it was not given."""
+    TensorFlow). A refused --class or --layer names the run when it was not given. The
+    output keeps apart from the folders explained and the run's training data: overlays
+    there would be read as images of them."""
     from imgcls_cli.commands.explain import check_layer_name, check_output
     from imgcls_cli.rundir.load import find_run_dir, model_file, refuse_export
 
     given = Path(model) if model else None
     run_dir, latest = find_run_dir(given)
     refuse_export(run_dir, "Grad-CAM needs the Keras model")
-    check_output(Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR)
+    folder = Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR
+    check_output(folder)
+    rundir.check_apart_from_data(folder, [*rundir.training_data(run_dir), *(input_folders or [])])
     try:
         if class_name is not None:
             names = rundir.read_labels(run_dir)
@@ -666,8 +681,6 @@ def serve(
     but /health and the page. Options: host ("127.0.0.1"), port (8080; 0 picks a free
     one), name, top_k (3), max_batch (32), batch_timeout_ms (5), max_upload_mb (20),
     max_megapixels (50), decode_threads (4), quiet (False)."""
-    import os
-
     from imgcls_cli.commands.serve import bind, check_serve_extra, is_loopback, run_serve
     from imgcls_cli.config import ServeConfig, from_dict
     from imgcls_cli.errors import RunDirError
@@ -732,6 +745,8 @@ def augment_preview(
         source = from_dict(DataConfig, with_default_source(options), where="data options")
         if source.dataset is not None:
             check_dataset(source.dataset, source.data_dir, source.manual_dir)  # no TensorFlow
+        # a picture inside the image folder would be read as one of its images
+        rundir.check_apart_from_data(Path(output), source.protected_paths)
     return run_augment_preview(
         source,
         image_size=options.get("image_size"),

@@ -136,14 +136,8 @@ class DataConfig:
 
     @property
     def protected_paths(self) -> list[Path]:
-        """What a run directory must keep apart from (rundir.check_apart_from_data): the
-        image folder, or the label files of a table (whose images are listed by it, not
-        found by walking folders), and the TFDS data_dir."""
-        paths = [Path(p) for p in (self.data, self.data_dir) if p]
-        tables = label_files(Path(self.data)) if self.data else None
-        if tables:
-            paths = [*tables.values(), *paths[1:]]
-        return paths
+        """What a run directory must keep apart from (see protected_paths)."""
+        return protected_paths(self.data, self.data_dir)
 
     @property
     def source_name(self) -> str:
@@ -164,6 +158,17 @@ LABEL_FILES = {
     "val": ("val.csv", "valid.csv", "validation.csv"),
     "test": ("test.csv",),
 }
+
+
+def protected_paths(data: str | None, data_dir: str | None = None) -> list[Path]:
+    """What an output must keep apart from (rundir.check_apart_from_data), for --data and
+    --data-dir: the image folder, or the label files of a table (whose images are listed
+    by it, not found by walking folders), and the TFDS data_dir."""
+    paths = [Path(p) for p in (data, data_dir) if p]
+    tables = label_files(Path(data)) if data else None
+    if tables:
+        paths = [*tables.values(), *paths[1:]]
+    return paths
 
 
 def label_files(data: Path) -> dict[str, Path] | None:

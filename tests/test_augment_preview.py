@@ -249,3 +249,18 @@ def test_a_png_that_is_not_a_preview_is_never_overwritten(runner, cli_app, tmp_p
     for _ in range(2):  # an earlier preview is ours to replace
         result = runner.invoke(cli_app, ["augment-preview", "--output", str(preview)])
         assert result.exit_code == 0, result.output
+
+
+def test_the_picture_is_not_drawn_inside_the_image_folder(runner, cli_app, tmp_path, monkeypatch):
+    """A PNG inside the folder would be read as one of its images; the default output
+    (in the current folder) is refused too when that folder is the data."""
+    folder = make_class_folder(tmp_path / "shapes", per_class=2, size=8)
+    before = sorted(folder.rglob("*"))
+    result = preview(
+        runner, cli_app, "--data", str(folder), "--output", str(folder / "a" / "p.png")
+    )
+    assert result.exit_code == 2 and "overlaps the data folder" in result.output, result.output
+    monkeypatch.chdir(folder)
+    result = preview(runner, cli_app, "--data", ".")
+    assert result.exit_code == 2 and "overlaps the data folder" in result.output, result.output
+    assert sorted(folder.rglob("*")) == before

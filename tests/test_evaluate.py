@@ -443,3 +443,35 @@ def test_what_unknown_classes_were_called_and_how_many_mistakes_there_were():
     )
     assert title(10, 16, 16) == "Most confident mistakes (10 of 16; all in mistakes.csv)"
     assert title(3, 3, 3) == "Most confident mistakes"
+
+
+def folder_contents(root):
+    return {str(path.relative_to(root)): path.stat().st_mtime_ns for path in root.rglob("*")}
+
+
+def test_reports_exports_and_heatmaps_keep_out_of_image_folders(
+    runner, cli_app, shapes_run, tmp_path
+):
+    """Files written inside an image folder would be read as its images (a new class,
+    or more images of one): evaluate, export and explain refuse such an --output at once,
+    as train does, for the data they read and for the data the run trained on."""
+    trained_on = shapes_run.parent / "shapes"
+    classes = ("circle", "square", "tri")
+    held_out = make_class_folder(tmp_path / "held-out", classes=classes, per_class=2)
+    photo = str(held_out / "circle" / "circle_0.png")
+    run = str(shapes_run)
+    before = [folder_contents(folder) for folder in (trained_on, held_out, shapes_run)]
+    for args in (
+        ["evaluate", "--model", run, "--data", str(held_out), "--output", str(held_out / "r")],
+        ["evaluate", "--model", run, "--data", str(held_out), "--output", str(trained_on / "r")],
+        ["evaluate", "--model", run, "--data", str(held_out), "--output", str(tmp_path)],
+        ["export", run, "--output", str(trained_on / "onnx")],
+        ["export", run, "--data", str(held_out), "--output", str(held_out / "circle" / "x")],
+        ["explain", photo, "--model", run, "--output", str(trained_on / "heat")],
+        ["explain", str(held_out), "--model", run, "--output", str(held_out / "heat")],
+    ):
+        result = runner.invoke(cli_app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "overlaps the data folder" in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert [folder_contents(f) for f in (trained_on, held_out, shapes_run)] == before

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from imgcls_cli import rundir
-from imgcls_cli.config import EvalSplit, EvaluateConfig, ExportConfig, ExportFormat, Quantize
+from imgcls_cli.config import (
+    EvalSplit,
+    EvaluateConfig,
+    ExportConfig,
+    ExportFormat,
+    Quantize,
+    protected_paths,
+)
 from imgcls_cli.errors import OutputRefused
 from imgcls_cli.export import writers
 from imgcls_cli.export.runtimes import ExportedModel, open_artifact
@@ -76,6 +83,10 @@ def run_export(
     refuse_export(run_dir, "exports are made from the Keras model")
     folder = Path(output) if output is not None else default_export_dir(run_dir, config)
     check_export_target(folder, force)  # before the model loads: a refusal costs no TensorFlow
+    # an export inside an image folder would be read as a class of it
+    rundir.check_apart_from_data(
+        folder, [*rundir.training_data(run_dir), *protected_paths(config.data, config.data_dir)]
+    )
     run = load_run(run_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(folder.parent, f".{folder.name}.new-")

@@ -161,6 +161,21 @@ def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
             )
 
 
+def training_data(run_dir: Path) -> list[Path]:
+    """What a run trained on, as its output must keep apart from it: the image folder or
+    label files its config.json records (nothing for TFDS and embedded data, or an
+    unreadable record)."""
+    from imgcls_cli.config import protected_paths
+
+    try:
+        source = read_run_record(run_dir).resolved.source
+    except RunDirError:
+        return []
+    if source.kind in ("folder", "csv") and source.path:
+        return protected_paths(source.path)
+    return []
+
+
 def config_document(run_dir: Path | None) -> dict[str, Any]:
     """run_dir's config.json as a dict, or {} when there is none or it is unreadable
     (for questions about a folder; read_run_record reports such problems instead)."""
