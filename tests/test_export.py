@@ -206,6 +206,36 @@ def test_benchmark_times_the_model_and_each_export(shapes_run, exports, tmp_path
     assert whole["batch_size"] == 4 and whole["images_per_second"] > 0
 
 
+def test_a_forward_pass_costs_its_input_and_the_largest_activation():
+    import keras
+
+    from imgcls_cli.commands.benchmark import bytes_per_image
+
+    inner = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(16, 3, padding="same")])
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inner(inputs)))
+    model = keras.Model(inputs, outputs)  # the backbone's activations count, not its output
+    assert bytes_per_image(model, (8, 8), 3) == 4 * (2 * 8 * 8 * 3 + 3 * 8 * 8 * 16)
+
+
+def test_a_batch_too_large_for_the_free_memory_is_refused_in_one_line(
+    runner, cli_app, shapes_run, monkeypatch
+):
+    """Past the free memory the kernel kills the benchmark without a word: refused first,
+    with the largest batch that fits."""
+    from imgcls_cli.commands import benchmark
+
+    assert benchmark.available_memory() > 0  # this machine's, read from /proc/meminfo
+    per_image = 3 * 2**20
+    monkeypatch.setattr(benchmark, "bytes_per_image", lambda *_: per_image)
+    monkeypatch.setattr(benchmark, "available_memory", lambda: 10 * per_image)
+    result = runner.invoke(cli_app, ["benchmark", str(shapes_run), "-b", "1", "-b", "11"])
+    assert result.exit_code == 2, result.output
+    assert "--batch-size 11 needs about" in result.output
+    assert "give --batch-size 10 or less" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_the_benchmark_caption_counts_reads_and_files_apart():
     from imgcls_cli.cli.console import files_read
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from imgcls_cli import rundir
+from imgcls_cli.errors import ImgclsError, UsageError
 from imgcls_cli.export.writers import artifact_bytes
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.load import LoadedRun, load_run, refuse_export, require_run_dir
@@ -64,8 +66,15 @@ def flops_per_image(model: Any, image_size: tuple[int, int], channels: int) -> i
 
 def time_calls(predict: Any, batch: np.ndarray, runs_per_size: int) -> dict[str, float]:
     """p50/p95 milliseconds per call and images/s, after WARMUP_CALLS untimed calls."""
-    for _ in range(WARMUP_CALLS):
-        predict(batch)
+    import tensorflow as tf
+
+    try:
+        for _ in range(WARMUP_CALLS):
+            predict(batch)
+    except tf.errors.ResourceExhaustedError:
+        raise ImgclsError(
+            f"Out of memory at --batch-size {len(batch)}; give a smaller --batch-size."
+        ) from None
     seconds = []
     for _ in range(runs_per_size):
         started = time.perf_counter()
@@ -77,6 +86,69 @@ def time_calls(predict: Any, batch: np.ndarray, runs_per_size: int) -> dict[str,
         "p95_ms": float(p95 * 1000),
         "images_per_second": float(len(batch) / p50),
     }
+
+
+def leaf_layers(model: Any) -> Iterator[Any]:
+    """Every layer of a model, those of nested models (a fine-tuned backbone) included."""
+    for layer in model.layers:
+        if getattr(layer, "layers", None):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
+
+
+def bytes_per_image(model: Any, image_size: tuple[int, int], channels: int) -> int | None:
+    """About what one image costs in a forward pass, a little over what was measured
+    (peak memory over batch sizes): its float32 input twice (the batch and TensorFlow's
+    copy), and three times the largest activation (a layer's input and output are alive
+    together, with a working copy; TensorFlow frees the others). None when the layers'
+    shapes cannot be read."""
+    try:
+        sizes = [int(np.prod(layer.output.shape[1:])) for layer in leaf_layers(model)]
+    except (AttributeError, TypeError, ValueError):  # a layer without one output shape
+        return None
+    pixels = image_size[0] * image_size[1] * channels
+    return 4 * (2 * pixels + 3 * max(sizes, default=pixels))
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still take: the kernel's MemAvailable, or what is left
+    under a container's memory limit (cgroup v2) when that is less; None off Linux."""
+    try:
+        with open("/proc/meminfo") as info:
+            fields = dict(line.split(":", 1) for line in info)
+        free = int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return free
+
+
+def check_batch_memory(run: LoadedRun, batch_sizes: list[int]) -> None:
+    """A batch whose forward pass cannot fit in the free memory is refused before the
+    first call: past it, the kernel kills the process without a word, or TensorFlow
+    crashes. GPUs are left to their own out-of-memory error (time_calls says it)."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return
+    per_image = bytes_per_image(run.model, run.image_size, run.channels)
+    free = available_memory()
+    largest = max(batch_sizes)
+    if per_image is None or free is None or largest * per_image <= free:
+        return
+    raise UsageError(
+        f"--batch-size {largest} needs about {largest * per_image / 2**30:.1f} GiB for one "
+        f"pass of this model ({per_image / 2**20:.2f} MiB an image), more than the "
+        f"{free / 2**30:.1f} GiB of memory free; give --batch-size {max(1, free // per_image)} "
+        "or less."
+    )
 
 
 def candidates(run_dir: Path) -> list[tuple[str, Path]]:
@@ -102,6 +174,7 @@ def benchmark_run(
     run_dir = require_run_dir(Path(run_dir))  # a run's model.keras names its run
     refuse_export(run_dir, "the benchmark times its model.keras and exports")
     source = load_run(run_dir)
+    check_batch_memory(source, batch_sizes)
     parameters = int(source.model.count_params())
     flops = flops_per_image(source.model, source.image_size, source.channels)
     rng = np.random.default_rng(0)
@@ -112,7 +185,8 @@ def benchmark_run(
         path = folder / rundir.MODEL_FILE if run.exported is None else run.exported.path
         timings = {}
         for size in batch_sizes:
-            batch = rng.uniform(0, 255, (size, *run.image_size, run.channels)).astype(np.float32)
+            batch = rng.random((size, *run.image_size, run.channels), dtype=np.float32)
+            batch *= 255  # in place: a large batch is made once, in float32
             timings[str(size)] = time_calls(run.predict_batch, batch, runs_per_size)
         results.append(
             {
@@ -151,7 +225,6 @@ def end_to_end(run: LoadedRun, batch_size: int) -> dict[str, Any] | None:
     import tempfile
 
     from imgcls_cli.config import EvaluateConfig
-    from imgcls_cli.errors import ImgclsError
     from imgcls_cli.reporting import SilentReporter
 
     try:
