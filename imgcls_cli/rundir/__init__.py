@@ -88,9 +88,18 @@ def plan_run_dir(config: Any, output: Path | None, force: bool) -> tuple[Path, b
     if output is not None:
         check_apart_from_data(output, data_paths)
     if config.strategy == Strategy.multi_worker:
-        # As tf.keras' BackupAndRestore does: continue from the last checkpoint.
+        # As tf.keras' BackupAndRestore does: continue from the last checkpoint; a
+        # finished run is left as it is, as on one machine (every worker that sees the
+        # shared disk refuses alike, so none waits for a peer that stopped).
         if is_same_run(output, config.command, config.to_dict()):
-            return Path(output), True
+            if not is_finished(Path(output)):
+                return Path(output), True
+            if not force:
+                raise OutputRefused(
+                    f"Run directory {output} holds this run, finished: rerunning it trains "
+                    "nothing new. Pass --force to train it again, --resume --epochs N "
+                    "to train it longer, or choose another --output."
+                )
         if not is_chief_task():
             return Path(output) if output else default_run_dir(
                 config.command, config.run_name
