@@ -75,6 +75,30 @@ def test_suggestions_leave_out_the_settling_start_and_the_climb_at_the_end():
     assert suggestions["valley"] == lrs[10 + (94 - 10) // 2]
 
 
+def test_a_loss_that_barely_falls_suggests_nothing():
+    """A sweep too short for the model to learn: its smoothed loss wanders by a few
+    hundredths (this one is a real 30-step sweep of simplecnn on the digits); each method
+    would name a rate that noise chose."""
+    lrs = list(np.geomspace(1e-7, 10, 28))
+    smoothed = [2.307, 2.321, 2.318, 2.325, 2.319, 2.320, 2.322, 2.324, 2.325, 2.320]
+    smoothed += [2.319, 2.317, 2.313, 2.312, 2.311, 2.311, 2.308, 2.306, 2.304, 2.302]
+    smoothed += [2.295, 2.284, 2.295, 2.303, 2.304, 2.450, 2.944, 15.036]
+    assert lr_sweep.suggest(lrs, smoothed) == {"valley": None, "steepest": None}
+    smoothed[21] = 2.184  # the same sweep with a fall of 6% to its bottom suggests a rate
+    assert lrs[3] <= lr_sweep.suggest(lrs, smoothed)["steepest"] <= lrs[20]
+
+
+def test_suggestions_end_at_the_lowest_loss():
+    """After too high a rate the loss climbs and may fall again as the model recovers:
+    that fall is steeper than the real descent here, and is no rate to train at."""
+    lrs = list(np.geomspace(1e-7, 10, 60))
+    smoothed = list(np.linspace(2.3, 2.0, 40)) + list(np.linspace(3.0, 4.0, 10))
+    smoothed += list(np.linspace(3.9, 2.5, 10))  # the recovery: steep, after the bottom
+    suggestions = lr_sweep.suggest(lrs, smoothed)
+    assert lrs[6] <= suggestions["steepest"] <= lrs[39]
+    assert lrs[6] <= suggestions["valley"] <= lrs[39]
+
+
 @pytest.mark.parametrize(
     "smoothed, lowest, diverged",
     [(3.9, 1.0, False), (4.1, 1.0, True), (math.nan, 1.0, True), (math.inf, 1.0, True)],
@@ -176,17 +200,19 @@ def test_lr_find_json_records_every_step_and_leaves_nothing_behind(
     runner, cli_app, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(cli_app, ["lr-find", *TINY, "--steps", "30", "--json"])
+    result = runner.invoke(cli_app, ["lr-find", *TINY, "--steps", "60", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)  # stdout holds only the document
-    assert document["steps"] == len(document["lrs"]) == len(document["losses"]) <= 30
+    assert document["steps"] == len(document["lrs"]) == len(document["losses"]) <= 60
     lrs = np.array(document["lrs"])
     assert lrs[0] == pytest.approx(1e-7)
-    np.testing.assert_allclose(lrs[1:] / lrs[:-1], 1e8 ** (1 / 29))  # exponential, rising
-    assert document["stopped_early"] == (document["steps"] < 30)
+    np.testing.assert_allclose(lrs[1:] / lrs[:-1], 1e8 ** (1 / 59))  # exponential, rising
+    assert document["stopped_early"] == (document["steps"] < 60)
     suggestions = document["suggestions"]
     assert set(suggestions) == {"valley", "steepest"}
     assert document["suggested_lr"] == suggestions["valley"] in document["lrs"]
+    lowest = lrs[int(np.argmin(document["smoothed_losses"]))]  # both on the way down to it
+    assert suggestions["steepest"] in document["lrs"] and suggestions["steepest"] <= lowest
     assert document["options"]["arch"] == "simplecnn" and "epochs" not in document["options"]
     assert list(tmp_path.iterdir()) == []  # no run, no plot, no runs/ folder
 
