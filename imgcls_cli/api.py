@@ -435,7 +435,12 @@ def evaluate(
     )
     from imgcls_cli.commands.evaluate import evaluate as score
     from imgcls_cli.config import EvaluateConfig, from_dict, protected_paths
-    from imgcls_cli.data.held_out import check_held_out_data, open_data, training_copies_warning
+    from imgcls_cli.data.held_out import (
+        check_explained_files,
+        check_held_out_data,
+        open_data,
+        training_copies_warning,
+    )
     from imgcls_cli.rundir.load import load_run, locate_run, refuse_export
 
     reporter = api_reporter(reporter)
@@ -448,6 +453,7 @@ def evaluate(
     if config.explain:
         refuse_export(run_dir, "--explain draws Grad-CAM, which needs the Keras model")
     check_held_out_data(run_dir, config)  # before the model loads TensorFlow
+    check_explained_files(run_dir, config)
     report_dir = Path(output) if output is not None else default_report_dir(run_dir)
     check_report_dir(report_dir)
     # report images inside an image folder would be read as images of it

@@ -475,3 +475,13 @@ def test_reports_exports_and_heatmaps_keep_out_of_image_folders(
         assert "overlaps the data folder" in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert [folder_contents(f) for f in (trained_on, held_out, shapes_run)] == before
+
+
+def test_explain_is_refused_on_data_without_image_files(runner, cli_app, digits_run):
+    """The galleries that --explain draws on list image files; the embedded digits have
+    none. Refused at once, rather than a report with nothing drawn."""
+    before = folder_contents(digits_run)
+    result = runner.invoke(cli_app, ["evaluate", "--model", str(digits_run), "--explain"])
+    assert result.exit_code == 2, result.output
+    assert "digits has none: evaluate a folder of images" in result.output
+    assert folder_contents(digits_run) == before

@@ -25,7 +25,7 @@ from imgcls_cli.config import (
     label_files,
 )
 from imgcls_cli.data.sources import SPLITS
-from imgcls_cli.errors import DataError, RunDirError
+from imgcls_cli.errors import DataError, RunDirError, UsageError
 from imgcls_cli.reporting import Reporter
 from imgcls_cli.rundir.load import LoadedRun
 from imgcls_cli.rundir.record import SourceRecord
@@ -233,6 +233,25 @@ def check_held_out_data(run_dir: Path, options: EvaluateConfig) -> None:
     if not any(listed.class_names[label] in known for label in labels):
         unknown = [name for name in listed.class_names if name not in known]
         raise DataError(no_known_class(unknown, run.class_names))
+
+
+def check_explained_files(run_dir: Path, options: EvaluateConfig) -> None:
+    """--explain draws over the galleries of mistakes, which list image files: data
+    without files (TFDS, the embedded digits, Hugging Face) is refused before the model
+    loads, rather than scored with nothing drawn."""
+    if not options.explain:
+        return
+    from imgcls_cli.rundir.load import recorded_run
+
+    config, _, _ = choose_data(recorded_run(run_dir), options)
+    if data_kind(config.dataset, config.data) in ("folder", "csv"):
+        return
+    name = config.dataset or config.data
+    raise UsageError(
+        f"--explain draws Grad-CAM over the mistakes' image files, and {name} "
+        "has none: evaluate a folder of images (--data DIR) with it, or run `imgcls "
+        "explain` on image files."
+    )
 
 
 def folder_change(
