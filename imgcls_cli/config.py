@@ -285,14 +285,15 @@ def is_positive_number(value: Any) -> bool:
 
 
 def parse_lr(value: Any) -> float | str:
-    """--lr as typed: a number, or 'auto' (left for the config's checks to judge)."""
+    """--lr as typed: a number, 'auto', or the text itself, left for the config's checks
+    to judge (they know whether the command takes 'auto')."""
     text = str(value).strip().lower()
     if text == AUTO_LR:
         return AUTO_LR
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"--lr must be a positive number or 'auto'; got {value!r}.") from None
+        return str(value)
 
 
 @dataclasses.dataclass(frozen=True)

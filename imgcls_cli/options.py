@@ -42,7 +42,7 @@ def config_from_options(
     own = {k: v for k, v in options.items() if k not in data_names}
     if isinstance(own.get("unfreeze"), str):
         own["unfreeze"] = parse_unfreeze(own["unfreeze"])
-    if isinstance(own.get("lr"), str):  # train's --lr is text: a number or 'auto'
+    if isinstance(own.get("lr"), str):  # --lr is text: a number, or train's 'auto'
         own["lr"] = parse_lr(own["lr"])
     where = "options" if from_file else f"{cls.command} options"
     return cls.from_dict({**own, "data": data, "augment": augment}, where=where)

@@ -175,6 +175,16 @@ def test_train_lr_that_is_neither_number_nor_auto_is_refused(runner, cli_app, tm
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("lr", ["auto", "fast"])
+def test_finetune_lr_auto_is_said_to_be_for_train_only(runner, cli_app, tmp_path, lr):
+    """finetune's --lr takes no sweep: 'auto' is named as train's, not called no number."""
+    args = ["finetune", "--dataset", "digits", "--lr", lr, "--output", str(tmp_path / "r")]
+    result = runner.invoke(cli_app, args)
+    assert result.exit_code == 2, result.output
+    assert f"--lr must be a positive number ('auto' is for train only); got '{lr}'" in result.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_lr_find_refuses_train_options_it_has_no_use_for():
     with pytest.raises(UsageError, match="lr-find takes no epochs, patience"):
         api.lr_find(epochs=3, patience=2)

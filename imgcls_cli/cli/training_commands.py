@@ -106,7 +106,7 @@ def finetune(
     unfreeze: training_option(
         str, "Phase 2 trains the top N backbone layers, or 'all'; 0 skips phase 2."
     ) = str(FinetuneConfig.unfreeze),
-    lr: training_option(float, "Phase 1 learning rate.") = FinetuneConfig.lr,
+    lr: training_option(str, "Phase 1 learning rate.") = str(FinetuneConfig.lr),
     finetune_lr: training_option(
         Optional[float], "Phase 2 learning rate. Default: --lr / 10."
     ) = None,
