@@ -221,7 +221,7 @@ def test_grid_over_the_side_limit_is_refused_before_drawing():
     largest = GridLayout(rows=64, columns=65, tile_height=96, tile_width=96)  # 8x8 digits
     check_picture_size(largest)
     assert max(largest.size) <= MAX_SIDE
-    with pytest.raises(UsageError, match=r"17036 x 17946 pixels, over the limit of 16384"):
+    with pytest.raises(UsageError, match=r"17036 x 18842 pixels, over the limit of 16384"):
         check_picture_size(GridLayout(rows=64, columns=65, tile_height=256, tile_width=256))
 
 
@@ -264,3 +264,18 @@ def test_the_picture_is_not_drawn_inside_the_image_folder(runner, cli_app, tmp_p
     result = preview(runner, cli_app, "--data", ".")
     assert result.exit_code == 2 and "overlaps the data folder" in result.output, result.output
     assert sorted(folder.rglob("*")) == before
+
+
+def test_a_mix_too_long_for_its_tile_goes_on_two_lines_uncut():
+    from PIL import Image, ImageDraw
+
+    from imgcls_cli.commands.augment_preview import caption_lines, load_font
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (10, 10))), load_font(12)
+    assert caption_lines(draw, "circle", font, 96) == ["circle"]
+    mix = "circle 72% + square 28%"
+    assert draw.textlength(mix, font=font) > 96  # too long for one line of a 96-pixel tile
+    assert caption_lines(draw, mix, font, 96) == ["circle 72%", "+ square 28%"]
+    assert caption_lines(draw, mix, font, 400) == [mix]
+    [cut] = caption_lines(draw, "a_very_long_file_name_of_a_photo.jpg", font, 96)
+    assert cut.endswith("…") and draw.textlength(cut, font=font) <= 96

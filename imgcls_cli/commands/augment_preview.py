@@ -24,7 +24,8 @@ POOL_SIZE = 500  # streamed datasets: samples are picked among this many first e
 MIN_TILE = 96  # smaller images are enlarged (nearest neighbour) to at least this size
 MAX_TILE = 256  # larger ones are shrunk to at most this size
 PAD = 6
-CAPTION_HEIGHT = 18
+CAPTION_LINE = 14  # pixels a line of the 12-pixel font takes
+CAPTION_HEIGHT = 2 * CAPTION_LINE + 4  # two lines: a mix's two classes, one on each
 HEADER_HEIGHT = 20
 # Bounds on the picture: 100,000 variants took 91 s and drew a PNG 10 million pixels tall.
 MAX_COUNT = 64  # --samples and --variants each
@@ -328,9 +329,19 @@ def render_grid(
         for column, image in enumerate(images):
             x, y = layout.tile_origin(row, column)
             picture.paste(to_tile(image, (height, width)), (x, y))
-            text = fit_text(draw, captions[row][column], font, width)
-            draw.text((x, y + height + 2), text, fill="black", font=font)
+            for line, text in enumerate(caption_lines(draw, captions[row][column], font, width)):
+                draw.text((x, y + height + 2 + line * CAPTION_LINE), text, fill="black", font=font)
     return picture, layout
+
+
+def caption_lines(draw: Any, text: str, font: Any, width: int) -> list[str]:
+    """A caption as it fits under its tile: one line, or a mix ('circle 72% + square 28%')
+    on two, a class on each; cut with '…' only when a line alone is too long."""
+    if draw.textlength(text, font=font) <= width:
+        return [text]
+    first, plus, rest = text.partition(" + ")
+    lines = [first, f"+ {rest}"] if plus else [text]
+    return [fit_text(draw, line, font, width) for line in lines]
 
 
 def fit_text(draw: Any, text: str, font: Any, width: int) -> str:
