@@ -98,8 +98,17 @@ def test_auto_uses_gradcam_on_pooled_maps_and_hirescam_on_flattened_ones(cnn_run
 
 
 def test_the_command_writes_overlays_a_grid_and_a_record(
-    cnn_runs, marks, tmp_path, runner, cli_app
+    cnn_runs, marks, tmp_path, runner, cli_app, monkeypatch
 ):
+    from imgcls_cli.report import plots
+
+    drawn = plots.gradcam_grid_png
+    grid_captions = []
+    monkeypatch.setattr(
+        plots,
+        "gradcam_grid_png",
+        lambda tiles: grid_captions.append([t[2] for t in tiles]) or drawn(tiles),
+    )
     run_dir = cnn_runs["resnet8"]
     good = image_paths(marks["held"])[-2:]  # two rings
     broken = write_image(tmp_path / "in" / "fine.png", np.zeros((4, 4, 3), np.uint8))
@@ -132,6 +141,10 @@ def test_the_command_writes_overlays_a_grid_and_a_record(
         ["explain.json", "grid.png", records[0]["file"], records[1]["file"]]
     )
     assert "1 of 4" not in result.stderr and "2 of 4 input(s) could not be read" in result.stderr
+    # The grid names each tile's file above its prediction.
+    names = [Path(path).name for path in good]
+    assert [caption.split("\n")[0] for caption in grid_captions[-1]] == names
+    assert all(caption.split("\n")[1].startswith("ring (") for caption in grid_captions[-1])
 
     # Again, for another class: the earlier explanation is replaced, not mixed in.
     result = runner.invoke(

@@ -151,7 +151,8 @@ def run_explain(
                     )
                     write_bytes_atomic(building / item.file, png)
                     if len(tiles) < GRID_LIMIT:
-                        tiles.append((item.image, item.heatmap, caption(item)))
+                        named = f"{plots.short_name(item.path)}\n{caption(item)}"
+                        tiles.append((item.image, item.heatmap, named))
                 records.append(item.to_dict())
         files = [record["file"] for record in records if record["file"]]
         if not files:  # every input failed as it decoded: the folder keeps what it held

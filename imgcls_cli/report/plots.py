@@ -171,7 +171,7 @@ def gradcam_png(
 
 
 def gradcam_grid_png(tiles: list[tuple[np.ndarray, np.ndarray, str]]) -> bytes:
-    """Every overlay in one picture, captioned with its prediction."""
+    """Every overlay in one picture, captioned with its file's name and prediction."""
     from matplotlib.figure import Figure
 
     columns = min(6, len(tiles))
