@@ -185,3 +185,24 @@ def test_csv_rows_with_extra_keys_keep_every_column(tmp_path):
 def test_read_labels_explains_a_missing_file(tmp_path):
     with pytest.raises(RunDirError, match="labels.json is missing"):
         rundir.read_labels(tmp_path)
+
+
+def test_a_restarted_cluster_resumes_its_run_but_leaves_a_finished_one_alone(tmp_path):
+    """Every worker of a multi-worker job reruns the same command: it resumes the run
+    it finds unfinished; on a finished one it trains nothing and rewrites nothing, as on
+    one machine (every worker that sees the shared disk refuses alike)."""
+    from imgcls_cli.config import DataConfig, Strategy, TrainConfig
+    from imgcls_cli.errors import OutputRefused
+
+    config = TrainConfig(data=DataConfig(dataset="digits"), strategy=Strategy.multi_worker)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json_atomic(run / rundir.CONFIG_FILE, {"command": "train", "options": config.to_dict()})
+    write_csv_atomic(run / rundir.HISTORY_FILE, [{"epoch": 1, "loss": 1.0}])
+    assert rundir.plan_run_dir(config, run, force=False) == (run, True)  # stopped: resumed
+    (run / rundir.MODEL_FILE).write_text("the model")
+    write_json_atomic(run / rundir.METRICS_FILE, {"epochs_trained": 1})
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    with pytest.raises(OutputRefused, match="holds this run, finished"):
+        rundir.plan_run_dir(config, run, force=False)
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
