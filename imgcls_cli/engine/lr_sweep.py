@@ -35,7 +35,7 @@ SMOOTHING = 0.98  # the loss's moving average keeps this much of its past at eac
 DIVERGENCE = 4.0  # the sweep stops once the smoothed loss exceeds this multiple of its low
 SUGGESTED = "valley"  # the method that suggested_lr follows
 # A smoothed loss that falls by less than this share of its level suggests nothing: in a
-# sweep too short for the model to learn (30 steps on the digits fell 1.3%, 100 steps
+# sweep too short for the model to learn (30 steps on the digits fell 1.5%, 100 steps
 # 22%) each method would name a rate that noise chose.
 MIN_FALL = 0.05
 
