@@ -380,8 +380,8 @@ def lr_find(
     config = config_from_options(TrainConfig, options)
     check_names(config)
     if output is not None:  # before any work: it may be a folder of the user's
-        check_output_dir(Path(output))
         rundir.check_apart_from_data(Path(output), config.data.protected_paths)
+        check_output_dir(Path(output))
     return run_lr_find(config, sweep, Path(output) if output else None, api_reporter(reporter))
 
 
@@ -447,19 +447,20 @@ def evaluate(
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
     if config.dataset is not None:
         check_dataset(config.dataset, config.data_dir)  # before the model loads TensorFlow
-    if output is not None:
-        check_report_dir(Path(output))  # before any work: it may be a folder of the user's
+    if output is not None:  # before any work: it may be a folder or a file of the user's
+        rundir.check_output(Path(output))
+        rundir.check_apart_from_data(Path(output), protected_paths(config.data, config.data_dir))
+        check_report_dir(Path(output))
     run_dir = locate_run(Path(model) if model else None, reporter)
     if config.explain:
         refuse_export(run_dir, "--explain draws Grad-CAM, which needs the Keras model")
     check_held_out_data(run_dir, config)  # before the model loads TensorFlow
     check_explained_files(run_dir, config)
     report_dir = Path(output) if output is not None else default_report_dir(run_dir)
-    check_report_dir(report_dir)
     # report images inside an image folder would be read as images of it
-    rundir.check_apart_from_data(
-        report_dir, [*rundir.training_data(run_dir), *protected_paths(config.data, config.data_dir)]
-    )
+    rundir.check_apart_from_data(report_dir, protected_paths(config.data, config.data_dir))
+    rundir.check_apart_from_training_data(report_dir, run_dir)
+    check_report_dir(report_dir)
     run = load_run(run_dir, Path(model) if model else None)
     data = open_data(run, config, reporter)
     copies = training_copies_warning(run, config, data)
@@ -582,14 +583,23 @@ def explain(
             "explain draws its overlays over image files: give paths (save an image in "
             "memory first, e.g. PIL.Image.fromarray(array).save('x.png'))."
         )
-    given = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    folders = [Path(p) for p in given if isinstance(p, (str, os.PathLike)) and Path(p).is_dir()]
-    check_explain_target(model, output, class_name, layer, folders)
+    check_explain_target(model, output, class_name, layer, explained_folders(inputs, items))
     failed = unreadable_records(items)
     if failed is not None:  # nothing to draw: say why at once, write nothing
         raise nothing_explained([(r.path, r.error) for r in failed])
     run = open_run(Path(model) if model else None, api_reporter(reporter))
     return run_explain(run, items, Path(output) if output else None, class_name, layer, method)
+
+
+def explained_folders(inputs: Any, items: list[Any]) -> list[Path]:
+    """The folders explain's overlays must keep out of, as they would be read as images
+    there: each folder given, and the folder of each file (a class folder, say), but the
+    current one (where overlays of one's own photos may go)."""
+    given = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    folders = [Path(p) for p in given if isinstance(p, (str, os.PathLike)) and Path(p).is_dir()]
+    here = Path.cwd().resolve()
+    parents = {Path(item.path).parent for item in items if getattr(item, "error", 1) is None}
+    return folders + sorted(parent for parent in parents if parent.resolve() != here)
 
 
 def check_explain_target(
@@ -610,8 +620,9 @@ def check_explain_target(
     run_dir, latest = find_run_dir(given)
     refuse_export(run_dir, "Grad-CAM needs the Keras model")
     folder = Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR
+    rundir.check_apart_from_data(folder, input_folders or [], "the folder of the images {}")
+    rundir.check_apart_from_training_data(folder, run_dir)
     check_output(folder)
-    rundir.check_apart_from_data(folder, [*rundir.training_data(run_dir), *(input_folders or [])])
     try:
         if class_name is not None:
             names = rundir.read_labels(run_dir)

@@ -275,6 +275,9 @@ class AugmentConfig:
 
 
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
+# Epochs, each phase: more is a slip of the keyboard (at a second an epoch, over a day),
+# and past 2**63 steps TensorFlow cannot count them.
+MAX_EPOCHS = 100_000
 AUTO_LR = "auto"  # train --lr auto: an lr-find sweep before training picks the rate
 
 
@@ -305,7 +308,7 @@ class RunConfig:
     command: ClassVar[str]  # the imgcls command that reads these options
     sweeps_lr: ClassVar[bool] = False  # takes --lr auto (an lr-find sweep picks the rate)
     data: DataConfig
-    epochs: Annotated[int, Ge(1)] = 10
+    epochs: Annotated[int, Interval(ge=1, le=MAX_EPOCHS)] = 10
     batch_size: Annotated[int, Ge(1)] = 64
     lr: float | str = 1e-3  # a positive number; train also takes AUTO_LR (commands/lr_find.py)
     optimizer: Optimizer = Optimizer.adam
@@ -395,11 +398,11 @@ class TrainConfig(RunConfig):
     arch: str = "convnet"
     # None: chosen from the training split's size (data.prepare.default_epochs and
     # default_batch_size).
-    epochs: Annotated[int, Ge(1)] | None = None
+    epochs: Annotated[int, Interval(ge=1, le=MAX_EPOCHS)] | None = None
     batch_size: Annotated[int, Ge(1)] | None = None
     schedule: Schedule | None = None  # None: the arch's recipe, else DEFAULT_SCHEDULE
     # None: DEFAULT_WARMUP_EPOCHS when epochs allow
-    warmup_epochs: Annotated[int, Ge(0)] | None = None
+    warmup_epochs: Annotated[int, Interval(ge=0, le=MAX_EPOCHS)] | None = None
 
     def checks(self) -> list[tuple[bool, str]]:
         warmup = self.warmup_epochs
@@ -461,11 +464,11 @@ class FinetuneConfig(RunConfig):
     at a lower learning rate."""
 
     command: ClassVar[str] = "finetune"
-    epochs: Annotated[int, Ge(0)] = 10  # phase 2
+    epochs: Annotated[int, Interval(ge=0, le=MAX_EPOCHS)] = 10  # phase 2
     batch_size: Annotated[int, Ge(1)] = 32
     backbone: str = "mobilenetv2"
     weights: str = "imagenet"  # "imagenet", "none" or a weights file for the backbone
-    head_epochs: Annotated[int, Ge(0)] = 10  # phase 1
+    head_epochs: Annotated[int, Interval(ge=0, le=MAX_EPOCHS)] = 10  # phase 1
     # phase 2 trains the top N backbone layers, or "all"
     unfreeze: Annotated[int, Ge(0)] | str = 20
     finetune_lr: Annotated[float, Gt(0)] | None = None  # phase 2; None: lr / 10

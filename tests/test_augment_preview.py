@@ -279,3 +279,9 @@ def test_a_mix_too_long_for_its_tile_goes_on_two_lines_uncut():
     assert caption_lines(draw, mix, font, 400) == [mix]
     [cut] = caption_lines(draw, "a_very_long_file_name_of_a_photo.jpg", font, 96)
     assert cut.endswith("…") and draw.textlength(cut, font=font) <= 96
+    # Names too long for a line of their own are cut; their shares stay.
+    long = "a_rather_long_class_name 63% + another_very_long_name 37%"
+    first, second = caption_lines(draw, long, font, 96)
+    assert first.startswith("a_rather") and first.endswith("… 63%")
+    assert second.startswith("+ another") and second.endswith("… 37%")
+    assert max(draw.textlength(line, font=font) for line in (first, second)) <= 96

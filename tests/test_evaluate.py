@@ -460,21 +460,28 @@ def test_reports_exports_and_heatmaps_keep_out_of_image_folders(
     held_out = make_class_folder(tmp_path / "held-out", classes=classes, per_class=2)
     photo = str(held_out / "circle" / "circle_0.png")
     run = str(shapes_run)
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"a picture of mine")
     before = [folder_contents(folder) for folder in (trained_on, held_out, shapes_run)]
-    for args in (
-        ["evaluate", "--model", run, "--data", str(held_out), "--output", str(held_out / "r")],
-        ["evaluate", "--model", run, "--data", str(held_out), "--output", str(trained_on / "r")],
-        ["evaluate", "--model", run, "--data", str(held_out), "--output", str(tmp_path)],
-        ["export", run, "--output", str(trained_on / "onnx")],
-        ["export", run, "--data", str(held_out), "--output", str(held_out / "circle" / "x")],
-        ["explain", photo, "--model", run, "--output", str(trained_on / "heat")],
-        ["explain", str(held_out), "--model", run, "--output", str(held_out / "heat")],
+    data, training = "overlaps the data folder", "overlaps the folder the run trained on"
+    images = "overlaps the folder of the images"
+    for args, said in (
+        (["evaluate", "-m", run, "--data", str(held_out), "--output", str(held_out / "r")], data),
+        (["evaluate", "-m", run, "--data", str(held_out), "--output", str(trained_on)], training),
+        (["evaluate", "-m", run, "--data", str(held_out), "--output", str(tmp_path)], data),
+        (["evaluate", "-m", run, "--output", str(mine)], "is a file; give a directory path"),
+        (["export", run, "--output", str(trained_on / "circle")], training),  # not "not ours"
+        (["export", run, "--data", str(held_out), "--output", str(held_out / "circle")], data),
+        (["explain", photo, "-m", run, "--output", str(trained_on / "heat")], training),
+        (["explain", str(held_out), "-m", run, "--output", str(held_out / "heat")], images),
+        (["explain", photo, "-m", run, "--output", str(held_out / "circle" / "heat")], images),
     ):
         result = runner.invoke(cli_app, args)
         assert result.exit_code == 2, (args, result.output)
-        assert "overlaps the data folder" in result.output, (args, result.output)
+        assert said in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert [folder_contents(f) for f in (trained_on, held_out, shapes_run)] == before
+    assert mine.read_bytes() == b"a picture of mine"
 
 
 def test_explain_is_refused_on_data_without_image_files(runner, cli_app, digits_run):

@@ -160,7 +160,8 @@ def test_the_command_writes_overlays_a_grid_and_a_record(
     # Every input fails only as it decodes (damaged inside): one line, and the earlier
     # explanation stays as it was (it was replaced by a record of failures before).
     before = {p.name: p.read_bytes() for p in output.iterdir()}
-    damaged = damaged_png(Path(good[0]), tmp_path / "damaged.png")
+    (tmp_path / "damaged").mkdir()  # apart from the output: its folder is kept clear of it
+    damaged = damaged_png(Path(good[0]), tmp_path / "damaged" / "damaged.png")
     result = runner.invoke(
         cli_app, ["explain", str(damaged), "-m", str(run_dir), "--output", str(output)]
     )
@@ -440,3 +441,17 @@ def test_every_backbones_last_block_is_found_inside_the_served_model(backbone, l
     probabilities, heatmaps = cam(images)
     assert probabilities.shape == (2, 3) and heatmaps.shape == (2, 64, 64)
     assert np.isfinite(heatmaps).all() and heatmaps.min() >= 0 and heatmaps.max() <= 1
+
+
+def test_two_files_of_one_name_are_told_apart_in_the_grid():
+    """Their overlays are img.png and img-2.png; the grid titles them so, not both img.png."""
+    from imgcls_cli.commands.explain import tile_name
+    from imgcls_cli.report.gradcam import Explained
+
+    first, second, photo = Explained("a/0/img.png"), Explained("b/0/img.png"), Explained("p.jpg")
+    first.file, second.file, photo.file = "img.png", "img-2.png", "p.png"
+    assert [tile_name(first), tile_name(second), tile_name(photo)] == [
+        "img.png",
+        "img-2.png",
+        "p.jpg",
+    ]

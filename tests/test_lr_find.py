@@ -233,6 +233,11 @@ def test_a_diverging_sweep_stops_early_and_output_holds_its_plot(runner, cli_app
     arguments = ["lr-find", *TINY, "--start-lr", "0.1", "--end-lr", "1e6", "--steps", "40"]
     result = runner.invoke(cli_app, [*arguments, "--output", str(folder)])
     assert result.exit_code in (0, 1), result.output  # 1: no suggestion, said in one line
+    if result.exit_code == 1:
+        assert "No learning rate to suggest: the smoothed loss fell by less than 5% over" in (
+            result.output
+        )
+        assert "a lower --start-lr, when the loss climbed from the first step" in result.output
     document = json.loads((folder / "lr_find.json").read_text())
     assert document["stopped_early"] and document["steps"] < 40
     smoothed = [math.inf if v is None else v for v in document["smoothed_losses"]]
@@ -284,3 +289,15 @@ def test_train_lr_auto_without_a_suggestion_stops_and_keeps_no_run(tmp_path, mon
     with pytest.raises(ImgclsError, match="the loss did not fall"):
         train_digits(tmp_path / "run", lr="auto")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_output_in_the_data_is_refused_as_such_before_whose_files_it_holds(
+    runner, cli_app, tmp_path
+):
+    """A class folder holds files lr-find did not write; the reason to give is the data."""
+    from conftest import make_class_folder
+
+    images = make_class_folder(tmp_path / "shapes", per_class=2, size=8)
+    args = ["lr-find", "--data", str(images), "--output", str(images / "circle")]
+    result = runner.invoke(cli_app, args)
+    assert result.exit_code == 2 and "overlaps the data folder" in result.output, result.output

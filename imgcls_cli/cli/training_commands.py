@@ -162,10 +162,9 @@ def lr_find(
             return
         console.print_result(console.lr_find_table(document))
         if document["suggested_lr"] is None:
-            raise ImgclsError(
-                f"No learning rate to suggest: the loss did not fall over "
-                f"{document['steps']} steps; try a lower --start-lr or more --steps."
-            )
+            from imgcls_cli.engine.lr_sweep import no_suggestion
+
+            raise ImgclsError(f"No learning rate to suggest: {no_suggestion(document['steps'])}")
         if output is not None:
             console.info(f"Wrote lr_find.png, lr_find.json to {output}")
         elif not quiet and console.err.is_terminal:

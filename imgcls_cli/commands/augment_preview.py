@@ -340,17 +340,21 @@ def caption_lines(draw: Any, text: str, font: Any, width: int) -> list[str]:
     if draw.textlength(text, font=font) <= width:
         return [text]
     first, plus, rest = text.partition(" + ")
-    lines = [first, f"+ {rest}"] if plus else [text]
-    return [fit_text(draw, line, font, width) for line in lines]
+    if not plus:
+        return [fit_text(draw, text, font, width)]
+    # Each line a class and its share: a long name is cut, its share kept.
+    lines = [first, f"+ {rest}"]
+    return [fit_text(draw, line, font, width, keep=" " + line.rsplit(" ", 1)[1]) for line in lines]
 
 
-def fit_text(draw: Any, text: str, font: Any, width: int) -> str:
-    """Cut a caption with '…' so it stays under its own tile."""
+def fit_text(draw: Any, text: str, font: Any, width: int, keep: str = "") -> str:
+    """Cut a caption with '…' so it stays under its own tile, its ending `keep` kept."""
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "…", font=font) > width:
+    text = text.removesuffix(keep)
+    while text and draw.textlength(text + "…" + keep, font=font) > width:
         text = text[:-1]
-    return text + "…"
+    return text + "…" + keep
 
 
 def write_png(picture: Any, output: Path) -> None:

@@ -73,6 +73,16 @@ class OverlayNames:
         return name
 
 
+def tile_name(item: Explained) -> str:
+    """The file's name over its tile in grid.png; for a second file of the same name,
+    its overlay's (a-2.png), which tells the two apart as the folder does."""
+    from imgcls_cli.report import plots  # matplotlib: loaded when drawing
+
+    if Path(item.file or "").stem != Path(item.path).stem:
+        return str(item.file)
+    return plots.short_name(item.path)
+
+
 def caption(item: Explained) -> str:
     text = f"{item.label} ({item.confidence:.0%})"
     if item.explained != item.label:
@@ -151,7 +161,7 @@ def run_explain(
                     )
                     write_bytes_atomic(building / item.file, png)
                     if len(tiles) < GRID_LIMIT:
-                        named = f"{plots.short_name(item.path)}\n{caption(item)}"
+                        named = f"{tile_name(item)}\n{caption(item)}"
                         tiles.append((item.image, item.heatmap, named))
                 records.append(item.to_dict())
         files = [record["file"] for record in records if record["file"]]

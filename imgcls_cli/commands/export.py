@@ -82,11 +82,11 @@ def run_export(
     run_dir = require_run_dir(Path(run_dir))  # a run's model.keras names its run
     refuse_export(run_dir, "exports are made from the Keras model")
     folder = Path(output) if output is not None else default_export_dir(run_dir, config)
-    check_export_target(folder, force)  # before the model loads: a refusal costs no TensorFlow
-    # an export inside an image folder would be read as a class of it
-    rundir.check_apart_from_data(
-        folder, [*rundir.training_data(run_dir), *protected_paths(config.data, config.data_dir)]
-    )
+    # Before the model loads (a refusal costs no TensorFlow); an export inside an image
+    # folder would be read as a class of it.
+    rundir.check_apart_from_data(folder, protected_paths(config.data, config.data_dir))
+    rundir.check_apart_from_training_data(folder, run_dir)
+    check_export_target(folder, force)
     run = load_run(run_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(folder.parent, f".{folder.name}.new-")

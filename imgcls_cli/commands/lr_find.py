@@ -118,6 +118,8 @@ def lr_find_figure(document: dict[str, Any]) -> Any:
     axes.set_xlabel("learning rate")
     axes.set_ylabel("training loss")
     ending = ", stopped when the loss diverged" if document["stopped_early"] else ""
+    if document["suggestions"].get(document["method"]) is None:
+        ending += "\nno rate suggested: the loss did not fall enough"
     axes.set_title(f"Learning-rate sweep: {document['steps']} steps{ending}")
     axes.legend(fontsize=8)
     return figure

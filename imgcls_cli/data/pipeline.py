@@ -94,6 +94,8 @@ def create_batches(
     """
     import tensorflow as tf
 
+    if split.num_examples > 0:  # the same batches, but tf.data allocates what it is asked
+        batch_size = min(batch_size, split.num_examples)
     shuffle = shuffle_seed is not None
     in_memory = cache is True or cache == "memory"  # "stream" and False: neither
     folder = split.files is not None

@@ -100,6 +100,15 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> float | None:
     return float(lrs[bottom - length[bottom] // 2])
 
 
+def no_suggestion(steps: int) -> str:
+    """Why a sweep suggests nothing, and what to do."""
+    return (
+        f"the smoothed loss fell by less than {MIN_FALL:.0%} over {steps} steps; sweep "
+        "more --steps, so that the model has time to learn (or from a lower --start-lr, "
+        "when the loss climbed from the first step)."
+    )
+
+
 def descent(losses: np.ndarray) -> int | None:
     """The number of steps up to and including the lowest loss, when the loss fell to it
     by MIN_FALL of its highest value before it; None when it did not fall that much."""
@@ -272,9 +281,9 @@ def auto_learning_rate(
     found = sweep_session(session, LrFindConfig())
     if found.suggested_lr is None:
         raise ImgclsError(
-            f"--lr auto: the loss did not fall during the {len(found.lrs)}-step sweep, so "
-            "there is no rate to suggest; give --lr a number (`imgcls lr-find --output DIR` "
-            "draws the sweep)."
+            f"--lr auto: the loss did not fall enough during the {len(found.lrs)}-step "
+            "sweep, so there is no rate to suggest; give --lr a number (`imgcls lr-find "
+            "--output DIR` draws the sweep)."
         )
     session.reporter.info(
         f"Learning rate {found.suggested_lr:.3g}: lr-find's {SUGGESTED} suggestion "

@@ -157,17 +157,33 @@ def check_output(output: Path) -> None:
         raise OutputRefused(f"--output {output} is a file; give a directory path.")
 
 
-def check_apart_from_data(run_dir: Path, data_paths: list[Path]) -> None:
-    """A run directory may not be a data folder, lie inside one, or contain one: a
-    --force would delete the data, and the scan would read the run's files as images."""
+def check_apart_from_data(
+    run_dir: Path, data_paths: list[Path], what: str = "the data folder {}"
+) -> None:
+    """An output may not be a data folder, lie inside one, or contain one: a --force
+    would delete the data, and the scan would read the output's files as images."""
     run = Path(run_dir).resolve()
     for data in data_paths:
         real = Path(data).resolve()
         if run == real or real in run.parents or run in real.parents:
             raise UsageError(
-                f"--output {run_dir} overlaps the data folder {data}; choose an --output "
-                "outside the data (not containing it either)."
+                f"--output {run_dir} overlaps {what.format(as_given(Path(data)))}; choose "
+                "an --output outside it (not containing it either)."
             )
+
+
+def check_apart_from_training_data(output: Path, run_dir: Path) -> None:
+    """An output beside a run keeps apart from the folder the run trained on: its files
+    there would join the training data (a new class, or more images of one)."""
+    check_apart_from_data(output, training_data(run_dir), "the folder the run trained on ({})")
+
+
+def as_given(path: Path) -> Path:
+    """An absolute path inside the current folder, as a relative one (as users type it)."""
+    if path.is_absolute():
+        with contextlib.suppress(ValueError):
+            return path.relative_to(Path.cwd())
+    return path
 
 
 def training_data(run_dir: Path) -> list[Path]:
