@@ -56,6 +56,18 @@ def test_each_epoch_sees_every_image_once_in_a_new_seeded_order(tmp_path, cache)
     assert epoch_orders(split, 1, seed=4, cache=cache)[0] != first
 
 
+@pytest.mark.parametrize("cache", [False, True, "disk"])
+@pytest.mark.parametrize("seed", [0, None])  # training's batches, and evaluation's
+def test_a_batch_larger_than_the_data_is_the_data(tmp_path, cache, seed):
+    """--batch-size 100000000 on 24 images: one batch of 24, as asked, without tf.data
+    setting aside room for a hundred million (evaluation's batches ran out of memory)."""
+    root = numbered_folder(tmp_path / "numbers")
+    config = DataConfig(data=str(root), val_split=0, test_split=0)
+    split = load_folder(root, config, 0).splits["train"]
+    batches = pipeline.create_batches(split, (64, 64), 1, 2, 10**8, shuffle_seed=seed, cache=cache)
+    assert [len(images) for images, _ in batches] == [24]
+
+
 @pytest.mark.parametrize("cache", [False, True])
 def test_streaming_a_folder_shuffles_paths_before_decoding(tmp_path, monkeypatch, cache):
     """The first batch of a streamed folder decodes a few images, not a buffer of them."""

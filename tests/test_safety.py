@@ -87,6 +87,7 @@ def test_force_replaces_an_earlier_run_and_paths_print_as_given(runner, cli_app,
         (["--lr", "inf"], "--lr must be a positive number"),
         (["--lr", "nan"], "--lr must be a positive number"),
         (["--weight-decay", "inf"], "--weight-decay must be a number"),
+        (["--epochs", "99999999999999999999"], "--epochs must be between 1 and 100000"),
     ],
 )
 def test_bad_numbers_are_usage_errors(runner, cli_app, tmp_path, args, message):
