@@ -255,7 +255,7 @@ def test_an_existing_folder_of_the_users_is_refused_even_with_force(runner, cli_
         (["--arch", "simplcnn"], 2, "Did you mean 'simplecnn'?"),
         (["--data", "/no/such/folder"], 1, "does not exist"),
         (["--data", __file__], 1, "is a file; give a folder with one sub-folder per class, or a"),
-        (["--epochs", "0"], 2, "--epochs must be at least 1"),
+        (["--epochs", "0"], 2, "--epochs must be between 1 and 100000"),
         (["--batch-size", "-3"], 2, "--batch-size must be at least 1"),
         (["--ema", "1.5"], 2, "--ema must be a decay between 0 and 1"),
         (["--dataset", "digits", "--data", "x"], 2, "exactly one"),
