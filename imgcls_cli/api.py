@@ -456,6 +456,12 @@ def evaluate(
         refuse_export(run_dir, "--explain draws Grad-CAM, which needs the Keras model")
     check_held_out_data(run_dir, config)  # before the model loads TensorFlow
     check_explained_files(run_dir, config)
+    classes = len(rundir.read_labels(run_dir))
+    if config.top_k is not None and config.top_k >= classes:
+        raise UsageError(
+            f"--top-k must be below the model's {classes} classes (the top {classes} always "
+            f"hold the true one); got {config.top_k}."
+        )
     report_dir = Path(output) if output is not None else default_report_dir(run_dir)
     # report images inside an image folder would be read as images of it
     rundir.check_apart_from_data(report_dir, protected_paths(config.data, config.data_dir))

@@ -221,6 +221,7 @@ def test_evaluate_other_split_and_top_k(runner, cli_app, digits_run, tmp_path):
     [
         (["--min-accuracy", "90"], 2, "--min-accuracy is a fraction"),
         (["--top-k", "0"], 2, "--top-k must be at least 1"),
+        (["--top-k", "3"], 2, "--top-k must be below the model's 3 classes"),  # always 100%
         (["--dataset", "digits", "--data", "x"], 2, "at most one"),
         (["--data", "/no/such/folder"], 1, "does not exist"),
     ],
