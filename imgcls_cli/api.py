@@ -447,10 +447,6 @@ def evaluate(
     config = from_dict(EvaluateConfig, paths_as_text(options), where="evaluate options")
     if config.dataset is not None:
         check_dataset(config.dataset, config.data_dir)  # before the model loads TensorFlow
-    if output is not None:  # before any work: it may be a folder or a file of the user's
-        rundir.check_output(Path(output))
-        rundir.check_apart_from_data(Path(output), protected_paths(config.data, config.data_dir))
-        check_report_dir(Path(output))
     run_dir = locate_run(Path(model) if model else None, reporter)
     if config.explain:
         refuse_export(run_dir, "--explain draws Grad-CAM, which needs the Keras model")
@@ -462,10 +458,13 @@ def evaluate(
             f"--top-k must be below the model's {classes} classes (the top {classes} always "
             f"hold the true one); got {config.top_k}."
         )
+    # Before the model loads: the output may be a file or a folder of the user's, or lie
+    # in an image folder, whose images the report's pictures would join.
     report_dir = Path(output) if output is not None else default_report_dir(run_dir)
-    # report images inside an image folder would be read as images of it
-    rundir.check_apart_from_data(report_dir, protected_paths(config.data, config.data_dir))
-    rundir.check_apart_from_training_data(report_dir, run_dir)
+    rundir.check_output(report_dir)
+    rundir.check_apart_from_run_data(
+        report_dir, run_dir, protected_paths(config.data, config.data_dir)
+    )
     check_report_dir(report_dir)
     run = load_run(run_dir, Path(model) if model else None)
     data = open_data(run, config, reporter)
@@ -604,7 +603,7 @@ def explained_folders(inputs: Any, items: list[Any]) -> list[Path]:
     given = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     folders = [Path(p) for p in given if isinstance(p, (str, os.PathLike)) and Path(p).is_dir()]
     here = Path.cwd().resolve()
-    parents = {Path(item.path).parent for item in items if getattr(item, "error", 1) is None}
+    parents = {Path(item.path).parent for item in items if item.error is None}
     return folders + sorted(parent for parent in parents if parent.resolve() != here)
 
 
@@ -626,8 +625,9 @@ def check_explain_target(
     run_dir, latest = find_run_dir(given)
     refuse_export(run_dir, "Grad-CAM needs the Keras model")
     folder = Path(output) if output is not None else run_dir / rundir.EXPLAIN_DIR
-    rundir.check_apart_from_data(folder, input_folders or [], "the folder of the images {}")
-    rundir.check_apart_from_training_data(folder, run_dir)
+    rundir.check_apart_from_run_data(
+        folder, run_dir, input_folders or [], "the folder of the images {}"
+    )
     check_output(folder)
     try:
         if class_name is not None:

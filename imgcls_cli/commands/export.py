@@ -84,8 +84,7 @@ def run_export(
     folder = Path(output) if output is not None else default_export_dir(run_dir, config)
     # Before the model loads (a refusal costs no TensorFlow); an export inside an image
     # folder would be read as a class of it.
-    rundir.check_apart_from_data(folder, protected_paths(config.data, config.data_dir))
-    rundir.check_apart_from_training_data(folder, run_dir)
+    rundir.check_apart_from_run_data(folder, run_dir, protected_paths(config.data, config.data_dir))
     check_export_target(folder, force)
     run = load_run(run_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)

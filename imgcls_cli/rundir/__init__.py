@@ -172,9 +172,13 @@ def check_apart_from_data(
             )
 
 
-def check_apart_from_training_data(output: Path, run_dir: Path) -> None:
-    """An output beside a run keeps apart from the folder the run trained on: its files
-    there would join the training data (a new class, or more images of one)."""
+def check_apart_from_run_data(
+    output: Path, run_dir: Path, data_paths: list[Path], what: str = "the data folder {}"
+) -> None:
+    """An output made from a run (a report, an export, heatmaps) keeps apart from the
+    data the command reads (`data_paths`, named by `what`) and from the folder the run
+    trained on: its files there would join that data (a new class, or more images of one)."""
+    check_apart_from_data(output, data_paths, what)
     check_apart_from_data(output, training_data(run_dir), "the folder the run trained on ({})")
 
 
